@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(s(b"plain"), r#""plain""#);
         assert_eq!(s(b"a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(s(b"<a&b>"), r#""\u003ca\u0026b\u003e""#);
-        assert_eq!(s(b"\n\r\t\x01\x1f\x08\x0c"), r#""\n\r\t\u0001\u001f\u0008\u000c""#);
+        assert_eq!(
+            s(b"\n\r\t\x01\x1f\x08\x0c"),
+            r#""\n\r\t\u0001\u001f\u0008\u000c""#
+        );
         assert_eq!(s("\u{2028}x\u{2029}".as_bytes()), r#""\u2028x\u2029""#);
         assert_eq!(s("héllo ☃".as_bytes()), "\"héllo ☃\"");
     }

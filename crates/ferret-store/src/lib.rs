@@ -23,3 +23,6 @@ pub use event::{Action, Event, NodeView};
 pub use request::{Method, Write};
 pub use store::{Store, TtlOptions, MIN_EXPIRE_NS};
 pub use watch::{WatchSink, WatchStart, WatcherId, HISTORY_CAPACITY};
+
+#[cfg(test)]
+mod tests;

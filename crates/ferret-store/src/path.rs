@@ -95,6 +95,9 @@ mod tests {
         assert_eq!(join(b"/", b"a"), b"/a");
         assert_eq!(join(b"/a", b"b"), b"/a/b");
         assert_eq!(segments(b"/").count(), 0);
-        assert_eq!(segments(b"/a/b").collect::<Vec<_>>(), vec![&b"a"[..], &b"b"[..]]);
+        assert_eq!(
+            segments(b"/a/b").collect::<Vec<_>>(),
+            vec![&b"a"[..], &b"b"[..]]
+        );
     }
 }

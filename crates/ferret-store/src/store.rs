@@ -324,7 +324,16 @@ impl Store {
         ttl: TtlOptions,
         now_ns: i64,
     ) -> Result<Arc<Event>, Error> {
-        let r = self.internal_create(p, dir, value, unique, false, ttl.expire(), Action::Create, now_ns);
+        let r = self.internal_create(
+            p,
+            dir,
+            value,
+            unique,
+            false,
+            ttl.expire(),
+            Action::Create,
+            now_ns,
+        );
         count(&r, &self.stats.create_success, &self.stats.create_fail);
         let e = r?;
         Ok(self.publish(e))
@@ -367,7 +376,16 @@ impl Store {
             (Some(v), true) => v.as_slice(),
             _ => value,
         };
-        self.internal_create(&p, dir, value, false, true, ttl.expire(), Action::Set, now_ns)
+        self.internal_create(
+            &p,
+            dir,
+            value,
+            false,
+            true,
+            ttl.expire(),
+            Action::Set,
+            now_ns,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -519,7 +537,11 @@ impl Store {
         now_ns: i64,
     ) -> Result<Arc<Event>, Error> {
         let r = self.internal_cas(p, prev_value, prev_index, value, ttl, now_ns);
-        count(&r, &self.stats.compare_and_swap_success, &self.stats.compare_and_swap_fail);
+        count(
+            &r,
+            &self.stats.compare_and_swap_success,
+            &self.stats.compare_and_swap_fail,
+        );
         let e = r?;
         Ok(if ttl.refresh {
             self.record_refresh(e)
@@ -623,7 +645,11 @@ impl Store {
         now_ns: i64,
     ) -> Result<Arc<Event>, Error> {
         let r = self.internal_cad(p, prev_value, prev_index, now_ns);
-        count(&r, &self.stats.compare_and_delete_success, &self.stats.compare_and_delete_fail);
+        count(
+            &r,
+            &self.stats.compare_and_delete_success,
+            &self.stats.compare_and_delete_fail,
+        );
         r
     }
 
@@ -716,7 +742,9 @@ impl Store {
             }
         }
         let since = since.max(self.current_index + 1);
-        Ok(WatchStart::Waiting(self.hub.add(&p, recursive, stream, since, sink)))
+        Ok(WatchStart::Waiting(
+            self.hub.add(&p, recursive, stream, since, sink),
+        ))
     }
 
     /// Removes a waiting watcher (its client went away). Returns whether it
@@ -761,7 +789,9 @@ impl Store {
     /// (watchers of `p` itself and its ancestors are woken by `publish`).
     fn remove_subtree(&mut self, p: &[u8], e: &Arc<Event>) {
         let (parent, name) = path::split(p);
-        let parent = self.lookup_mut(parent).expect("parent of a live node exists");
+        let parent = self
+            .lookup_mut(parent)
+            .expect("parent of a live node exists");
         let node = parent
             .children_mut()
             .and_then(|c| c.remove(name))
@@ -792,10 +822,22 @@ impl Store {
             ("updateFail", s.update_fail.load(Ordering::Relaxed)),
             ("createSuccess", s.create_success.load(Ordering::Relaxed)),
             ("createFail", s.create_fail.load(Ordering::Relaxed)),
-            ("compareAndSwapSuccess", s.compare_and_swap_success.load(Ordering::Relaxed)),
-            ("compareAndSwapFail", s.compare_and_swap_fail.load(Ordering::Relaxed)),
-            ("compareAndDeleteSuccess", s.compare_and_delete_success.load(Ordering::Relaxed)),
-            ("compareAndDeleteFail", s.compare_and_delete_fail.load(Ordering::Relaxed)),
+            (
+                "compareAndSwapSuccess",
+                s.compare_and_swap_success.load(Ordering::Relaxed),
+            ),
+            (
+                "compareAndSwapFail",
+                s.compare_and_swap_fail.load(Ordering::Relaxed),
+            ),
+            (
+                "compareAndDeleteSuccess",
+                s.compare_and_delete_success.load(Ordering::Relaxed),
+            ),
+            (
+                "compareAndDeleteFail",
+                s.compare_and_delete_fail.load(Ordering::Relaxed),
+            ),
             ("expireCount", s.expire_count.load(Ordering::Relaxed)),
             ("watchers", self.hub.count() as u64),
         ];
