@@ -732,7 +732,11 @@ impl Store {
         })?;
         if !stream {
             if let Some(e) = past.next() {
-                return Ok(WatchStart::Ready(e.clone()));
+                // etcd answers with a copy stamped with the current index
+                // (the `X-Etcd-Index` of the response), not the event's.
+                let mut e = Event::clone(e);
+                e.etcd_index = self.current_index;
+                return Ok(WatchStart::Ready(Arc::new(e)));
             }
         } else {
             for e in past {
