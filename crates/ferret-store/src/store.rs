@@ -741,7 +741,9 @@ impl Store {
         } else {
             for e in past {
                 if !sink.send(e) {
-                    break;
+                    // The receiver is gone or behind already: drop the
+                    // watcher as the hub would, never registering it.
+                    return Ok(WatchStart::Waiting(self.hub.unregistered_id()));
                 }
             }
         }
