@@ -425,6 +425,9 @@ impl Store {
             }
             let child = children.get_mut(seg).expect("present");
             if !child.is_dir() {
+                // etcd counts a failed walk as a failed set, whatever the
+                // operation (only `create` gets here: `set` looks first).
+                self.stats.sets_fail.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::new(Code::NotDir, lossy(&dir_path[..end]), curr));
             }
             parent = child;

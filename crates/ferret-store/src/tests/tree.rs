@@ -713,3 +713,18 @@ fn stats_count_successes_and_failures() {
         )
     );
 }
+
+#[test]
+fn stats_count_a_create_below_a_key_as_failed_set_too() {
+    // etcd's internalCreate bumps setsFail when its walk fails.
+    let mut s = store();
+    set(&mut s, "/f", "1");
+    let _ = s.set(&k("/f/x"), false, b"1", perm(), NOW);
+    let _ = s.create(&k("/f/x"), false, b"1", false, perm(), NOW);
+    let json = String::from_utf8(s.stats_json()).unwrap();
+    assert!(json.contains(r#""setsSuccess":1,"setsFail":2,"#), "{json}");
+    assert!(
+        json.contains(r#""createSuccess":0,"createFail":1,"#),
+        "{json}"
+    );
+}
