@@ -918,6 +918,24 @@ fn parent_of(p: &[u8], end: usize) -> &[u8] {
     }
 }
 
+/// Bytes as text for an error cause, one U+FFFD per invalid byte as Go's
+/// JSON encoder reads them (std's lossy conversion would merge a truncated
+/// sequence into one).
 fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    let mut out = String::with_capacity(b.len());
+    let mut rest = b;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                rest = &after[1..];
+            }
+        }
+    }
 }

@@ -316,3 +316,15 @@ fn writes_survive_a_serde_round_trip() {
     let back: Vec<Write> = serde_json::from_str(&json).unwrap();
     assert_eq!(run(&script), run(&back));
 }
+
+#[test]
+fn error_cause_has_one_replacement_per_invalid_byte() {
+    // etcd: {"errorCode":104,...,"cause":"/\ufffd\ufffd\ufffd",...}; the
+    // cause is a String here, so the replacement is written unescaped.
+    let mut s = store();
+    s.set(b"/1/\xff\xe2\x82", false, b"1", perm(), NOW).unwrap();
+    let err = s
+        .set(b"/1/\xff\xe2\x82/x", false, b"1", perm(), NOW)
+        .unwrap_err();
+    assert_eq!(err.cause, "/1/\u{fffd}\u{fffd}\u{fffd}");
+}
