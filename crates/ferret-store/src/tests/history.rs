@@ -12,6 +12,7 @@ fn replay_returns_first_matching_event_since_index() {
     assert_eq!(ready(&mut s, "/a", false, 1).index(), 1);
     assert_eq!(ready(&mut s, "/a", false, 2).index(), 3);
     assert_eq!(ready(&mut s, "/b", false, 1).index(), 2);
+    assert_eq!(s.watcher_count(), 0, "an answered watch is not registered");
 }
 
 #[test]
