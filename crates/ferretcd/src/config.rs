@@ -1905,13 +1905,6 @@ pub fn parse(
         apply_env(&env, &mut cli, &mut notes)?;
         build(cli, Source::CommandLine, &mut notes)?
     };
-    if cfg.logger == "capnslog" {
-        notes.push(Note {
-            level: NoteLevel::Warn,
-            source: "etcdmain",
-            message: "[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead".to_string(),
-        });
-    }
     for (name, value) in &cfg.extra {
         notes.push(Note {
             level: NoteLevel::Debug,

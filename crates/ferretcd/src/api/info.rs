@@ -1,0 +1,222 @@
+//! The endpoints that describe the member and the cluster: `/version`,
+//! `/health`, `/v2/machines`, `/v2/members`, `/v2/stats/*`.
+
+use std::time::Duration;
+
+use ferret_store::json;
+use hyper::{Method, Response, StatusCode};
+
+use super::body::Body;
+use super::wire;
+use crate::server::{now_ns, Server};
+
+/// The etcd release whose API ferretcd serves, reported where clients
+/// check the server version.
+pub const ETCD_SERVER_VERSION: &str = "3.4.23";
+/// The cluster version a fresh 3.4 cluster settles on.
+pub const ETCD_CLUSTER_VERSION: &str = "3.4.0";
+
+pub fn version() -> Response<Body> {
+    let body = format!(
+        "{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"{ETCD_CLUSTER_VERSION}\"}}"
+    );
+    wire::json(StatusCode::OK, body)
+}
+
+pub fn health(server: &Server) -> Response<Body> {
+    let healthy = server.leader_id().is_some();
+    let body = if healthy {
+        "{\"health\":\"true\"}"
+    } else {
+        "{\"health\":\"false\"}"
+    };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = Response::new(Body::full(body));
+    *resp.status_mut() = status;
+    // Go sniffs this body as text; clients see the same header from etcd.
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, wire::TEXT);
+    resp
+}
+
+pub fn machines(server: &Server, method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return wire::method_not_allowed("GET,HEAD");
+    }
+    let urls = server.membership().client_urls.join(", ");
+    let mut resp = Response::new(Body::full(urls));
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, wire::TEXT);
+    resp
+}
+
+fn member_json(
+    out: &mut Vec<u8>,
+    id: u64,
+    name: &str,
+    peer_urls: &[String],
+    client_urls: &[String],
+) {
+    out.extend_from_slice(b"{\"id\":");
+    json::write_str(out, format!("{id:x}").as_bytes());
+    out.extend_from_slice(b",\"name\":");
+    json::write_str(out, name.as_bytes());
+    for (field, urls) in [("peerURLs", peer_urls), ("clientURLs", client_urls)] {
+        out.extend_from_slice(format!(",\"{field}\":[").as_bytes());
+        for (i, u) in urls.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, u.as_bytes());
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+}
+
+/// `/v2/members`: the member list and the leader. Runtime membership
+/// changes (POST, PUT, DELETE) are refused with an explicit message until
+/// they are implemented.
+pub fn members(server: &Server, method: &Method, rest: &str) -> Response<Body> {
+    if ![Method::GET, Method::POST, Method::DELETE, Method::PUT].contains(method) {
+        return wire::method_not_allowed("GET,POST,DELETE,PUT");
+    }
+    let m = server.membership();
+    let mut resp = match (method, rest) {
+        (&Method::GET, "") => {
+            let mut out = b"{\"members\":[".to_vec();
+            member_json(&mut out, m.member_id, &m.name, &m.peer_urls, &m.client_urls);
+            out.extend_from_slice(b"]}\n");
+            wire::json(StatusCode::OK, out)
+        }
+        (&Method::GET, "leader") => match server.leader_id() {
+            Some(_) => {
+                let mut out = Vec::new();
+                member_json(&mut out, m.member_id, &m.name, &m.peer_urls, &m.client_urls);
+                out.push(b'\n');
+                wire::json(StatusCode::OK, out)
+            }
+            None => wire::http_error(StatusCode::SERVICE_UNAVAILABLE, "During election"),
+        },
+        (&Method::GET, _) => wire::http_error(StatusCode::NOT_FOUND, "Not found"),
+        _ => wire::http_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ferretcd: runtime membership changes are not supported yet",
+        ),
+    };
+    resp.headers_mut().insert(
+        wire::X_ETCD_CLUSTER_ID,
+        hyper::header::HeaderValue::from_str(&format!("{:x}", m.cluster_id))
+            .expect("hex is a valid header"),
+    );
+    resp
+}
+
+pub fn stats_store(server: &Server, method: &Method) -> Response<Body> {
+    if method != Method::GET {
+        return wire::method_not_allowed("GET");
+    }
+    wire::json(StatusCode::OK, server.state().v2.stats_json())
+}
+
+pub fn stats_self(server: &Server, method: &Method, started_ns: i64) -> Response<Body> {
+    if method != Method::GET {
+        return wire::method_not_allowed("GET");
+    }
+    let m = server.membership();
+    let id = format!("{:x}", m.member_id);
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(b"{\"name\":");
+    json::write_str(&mut out, m.name.as_bytes());
+    out.extend_from_slice(b",\"id\":");
+    json::write_str(&mut out, id.as_bytes());
+    out.extend_from_slice(b",\"state\":\"StateLeader\",\"startTime\":");
+    json::write_time(&mut out, started_ns);
+    out.extend_from_slice(b",\"leaderInfo\":{\"leader\":");
+    json::write_str(&mut out, id.as_bytes());
+    out.extend_from_slice(b",\"uptime\":");
+    let uptime = Duration::from_nanos(now_ns().saturating_sub(started_ns).max(0) as u64);
+    json::write_str(&mut out, go_duration(uptime).as_bytes());
+    out.extend_from_slice(b",\"startTime\":");
+    json::write_time(&mut out, started_ns);
+    out.extend_from_slice(b"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
+    wire::json(StatusCode::OK, out)
+}
+
+pub fn stats_leader(server: &Server, method: &Method) -> Response<Body> {
+    if method != Method::GET {
+        return wire::method_not_allowed("GET");
+    }
+    let id = format!("{:x}", server.membership().member_id);
+    wire::json(
+        StatusCode::OK,
+        format!("{{\"leader\":\"{id}\",\"followers\":{{}}}}"),
+    )
+}
+
+/// A duration as Go's `time.Duration.String` prints it: `1h2m3.5s`,
+/// `59.919323005s`, `1.5ms`, `0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return format!("{}µs", trim_frac(ns, 1_000));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{}ms", trim_frac(ns, 1_000_000));
+    }
+    let secs = ns / 1_000_000_000;
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let frac_ns = ns % 1_000_000_000;
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&trim_frac(
+        u128::from(s) * 1_000_000_000 + frac_ns,
+        1_000_000_000,
+    ));
+    out.push('s');
+    out
+}
+
+fn trim_frac(v: u128, unit: u128) -> String {
+    let whole = v / unit;
+    let frac = v % unit;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = unit.ilog10() as usize;
+    let f = format!("{frac:0digits$}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_go() {
+        assert_eq!(go_duration(Duration::from_nanos(0)), "0s");
+        assert_eq!(go_duration(Duration::from_nanos(999)), "999ns");
+        assert_eq!(go_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(
+            go_duration(Duration::from_nanos(119_919_323_005)),
+            "1m59.919323005s"
+        );
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_millis(2500)), "2.5s");
+    }
+}
