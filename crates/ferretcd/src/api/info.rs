@@ -16,14 +16,20 @@ pub const ETCD_SERVER_VERSION: &str = "3.4.23";
 /// The cluster version a fresh 3.4 cluster settles on.
 pub const ETCD_CLUSTER_VERSION: &str = "3.4.0";
 
-pub fn version() -> Response<Body> {
+pub fn version(method: &Method) -> Response<Body> {
+    if method != Method::GET {
+        return wire::method_not_allowed("GET");
+    }
     let body = format!(
         "{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"{ETCD_CLUSTER_VERSION}\"}}"
     );
     wire::json(StatusCode::OK, body)
 }
 
-pub fn health(server: &Server) -> Response<Body> {
+pub fn health(server: &Server, method: &Method) -> Response<Body> {
+    if method != Method::GET {
+        return wire::method_not_allowed("GET");
+    }
     let healthy = server.leader_id().is_some();
     let body = if healthy {
         "{\"health\":\"true\"}"
@@ -78,22 +84,54 @@ fn member_json(
     out.push(b'}');
 }
 
-/// `/v2/members`: the member list and the leader. Runtime membership
-/// changes (POST, PUT, DELETE) are refused with an explicit message until
-/// they are implemented.
-pub fn members(server: &Server, method: &Method, rest: &str) -> Response<Body> {
-    if ![Method::GET, Method::POST, Method::DELETE, Method::PUT].contains(method) {
+/// `/v2/members`: the member list and the leader, and etcd's validation of
+/// membership changes (id, content type, JSON body). The changes themselves
+/// are refused with an explicit message until runtime reconfiguration is
+/// implemented.
+pub async fn members(
+    server: &Server,
+    req: hyper::Request<hyper::body::Incoming>,
+    rest: &str,
+    max_request_bytes: u64,
+) -> Response<Body> {
+    let method = req.method().clone();
+    if ![Method::GET, Method::POST, Method::DELETE, Method::PUT].contains(&method) {
         return wire::method_not_allowed("GET,POST,DELETE,PUT");
     }
     let m = server.membership();
-    let mut resp = match (method, rest) {
-        (&Method::GET, "") => {
+    let mut resp = match method {
+        Method::GET => member_get(server, rest),
+        Method::POST => match member_request(req, max_request_bytes).await {
+            Err(resp) => resp,
+            Ok(_) => refuse_reconfiguration(),
+        },
+        _ => match member_target(server, rest) {
+            Err(resp) => resp,
+            Ok(_) if method == Method::DELETE => refuse_reconfiguration(),
+            Ok(_) => match member_request(req, max_request_bytes).await {
+                Err(resp) => resp,
+                Ok(_) => refuse_reconfiguration(),
+            },
+        },
+    };
+    resp.headers_mut().insert(
+        wire::X_ETCD_CLUSTER_ID,
+        hyper::header::HeaderValue::from_str(&format!("{:x}", m.cluster_id))
+            .expect("hex is a valid header"),
+    );
+    resp
+}
+
+fn member_get(server: &Server, rest: &str) -> Response<Body> {
+    let m = server.membership();
+    match rest {
+        "" => {
             let mut out = b"{\"members\":[".to_vec();
             member_json(&mut out, m.member_id, &m.name, &m.peer_urls, &m.client_urls);
             out.extend_from_slice(b"]}\n");
             wire::json(StatusCode::OK, out)
         }
-        (&Method::GET, "leader") => match server.leader_id() {
+        "leader" => match server.leader_id() {
             Some(_) => {
                 let mut out = Vec::new();
                 member_json(&mut out, m.member_id, &m.name, &m.peer_urls, &m.client_urls);
@@ -102,18 +140,74 @@ pub fn members(server: &Server, method: &Method, rest: &str) -> Response<Body> {
             }
             None => wire::http_error(StatusCode::SERVICE_UNAVAILABLE, "During election"),
         },
-        (&Method::GET, _) => wire::http_error(StatusCode::NOT_FOUND, "Not found"),
-        _ => wire::http_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ferretcd: runtime membership changes are not supported yet",
-        ),
+        _ => wire::http_error(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
+/// The member a PUT or DELETE names, checked as etcd's `getID` does.
+fn member_target(server: &Server, rest: &str) -> Result<u64, Response<Body>> {
+    if rest.is_empty() {
+        // etcd answers with a bare http.Error here: no Allow header.
+        return Err(wire::text_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+        ));
+    }
+    let no_such = || wire::http_error(StatusCode::NOT_FOUND, &format!("No such member: {rest}"));
+    let id = u64::from_str_radix(rest, 16).map_err(|_| no_such())?;
+    if id != server.membership().member_id {
+        return Err(wire::http_error(
+            StatusCode::NOT_FOUND,
+            &format!("No such member: {id:x}"),
+        ));
+    }
+    Ok(id)
+}
+
+#[derive(serde::Deserialize)]
+struct MemberRequest {
+    #[serde(rename = "peerURLs", default)]
+    peer_urls: Vec<String>,
+}
+
+/// Reads a member create/update body as etcd's `unmarshalRequest`: JSON
+/// only (415 otherwise), peer URLs that parse (400 otherwise).
+async fn member_request(
+    req: hyper::Request<hyper::body::Incoming>,
+    limit: u64,
+) -> Result<Vec<String>, Response<Body>> {
+    let ctype = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let ctype = match ctype.find(';') {
+        Some(i) => ctype[..i].trim().to_ascii_lowercase(),
+        None => ctype,
     };
-    resp.headers_mut().insert(
-        wire::X_ETCD_CLUSTER_ID,
-        hyper::header::HeaderValue::from_str(&format!("{:x}", m.cluster_id))
-            .expect("hex is a valid header"),
-    );
-    resp
+    if ctype != "application/json" {
+        return Err(wire::http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("Bad Content-Type {ctype}, accept application/json"),
+        ));
+    }
+    let body = super::read_body(req.into_body(), limit)
+        .await
+        .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
+    super::gojson::check(&body).map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
+    let parsed: MemberRequest = serde_json::from_slice(&body)
+        .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    for u in &parsed.peer_urls {
+        crate::config::Url::parse(u).map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
+    }
+    Ok(parsed.peer_urls)
+}
+
+fn refuse_reconfiguration() -> Response<Body> {
+    wire::http_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ferretcd: runtime membership changes are not supported yet",
+    )
 }
 
 pub fn stats_store(server: &Server, method: &Method) -> Response<Body> {

@@ -209,7 +209,8 @@ impl KeyRequest {
 /// Serves a parsed request.
 pub async fn serve(server: &Server, req: KeyRequest) -> Response<Body> {
     match req.method {
-        KeyMethod::Get if req.wait => watch(server, &req),
+        // etcd turns a quorum GET into a log read before it looks at `wait`.
+        KeyMethod::Get if req.wait && !req.quorum => watch(server, &req),
         KeyMethod::Get | KeyMethod::Head => {
             if req.quorum {
                 if let Err(e) = server.read_barrier().await {

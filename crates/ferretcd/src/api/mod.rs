@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod form;
+pub mod gojson;
 pub mod info;
 pub mod keys;
 pub mod wire;
@@ -73,6 +74,9 @@ pub async fn serve(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                // Go writes canonical header names (X-Etcd-Index); scripts
+                // grep curl's output for them.
+                .title_case_headers(true)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "client connection ended");
@@ -90,7 +94,22 @@ pub async fn handle(api: &Api, req: Request<Incoming>) -> Response<Body> {
         route(api, req).await
     };
     add_cors(&mut resp);
+    sort_headers(&mut resp);
     resp
+}
+
+/// Orders headers by name, as Go's server writes them, so `curl -i`
+/// output reads the same as etcd's.
+fn sort_headers(resp: &mut Response<Body>) {
+    let h = resp.headers_mut();
+    let mut all: Vec<(HeaderName, HeaderValue)> = h
+        .drain()
+        .filter_map(|(name, value)| name.map(|n| (n, value)))
+        .collect();
+    all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    for (name, value) in all {
+        h.append(name, value);
+    }
 }
 
 fn add_cors(resp: &mut Response<Body>) {
@@ -121,15 +140,21 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let server = &api.server;
     match path.as_slice() {
-        b"/version" => info::version(),
-        b"/health" => info::health(server),
+        b"/version" => info::version(&method),
+        b"/health" => info::health(server, &method),
         b"/v2/machines" => info::machines(server, &method),
         b"/v2/stats/store" => info::stats_store(server, &method),
         b"/v2/stats/self" => info::stats_self(server, &method, api.started_ns),
         b"/v2/stats/leader" => info::stats_leader(server, &method),
         p if p == b"/v2/members" || p.starts_with(b"/v2/members/") => {
-            let rest = String::from_utf8_lossy(&p[b"/v2/members".len()..]);
-            info::members(server, &method, rest.trim_start_matches('/'))
+            let rest = String::from_utf8_lossy(&p[b"/v2/members".len()..]).into_owned();
+            info::members(
+                server,
+                req,
+                rest.trim_start_matches('/'),
+                api.max_request_bytes,
+            )
+            .await
         }
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
             let key = p[b"/v2/keys".len()..].to_vec();
@@ -201,7 +226,7 @@ async fn read_form(api: &Api, req: Request<Incoming>) -> Result<Form, StoreError
 }
 
 /// Reads a request body of at most `limit` bytes.
-async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, String> {
+pub(crate) async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, String> {
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
