@@ -8,10 +8,7 @@
 
 #[derive(Clone, Copy, PartialEq)]
 enum Frame {
-    /// Inside an object, expecting a key (after `{` or `,`).
-    ObjectKey,
-    /// Inside an object, after a key's value.
-    ObjectValue,
+    Object,
     Array,
 }
 
@@ -44,7 +41,7 @@ pub fn check(input: &[u8]) -> Result<(), String> {
                 if input[i] == b'}' {
                     i += 1;
                 } else {
-                    stack.push(Frame::ObjectKey);
+                    stack.push(Frame::Object);
                     if input[i] != b'"' {
                         return bad(input[i], "looking for beginning of object key string");
                     }
@@ -80,7 +77,7 @@ pub fn check(input: &[u8]) -> Result<(), String> {
             while i < n && ws(input[i]) {
                 i += 1;
             }
-            let Some(top) = stack.last_mut() else {
+            let Some(top) = stack.last().copied() else {
                 return match input.get(i) {
                     None => Ok(()),
                     Some(&c) => bad(c, "after top-level value"),
@@ -90,10 +87,9 @@ pub fn check(input: &[u8]) -> Result<(), String> {
                 return eof();
             }
             let c = input[i];
-            match *top {
-                Frame::ObjectKey | Frame::ObjectValue => match c {
+            match top {
+                Frame::Object => match c {
                     b',' => {
-                        *top = Frame::ObjectKey;
                         i += 1;
                         while i < n && ws(input[i]) {
                             i += 1;
