@@ -69,7 +69,9 @@ fn invalid_utf8_keys_and_values_are_stored_and_rendered_as_go_does() {
 #[test]
 fn malformed_parameters_get_etcd_errors() {
     let s = ferretcd();
-    let cases: &[(&str, &[u8], Option<&[u8]>, u16, &str)] = &[
+    // (method, target, form body, expected status, expected text)
+    type Case<'a> = (&'a str, &'a [u8], Option<&'a [u8]>, u16, &'a str);
+    let cases: &[Case] = &[
         (
             "PUT",
             b"/v2/keys/a?ttl=abc",
