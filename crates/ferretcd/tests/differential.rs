@@ -59,6 +59,7 @@ struct Background {
 struct Flags {
     stats: bool,
     sorted: bool,
+    watch: bool,
 }
 
 struct Runner {
@@ -228,7 +229,11 @@ impl Runner {
                 events,
                 req: spec,
             } => self.background(step, name, *events, spec),
-            Op::Await { name, timeout_ms } => self.await_bg(step, name, *timeout_ms),
+            Op::Await {
+                name,
+                timeout_ms,
+                open,
+            } => self.await_bg(step, name, *timeout_ms, *open),
         }
     }
 
@@ -299,8 +304,10 @@ impl Runner {
             let shown = [show(&all[0][i]), show(&all[1][i])];
             let flags = flags(&all[0][i]);
             // Compare each iteration (stopping at the first difference) but
-            // count the step once.
-            if !self.compare(
+            // count the step once; verbose output shows the last one only.
+            let verbose = self.verbose;
+            self.verbose = verbose && i + 1 == n;
+            let same = self.compare(
                 step,
                 &shown,
                 vec![a, b],
@@ -308,7 +315,9 @@ impl Runner {
                 flags,
                 spec.expect,
                 Some(i + 1),
-            ) {
+            );
+            self.verbose = verbose;
+            if !same {
                 identical = false;
                 break;
             }
@@ -379,7 +388,7 @@ impl Runner {
         );
     }
 
-    fn await_bg(&mut self, step: &Step, name: &str, timeout_ms: u64) {
+    fn await_bg(&mut self, step: &Step, name: &str, timeout_ms: u64, open: bool) {
         let Some(b) = self.bg.remove(name) else {
             self.failures.push(format!(
                 "{}: corpus error: AWAIT {name} without a running BG {name}",
@@ -394,12 +403,24 @@ impl Runner {
             match rx.recv_timeout(left) {
                 Ok(o) => outs.push(o),
                 Err(_) => {
+                    // Deadline: hang up, then take what the reader collected.
                     if let Some(s) = &b.socks[k] {
                         let _ = s.shutdown(Shutdown::Both);
                     }
-                    outs.push(Err(format!(
-                        "no complete response within {timeout_ms} ms of AWAIT"
-                    )));
+                    let late = rx.recv_timeout(Duration::from_secs(2));
+                    outs.push(match (open, late) {
+                        (true, Ok(Ok((mut r, t)))) => {
+                            let got = r.body.iter().filter(|&&c| c == b'\n').count();
+                            r.cut_short = Some(format!(
+                                "still open at the AWAIT deadline, after {got} events"
+                            ));
+                            Ok((r, t))
+                        }
+                        (true, Ok(Err(e))) => Err(e),
+                        _ => Err(format!(
+                            "no complete response within {timeout_ms} ms of AWAIT"
+                        )),
+                    });
                 }
             }
         }
@@ -449,6 +470,7 @@ impl Runner {
                 peer_url: s.peer_url.clone(),
                 stats: flags.stats,
                 sorted: flags.sorted,
+                watch: flags.watch,
                 received: o
                     .as_ref()
                     .map(|x| x.1)
@@ -480,7 +502,16 @@ impl Runner {
             None => step.loc.clone(),
         };
         let mut problem = false;
-        if let (Some((st, code)), Ok((r, _))) = (expect, &outs[0]) {
+        // expect=0: the reference must not answer at all.
+        let no_answer_expected = matches!(expect, Some((0, _)));
+        if let (true, Ok((r, _))) = (no_answer_expected, &outs[0]) {
+            problem = true;
+            self.failures.push(format!(
+                "{at}: corpus expectation failed: {} answered {}, corpus expects no answer\n  step: {}",
+                self.sides[0].label, r.status, step.text
+            ));
+        }
+        if let (Some((st, code)), Ok((r, _)), false) = (expect, &outs[0], no_answer_expected) {
             let got_code = json::parse(&String::from_utf8_lossy(&r.body))
                 .and_then(|d| d.value.get("errorCode").and_then(|c| c.as_u64()));
             if r.status != st || (code.is_some() && code != got_code) {
@@ -497,7 +528,7 @@ impl Runner {
                 ));
             }
         }
-        if outs[0].is_err() {
+        if outs[0].is_err() && !no_answer_expected {
             problem = true;
             self.failures.push(format!(
                 "{at}: the reference {} failed: {}\n  step: {}",
@@ -567,11 +598,16 @@ fn flags(r: &Request) -> Flags {
         text.push_str(&display_bytes(b));
     }
     // Go's strconv.ParseBool truthy spellings.
-    let sorted = text
-        .split(['?', '&'])
-        .filter_map(|kv| kv.strip_prefix("sorted="))
-        .any(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"));
-    Flags { stats, sorted }
+    let truthy = |name: &str| {
+        text.split(['?', '&'])
+            .filter_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .any(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"))
+    };
+    Flags {
+        stats,
+        sorted: truthy("sorted"),
+        watch: truthy("wait"),
+    }
 }
 
 fn capture_of(r: &Response) -> Capture {

@@ -26,9 +26,12 @@ pub enum Op {
         events: Option<usize>,
         req: ReqSpec,
     },
+    /// `open`: the stream must still be open at the deadline; compare
+    /// what arrived until then.
     Await {
         name: String,
         timeout_ms: u64,
+        open: bool,
     },
     Repeat {
         n: usize,
@@ -98,13 +101,22 @@ fn parse_op(toks: &[&str]) -> Result<Op, String> {
         "AWAIT" => {
             let name = toks.get(1).ok_or("AWAIT needs a name")?.to_string();
             let mut timeout_ms = 5000;
+            let mut open = false;
             for t in &toks[2..] {
+                if *t == "open" {
+                    open = true;
+                    continue;
+                }
                 match t.strip_prefix("timeout=") {
                     Some(v) => timeout_ms = v.parse().map_err(|_| "bad timeout")?,
                     None => return Err(format!("unknown AWAIT option {t}")),
                 }
             }
-            Ok(Op::Await { name, timeout_ms })
+            Ok(Op::Await {
+                name,
+                timeout_ms,
+                open,
+            })
         }
         "REPEAT" => {
             let n = toks

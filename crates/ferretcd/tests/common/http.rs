@@ -27,6 +27,8 @@ pub struct Response {
     /// Header (name as received, value), in received order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// For [`BodyMode::Lines`]: why fewer lines than asked for arrived.
+    pub cut_short: Option<String>,
 }
 
 impl Response {
@@ -158,68 +160,85 @@ pub fn send_notify(
         BodyMode::Lines(n) => Some(n),
         BodyMode::Full => None,
     };
-    let enough =
-        |body: &[u8]| want_lines.is_some_and(|n| body.iter().filter(|&&b| b == b'\n').count() >= n);
-
-    if chunked {
-        loop {
-            if enough(&resp.body) {
-                break;
-            }
-            let size_line = read_line(&mut r).map_err(|e| body_err(&resp, e))?;
-            let size_txt = String::from_utf8_lossy(&size_line).into_owned();
-            let size_txt = size_txt.split(';').next().unwrap_or("").trim().to_string();
-            let size = usize::from_str_radix(&size_txt, 16)
-                .map_err(|_| format!("bad chunk size {size_txt:?}"))?;
-            if size == 0 {
-                // Trailers until the empty line.
-                while !read_line(&mut r)
-                    .map_err(|e| body_err(&resp, e))?
-                    .is_empty()
-                {}
-                break;
-            }
-            let mut chunk = vec![0; size];
-            r.read_exact(&mut chunk).map_err(|e| body_err(&resp, e))?;
-            resp.body.extend_from_slice(&chunk);
-            read_line(&mut r).map_err(|e| body_err(&resp, e))?;
-        }
-    } else if let Some(n) = length {
-        let mut body = vec![0; n];
-        r.read_exact(&mut body).map_err(|e| body_err(&resp, e))?;
-        resp.body = body;
-    } else {
-        let mut buf = [0u8; 4096];
-        loop {
-            if enough(&resp.body) {
-                break;
-            }
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => resp.body.extend_from_slice(&buf[..n]),
-                Err(e) => return Err(body_err(&resp, e)),
-            }
-        }
-    }
-    if want_lines.is_some() {
-        // Keep exactly the requested lines.
-        if let Some(n) = want_lines {
+    let result = read_body(&mut r, &mut resp.body, chunked, length, want_lines);
+    match want_lines {
+        None => result.map_err(|e| body_err(&resp, e))?,
+        Some(n) => {
+            // Keep exactly the requested lines, and say so if fewer came.
             let mut seen = 0;
             if let Some(cut) = resp.body.iter().position(|&b| {
-                if b == b'\n' {
-                    seen += 1;
-                }
+                seen += usize::from(b == b'\n');
                 seen == n
             }) {
                 resp.body.truncate(cut + 1);
+            } else {
+                let got = resp.body.iter().filter(|&&b| b == b'\n').count();
+                resp.cut_short = Some(match result {
+                    Ok(()) => format!("the server ended the stream after {got} of {n} events"),
+                    Err(_) => format!("the stream broke off after {got} of {n} events"),
+                });
             }
+            let _ = r.get_ref().shutdown(Shutdown::Both);
         }
-        let _ = r.get_ref().shutdown(Shutdown::Both);
     }
     Ok(resp)
 }
 
+/// Reads a body: chunked, by Content-Length, or until EOF; with
+/// `want_lines`, stops as soon as that many newlines have arrived.
+fn read_body(
+    r: &mut BufReader<TcpStream>,
+    body: &mut Vec<u8>,
+    chunked: bool,
+    length: Option<usize>,
+    want_lines: Option<usize>,
+) -> std::io::Result<()> {
+    let enough =
+        |body: &[u8]| want_lines.is_some_and(|n| body.iter().filter(|&&b| b == b'\n').count() >= n);
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    if chunked {
+        while !enough(body) {
+            let size_line = read_line(r)?;
+            let size_txt = String::from_utf8_lossy(&size_line).into_owned();
+            let size_txt = size_txt.split(';').next().unwrap_or("").trim().to_string();
+            let size = usize::from_str_radix(&size_txt, 16)
+                .map_err(|_| bad(format!("bad chunk size {size_txt:?}")))?;
+            if size == 0 {
+                // Trailers until the empty line.
+                while !read_line(r)?.is_empty() {}
+                break;
+            }
+            let mut chunk = vec![0; size];
+            r.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk);
+            read_line(r)?;
+        }
+    } else if let Some(n) = length {
+        let mut buf = vec![0; n];
+        r.read_exact(&mut buf)?;
+        *body = buf;
+    } else {
+        let mut buf = [0u8; 4096];
+        while !enough(body) {
+            match r.read(&mut buf)? {
+                0 => break,
+                n => body.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn body_err(resp: &Response, e: std::io::Error) -> String {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        return format!(
+            "status {} arrived, then no complete body in time",
+            resp.status
+        );
+    }
     format!(
         "reading body after status {} (got {} bytes: {:?}): {e}",
         resp.status,

@@ -36,6 +36,9 @@ pub struct Ctx<'a> {
     /// Otherwise etcd lists children in Go map order (random), so `nodes`
     /// arrays are sorted by key before comparing.
     pub sorted: bool,
+    /// The request was a watch (wait=true): events may carry expirations
+    /// that have passed by the time they are read.
+    pub watch: bool,
     /// When the response arrived (for the `expiration` in-the-future check).
     pub received: SystemTime,
 }
@@ -53,6 +56,8 @@ pub struct Norm {
     pub body: Vec<Part>,
     /// Problems found while normalising (bad timestamps...), shown in the output.
     pub notes: Vec<String>,
+    /// How a stream read ended early, if it did.
+    pub stream: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -174,20 +179,23 @@ pub fn normalize(resp: &Response, body_lines: bool, ctx: &Ctx) -> Norm {
         headers,
         body,
         notes,
+        stream: resp.cut_short.clone(),
     }
 }
 
 fn part(text: &str, ctx: &Ctx, notes: &mut Vec<String>) -> Part {
     match json::parse(text) {
         Some(mut d) if matches!(d.value, Json::Obj(_) | Json::Arr(_)) => {
-            walk(&mut d.value, None, ctx, notes);
+            walk(&mut d.value, None, !ctx.watch, ctx, notes);
             Part::Json(d)
         }
         _ => Part::Text(text.to_string()),
     }
 }
 
-fn walk(v: &mut Json, key: Option<&str>, ctx: &Ctx, notes: &mut Vec<String>) {
+/// `fresh`: an `expiration` here must lie in the future (not so in watch
+/// events, nor in a prevNode, e.g. that of an `expire` event).
+fn walk(v: &mut Json, key: Option<&str>, fresh: bool, ctx: &Ctx, notes: &mut Vec<String>) {
     match v {
         Json::Obj(members) => {
             let code = members
@@ -202,12 +210,13 @@ fn walk(v: &mut Json, key: Option<&str>, ctx: &Ctx, notes: &mut Vec<String>) {
                         continue;
                     }
                 }
-                walk(val, Some(&k), ctx, notes);
+                let fresh = fresh && k != "prevNode";
+                walk(val, Some(&k), fresh, ctx, notes);
             }
         }
         Json::Arr(items) => {
             for it in items.iter_mut() {
-                walk(it, None, ctx, notes);
+                walk(it, None, fresh, ctx, notes);
             }
             if key == Some("nodes") && !ctx.sorted {
                 items.sort_by_key(|n| {
@@ -230,7 +239,7 @@ fn walk(v: &mut Json, key: Option<&str>, ctx: &Ctx, notes: &mut Vec<String>) {
         }
         Json::Str { raw, val } => match key {
             Some("expiration") => {
-                *v = Json::Sym(match check_time(val, ctx.received, true) {
+                *v = Json::Sym(match check_time(val, ctx.received, fresh) {
                     Ok(()) => "<expiration>".into(),
                     Err(e) => {
                         notes.push(format!("expiration {raw}: {e}"));
@@ -359,6 +368,9 @@ pub fn render(n: &Norm) -> String {
             Part::Text(t) => out.push_str(&format!("  text: {t:?}\n")),
         }
     }
+    if let Some(st) = &n.stream {
+        out.push_str(&format!("  stream: {st}\n"));
+    }
     for note in &n.notes {
         out.push_str(&format!("  NOTE: {note}\n"));
     }
@@ -366,8 +378,9 @@ pub fn render(n: &Norm) -> String {
 }
 
 /// Checks a Go RFC3339Nano timestamp ("2006-01-02T15:04:05.999999999Z07:00",
-/// trailing fractional zeros trimmed). With `future`, it must also lie after
-/// `now` (minus 1 s of slack for a ttl about to run out).
+/// trailing fractional zeros trimmed), within a year of `now`. With
+/// `future`, it must also lie after `now` (minus 1 s of slack for a ttl
+/// about to run out).
 pub fn check_time(s: &str, now: SystemTime, future: bool) -> Result<(), String> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
@@ -440,8 +453,8 @@ pub fn check_time(s: &str, now: SystemTime, future: bool) -> Result<(), String> 
     if future && secs + 1 < now {
         return Err(format!("is {}s in the past", now - secs));
     }
-    if !future && secs > now + 5 {
-        return Err("is in the future".into());
+    if (secs - now).abs() > 86400 * 365 {
+        return Err("is more than a year away from now".into());
     }
     Ok(())
 }
