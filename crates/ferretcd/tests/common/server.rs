@@ -119,6 +119,11 @@ impl Server {
         Ok(s)
     }
 
+    /// The process id, while the process runs (for resource measurements).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn client_url(&self) -> String {
         format!("http://{}", self.client)
     }
