@@ -69,6 +69,8 @@ struct Runner {
     identical: usize,
     failures: Vec<String>,
     verbose: bool,
+    /// Candidate's relative store index minus the reference's, as last seen.
+    drift: i64,
 }
 
 #[test]
@@ -145,6 +147,7 @@ fn differential_v2_api_matches_etcd() {
         identical: 0,
         failures: Vec::new(),
         verbose: std::env::var_os("FERRET_DIFF_VERBOSE").is_some(),
+        drift: 0,
     };
     for step in &steps {
         runner.run(step);
@@ -326,6 +329,28 @@ impl Runner {
             }
         }
         self.count(identical);
+    }
+
+    /// Says when the candidate's store index starts to run ahead of or
+    /// behind the reference's: every later index then differs too.
+    fn drift_note(&mut self, outs: &[Outcome]) -> String {
+        let rel = |k: usize| -> Option<i64> {
+            let (r, _) = outs[k].as_ref().ok()?;
+            let v: u64 = r.header("X-Etcd-Index")?.parse().ok()?;
+            (v != 0).then(|| v as i64 - self.sides[k].id.base as i64)
+        };
+        let (Some(a), Some(b)) = (rel(0), rel(1)) else {
+            return String::new();
+        };
+        if b - a == self.drift {
+            return String::new();
+        }
+        let before = std::mem::replace(&mut self.drift, b - a);
+        format!(
+            "  NOTE: the candidate's store index is now {:+} against the reference's (was {before:+}); \
+             later index differences may just follow from an earlier step\n",
+            b - a
+        )
     }
 
     fn count(&mut self, identical: bool) {
@@ -540,24 +565,28 @@ impl Runner {
         if self.verbose {
             eprintln!("--- {at}: {}\n{}", shown[0], indent(&ta));
         }
+        let drift_note = self.drift_note(&outs);
         if ta == tb {
             return !problem;
         }
         let req = if shown[0] == shown[1] {
-            format!("  request: {}", shown[0])
+            format!("  request: {}", clip(&shown[0]).trim_end())
         } else {
             format!(
                 "  request ({}): {}\n  request ({}): {}",
-                self.sides[0].label, shown[0], self.sides[1].label, shown[1]
+                self.sides[0].label,
+                clip(&shown[0]).trim_end(),
+                self.sides[1].label,
+                clip(&shown[1]).trim_end()
             )
         };
         self.failures.push(format!(
-            "{at}: responses differ\n  step: {}\n{req}\n  --- {} (reference)\n{}  --- {} (candidate)\n{}{}",
-            step.text,
+            "{at}: responses differ\n  step: {}\n{req}\n  --- {} (reference)\n{}  --- {} (candidate)\n{}{}{drift_note}",
+            clip(&step.text),
             self.sides[0].label,
-            indent(&ta),
+            indent(&clip(&ta)),
             self.sides[1].label,
-            indent(&tb),
+            indent(&clip(&tb)),
             first_difference(&ta, &tb)
         ));
         false
@@ -572,11 +601,38 @@ fn first_difference(a: &str, b: &str) -> String {
     for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
         if x != y {
             let col = x.chars().zip(y.chars()).take_while(|(p, q)| p == q).count();
-            return format!("  first difference: line {} column {}\n", i + 1, col + 1);
+            let around = |l: &str| -> String {
+                let from = col.saturating_sub(40);
+                let text: String = l.chars().skip(from).take(100).collect();
+                format!("{}{text}", if from > 0 { "…" } else { "" })
+            };
+            return format!(
+                "  first difference: line {} column {}\n    reference: {}\n    candidate: {}\n",
+                i + 1,
+                col + 1,
+                around(x),
+                around(y)
+            );
         }
     }
     let (na, nb) = (a.lines().count(), b.lines().count());
     format!("  first difference: reference has {na} lines, candidate {nb}\n")
+}
+
+/// Shortens very long lines (huge keys and values) for display.
+fn clip(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let n = l.chars().count();
+            if n <= 600 {
+                format!("{l}\n")
+            } else {
+                let head: String = l.chars().take(300).collect();
+                let tail: String = l.chars().skip(n - 200).collect();
+                format!("{head}…[{} chars]…{tail}\n", n - 500)
+            }
+        })
+        .collect()
 }
 
 fn show(r: &Request) -> String {
