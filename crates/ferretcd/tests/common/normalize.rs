@@ -64,11 +64,20 @@ impl Ctx<'_> {
     /// A store index relative to this server's base: `{b+N}`; 0 stays `0`
     /// (request-parsing errors carry index 0).
     pub fn rel(&self, v: u64) -> String {
+        self.rel_as(v, false)
+    }
+
+    /// Like `rel`, for an index naming the store's current state
+    /// (X-Etcd-Index, an error's `index`) rather than a node.
+    pub fn rel_current(&self, v: u64) -> String {
+        self.rel_as(v, true)
+    }
+
+    fn rel_as(&self, v: u64, current: bool) -> String {
         if v == 0 {
-            "0".into()
-        } else {
-            format!("{{b{:+}}}", v as i64 - self.id.base as i64)
+            return "0".into();
         }
+        format!("{{b{:+}}}", self.id.relative(v, current))
     }
 
     fn subst(&self, s: &str) -> String {
@@ -145,7 +154,7 @@ pub fn normalize(resp: &Response, body_lines: bool, ctx: &Ctx) -> Norm {
         }
         let v = match lower.as_str() {
             "x-etcd-index" => match v.parse::<u64>() {
-                Ok(i) => ctx.rel(i),
+                Ok(i) => ctx.rel_current(i),
                 Err(_) => v.clone(),
             },
             "x-raft-index" | "x-raft-term" => {
@@ -230,13 +239,11 @@ fn walk(v: &mut Json, key: Option<&str>, fresh: bool, ctx: &Ctx, notes: &mut Vec
         Json::Lit(s) if ctx.stats && !matches!(s.as_str(), "null" | "true" | "false") => {
             *v = Json::Sym("<n>".into());
         }
-        Json::Lit(s) => {
-            if let (Some("modifiedIndex" | "createdIndex" | "index"), Ok(i)) =
-                (key, s.parse::<u64>())
-            {
-                *v = Json::Sym(ctx.rel(i));
-            }
-        }
+        Json::Lit(s) => match (key, s.parse::<u64>()) {
+            (Some("modifiedIndex" | "createdIndex"), Ok(i)) => *v = Json::Sym(ctx.rel(i)),
+            (Some("index"), Ok(i)) => *v = Json::Sym(ctx.rel_current(i)),
+            _ => {}
+        },
         Json::Str { raw, val } => match key {
             Some("expiration") => {
                 *v = Json::Sym(match check_time(val, ctx.received, fresh) {

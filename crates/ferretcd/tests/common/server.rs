@@ -62,6 +62,40 @@ pub struct Identity {
     pub cluster_id: Option<String>,
     /// This member's id (from /v2/stats/self or /v2/members), if served.
     pub member_id: Option<String>,
+    /// Index corrections for comparing with another server whose index ran
+    /// apart from this one's (see [`Shift`]).
+    pub shifts: Vec<Shift>,
+}
+
+/// From some point on, this server's indexes are `delta` higher than the
+/// other server's for the same events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shift {
+    /// Node indexes (modifiedIndex, ...) above this are shifted.
+    pub node_above: u64,
+    /// Current-index values (X-Etcd-Index, an error's index) from this on are shifted.
+    pub current_from: u64,
+    pub delta: i64,
+}
+
+impl Identity {
+    /// `v` relative to the base, corrections applied; `current` tells an
+    /// index that names the store's current state from one naming a node.
+    pub fn relative(&self, v: u64, current: bool) -> i64 {
+        let shift: i64 = self
+            .shifts
+            .iter()
+            .filter(|s| {
+                if current {
+                    v >= s.current_from
+                } else {
+                    v > s.node_above
+                }
+            })
+            .map(|s| s.delta)
+            .sum();
+        v as i64 - self.base as i64 - shift
+    }
 }
 
 pub struct Server {
