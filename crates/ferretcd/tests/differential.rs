@@ -74,6 +74,8 @@ struct Runner {
     identical: usize,
     failures: Vec<String>,
     verbose: bool,
+    /// Requests in a row that the candidate failed and the reference answered.
+    silent_candidate: usize,
     /// Candidate's store index minus the reference's, relative to their
     /// bases: the sum of all drifts seen so far.
     drift: i64,
@@ -157,11 +159,38 @@ fn differential_v2_api_matches_etcd() {
         failures: Vec::new(),
         verbose: std::env::var_os("FERRET_DIFF_VERBOSE").is_some(),
         drift: 0,
+        silent_candidate: 0,
     };
+    let budget = Duration::from_secs(
+        std::env::var("FERRET_DIFF_BUDGET_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120),
+    );
+    let mut stopped = false;
     for step in &steps {
+        stopped = true;
+        if runner.silent_candidate >= 8 {
+            runner.failures.push(format!(
+                "{}: run stopped: the candidate failed {} requests in a row that the reference answered",
+                step.loc, runner.silent_candidate
+            ));
+            break;
+        }
+        if started.elapsed() > budget {
+            runner.failures.push(format!(
+                "{}: run stopped: over the time budget of {budget:?} (FERRET_DIFF_BUDGET_SECS)",
+                step.loc
+            ));
+            break;
+        }
+        stopped = false;
         runner.run(step);
     }
     let mut leftover: Vec<_> = runner.bg.keys().cloned().collect();
+    if stopped {
+        leftover.clear();
+    }
     leftover.sort();
     for name in leftover {
         let b = runner.bg.remove(&name).unwrap();
@@ -300,18 +329,32 @@ impl Runner {
                     let reqs = &all[k];
                     let addr = addrs[k];
                     s.spawn(move || {
-                        reqs.iter()
-                            .map(|r| {
-                                http::send(addr, r, BodyMode::Full, timeout)
-                                    .map(|x| (x, SystemTime::now()))
-                            })
-                            .collect()
+                        // Stop at the first failure: a hanging server would
+                        // otherwise cost a timeout per iteration.
+                        let mut outs: Vec<Outcome> = Vec::new();
+                        for r in reqs {
+                            let o = http::send(addr, r, BodyMode::Full, timeout)
+                                .map(|x| (x, SystemTime::now()));
+                            let failed = o.is_err();
+                            outs.push(o);
+                            if failed {
+                                break;
+                            }
+                        }
+                        outs
                     })
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let [ra, rb]: [Vec<Outcome>; 2] = results.try_into().unwrap();
+        let [mut ra, mut rb]: [Vec<Outcome>; 2] = results.try_into().unwrap();
+        // A side that stopped early gets its last failure repeated.
+        for v in [&mut ra, &mut rb] {
+            while v.len() < n {
+                let last = v.last().cloned().unwrap_or_else(|| Err("not sent".into()));
+                v.push(last);
+            }
+        }
         let mut identical = true;
         for (i, (a, b)) in ra.into_iter().zip(rb).enumerate() {
             let shown = [show(&all[0][i]), show(&all[1][i])];
@@ -591,6 +634,11 @@ impl Runner {
             eprintln!("--- {at}: {}\n{}", shown[0], indent(&ta));
         }
         let drift_note = self.drift_note(&outs);
+        if outs[0].is_ok() && outs[1].is_err() {
+            self.silent_candidate += 1;
+        } else {
+            self.silent_candidate = 0;
+        }
         if ta == tb {
             return !problem;
         }
