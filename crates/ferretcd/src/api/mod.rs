@@ -160,6 +160,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Body> {
             let key = p[b"/v2/keys".len()..].to_vec();
             keys_endpoint(api, req, &key).await
         }
+        p if p.starts_with(b"/v2/auth/") => crate::auth::http::handle(api, req, p).await,
         _ => wire::text_error(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
@@ -175,11 +176,28 @@ async fn keys_endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Respons
     };
     let cluster_id = HeaderValue::from_str(&format!("{:x}", api.server.membership().cluster_id))
         .expect("hex is a valid header");
+    // Taken before the body is read; checked after the parameters parse,
+    // as etcd does (against the URL key, not the cleaned store path).
+    let authorization = req.headers().get(hyper::header::AUTHORIZATION).cloned();
     let mut resp = match read_form(api, req).await {
         Err(e) => wire::v2_error(e),
         Ok(form) => match keys::parse(method, key, &form, now_ns()) {
             Err(e) => wire::v2_error(e),
-            Ok(kr) => keys::serve(&api.server, kr).await,
+            Ok(kr) => {
+                let write = !matches!(kr.method, KeyMethod::Get | KeyMethod::Head);
+                match crate::auth::check_key_access(
+                    &api.server,
+                    authorization.as_ref(),
+                    key,
+                    kr.recursive,
+                    write,
+                )
+                .await
+                {
+                    Err(e) => e.into_response(),
+                    Ok(()) => keys::serve(&api.server, kr).await,
+                }
+            }
         },
     };
     resp.headers_mut()
