@@ -15,12 +15,14 @@ pub mod event;
 pub mod json;
 pub mod path;
 pub mod request;
+pub mod snapshot;
 pub mod store;
 pub mod watch;
 
 pub use error::{Code, Error};
 pub use event::{Action, Event, NodeView};
 pub use request::{Method, Write};
+pub use snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use store::{Store, TtlOptions, MIN_EXPIRE_NS};
 pub use watch::{WatchSink, WatchStart, WatcherId, HISTORY_CAPACITY};
 

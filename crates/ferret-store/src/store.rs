@@ -28,15 +28,15 @@ const NS_PER_S: i64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    created_index: u64,
-    modified_index: u64,
+    pub(crate) created_index: u64,
+    pub(crate) modified_index: u64,
     /// Unix nanoseconds; `None` for a permanent node.
-    expire_ns: Option<i64>,
-    content: Content,
+    pub(crate) expire_ns: Option<i64>,
+    pub(crate) content: Content,
 }
 
 #[derive(Debug, Clone)]
-enum Content {
+pub(crate) enum Content {
     File(Box<[u8]>),
     /// Children by name. A B-tree keeps names in byte order, which is the
     /// order of etcd's `sorted=true` listings, so listings are always sorted.
@@ -196,15 +196,15 @@ impl TtlOptions {
 
 /// The etcd v2 store. See the module documentation for its invariants.
 pub struct Store {
-    root: Node,
-    current_index: u64,
+    pub(crate) root: Node,
+    pub(crate) current_index: u64,
     /// Paths that no write may touch: the root and the namespaces.
-    read_only: Vec<Box<[u8]>>,
+    pub(crate) read_only: Vec<Box<[u8]>>,
     /// Nodes with a TTL, ordered by expiry time, for the expiry sweep.
-    ttl_index: BTreeSet<(i64, Box<[u8]>)>,
-    history: History,
-    hub: Hub,
-    stats: Stats,
+    pub(crate) ttl_index: BTreeSet<(i64, Box<[u8]>)>,
+    pub(crate) history: History,
+    pub(crate) hub: Hub,
+    pub(crate) stats: Stats,
 }
 
 impl Store {

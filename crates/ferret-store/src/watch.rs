@@ -51,6 +51,13 @@ pub(crate) struct History {
 }
 
 impl History {
+    /// A history holding `events`, which must be in index order and at most
+    /// [`HISTORY_CAPACITY`] (the snapshot decoder checks both).
+    pub(crate) fn from_events(events: VecDeque<Arc<Event>>) -> History {
+        debug_assert!(events.len() <= HISTORY_CAPACITY);
+        History { events }
+    }
+
     pub(crate) fn push(&mut self, e: Arc<Event>) {
         if self.events.len() == HISTORY_CAPACITY {
             self.events.pop_front();
@@ -96,6 +103,12 @@ impl History {
 
     pub(crate) fn events(&self) -> impl Iterator<Item = &Arc<Event>> {
         self.events.iter()
+    }
+
+    /// Events with index >= `since`, oldest first.
+    fn events_from(&self, since: u64) -> impl Iterator<Item = &Arc<Event>> {
+        let skip = self.events.partition_point(|e| e.index() < since);
+        self.events.iter().skip(skip)
     }
 }
 
@@ -208,6 +221,48 @@ impl Hub {
         self.by_path.remove(path);
         if let Some(pid) = self.path_id_of.remove(path) {
             self.path_ids.remove(&pid);
+        }
+    }
+
+    /// Brings the waiting watchers up to date after the store under them was
+    /// replaced by a snapshot (see [`crate::Store::restore_in_place`]).
+    ///
+    /// A watcher has seen every event up to `seen_up_to` (the index before
+    /// the restore). It is sent the events of `history` from
+    /// `max(since_index, seen_up_to + 1)` on that match it by the rules of a
+    /// `waitIndex` replay, exactly what it would get by re-watching from its
+    /// index on the restored store; a non-stream watcher is done after one.
+    /// A watcher whose next event fell out of the restored history (the
+    /// gap was longer than [`HISTORY_CAPACITY`]) cannot be answered
+    /// correctly and is dropped, which ends its response as a slow watcher's
+    /// does; re-watching from its index then gets error 401.
+    pub(crate) fn catch_up(&mut self, history: &History, seen_up_to: u64, current_index: u64) {
+        let start = history.start_index();
+        let mut emptied = Vec::new();
+        for (path, list) in self.by_path.iter_mut() {
+            let before = list.len();
+            list.retain(|w| {
+                let from = w.since_index.max(seen_up_to.saturating_add(1));
+                if from > current_index {
+                    return true; // nothing happened that it waits for
+                }
+                if history.events.is_empty() || from < start {
+                    return false; // its events are gone
+                }
+                for e in history.events_from(from) {
+                    if history_matches(e, path, w.recursive) && !(w.sink.send(e) && w.stream) {
+                        return false;
+                    }
+                }
+                true
+            });
+            self.count -= before - list.len();
+            if list.is_empty() {
+                emptied.push(path.clone());
+            }
+        }
+        for path in emptied {
+            self.forget_path(&path);
         }
     }
 
