@@ -102,6 +102,14 @@ pub async fn members(
     if ![Method::GET, Method::POST, Method::DELETE, Method::PUT].contains(&method) {
         return wire::method_not_allowed("GET,POST,DELETE,PUT");
     }
+    // etcd's hasWriteRootAccess: changes need root once auth is on; the
+    // refusal comes before the cluster id header is set.
+    if method != Method::GET {
+        let authorization = req.headers().get(hyper::header::AUTHORIZATION);
+        if let Err(e) = crate::auth::require_root(server, authorization).await {
+            return e.into_response();
+        }
+    }
     let m = server.membership();
     let mut resp = match method {
         Method::GET => member_get(server, rest),
