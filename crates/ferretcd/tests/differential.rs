@@ -461,8 +461,10 @@ impl Runner {
             });
             // Wait until the server has answered with its headers: etcd
             // flushes them as soon as the watcher is registered, so later
-            // steps cannot race ahead of the watch.
-            let _ = head_rx.recv_timeout(Duration::from_millis(1500));
+            // steps cannot race ahead of the watch. (A candidate that holds
+            // its headers back costs 1.5 s per watch, and may miss events.)
+            let wait_ms = if k == 0 { 5000 } else { 1500 };
+            let _ = head_rx.recv_timeout(Duration::from_millis(wait_ms));
             socks.push(sock_rx.recv_timeout(Duration::from_millis(100)).ok());
             rxs.push(rx);
         }

@@ -168,7 +168,7 @@ pub fn normalize(resp: &Response, body_lines: bool, ctx: &Ctx) -> Norm {
         };
         headers.push((n.clone(), v));
     }
-    headers.sort_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()));
+    headers.sort_by_key(|h| h.0.to_ascii_lowercase());
     let headers = headers
         .into_iter()
         .map(|(n, v)| format!("{n}: {v}"))
