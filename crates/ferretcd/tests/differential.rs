@@ -657,7 +657,7 @@ impl Runner {
         };
         self.failures.push(format!(
             "{at}: responses differ\n  step: {}\n{req}\n  --- {} (reference)\n{}  --- {} (candidate)\n{}{}{drift_note}",
-            clip(&step.text),
+            clip(&step.text).trim_end(),
             self.sides[0].label,
             indent(&clip(&ta)),
             self.sides[1].label,
@@ -691,7 +691,18 @@ fn first_difference(a: &str, b: &str) -> String {
         }
     }
     let (na, nb) = (a.lines().count(), b.lines().count());
-    format!("  first difference: reference has {na} lines, candidate {nb}\n")
+    let extra = if na > nb {
+        format!(
+            "only the reference has: {}",
+            a.lines().nth(nb).unwrap_or("").trim()
+        )
+    } else {
+        format!(
+            "only the candidate has: {}",
+            b.lines().nth(na).unwrap_or("").trim()
+        )
+    };
+    format!("  first difference: reference has {na} lines, candidate {nb}; {extra}\n")
 }
 
 /// Shortens very long lines (huge keys and values) for display.
