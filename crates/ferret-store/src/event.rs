@@ -118,6 +118,8 @@ pub struct Event {
     /// The store index after the operation (the `X-Etcd-Index` header).
     pub etcd_index: u64,
     /// A TTL refresh: recorded in the history, never sent to watchers.
+    /// Not part of the JSON: etcd copies events before writing them and the
+    /// copy drops this flag, so clients never see it.
     pub refresh: bool,
 }
 
@@ -164,9 +166,6 @@ impl Event {
                 out.extend_from_slice(b",\"prevNode\":");
                 prev.write_json(out, strip_prefix);
             }
-        }
-        if self.refresh {
-            out.extend_from_slice(b",\"refresh\":true");
         }
         out.extend_from_slice(b"}\n");
     }

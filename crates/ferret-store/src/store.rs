@@ -713,8 +713,7 @@ impl Store {
 
     /// Starts a watch on `p`. `since_index` 0 means "the next change". A
     /// matching event already in the history answers at once; otherwise
-    /// the watcher waits and its events go to `sink`. A stream watch is
-    /// first sent every matching event of the history since `since_index`.
+    /// the watcher waits and its events go to `sink`.
     pub fn watch(
         &mut self,
         p: &[u8],
@@ -733,22 +732,16 @@ impl Store {
             e.index = self.current_index;
             e
         })?;
-        if !stream {
-            if let Some(e) = past.next() {
-                // etcd answers with a copy stamped with the current index
-                // (the `X-Etcd-Index` of the response), not the event's.
-                let mut e = Event::clone(e);
-                e.etcd_index = self.current_index;
-                return Ok(WatchStart::Ready(Arc::new(e)));
-            }
-        } else {
-            for e in past {
-                if !sink.send(e) {
-                    // The receiver is gone or behind already: drop the
-                    // watcher as the hub would, never registering it.
-                    return Ok(WatchStart::Waiting(self.hub.unregistered_id()));
-                }
-            }
+        // A matching past event answers the watch, stream or not. etcd then
+        // leaves a stream watcher unregistered: it gets that one event and
+        // nothing more. The reference is the specification, so we do the
+        // same (the API layer keeps such a stream open and silent).
+        if let Some(e) = past.next() {
+            // etcd answers with a copy stamped with the current index (the
+            // `X-Etcd-Index` of the response), not the event's.
+            let mut e = Event::clone(e);
+            e.etcd_index = self.current_index;
+            return Ok(WatchStart::Ready(Arc::new(e)));
         }
         let since = since.max(self.current_index + 1);
         Ok(WatchStart::Waiting(

@@ -189,16 +189,6 @@ impl Hub {
         WatcherId { path: path_id, id }
     }
 
-    /// A fresh id that names no registered watcher (path id 0 is never
-    /// used), for a watcher dropped before it was registered.
-    pub(crate) fn unregistered_id(&mut self) -> WatcherId {
-        self.next_id += 1;
-        WatcherId {
-            path: 0,
-            id: self.next_id,
-        }
-    }
-
     pub(crate) fn remove(&mut self, w: WatcherId) -> bool {
         let Some(path) = self.path_ids.get(&w.path) else {
             return false;

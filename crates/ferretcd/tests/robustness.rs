@@ -209,6 +209,48 @@ fn garbage_and_stalled_clients_do_not_block_others() {
     assert_alive(s.client);
 }
 
+/// Sends raw bytes as a request and returns what came back (possibly
+/// nothing, if the server closed the connection).
+fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn requests_no_http_client_sends_get_a_clean_answer() {
+    let s = ferretcd();
+    let cases: &[&[u8]] = &[
+        // Raw bytes >= 0x80 in the path and in the query.
+        b"PUT /v2/keys/raw\xffbyte?value=x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"PUT /v2/keys/m?value=raw\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        // A fragment, which clients strip before sending.
+        b"GET /v2/keys/m?recursive=true#frag HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        // A relative request target.
+        b"GET v2/keys/m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ];
+    for raw in cases {
+        let answer = raw_exchange(s.client, raw);
+        assert!(
+            answer.starts_with("HTTP/1.1 400")
+                || answer.starts_with("HTTP/1.1 200")
+                || answer.starts_with("HTTP/1.1 404"),
+            "{:?} -> {answer:.300}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    // A 5000-byte request line is answered, not dropped.
+    let mut long = b"GET /v2/keys/".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 5000));
+    long.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answer = raw_exchange(s.client, &long);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer:.300}");
+    assert_alive(s.client);
+}
+
 /// Reads the status line and headers of a response, byte by byte (the body
 /// of a waiting watch has not started yet).
 fn read_head(stream: &mut TcpStream) -> String {

@@ -287,7 +287,7 @@ fn refresh_by_update_keeps_value() {
     assert_eq!(e.action, Action::Update);
     assert_eq!(
         js(&e),
-        r#"{"action":"update","node":{"key":"/t","value":"v","expiration":"2023-11-14T22:13:40Z","ttl":20,"modifiedIndex":2,"createdIndex":1},"prevNode":{"key":"/t","value":"v","expiration":"2023-11-14T22:13:25Z","ttl":5,"modifiedIndex":1,"createdIndex":1},"refresh":true}"#
+        r#"{"action":"update","node":{"key":"/t","value":"v","expiration":"2023-11-14T22:13:40Z","ttl":20,"modifiedIndex":2,"createdIndex":1},"prevNode":{"key":"/t","value":"v","expiration":"2023-11-14T22:13:25Z","ttl":5,"modifiedIndex":1,"createdIndex":1}}"#
     );
 }
 

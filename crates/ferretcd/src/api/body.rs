@@ -88,6 +88,9 @@ pub struct WatchBody {
     pub stream: bool,
     pub done: bool,
     pub guard: Option<WatchGuard>,
+    /// A sender of our own channel, so a stream answered from the history
+    /// stays open with nothing more to say instead of ending.
+    pub keep_open: Option<mpsc::Sender<Arc<Event>>>,
 }
 
 impl WatchBody {
@@ -124,5 +127,6 @@ impl WatchBody {
         self.done = true;
         self.events = None;
         self.guard = None;
+        self.keep_open = None;
     }
 }

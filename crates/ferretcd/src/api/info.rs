@@ -290,10 +290,7 @@ pub fn go_duration(d: Duration) -> String {
     if h > 0 || m > 0 {
         out.push_str(&format!("{m}m"));
     }
-    out.push_str(&trim_frac(
-        s * 1_000_000_000 + frac_ns,
-        1_000_000_000,
-    ));
+    out.push_str(&trim_frac(s * 1_000_000_000 + frac_ns, 1_000_000_000));
     out.push('s');
     out
 }

@@ -276,18 +276,30 @@ fn watch(server: &Server, req: &KeyRequest) -> Response<Body> {
             req.recursive,
             req.stream,
             req.wait_index,
-            Box::new(ChannelSink(tx)),
+            Box::new(ChannelSink(tx.clone())),
         );
         (r, state.v2.index())
     };
     let body = match start {
         Err(e) => return wire::v2_error(e),
+        // A stream answered from the history gets that one event and then
+        // stays open with nothing more, as in etcd: the receiver's sender
+        // is kept alive (and silent) by the body itself.
+        Ok(WatchStart::Ready(e)) if req.stream => WatchBody {
+            first: Some(e),
+            events: Some(rx),
+            stream: true,
+            done: false,
+            guard: None,
+            keep_open: Some(tx),
+        },
         Ok(WatchStart::Ready(e)) => WatchBody {
             first: Some(e),
             events: None,
             stream: false,
             done: false,
             guard: None,
+            keep_open: None,
         },
         Ok(WatchStart::Waiting(id)) => WatchBody {
             first: None,
@@ -298,6 +310,7 @@ fn watch(server: &Server, req: &KeyRequest) -> Response<Body> {
                 server: server.clone(),
                 id,
             }),
+            keep_open: None,
         },
     };
     let mut resp = Response::new(Body::Watch(body));

@@ -87,6 +87,15 @@ pub async fn serve(
 
 /// Serves one request: CORS, path cleaning, routing.
 pub async fn handle(api: &Api, req: Request<Incoming>) -> Response<Body> {
+    // Two answers Go's HTTP server gives before any handler runs, so
+    // without CORS headers: `OPTIONS *`, and a request path with a bad
+    // percent escape.
+    if req.uri() == "*" && req.method() == Method::OPTIONS {
+        return Response::new(Body::empty());
+    }
+    if form::path_unescape(req.uri().path().as_bytes()).is_err() {
+        return go_bad_request();
+    }
     let mut resp = if req.method() == Method::OPTIONS {
         // CORS preflight: etcd answers every OPTIONS with an empty 200.
         Response::new(Body::empty())
@@ -112,6 +121,17 @@ fn sort_headers(resp: &mut Response<Body>) {
     }
 }
 
+/// Go's server-level `400 Bad Request`: a fixed text, no newline, and the
+/// connection closed.
+fn go_bad_request() -> Response<Body> {
+    let mut resp = Response::new(Body::full("400 Bad Request"));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, wire::TEXT);
+    h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 fn add_cors(resp: &mut Response<Body>) {
     let h = resp.headers_mut();
     h.insert(
@@ -131,7 +151,7 @@ fn add_cors(resp: &mut Response<Body>) {
 async fn route(api: &Api, req: Request<Incoming>) -> Response<Body> {
     let raw_path = req.uri().path().as_bytes().to_vec();
     let Ok(path) = form::path_unescape(&raw_path) else {
-        return wire::text_error(StatusCode::BAD_REQUEST, "400 Bad Request");
+        return go_bad_request();
     };
     let clean = go_clean_path(&path);
     if clean != path {
