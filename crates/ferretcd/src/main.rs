@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferretcd::api::{self, Api};
 use ferretcd::config::{self, Config, ConfigOutcome};
 use ferretcd::ids;
-use ferretcd::server::{now_ns, Membership, Server, ServerOptions};
+use ferretcd::server::{now_ns, InitialMember, Server, ServerConfig};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -91,35 +91,49 @@ fn init_logging(cfg: &Config) {
     }
 }
 
-fn membership(cfg: &Config) -> Membership {
+/// The server's configuration from etcd's flags: this member's id and the
+/// initial cluster, with ids derived as etcd derives them.
+fn server_config(cfg: &Config) -> ServerConfig {
     let peer_urls: Vec<String> = cfg
         .initial_advertise_peer_urls
         .iter()
         .map(|u| u.to_string())
         .collect();
     let member_id = ids::member_id(&peer_urls, &cfg.initial_cluster_token);
-    // Every member of the initial cluster, by name, with all its URLs.
-    let mut by_name: Vec<(String, Vec<String>)> = Vec::new();
-    for (name, url) in &cfg.initial_cluster {
-        match by_name.iter_mut().find(|(n, _)| n == name) {
-            Some((_, urls)) => urls.push(url.to_string()),
-            None => by_name.push((name.clone(), vec![url.to_string()])),
-        }
-    }
-    let member_ids: Vec<u64> = by_name
-        .iter()
-        .map(|(_, urls)| ids::member_id(urls, &cfg.initial_cluster_token))
+    let initial_members: Vec<InitialMember> = cfg
+        .initial_cluster_members()
+        .into_iter()
+        .map(|(name, urls)| {
+            let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+            InitialMember {
+                id: ids::member_id(&urls, &cfg.initial_cluster_token),
+                name,
+                peer_urls: urls,
+            }
+        })
         .collect();
-    Membership {
+    let member_ids: Vec<u64> = initial_members.iter().map(|m| m.id).collect();
+    let election = Duration::from_millis(cfg.election_timeout_ms);
+    ServerConfig {
+        name: cfg.name.clone(),
+        data_dir: cfg.data_dir.clone(),
         member_id,
         cluster_id: ids::cluster_id(&member_ids),
-        name: cfg.name.clone(),
-        peer_urls,
+        initial_members,
         client_urls: cfg
             .advertise_client_urls
             .iter()
             .map(|u| u.to_string())
             .collect(),
+        peer_listen: cfg
+            .listen_peer_urls
+            .iter()
+            .map(|u| u.authority().to_string())
+            .collect(),
+        heartbeat: Duration::from_millis(cfg.heartbeat_interval_ms),
+        election_timeout: election,
+        snapshot_count: cfg.snapshot_count,
+        request_timeout: Duration::from_secs(5) + 2 * election,
     }
 }
 
@@ -127,25 +141,24 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let started_ns = now_ns();
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
-    let membership = membership(&cfg);
+    let server_cfg = server_config(&cfg);
     tracing::info!(
         name = %cfg.name,
-        member_id = %ids::format_id(membership.member_id),
-        cluster_id = %ids::format_id(membership.cluster_id),
         data_dir = %cfg.data_dir.display(),
         "starting ferretcd {}",
         env!("CARGO_PKG_VERSION")
     );
-    let election = Duration::from_millis(cfg.election_timeout_ms);
-    let server = Server::start(
-        membership,
-        ServerOptions {
-            request_timeout: Duration::from_secs(5) + 2 * election,
-            expiry_interval: Duration::from_millis(500),
-        },
+    let server = Server::start(server_cfg)
+        .await
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let m = server.membership();
+    tracing::info!(
+        member_id = %ids::format_id(m.member_id),
+        cluster_id = %ids::format_id(m.cluster_id),
+        "member started"
     );
     let api = Arc::new(Api {
-        server,
+        server: server.clone(),
         max_request_bytes: cfg.max_request_bytes,
         started_ns,
     });
@@ -172,6 +185,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
     for t in tasks {
         let _ = t.await;
     }
+    server.stop();
+    // Give the raft thread a moment to sync and stop; acknowledged writes
+    // are durable already.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     tracing::info!("stopped");
     Ok(())
 }

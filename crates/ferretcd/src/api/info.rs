@@ -57,7 +57,12 @@ pub fn machines(server: &Server, method: &Method) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return wire::method_not_allowed("GET,HEAD");
     }
-    let urls = server.membership().client_urls.join(", ");
+    let urls = server
+        .members()
+        .iter()
+        .flat_map(|m| m.client_urls.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut resp = Response::new(Body::full(urls));
     resp.headers_mut()
         .insert(hyper::header::CONTENT_TYPE, wire::TEXT);
@@ -135,18 +140,26 @@ pub async fn members(
 }
 
 fn member_get(server: &Server, rest: &str) -> Response<Body> {
-    let m = server.membership();
+    let members = server.members();
     match rest {
         "" => {
             let mut out = b"{\"members\":[".to_vec();
-            member_json(&mut out, m.member_id, &m.name, &m.peer_urls, &m.client_urls);
+            for (i, m) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                member_json(&mut out, m.id, &m.name, &m.peer_urls, &m.client_urls);
+            }
             out.extend_from_slice(b"]}\n");
             wire::json(StatusCode::OK, out)
         }
-        "leader" => match server.leader_id() {
-            Some(_) => {
+        "leader" => match server
+            .leader_id()
+            .and_then(|id| members.iter().find(|m| m.id == id))
+        {
+            Some(m) => {
                 let mut out = Vec::new();
-                member_json(&mut out, m.member_id, &m.name, &m.peer_urls, &m.client_urls);
+                member_json(&mut out, m.id, &m.name, &m.peer_urls, &m.client_urls);
                 out.push(b'\n');
                 wire::json(StatusCode::OK, out)
             }
@@ -167,7 +180,7 @@ fn member_target(server: &Server, rest: &str) -> Result<u64, Response<Body>> {
     }
     let no_such = || wire::http_error(StatusCode::NOT_FOUND, &format!("No such member: {rest}"));
     let id = u64::from_str_radix(rest, 16).map_err(|_| no_such())?;
-    if id != server.membership().member_id {
+    if !server.members().iter().any(|m| m.id == id) {
         return Err(wire::http_error(
             StatusCode::NOT_FOUND,
             &format!("No such member: {id:x}"),
@@ -235,33 +248,85 @@ pub fn stats_self(server: &Server, method: &Method, started_ns: i64) -> Response
     }
     let m = server.membership();
     let id = format!("{:x}", m.member_id);
+    let state = if server.is_leader() {
+        "StateLeader"
+    } else {
+        "StateFollower"
+    };
+    let stats = server.transport_stats();
     let mut out = Vec::with_capacity(320);
     out.extend_from_slice(b"{\"name\":");
     json::write_str(&mut out, m.name.as_bytes());
     out.extend_from_slice(b",\"id\":");
     json::write_str(&mut out, id.as_bytes());
-    out.extend_from_slice(b",\"state\":\"StateLeader\",\"startTime\":");
+    out.extend_from_slice(format!(",\"state\":\"{state}\",\"startTime\":").as_bytes());
     json::write_time(&mut out, started_ns);
     out.extend_from_slice(b",\"leaderInfo\":{\"leader\":");
-    json::write_str(&mut out, id.as_bytes());
+    let leader = server
+        .leader_id()
+        .map(|l| format!("{l:x}"))
+        .unwrap_or_default();
+    json::write_str(&mut out, leader.as_bytes());
     out.extend_from_slice(b",\"uptime\":");
-    let uptime = Duration::from_nanos(now_ns().saturating_sub(started_ns).max(0) as u64);
+    let since = server.leader_since_ns();
+    let uptime = Duration::from_nanos(now_ns().saturating_sub(since).max(0) as u64);
     json::write_str(&mut out, go_duration(uptime).as_bytes());
     out.extend_from_slice(b",\"startTime\":");
-    json::write_time(&mut out, started_ns);
-    out.extend_from_slice(b"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
+    json::write_time(&mut out, since);
+    out.extend_from_slice(b"},\"recvAppendRequestCnt\":");
+    json::write_u64(
+        &mut out,
+        stats
+            .received_appends
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    out.extend_from_slice(b",\"sendAppendRequestCnt\":");
+    json::write_u64(
+        &mut out,
+        stats
+            .sent_appends
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    out.push(b'}');
     wire::json(StatusCode::OK, out)
 }
 
+/// `/v2/stats/leader`: answered by the leader only, as in etcd, with each
+/// follower's heartbeat round trips (ms) and send outcomes.
 pub fn stats_leader(server: &Server, method: &Method) -> Response<Body> {
     if method != Method::GET {
         return wire::method_not_allowed("GET");
     }
-    let id = format!("{:x}", server.membership().member_id);
-    wire::json(
-        StatusCode::OK,
-        format!("{{\"leader\":\"{id}\",\"followers\":{{}}}}"),
-    )
+    if !server.is_leader() {
+        return wire::http_error(StatusCode::FORBIDDEN, "not current leader");
+    }
+    let me = server.membership().member_id;
+    let stats = server.follower_stats();
+    let mut out = format!("{{\"leader\":\"{me:x}\",\"followers\":{{");
+    let followers: Vec<u64> = server
+        .members()
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| *id != me)
+        .collect();
+    for (i, id) in followers.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let f = stats.get(id).cloned().unwrap_or_default();
+        out.push_str(&format!(
+            "\"{id:x}\":{{\"latency\":{{\"current\":{},\"average\":{},\"standardDeviation\":{},\"minimum\":{},\"maximum\":{}}},\"counts\":{{\"fail\":{},\"success\":{}}}}}",
+            f.current_ms,
+            f.average_ms(),
+            f.stddev_ms(),
+            f.min_ms,
+            f.max_ms,
+            f.fail,
+            f.success
+        ));
+    }
+    out.push_str("}}");
+    wire::json(StatusCode::OK, out)
 }
 
 /// A duration as Go's `time.Duration.String` prints it: `1h2m3.5s`,

@@ -66,6 +66,19 @@ impl StateMachines {
     }
 }
 
+impl StateMachines {
+    /// Records that the entry at `index` carried nothing for the state
+    /// machines (a leader's empty entry, a configuration change).
+    pub fn skip_to(&mut self, index: u64) {
+        assert!(
+            index > self.applied_index,
+            "entry {index} applied after {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+    }
+}
+
 impl Default for StateMachines {
     fn default() -> Self {
         Self::new()

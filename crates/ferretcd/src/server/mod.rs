@@ -1,23 +1,37 @@
-//! The server core: state machines, the log that orders writes into them,
-//! and the handle the API layers use.
+//! The server core: state machines, the Raft log that orders writes into
+//! them, and the handle the API layers use.
 //!
 //! The HTTP layer never touches the store directly for writes: it builds a
 //! [`Command`], [`Server::propose`]s it and waits for the outcome, which
-//! arrives only after the entry is committed and applied. Reads take the
-//! state lock briefly; watches register a sink in the store's hub.
+//! arrives only after the entry is committed (durable on a quorum) and
+//! applied. Local reads take the state lock briefly; linearizable reads
+//! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
+//! sink in the store's hub.
 
 pub mod apply;
-mod local_log;
+pub mod raft_log;
+pub mod raft_node;
+pub mod transport;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 pub use apply::{Command, Outcome, StateMachines, KEYS_PREFIX};
+pub use raft_node::{InitialMember, StartError, WalMetadata};
+use raft_node::{Input, NodeConfig};
+use transport::{Transport, TransportStats};
 
-/// Why a proposal did not produce an outcome.
+/// The cluster version a cluster of ferretcd members reports (etcd's API
+/// level it implements).
+pub const CLUSTER_VERSION: &str = "3.4.0";
+
+/// Why a request did not produce an outcome.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ServerError {
     #[error("etcdserver: request timed out")]
@@ -45,89 +59,251 @@ pub struct Membership {
     pub client_urls: Vec<String>,
 }
 
-/// Knobs of the server core.
+/// A member as `/v2/members` lists it (from the replicated store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+}
+
+/// What the leader measured of one follower, for `/v2/stats/leader`:
+/// heartbeat round trips (milliseconds) and send outcomes.
+#[derive(Debug, Clone, Default)]
+pub struct FollowerStats {
+    pub success: u64,
+    pub fail: u64,
+    pub current_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    sum_ms: f64,
+    sum_sq_ms: f64,
+}
+
+impl FollowerStats {
+    pub fn record_rtt(&mut self, ms: f64) {
+        if self.success == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        if ms > self.max_ms {
+            self.max_ms = ms;
+        }
+        self.success += 1;
+        self.current_ms = ms;
+        self.sum_ms += ms;
+        self.sum_sq_ms += ms * ms;
+    }
+
+    pub fn average_ms(&self) -> f64 {
+        if self.success == 0 {
+            0.0
+        } else {
+            self.sum_ms / self.success as f64
+        }
+    }
+
+    pub fn stddev_ms(&self) -> f64 {
+        if self.success == 0 {
+            return 0.0;
+        }
+        let n = self.success as f64;
+        let mean = self.sum_ms / n;
+        (self.sum_sq_ms / n - mean * mean).max(0.0).sqrt()
+    }
+}
+
+/// How to start a member.
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
+pub struct ServerConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// This member and the initial cluster, used only when the data dir is
+    /// new; a restart takes them from the WAL.
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub initial_members: Vec<InitialMember>,
+    pub client_urls: Vec<String>,
+    /// Addresses (`host:port`) to accept peer streams on.
+    pub peer_listen: Vec<String>,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+    pub snapshot_count: u64,
     /// How long a proposal may wait for its outcome (etcd: 5 s plus two
     /// election timeouts).
     pub request_timeout: Duration,
-    /// How often the leader checks for expired TTLs (etcd: 500 ms).
-    pub expiry_interval: Duration,
 }
 
-pub(crate) struct Proposal {
-    pub cmd: Command,
-    pub reply: oneshot::Sender<(Outcome, LogPosition)>,
-}
+/// Inputs waiting for the Ready loop. Bounded so a flood of requests is
+/// refused ("too many requests") instead of growing memory; 16384 is a few
+/// Ready rounds of work.
+const INBOX_CAPACITY: usize = 16384;
 
-/// Proposals waiting for the log task. Bounded so a flood of writes queues
-/// at the HTTP layer (where each waits with a timeout) instead of growing
-/// memory without limit; 4096 is a few ms of work at full speed.
-const PROPOSAL_QUEUE_CAPACITY: usize = 4096;
-
-struct Shared {
+pub struct Shared {
     state: RwLock<StateMachines>,
     commit_index: AtomicU64,
     term: AtomicU64,
-    membership: Membership,
-    options: ServerOptions,
+    /// 0 while there is no known leader.
+    leader_id: AtomicU64,
+    is_leader: AtomicBool,
+    leader_since_ns: AtomicI64,
+    pub transport_stats: Arc<TransportStats>,
+    followers: std::sync::Mutex<std::collections::HashMap<u64, FollowerStats>>,
+    membership: RwLock<Membership>,
+    request_timeout: Duration,
+}
+
+impl Shared {
+    fn follower(&self, id: u64, f: impl FnOnce(&mut FollowerStats)) {
+        let mut map = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        f(map.entry(id).or_default());
+    }
+
+    fn state(&self) -> RwLockReadGuard<'_, StateMachines> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, StateMachines> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A cheap, cloneable handle on a running member.
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
-    proposals: mpsc::Sender<Proposal>,
+    inbox: SyncSender<Input>,
 }
 
 impl Server {
-    /// Starts a single-member server: applies the bootstrap entries of a new
-    /// cluster and spawns the log task. Must run inside a tokio runtime.
-    pub fn start(membership: Membership, options: ServerOptions) -> Server {
-        let (tx, rx) = mpsc::channel(PROPOSAL_QUEUE_CAPACITY);
+    /// Opens the data dir (creating a new cluster member, or restarting
+    /// from the WAL and snapshot), starts the Raft thread and the peer
+    /// listeners. Must run inside a tokio runtime.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+        let (tx, rx) = sync_channel(INBOX_CAPACITY);
+        let stats = Arc::new(TransportStats::default());
         let shared = Arc::new(Shared {
             state: RwLock::new(StateMachines::new()),
             commit_index: AtomicU64::new(0),
             term: AtomicU64::new(0),
-            membership,
-            options,
+            leader_id: AtomicU64::new(0),
+            is_leader: AtomicBool::new(false),
+            leader_since_ns: AtomicI64::new(0),
+            transport_stats: stats.clone(),
+            followers: Default::default(),
+            membership: RwLock::new(Membership {
+                member_id: cfg.member_id,
+                cluster_id: cfg.cluster_id,
+                name: cfg.name.clone(),
+                peer_urls: Vec::new(),
+                client_urls: cfg.client_urls.clone(),
+            }),
+            request_timeout: cfg.request_timeout,
         });
-        let server = Server {
-            shared: shared.clone(),
-            proposals: tx,
+        let heartbeat_ms = cfg.heartbeat.as_millis().max(1);
+        let election_ticks = (cfg.election_timeout.as_millis() / heartbeat_ms).max(2) as usize;
+        let node_cfg = NodeConfig {
+            data_dir: cfg.data_dir.clone(),
+            heartbeat: cfg.heartbeat,
+            election_ticks,
+            snapshot_count: cfg.snapshot_count,
+            name: cfg.name.clone(),
+            client_urls: cfg.client_urls.clone(),
         };
-        local_log::bootstrap(&server);
-        tokio::spawn(local_log::run(server.clone(), rx));
-        server
+        let new_cluster = WalMetadata {
+            member_id: cfg.member_id,
+            cluster_id: cfg.cluster_id,
+            members: cfg.initial_members.clone(),
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let inbox_for_transport = tx.clone();
+        let stats_for_transport = stats.clone();
+        let (node, meta) = raft_node::start(node_cfg, new_cluster, shared.clone(), rx, |meta| {
+            let peers: Vec<(u64, Vec<String>)> = meta
+                .members
+                .iter()
+                .map(|m| (m.id, m.peer_urls.clone()))
+                .collect();
+            Transport::start(
+                &runtime,
+                meta.member_id,
+                meta.cluster_id,
+                &peers,
+                inbox_for_transport,
+                stats_for_transport,
+            )
+        })?;
+        {
+            let mut m = shared.membership.write().unwrap_or_else(|p| p.into_inner());
+            m.member_id = meta.member_id;
+            m.cluster_id = meta.cluster_id;
+            m.peer_urls = meta
+                .members
+                .iter()
+                .find(|x| x.id == meta.member_id)
+                .map(|x| x.peer_urls.clone())
+                .unwrap_or_default();
+        }
+        for addr in &cfg.peer_listen {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                StartError::Snapshot(format!("cannot listen for peers on {addr}: {e}"))
+            })?;
+            tokio::spawn(transport::serve_peers(
+                l,
+                meta.cluster_id,
+                tx.clone(),
+                stats.clone(),
+            ));
+        }
+        let single = meta.members.len() == 1;
+        std::thread::Builder::new()
+            .name("raft".into())
+            .spawn(move || node.run(single))
+            .map_err(|e| StartError::Snapshot(format!("cannot start the raft thread: {e}")))?;
+        Ok(Server { shared, inbox: tx })
+    }
+
+    /// Stops the Raft loop (after it syncs the WAL).
+    pub fn stop(&self) {
+        let _ = self.inbox.send(Input::Stop);
     }
 
     /// Orders `cmd` through the log and returns what applying it produced.
     pub async fn propose(&self, cmd: Command) -> Result<(Outcome, LogPosition), ServerError> {
         let (reply, rx) = oneshot::channel();
-        let deadline = self.shared.options.request_timeout;
-        let send = self.proposals.send(Proposal { cmd, reply });
-        let outcome = async {
-            send.await.map_err(|_| ServerError::Stopped)?;
-            rx.await.map_err(|_| ServerError::Stopped)
-        };
-        tokio::time::timeout(deadline, outcome)
-            .await
-            .map_err(|_| ServerError::Timeout)?
+        self.send(Input::Propose { cmd, reply })?;
+        match tokio::time::timeout(self.shared.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => Err(ServerError::Timeout),
+        }
     }
 
-    /// A linearizable read barrier: returns once every write acknowledged
-    /// before the call is applied locally. A single member applies before
-    /// it acknowledges, so the barrier is immediate.
+    /// A linearizable read barrier (Raft ReadIndex): returns once this
+    /// member has applied everything committed before the call.
     pub async fn read_barrier(&self) -> Result<(), ServerError> {
-        Ok(())
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::ReadIndex { reply })?;
+        match tokio::time::timeout(self.shared.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+
+    fn send(&self, input: Input) -> Result<(), ServerError> {
+        self.inbox.try_send(input).map_err(|e| match e {
+            TrySendError::Full(_) => ServerError::TooManyRequests,
+            TrySendError::Disconnected(_) => ServerError::Stopped,
+        })
     }
 
     pub fn state(&self) -> RwLockReadGuard<'_, StateMachines> {
-        self.shared.state.read().unwrap_or_else(|p| p.into_inner())
+        self.shared.state()
     }
 
     pub fn state_mut(&self) -> RwLockWriteGuard<'_, StateMachines> {
-        self.shared.state.write().unwrap_or_else(|p| p.into_inner())
+        self.shared.state_mut()
     }
 
     pub fn position(&self) -> LogPosition {
@@ -137,17 +313,93 @@ impl Server {
         }
     }
 
-    pub fn membership(&self) -> &Membership {
-        &self.shared.membership
+    pub fn membership(&self) -> Membership {
+        self.shared
+            .membership
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    pub fn options(&self) -> &ServerOptions {
-        &self.shared.options
-    }
-
-    /// The id of the current leader (this member, while it runs alone).
+    /// The id of the current leader, if one is known.
     pub fn leader_id(&self) -> Option<u64> {
-        Some(self.shared.membership.member_id)
+        match self.shared.leader_id.load(Ordering::Acquire) {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.shared.is_leader.load(Ordering::Acquire)
+    }
+
+    /// When this member last became leader, Unix ns.
+    pub fn leader_since_ns(&self) -> i64 {
+        self.shared.leader_since_ns.load(Ordering::Acquire)
+    }
+
+    /// The leader's measurements of its followers, by id.
+    pub fn follower_stats(&self) -> std::collections::HashMap<u64, FollowerStats> {
+        self.shared
+            .followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn transport_stats(&self) -> &TransportStats {
+        &self.shared.transport_stats
+    }
+
+    /// The cluster's members, from the replicated store (`/0/members`), in
+    /// id order. A member that has not published its attributes yet has no
+    /// name and no client URLs, as in etcd.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let state = self.state();
+        let Ok(ev) = state.v2.get(b"/0/members", true, now_ns()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for dir in &ev.node.nodes {
+            let id_hex =
+                String::from_utf8_lossy(&dir.key[b"/0/members/".len().min(dir.key.len())..])
+                    .into_owned();
+            let Ok(id) = u64::from_str_radix(&id_hex, 16) else {
+                continue;
+            };
+            let mut m = MemberInfo {
+                id,
+                name: String::new(),
+                peer_urls: Vec::new(),
+                client_urls: Vec::new(),
+            };
+            for attr in &dir.nodes {
+                let value: serde_json::Value = attr
+                    .value
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice(v).ok())
+                    .unwrap_or_default();
+                let strings = |field: &str| -> Vec<String> {
+                    value[field]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                if attr.key.ends_with(b"/raftAttributes") {
+                    m.peer_urls = strings("peerURLs");
+                } else if attr.key.ends_with(b"/attributes") {
+                    m.name = value["name"].as_str().unwrap_or_default().to_string();
+                    m.client_urls = strings("clientURLs");
+                }
+            }
+            out.push(m);
+        }
+        out.sort_by_key(|m| m.id);
+        out
     }
 }
 

@@ -1,0 +1,259 @@
+//! The Raft log in memory: what raft-rs reads through its `Storage` trait.
+//!
+//! It holds the entries after the last snapshot, the last snapshot itself
+//! (data included, so a lagging follower can be sent it), the hard state and
+//! the configuration. Durability is not its job: the Ready loop writes the
+//! same entries and hard state to the WAL, and restores this from the WAL
+//! and the newest snapshot file at start.
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+
+#[derive(Default)]
+pub struct RaftLog {
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// The newest snapshot. Entries it covers may still be kept (so a
+    /// follower slightly behind gets entries, not a whole snapshot).
+    snapshot: Snapshot,
+    /// Index and term of the entry just before `entries[0]`: the point up
+    /// to which the log is compacted.
+    offset_index: u64,
+    offset_term: u64,
+    /// Entries after the offset, consecutive.
+    entries: Vec<Entry>,
+}
+
+impl RaftLog {
+    pub fn new(conf_state: ConfState) -> Self {
+        RaftLog {
+            conf_state,
+            ..Default::default()
+        }
+    }
+
+    fn snapshot_index(&self) -> u64 {
+        self.snapshot.get_metadata().index
+    }
+
+    fn first(&self) -> u64 {
+        self.offset_index + 1
+    }
+
+    fn last(&self) -> u64 {
+        self.offset_index + self.entries.len() as u64
+    }
+
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    pub fn set_hard_state(&mut self, hs: HardState) {
+        self.hard_state = hs;
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// Appends entries, replacing any conflicting suffix (a new leader
+    /// overwrote uncommitted entries).
+    pub fn append(&mut self, ents: &[Entry]) {
+        let Some(first) = ents.first() else {
+            return;
+        };
+        assert!(
+            first.index >= self.first() && first.index <= self.last() + 1,
+            "append at {} outside [{}, {}]",
+            first.index,
+            self.first(),
+            self.last() + 1
+        );
+        let keep = (first.index - self.first()) as usize;
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(ents);
+    }
+
+    /// Installs a snapshot from the leader (or the newest snapshot file at
+    /// start): everything up to its index is in it; later entries survive
+    /// only if the log agrees with the snapshot at its index.
+    pub fn apply_snapshot(&mut self, snap: Snapshot) {
+        let meta = snap.get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        if self.term_of(index) == Some(term) {
+            let keep_from = (index + 1 - self.first()) as usize;
+            self.entries.drain(..keep_from.min(self.entries.len()));
+        } else {
+            self.entries.clear();
+        }
+        self.offset_index = index;
+        self.offset_term = term;
+        self.conf_state = meta.get_conf_state().clone();
+        if self.hard_state.commit < index {
+            self.hard_state.commit = index;
+        }
+        if self.hard_state.term < term {
+            self.hard_state.term = term;
+        }
+        self.snapshot = snap;
+    }
+
+    /// Records a snapshot taken locally of state already in the log.
+    pub fn set_snapshot(&mut self, snap: Snapshot) {
+        self.snapshot = snap;
+    }
+
+    /// Drops entries before `index`, never past the newest snapshot (what
+    /// is dropped must be recoverable from it).
+    pub fn compact_to(&mut self, index: u64) {
+        let index = index.min(self.snapshot_index() + 1);
+        if index <= self.first() {
+            return;
+        }
+        let term = self.term_of(index - 1).unwrap_or(self.offset_term);
+        let drop = (index - self.first()) as usize;
+        self.entries.drain(..drop.min(self.entries.len()));
+        self.offset_index = index - 1;
+        self.offset_term = term;
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn term_of(&self, idx: u64) -> Option<u64> {
+        if idx == self.offset_index {
+            return Some(self.offset_term);
+        }
+        if idx < self.first() || idx > self.last() {
+            return None;
+        }
+        Some(self.entries[(idx - self.first()) as usize].term)
+    }
+}
+
+impl Storage for RaftLog {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let max = max_size.into().unwrap_or(u64::MAX);
+        let from = (low - self.first()) as usize;
+        let to = (high - self.first()) as usize;
+        let mut out = Vec::with_capacity(to - from);
+        let mut size = 0u64;
+        for e in &self.entries[from..to] {
+            size += protobuf::Message::compute_size(e) as u64;
+            // Always at least one entry, as raft-rs requires.
+            if !out.is_empty() && size > max {
+                break;
+            }
+            out.push(e.clone());
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx < self.offset_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        self.term_of(idx)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.snapshot_index() < request_index || self.snapshot_index() == 0 {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn append_replaces_conflicting_suffix() {
+        let mut log = RaftLog::default();
+        log.append(&[ent(1, 1), ent(2, 1), ent(3, 1)]);
+        log.append(&[ent(2, 2)]);
+        assert_eq!(log.last_index().unwrap(), 2);
+        assert_eq!(log.term(2).unwrap(), 2);
+        assert_eq!(log.term(1).unwrap(), 1);
+    }
+
+    #[test]
+    fn snapshot_compacts_and_answers_terms() {
+        let mut log = RaftLog::default();
+        log.append(&[ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)]);
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = 3;
+        snap.mut_metadata().term = 2;
+        log.set_snapshot(snap);
+        assert_eq!(
+            log.first_index().unwrap(),
+            1,
+            "a local snapshot keeps entries"
+        );
+        log.compact_to(100);
+        assert_eq!(
+            log.first_index().unwrap(),
+            4,
+            "compaction stops at the snapshot"
+        );
+        assert_eq!(log.term(3).unwrap(), 2);
+        assert!(log.term(2).is_err());
+        assert!(log
+            .entries(2, 4, None, GetEntriesContext::empty(false))
+            .is_err());
+        assert_eq!(log.snapshot(0, 2).unwrap().get_metadata().index, 3);
+    }
+
+    #[test]
+    fn leader_snapshot_replaces_the_log() {
+        let mut log = RaftLog::default();
+        log.append(&[ent(1, 1), ent(2, 1)]);
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = 10;
+        snap.mut_metadata().term = 3;
+        log.apply_snapshot(snap);
+        assert_eq!(log.first_index().unwrap(), 11);
+        assert_eq!(log.last_index().unwrap(), 10);
+        assert_eq!(log.hard_state().commit, 10);
+    }
+}

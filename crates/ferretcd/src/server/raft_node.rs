@@ -1,0 +1,869 @@
+//! The Raft member: one thread running the Ready loop.
+//!
+//! Everything that changes the replicated state passes through
+//! [`RaftNode::on_ready`], in this order, each step for a reason:
+//!
+//! 1. **Send the messages that need no local write**: the leader's appends
+//!    and heartbeats go out before it writes the same entries to its own
+//!    log, so replication overlaps the leader's fsync (Raft thesis §10.2.1).
+//! 2. **Install a snapshot** sent by the leader, before any entry after it.
+//! 3. **Apply entries committed earlier**: they are durable on a quorum
+//!    already, so they need not wait for this round's fsync.
+//! 4. **Persist new entries and the hard state**: all of them appended to
+//!    the WAL, then one fsync (group commit: every proposal that arrived
+//!    since the last round shares it).
+//! 5. **Send the messages that must follow the write**: votes and a
+//!    follower's acknowledgements promise that the entries are on disk.
+//! 6. **Advance**: raft-rs then reports what our own write committed (on a
+//!    single member, or when we were the last vote needed); apply it.
+//!
+//! A write is answered in step 3 or 6, when its entry is applied, which is
+//! after it is durable on a quorum. Nothing is acknowledged earlier.
+
+
+// raft-rs messages are rust-protobuf structs, built field by field as
+// raft-rs's own examples do.
+#![allow(clippy::field_reassign_with_default)]
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferret_store::{Method, Write};
+use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
+use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::raft_log::RaftLog;
+use super::transport::Transport;
+use super::{now_ns, Command, LogPosition, Outcome, ServerError, Shared};
+
+/// What the Ready loop's inbox carries.
+pub enum Input {
+    Propose {
+        cmd: Command,
+        reply: Reply,
+    },
+    ReadIndex {
+        reply: oneshot::Sender<Result<(), ServerError>>,
+    },
+    Step(Box<Message>),
+    SnapshotSent {
+        to: u64,
+        ok: bool,
+    },
+    Unreachable(u64),
+    Stop,
+}
+
+pub type Reply = oneshot::Sender<Result<(Outcome, LogPosition), ServerError>>;
+
+/// Inputs handled before one Ready round; bounds the latency a burst adds
+/// to the round and the size of one group commit.
+const MAX_INPUTS_PER_READY: usize = 4096;
+
+/// Entries kept after a snapshot so a follower slightly behind catches up
+/// from the log instead of a whole snapshot (etcd keeps 5000).
+const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
+
+/// Snapshot files kept on disk (etcd keeps 5).
+const SNAPSHOTS_KEPT: usize = 5;
+
+/// How often housekeeping runs (publishing attributes, TTL expiry, dropping
+/// waiters whose client gave up).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The payload of a normal log entry.
+#[derive(Serialize, Deserialize)]
+struct LogEntry {
+    /// The member that proposed it, and its id there: the proposer answers
+    /// its waiting client when the entry is applied.
+    origin: u64,
+    id: u64,
+    cmd: Command,
+}
+
+/// A member of the initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitialMember {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+/// Written once into a new WAL: who this member is, in which cluster, and
+/// the initial configuration. A restart takes these from the WAL and
+/// ignores the bootstrap flags, as etcd does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WalMetadata {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub members: Vec<InitialMember>,
+}
+
+/// The data of a snapshot: one field per state machine.
+#[derive(Serialize, Deserialize)]
+struct SnapshotPayload {
+    v2: Vec<u8>,
+}
+
+/// Everything the Ready loop needs to start.
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub heartbeat: Duration,
+    pub election_ticks: usize,
+    pub snapshot_count: u64,
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] ferret_wal::WalError),
+    #[error("the write-ahead log metadata is unreadable: {0}")]
+    Metadata(String),
+    #[error("snapshot {0}")]
+    Snapshot(String),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+pub struct RaftNode {
+    node: RawNode<RaftLog>,
+    wal: Wal,
+    snap_dir: PathBuf,
+    inbox: Receiver<Input>,
+    transport: Transport,
+    shared: Arc<Shared>,
+    member_id: u64,
+    heartbeat: Duration,
+    snapshot_count: u64,
+    /// Index of the newest snapshot taken or installed.
+    snapshot_index: u64,
+    /// Proposal ids of this member, never reused while it runs.
+    next_id: u64,
+    /// Clients waiting for their entry to be applied, by proposal id.
+    waiters: HashMap<u64, Reply>,
+    /// Proposals raft-rs refused for want of a leader; proposed again once
+    /// there is one (their clients still wait, within their timeout).
+    stalled: Vec<(u64, Vec<u8>)>,
+    /// Linearizable reads waiting for their read index, by request id.
+    reads_pending: HashMap<u64, oneshot::Sender<Result<(), ServerError>>>,
+    /// Reads whose read index is known, waiting for it to be applied.
+    reads_ready: Vec<(u64, oneshot::Sender<Result<(), ServerError>>)>,
+    name: String,
+    client_urls: Vec<String>,
+    /// The proposal id of this start's attribute publication, once applied.
+    published: bool,
+    publish_attempt: Option<(u64, Instant)>,
+    last_housekeeping: Instant,
+    /// When the last heartbeat to each follower left, to time its response.
+    heartbeat_sent: HashMap<u64, Instant>,
+}
+
+fn logger() -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!())
+}
+
+/// Forwards raft-rs's log lines to `tracing`.
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(target: "raft", "{}", record.msg())
+            }
+            slog::Level::Warning => tracing::warn!(target: "raft", "{}", record.msg()),
+            slog::Level::Info => tracing::info!(target: "raft", "{}", record.msg()),
+            _ => tracing::debug!(target: "raft", "{}", record.msg()),
+        }
+        Ok(())
+    }
+}
+
+fn wal_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("wal")
+}
+
+fn snap_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("snap")
+}
+
+/// The bootstrap entries of a new cluster: one per initial member, at term
+/// 1, recording its peer URLs (etcd writes the same from its initial
+/// configuration changes). Every member writes identical entries.
+fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
+    let mut members = meta.members.clone();
+    members.sort_by_key(|m| m.id);
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let urls = serde_json::to_string(&m.peer_urls).unwrap_or_default();
+            let cmd = Command::V2(Write {
+                method: Method::Put,
+                path: format!("/0/members/{:x}/raftAttributes", m.id).into_bytes(),
+                value: format!("{{\"peerURLs\":{urls}}}").into_bytes(),
+                dir: false,
+                prev_value: Vec::new(),
+                prev_index: 0,
+                prev_exist: Some(false),
+                recursive: false,
+                refresh: false,
+                expire_ns: None,
+                time_ns: 0,
+            });
+            let mut e = Entry::default();
+            e.index = i as u64 + 1;
+            e.term = 1;
+            e.data = encode_entry(&LogEntry {
+                origin: 0,
+                id: 0,
+                cmd,
+            })
+            .into();
+            e
+        })
+        .collect()
+}
+
+fn encode_entry(e: &LogEntry) -> Vec<u8> {
+    postcard::to_stdvec(e).expect("commands always encode")
+}
+
+fn to_wal(e: &Entry) -> EntryRecord {
+    EntryRecord {
+        index: e.index,
+        term: e.term,
+        kind: e.get_entry_type() as u8,
+        data: e.data.to_vec(),
+    }
+}
+
+fn from_wal(r: &EntryRecord) -> Entry {
+    let mut e = Entry::default();
+    e.index = r.index;
+    e.term = r.term;
+    e.set_entry_type(match r.kind {
+        1 => EntryType::EntryConfChange,
+        2 => EntryType::EntryConfChangeV2,
+        _ => EntryType::EntryNormal,
+    });
+    e.data = r.data.clone().into();
+    e
+}
+
+fn conf_state(meta: &WalMetadata) -> ConfState {
+    let mut cs = ConfState::default();
+    cs.voters = meta.members.iter().map(|m| m.id).collect();
+    cs
+}
+
+/// Opens (or creates) the member's data directory and returns the node,
+/// ready to run, with its state machines restored.
+pub fn start(
+    cfg: NodeConfig,
+    new_cluster: WalMetadata,
+    shared: Arc<Shared>,
+    inbox: Receiver<Input>,
+    make_transport: impl FnOnce(&WalMetadata) -> Transport,
+) -> Result<(RaftNode, WalMetadata), StartError> {
+    let wal_path = wal_dir(&cfg.data_dir);
+    let snap_path = snap_dir(&cfg.data_dir);
+    std::fs::create_dir_all(&snap_path).map_err(|e| StartError::Snapshot(e.to_string()))?;
+    let mut log;
+    let wal;
+    let meta: WalMetadata;
+    let mut applied = 0;
+    let mut snapshot_index = 0;
+    if Wal::exists(&wal_path) {
+        let (w, rec) = Wal::open(&wal_path)?;
+        meta =
+            postcard::from_bytes(&rec.metadata).map_err(|e| StartError::Metadata(e.to_string()))?;
+        log = RaftLog::new(conf_state(&meta));
+        if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
+            let payload: SnapshotPayload = postcard::from_bytes(&data)
+                .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
+            let mut state = shared.state_mut();
+            state
+                .v2
+                .restore_in_place(&payload.v2)
+                .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
+            state.applied_index = index;
+            drop(state);
+            let mut snap = Snapshot::default();
+            snap.mut_metadata().index = index;
+            snap.mut_metadata().term = term;
+            snap.mut_metadata().set_conf_state(conf_state(&meta));
+            snap.data = data.into();
+            log.apply_snapshot(snap);
+            applied = index;
+            snapshot_index = index;
+            tracing::info!(index, term, "restored the state from a snapshot");
+        }
+        let entries: Vec<Entry> = rec
+            .entries
+            .iter()
+            .filter(|r| r.index > snapshot_index)
+            .map(from_wal)
+            .collect();
+        if let Some(first) = entries.first() {
+            if first.index > snapshot_index + 1 {
+                return Err(StartError::Metadata(format!(
+                    "the write-ahead log starts at entry {} but the newest snapshot ends at {}",
+                    first.index, snapshot_index
+                )));
+            }
+        }
+        log.append(&entries);
+        if let Some(hs) = rec.hard_state {
+            let mut h = HardState::default();
+            h.term = hs.term;
+            h.vote = hs.vote;
+            h.commit = hs.commit.max(snapshot_index);
+            log.set_hard_state(h);
+        }
+        tracing::info!(
+            member_id = %format!("{:x}", meta.member_id),
+            entries = entries.len(),
+            commit = log.hard_state().commit,
+            "restarted from the write-ahead log; bootstrap flags are ignored"
+        );
+        wal = w;
+    } else {
+        meta = new_cluster;
+        let metadata = postcard::to_stdvec(&meta).expect("metadata encodes");
+        let mut w = Wal::create(&wal_path, &metadata)?;
+        let entries = bootstrap_entries(&meta);
+        let mut hs = HardState::default();
+        hs.term = 1;
+        hs.commit = entries.len() as u64;
+        w.append(&entries.iter().map(to_wal).collect::<Vec<_>>())?;
+        w.set_hard_state(&WalHardState {
+            term: hs.term,
+            vote: 0,
+            commit: hs.commit,
+        })?;
+        w.sync()?;
+        log = RaftLog::new(conf_state(&meta));
+        log.append(&entries);
+        log.set_hard_state(hs);
+        wal = w;
+        tracing::info!(
+            member_id = %format!("{:x}", meta.member_id),
+            cluster_id = %format!("{:x}", meta.cluster_id),
+            members = meta.members.len(),
+            "bootstrapped a new cluster"
+        );
+    }
+    let raft_cfg = raft::Config {
+        id: meta.member_id,
+        election_tick: cfg.election_ticks,
+        heartbeat_tick: 1,
+        applied,
+        // Batches of appends per message and in flight per follower:
+        // pipelining without unbounded memory.
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        ..Default::default()
+    };
+    raft_cfg.validate()?;
+    let node = RawNode::new(&raft_cfg, log, &logger())?;
+    let transport = make_transport(&meta);
+    shared
+        .commit_index
+        .store(node.store().hard_state().commit, Ordering::Release);
+    let rn = RaftNode {
+        node,
+        wal,
+        snap_dir: snap_path,
+        inbox,
+        transport,
+        shared,
+        member_id: meta.member_id,
+        heartbeat: cfg.heartbeat,
+        snapshot_count: cfg.snapshot_count.max(1),
+        snapshot_index,
+        next_id: 1,
+        waiters: HashMap::new(),
+        stalled: Vec::new(),
+        reads_pending: HashMap::new(),
+        reads_ready: Vec::new(),
+        name: cfg.name,
+        client_urls: cfg.client_urls,
+        published: false,
+        publish_attempt: None,
+        last_housekeeping: Instant::now(),
+        heartbeat_sent: HashMap::new(),
+    };
+    Ok((rn, meta))
+}
+
+impl RaftNode {
+    /// Runs the loop until a `Stop` input or until every sender is gone.
+    pub fn run(mut self, single_member: bool) {
+        if single_member {
+            // Alone, there is nobody to wait for: lead at once rather than
+            // after an election timeout.
+            if let Err(e) = self.node.campaign() {
+                tracing::warn!(error = %e, "could not campaign");
+            }
+        }
+        let mut next_tick = Instant::now() + self.heartbeat;
+        'run: loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.inbox.recv_timeout(wait) {
+                Ok(input) => {
+                    if !self.handle(input) {
+                        break 'run;
+                    }
+                    for _ in 0..MAX_INPUTS_PER_READY {
+                        match self.inbox.try_recv() {
+                            Ok(input) => {
+                                if !self.handle(input) {
+                                    break 'run;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break 'run,
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.node.tick();
+                next_tick += self.heartbeat;
+                if next_tick < now {
+                    next_tick = now + self.heartbeat;
+                }
+            }
+            if now.duration_since(self.last_housekeeping) >= HOUSEKEEPING_INTERVAL {
+                self.last_housekeeping = now;
+                self.housekeeping();
+            }
+            self.on_ready();
+        }
+        // Everything acknowledged is synced already; this makes the last
+        // hard state durable too.
+        if let Err(e) = self.wal.sync() {
+            tracing::error!(error = %e, "final write-ahead log sync failed");
+        }
+        tracing::info!("raft loop stopped");
+    }
+
+    /// Handles one input; `false` means stop.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Propose { cmd, reply } => {
+                let id = self.take_id();
+                let data = encode_entry(&LogEntry {
+                    origin: self.member_id,
+                    id,
+                    cmd,
+                });
+                self.waiters.insert(id, reply);
+                self.propose(id, data);
+            }
+            Input::ReadIndex { reply } => {
+                let id = self.take_id();
+                self.reads_pending.insert(id, reply);
+                self.node.read_index(id.to_le_bytes().to_vec());
+            }
+            Input::Step(m) => {
+                if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
+                    if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
+                        let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                        self.shared.follower(m.from, |f| f.record_rtt(ms));
+                    }
+                }
+                if let Err(e) = self.node.step(*m) {
+                    tracing::debug!(error = %e, "raft refused a message");
+                }
+            }
+            Input::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+            Input::Unreachable(id) => {
+                self.shared.follower(id, |f| f.fail += 1);
+                self.node.report_unreachable(id);
+            }
+            Input::Stop => return false,
+        }
+        true
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn propose(&mut self, id: u64, data: Vec<u8>) {
+        if let Err(e) = self.node.propose(Vec::new(), data.clone()) {
+            // No leader to forward to (an election is under way): keep it
+            // and try again when there is one.
+            tracing::debug!(error = %e, "proposal waits for a leader");
+            self.stalled.push((id, data));
+        }
+    }
+
+    /// One Ready round; see the module documentation for the order.
+    fn on_ready(&mut self) {
+        if !self.node.has_ready() {
+            return;
+        }
+        let mut rd = self.node.ready();
+        if let Some(ss) = rd.ss() {
+            let previous = self.shared.leader_id.swap(ss.leader_id, Ordering::AcqRel);
+            if previous != ss.leader_id {
+                self.shared
+                    .leader_since_ns
+                    .store(now_ns(), Ordering::Release);
+                tracing::info!(leader = %format!("{:x}", ss.leader_id), "leader changed");
+            }
+            let leading = ss.raft_state == StateRole::Leader;
+            self.shared.is_leader.store(leading, Ordering::Release);
+        }
+        // 1. Messages that may precede our own write.
+        self.send(rd.take_messages());
+        // 2. A snapshot from the leader.
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().clone());
+        }
+        // 3. Entries committed by earlier rounds.
+        self.apply(rd.take_committed_entries());
+        // 4. Persist entries and hard state, one fsync for all.
+        let mut dirty = false;
+        if !rd.entries().is_empty() {
+            let records: Vec<EntryRecord> = rd.entries().iter().map(to_wal).collect();
+            fatal_on_err(self.wal.append(&records).map(|_| ()), "append");
+            self.node.mut_store().append(rd.entries());
+            dirty = true;
+        }
+        if let Some(hs) = rd.hs() {
+            let whs = WalHardState {
+                term: hs.term,
+                vote: hs.vote,
+                commit: hs.commit,
+            };
+            fatal_on_err(self.wal.set_hard_state(&whs), "hard state");
+            self.node.mut_store().set_hard_state(hs.clone());
+            self.shared.commit_index.store(hs.commit, Ordering::Release);
+            self.shared.term.store(hs.term, Ordering::Release);
+            dirty = true;
+        }
+        if dirty {
+            // A commit-index-only change need not be synced (it is
+            // recomputed after a restart), but a sync is cheap when
+            // entries are written anyway, so sync whenever we wrote.
+            fatal_on_err(self.wal.sync(), "sync");
+        }
+        // 5. Messages that promise the write is durable.
+        self.send(rd.take_persisted_messages());
+        for rs in rd.take_read_states() {
+            if let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) {
+                if let Some(reply) = self.reads_pending.remove(&u64::from_le_bytes(bytes)) {
+                    self.reads_ready.push((rs.index, reply));
+                }
+            }
+        }
+        // 6. Advance; apply what our own write committed.
+        let mut light = self.node.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            let mut hs = self.node.store().hard_state().clone();
+            hs.commit = commit;
+            self.node.mut_store().set_hard_state(hs);
+            self.shared.commit_index.store(commit, Ordering::Release);
+        }
+        self.send(light.take_messages());
+        self.apply(light.take_committed_entries());
+        self.node.advance_apply();
+        self.release_reads();
+        self.maybe_snapshot();
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for m in &msgs {
+            if m.get_msg_type() == MessageType::MsgHeartbeat {
+                self.heartbeat_sent.entry(m.to).or_insert(now);
+            }
+        }
+        for id in self.transport.send(msgs) {
+            self.shared.follower(id, |f| f.fail += 1);
+            self.node.report_unreachable(id);
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut answered = Vec::new();
+        {
+            let mut state = self.shared.state_mut();
+            for e in &entries {
+                if e.index <= state.applied_index {
+                    continue;
+                }
+                let decoded = match e.get_entry_type() {
+                    EntryType::EntryNormal if !e.data.is_empty() => {
+                        match postcard::from_bytes::<LogEntry>(&e.data) {
+                            Ok(le) => Some(le),
+                            Err(err) => {
+                                // Every member holds the same bytes, so every
+                                // member skips it alike.
+                                tracing::error!(index = e.index, error = %err, "undecodable log entry skipped");
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                match decoded {
+                    None => state.skip_to(e.index),
+                    Some(le) => {
+                        let outcome = state.apply(e.index, &le.cmd);
+                        if le.origin == self.member_id {
+                            if self.publish_attempt.is_some_and(|(id, _)| id == le.id) {
+                                self.published = true;
+                            }
+                            if let Some(w) = self.waiters.remove(&le.id) {
+                                answered.push((w, outcome));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let pos = LogPosition {
+            commit_index: self.shared.commit_index.load(Ordering::Acquire),
+            term: self.node.raft.term,
+        };
+        for (w, outcome) in answered {
+            let _ = w.send(Ok((outcome, pos)));
+        }
+    }
+
+    fn release_reads(&mut self) {
+        if self.reads_ready.is_empty() {
+            return;
+        }
+        let applied = self.shared.state().applied_index;
+        let mut i = 0;
+        while i < self.reads_ready.len() {
+            if self.reads_ready[i].0 <= applied {
+                let (_, reply) = self.reads_ready.swap_remove(i);
+                let _ = reply.send(Ok(()));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn install_snapshot(&mut self, snap: Snapshot) {
+        let meta = snap.get_metadata().clone();
+        let payload: SnapshotPayload = match postcard::from_bytes(&snap.data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(index = meta.index, error = %e, "snapshot from the leader is undecodable");
+                std::process::exit(1);
+            }
+        };
+        {
+            let mut state = self.shared.state_mut();
+            if let Err(e) = state.v2.restore_in_place(&payload.v2) {
+                tracing::error!(index = meta.index, error = %e, "snapshot from the leader is corrupt");
+                std::process::exit(1);
+            }
+            state.applied_index = meta.index;
+        }
+        // The snapshot file first, then the WAL marker: a crash between the
+        // two leaves a snapshot the WAL does not yet point past, which is
+        // harmless.
+        fatal_on_err(
+            ferret_wal::snap::save_snapshot(&self.snap_dir, meta.index, meta.term, &snap.data),
+            "snapshot save",
+        );
+        fatal_on_err(
+            self.wal.mark_snapshot(meta.index, meta.term),
+            "snapshot mark",
+        );
+        fatal_on_err(self.wal.sync(), "sync");
+        self.node.mut_store().apply_snapshot(snap);
+        self.snapshot_index = meta.index;
+        self.shared
+            .commit_index
+            .fetch_max(meta.index, Ordering::AcqRel);
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            "installed a snapshot from the leader"
+        );
+    }
+
+    /// Every `snapshot_count` applied entries: snapshot the state machines,
+    /// compact the in-memory log and release WAL segments.
+    fn maybe_snapshot(&mut self) {
+        let applied = self.shared.state().applied_index;
+        if applied < self.snapshot_index + self.snapshot_count {
+            return;
+        }
+        let Some(term) = self.node.store().term_of(applied) else {
+            return;
+        };
+        let data = {
+            let state = self.shared.state();
+            postcard::to_stdvec(&SnapshotPayload {
+                v2: state.v2.snapshot(),
+            })
+            .expect("snapshot payload encodes")
+        };
+        fatal_on_err(
+            ferret_wal::snap::save_snapshot(&self.snap_dir, applied, term, &data),
+            "snapshot save",
+        );
+        fatal_on_err(self.wal.mark_snapshot(applied, term), "snapshot mark");
+        fatal_on_err(self.wal.sync(), "sync");
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = applied;
+        snap.mut_metadata().term = term;
+        snap.mut_metadata()
+            .set_conf_state(self.node.store().conf_state().clone());
+        snap.data = data.into();
+        self.node.mut_store().set_snapshot(snap);
+        let compact_to = applied.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
+        if compact_to > 1 {
+            self.node.mut_store().compact_to(compact_to);
+            if let Err(e) = self.wal.release_before(compact_to) {
+                tracing::warn!(error = %e, "could not release old WAL segments");
+            }
+        }
+        if let Err(e) = ferret_wal::snap::purge(&self.snap_dir, SNAPSHOTS_KEPT) {
+            tracing::warn!(error = %e, "could not purge old snapshots");
+        }
+        self.snapshot_index = applied;
+        tracing::info!(index = applied, term, "saved a snapshot");
+    }
+
+    /// Periodic work: publish this member's attributes, propose TTL expiry
+    /// and the cluster version as leader, retry stalled proposals, forget
+    /// clients that gave up.
+    fn housekeeping(&mut self) {
+        self.waiters.retain(|_, w| !w.is_closed());
+        self.reads_pending.retain(|_, w| !w.is_closed());
+        self.reads_ready.retain(|(_, w)| !w.is_closed());
+        let has_leader = self.node.raft.leader_id != 0;
+        if !has_leader {
+            return;
+        }
+        if !self.stalled.is_empty() {
+            let stalled = std::mem::take(&mut self.stalled);
+            for (id, data) in stalled {
+                if self.waiters.contains_key(&id) {
+                    self.propose(id, data);
+                }
+            }
+        }
+        if !self.published {
+            let due = self
+                .publish_attempt
+                .is_none_or(|(_, at)| at.elapsed() > Duration::from_secs(2));
+            if due {
+                self.publish_attributes();
+            }
+        }
+        if self.node.raft.state == StateRole::Leader {
+            let now = now_ns();
+            let (expired_due, version_missing) = {
+                let state = self.shared.state();
+                (
+                    state.v2.next_expiry_ns().is_some_and(|t| t <= now),
+                    state.v2.get(b"/0/version", false, now).is_err(),
+                )
+            };
+            if expired_due {
+                self.propose_internal(Command::ExpireV2 { now_ns: now });
+            }
+            if version_missing && self.published {
+                self.propose_internal(internal_put(
+                    "/0/version".into(),
+                    super::CLUSTER_VERSION.into(),
+                ));
+            }
+        }
+    }
+
+    fn propose_internal(&mut self, cmd: Command) -> u64 {
+        let id = self.take_id();
+        let data = encode_entry(&LogEntry {
+            origin: self.member_id,
+            id,
+            cmd,
+        });
+        if let Err(e) = self.node.propose(Vec::new(), data) {
+            tracing::debug!(error = %e, "internal proposal dropped");
+        }
+        id
+    }
+
+    fn publish_attributes(&mut self) {
+        let value = serde_json::json!({"name": self.name, "clientURLs": self.client_urls});
+        let cmd = internal_put(
+            format!("/0/members/{:x}/attributes", self.member_id),
+            value.to_string(),
+        );
+        let id = self.propose_internal(cmd);
+        self.publish_attempt = Some((id, Instant::now()));
+    }
+}
+
+fn fatal_on_err<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing unsynced was acknowledged; stopping is safe, going
+            // on is not (the WAL may be missing what Raft believes is
+            // persisted).
+            tracing::error!(error = %e, "write-ahead log {what} failed; stopping");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn internal_put(path: String, value: String) -> Command {
+    Command::V2(Write {
+        method: Method::Put,
+        path: path.into_bytes(),
+        value: value.into_bytes(),
+        dir: false,
+        prev_value: Vec::new(),
+        prev_index: 0,
+        prev_exist: None,
+        recursive: false,
+        refresh: false,
+        expire_ns: None,
+        time_ns: now_ns(),
+    })
+}
