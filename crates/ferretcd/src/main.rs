@@ -171,6 +171,16 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot listen for client traffic on {url}: {e}"))?;
         listeners.push((url.to_string(), l));
     }
+    // Like etcd, serve clients only once this member is part of the
+    // cluster: published, which needs a leader (a quorum).
+    tokio::select! {
+        _ = server.wait_ready() => {}
+        _ = wait_for_signal() => {
+            tracing::info!("received a stop signal before the member was ready");
+            server.stop();
+            return Ok(());
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (url, l) in listeners {

@@ -151,6 +151,10 @@ pub struct Shared {
     followers: std::sync::Mutex<std::collections::HashMap<u64, FollowerStats>>,
     membership: RwLock<Membership>,
     request_timeout: Duration,
+    /// Becomes true once this member's attributes are applied, i.e. it is
+    /// a published member of the cluster; client traffic is served only
+    /// from then on, as etcd does.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -199,6 +203,7 @@ impl Server {
                 client_urls: cfg.client_urls.clone(),
             }),
             request_timeout: cfg.request_timeout,
+            ready: tokio::sync::watch::channel(false).0,
         });
         let heartbeat_ms = cfg.heartbeat.as_millis().max(1);
         let election_ticks = (cfg.election_timeout.as_millis() / heartbeat_ms).max(2) as usize;
@@ -261,6 +266,13 @@ impl Server {
             .spawn(move || node.run(single))
             .map_err(|e| StartError::Snapshot(format!("cannot start the raft thread: {e}")))?;
         Ok(Server { shared, inbox: tx })
+    }
+
+    /// Waits until this member has published itself to the cluster (its
+    /// name and client URLs are applied), which needs a leader.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.shared.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
     }
 
     /// Stops the Raft loop (after it syncs the WAL).

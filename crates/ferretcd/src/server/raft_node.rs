@@ -20,7 +20,6 @@
 //! A write is answered in step 3 or 6, when its entry is applied, which is
 //! after it is durable on a quorum. Nothing is acknowledged earlier.
 
-
 // raft-rs messages are rust-protobuf structs, built field by field as
 // raft-rs's own examples do.
 #![allow(clippy::field_reassign_with_default)]
@@ -531,6 +530,7 @@ impl RaftNode {
             return;
         }
         let mut rd = self.node.ready();
+        let mut new_leader = None;
         if let Some(ss) = rd.ss() {
             let previous = self.shared.leader_id.swap(ss.leader_id, Ordering::AcqRel);
             if previous != ss.leader_id {
@@ -541,6 +541,11 @@ impl RaftNode {
             }
             let leading = ss.raft_state == StateRole::Leader;
             self.shared.is_leader.store(leading, Ordering::Release);
+            // Proposing is not allowed between ready() and advance(): note
+            // the change and act on it at the end of the round.
+            if previous != ss.leader_id && ss.leader_id != 0 {
+                new_leader = Some(leading);
+            }
         }
         // 1. Messages that may precede our own write.
         self.send(rd.take_messages());
@@ -598,6 +603,9 @@ impl RaftNode {
         self.node.advance_apply();
         self.release_reads();
         self.maybe_snapshot();
+        if let Some(leading) = new_leader {
+            self.on_new_leader(leading);
+        }
     }
 
     fn send(&mut self, msgs: Vec<Message>) {
@@ -648,6 +656,7 @@ impl RaftNode {
                         if le.origin == self.member_id {
                             if self.publish_attempt.is_some_and(|(id, _)| id == le.id) {
                                 self.published = true;
+                                self.shared.ready.send_replace(true);
                             }
                             if let Some(w) = self.waiters.remove(&le.id) {
                                 answered.push((w, outcome));
@@ -806,12 +815,36 @@ impl RaftNode {
             if expired_due {
                 self.propose_internal(Command::ExpireV2 { now_ns: now });
             }
-            if version_missing && self.published {
+            if version_missing {
                 self.propose_internal(internal_put(
                     "/0/version".into(),
                     super::CLUSTER_VERSION.into(),
                 ));
             }
+        }
+    }
+
+    /// Right when a leader is known: the leader sets the cluster version if
+    /// the cluster has none, and a member not yet published publishes
+    /// itself. Doing both at once, in this order, gives a new cluster the
+    /// same first indexes as etcd's.
+    fn on_new_leader(&mut self, leading: bool) {
+        if leading {
+            let missing = self
+                .shared
+                .state()
+                .v2
+                .get(b"/0/version", false, now_ns())
+                .is_err();
+            if missing {
+                self.propose_internal(internal_put(
+                    "/0/version".into(),
+                    super::CLUSTER_VERSION.into(),
+                ));
+            }
+        }
+        if !self.published {
+            self.publish_attributes();
         }
     }
 
