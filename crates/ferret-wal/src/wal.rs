@@ -407,11 +407,12 @@ impl Wal {
             )));
         }
         while self.segments.len() > 1 && self.segments[1].first_index <= index {
-            let oldest = &self.segments[0];
-            self.io.remove_file(&oldest.path)?;
+            self.io.remove_file(&self.segments[0].path)?;
+            let oldest = self.segments.remove(0);
+            // Before the next deletion: without it a crash could keep this
+            // file but lose the next one, leaving a gap that `open` refuses.
             self.io.sync_dir(&self.dir)?;
             tracing::info!(file = %oldest.path.display(), "released WAL segment");
-            self.segments.remove(0);
         }
         Ok(())
     }

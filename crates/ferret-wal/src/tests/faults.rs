@@ -227,3 +227,35 @@ fn every_failure_point_keeps_every_synced_record() {
     }
     assert!(runs > 50, "only {runs} failure points exercised");
 }
+
+#[test]
+fn a_failed_release_can_be_retried() {
+    let t = TestDir::new();
+    // remove #0 succeeds, #1 fails once.
+    let faults = FailNth::new(IoOp::Remove, 1);
+    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
+    for i in 1..=60 {
+        wal.append(&[entry(i, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.mark_snapshot(60, 1).unwrap();
+    wal.sync().unwrap();
+    let before = wal.segment_paths().len();
+    assert!(before > 3);
+    assert!(matches!(
+        wal.release_before(61),
+        Err(WalError::Io { op: "remove", .. })
+    ));
+    assert_eq!(
+        wal.segment_paths(),
+        segments(&t.wal()),
+        "the list follows the disk"
+    );
+    assert_eq!(wal.segment_paths().len(), before - 1);
+    wal.release_before(61).unwrap();
+    assert_eq!(segments(&t.wal()).len(), 1);
+    drop(wal);
+    let (_, rec) = Wal::open(&t.wal()).unwrap();
+    assert_eq!(rec.snapshot, Some((60, 1)));
+    assert!(rec.entries.is_empty());
+}
