@@ -55,6 +55,7 @@
 //! 5 snapshot marker 16 bytes: index u64, term u64
 //! ```
 //!
+//! The header record is 45 bytes, so the metadata record starts at byte 45.
 //! Each segment begins with a **preamble**: the header, the metadata, then
 //! the hard state (if any was written) and the snapshot marker (if any), as
 //! of the moment the segment was started. Every segment is thus readable
@@ -135,7 +136,8 @@
 //! metadata at most 1 MiB; the unsynced buffer at most 512 MiB
 //! ([`UNSYNCED_MAX_BYTES`]), so a segment is at most the rotation size plus
 //! that, and recovery reads one segment into memory at a time. The scan of
-//! rule 5 checksums at most 8 bytes per byte after the damage.
+//! rule 5 checksums at most 8 bytes per byte after the damage; past that
+//! budget the damage is reported as `Corrupt` (unproven is not torn).
 //!
 //! # Failure seams
 //!
