@@ -55,6 +55,7 @@
 //! 5 snapshot marker 16 bytes: index u64, term u64
 //! ```
 //!
+//! The header record is 45 bytes, so the metadata record starts at byte 45.
 //! Each segment begins with a **preamble**: the header, the metadata, then
 //! the hard state (if any was written) and the snapshot marker (if any), as
 //! of the moment the segment was started. Every segment is thus readable
@@ -91,12 +92,19 @@
 //! - `create` builds the first segment in `<dir>.tmp`, fsyncs it, renames
 //!   the directory and fsyncs its parent: no crash leaves a WAL without
 //!   metadata.
+//! - After a snapshot at `s` is saved and its marker synced,
+//!   `release_before(s + 1)` deletes, oldest first with a directory fsync
+//!   after each, every segment whose successor starts at or below `s + 1`:
+//!   a crash leaves a gapless suffix that still replays to the same log.
 //!
 //! # Recovery rules (`open`)
 //!
 //! 1. `.tmp` segments (interrupted rotations) are deleted.
 //! 2. Segment sequence numbers must be consecutive, or `Corrupt` names the
-//!    file after the gap.
+//!    file after the gap. Each segment's preamble must continue where the
+//!    previous segment ended (first index, hard state, snapshot marker), or
+//!    `Corrupt` names the previous segment at its end, where records are
+//!    then missing (a cut at a record boundary decodes cleanly otherwise).
 //! 3. A last segment that is empty or all zeros (a filesystem that kept the
 //!    rename but not the data) is **deleted**, and the segment before it,
 //!    which was fully synced before the rotation began, becomes the tail and
@@ -128,7 +136,8 @@
 //! metadata at most 1 MiB; the unsynced buffer at most 512 MiB
 //! ([`UNSYNCED_MAX_BYTES`]), so a segment is at most the rotation size plus
 //! that, and recovery reads one segment into memory at a time. The scan of
-//! rule 5 checksums at most 8 bytes per byte after the damage.
+//! rule 5 checksums at most 8 bytes per byte after the damage; past that
+//! budget the damage is reported as `Corrupt` (unproven is not torn).
 //!
 //! # Failure seams
 //!

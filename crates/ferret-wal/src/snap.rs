@@ -187,7 +187,7 @@ fn list_newest_first(dir: &Path) -> Result<Vec<(u64, u64, PathBuf)>, WalError> {
             found.push((index, term, entry.path()));
         }
     }
-    found.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    found.sort_by_key(|&(index, term, _)| std::cmp::Reverse((index, term)));
     Ok(found)
 }
 

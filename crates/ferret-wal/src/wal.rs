@@ -90,6 +90,7 @@ struct LogState {
 
 /// An open write-ahead log, positioned for appending. One writer per
 /// directory; the caller keeps it on one thread (or behind a lock).
+/// Dropping it discards whatever was buffered and not synced.
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
@@ -243,14 +244,17 @@ impl Wal {
         let mut replay = Replay::default();
         let count = segments.len();
         let mut tail_valid_bytes = 0u64;
+        let mut prev: Option<(PathBuf, u64)> = None;
         for (i, seg) in segments.iter().enumerate() {
             let is_last = i + 1 == count;
-            let bytes = match last_bytes.take().filter(|_| is_last) {
+            let already_read = if is_last { last_bytes.take() } else { None };
+            let bytes = match already_read {
                 Some(b) => b,
                 None => fs::read(&seg.path).map_err(|e| WalError::io("read", &seg.path, e))?,
             };
             let tail_may_be_torn = is_last && !tail_known_complete;
-            let valid = replay_segment(seg, &bytes, i == 0, tail_may_be_torn, &mut replay)?;
+            let valid = replay_segment(seg, &bytes, prev.as_ref(), tail_may_be_torn, &mut replay)?;
+            prev = Some((seg.path.clone(), bytes.len() as u64));
             if is_last {
                 tail_valid_bytes = valid.end as u64;
                 if let Some(reason) = valid.torn {
@@ -387,25 +391,28 @@ impl Wal {
     }
 
     /// Deletes the oldest segments whose live entries are all below `index`,
-    /// which requires a durable snapshot marker at `index` or later (else
-    /// `InvalidInput`). Segment `k` qualifies when segment `k + 1` was cut
+    /// which requires a durable snapshot marker at `index - 1` or later (else
+    /// `InvalidInput`): after a snapshot at `s`, `release_before(s + 1)`. Segment `k` qualifies when segment `k + 1` was cut
     /// at first index `<= index`: everything live in `k` is below that. The
     /// tail is never deleted. Deletion goes oldest first with a directory
     /// fsync after each, so a crash leaves a gapless suffix.
     pub fn release_before(&mut self, index: u64) -> Result<(), WalError> {
         self.check_usable()?;
+        // Entries below `index` are all in the snapshot iff `index - 1` is
+        // at or below the durable marker.
         let snapshot_index = self.durable.pos.snapshot_index();
-        if index > snapshot_index {
+        if index > snapshot_index.saturating_add(1) {
             return Err(WalError::InvalidInput(format!(
                 "cannot release entries below {index}: the durable snapshot marker is at {snapshot_index}"
             )));
         }
         while self.segments.len() > 1 && self.segments[1].first_index <= index {
-            let oldest = &self.segments[0];
-            self.io.remove_file(&oldest.path)?;
+            self.io.remove_file(&self.segments[0].path)?;
+            let oldest = self.segments.remove(0);
+            // Before the next deletion: without it a crash could keep this
+            // file but lose the next one, leaving a gap that `open` refuses.
             self.io.sync_dir(&self.dir)?;
             tracing::info!(file = %oldest.path.display(), "released WAL segment");
-            self.segments.remove(0);
         }
         Ok(())
     }
@@ -534,18 +541,31 @@ struct Valid {
     torn: Option<String>,
 }
 
-/// Reads one segment into `replay`. `is_first` says it is the oldest segment
-/// present (earlier ones may have been released); `tail_may_be_torn` that
-/// damage at its end may be an interrupted last write.
+/// Reads one segment into `replay`. `prev` is the segment read before it
+/// (path and length), `None` for the oldest one present (earlier ones may
+/// have been released); `tail_may_be_torn` says damage at its end may be an
+/// interrupted last write.
 fn replay_segment(
     seg: &Segment,
     bytes: &[u8],
-    is_first: bool,
+    prev: Option<&(PathBuf, u64)>,
     tail_may_be_torn: bool,
     replay: &mut Replay,
 ) -> Result<Valid, WalError> {
     let path = &seg.path;
+    let is_first = prev.is_none();
     let corrupt = |offset: usize, reason: String| WalError::corrupt(path, offset as u64, reason);
+    // A preamble repeats the state at the end of the previous segment. A
+    // mismatch most likely means records are missing at the end of that
+    // segment (a cut at a record boundary), so that file is named, at its end.
+    let short_prev = |reason: String| match prev {
+        Some((prev_path, prev_len)) => WalError::corrupt(
+            prev_path,
+            *prev_len,
+            format!("{reason} (next segment: {})", path.display()),
+        ),
+        None => corrupt(0, reason),
+    };
 
     // The preamble: fsynced before the segment got its name, so any damage
     // in it is corruption, whichever segment it is.
@@ -582,13 +602,10 @@ fn replay_segment(
         // Entries before this segment were released: the log resumes here.
         replay.pos.last_index = header.first_index.saturating_sub(1);
     } else if header.first_index != replay.pos.last_index.saturating_add(1) {
-        return Err(corrupt(
-            0,
-            format!(
-                "segment starts at index {} but the log before it ends at {}",
-                header.first_index, replay.pos.last_index
-            ),
-        ));
+        return Err(short_prev(format!(
+            "the log ends at index {} here but the next segment starts at {}",
+            replay.pos.last_index, header.first_index
+        )));
     }
     let mut preamble_hs = None;
     let mut preamble_snapshot = None;
@@ -642,9 +659,8 @@ fn replay_segment(
             replay.snapshot(index, term).map_err(|r| corrupt(pos, r))?;
         }
     } else if preamble_hs != replay.hard_state || preamble_snapshot != replay.pos.snapshot {
-        return Err(corrupt(
-            pos,
-            "preamble's hard state or snapshot marker differs from the end of the previous segment"
+        return Err(short_prev(
+            "the hard state or snapshot marker here differs from the next segment's preamble"
                 .into(),
         ));
     }
