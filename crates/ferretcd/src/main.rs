@@ -120,6 +120,7 @@ fn server_config(cfg: &Config) -> ServerConfig {
         member_id,
         cluster_id: ids::cluster_id(&member_ids),
         initial_members,
+        join_existing: cfg.initial_cluster_state == config::ClusterState::Existing,
         client_urls: cfg
             .advertise_client_urls
             .iter()

@@ -123,6 +123,10 @@ pub struct ServerConfig {
     pub member_id: u64,
     pub cluster_id: u64,
     pub initial_members: Vec<InitialMember>,
+    /// `--initial-cluster-state existing`: the data dir must already hold
+    /// this member (joining a running cluster needs runtime membership
+    /// changes, which ferretcd does not support yet).
+    pub join_existing: bool,
     pub client_urls: Vec<String>,
     /// Addresses (`host:port`) to accept peer streams on.
     pub peer_listen: Vec<String>,
@@ -212,6 +216,7 @@ impl Server {
             heartbeat: cfg.heartbeat,
             election_ticks,
             snapshot_count: cfg.snapshot_count,
+            join_existing: cfg.join_existing,
             name: cfg.name.clone(),
             client_urls: cfg.client_urls.clone(),
         };

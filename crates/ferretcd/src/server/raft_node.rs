@@ -116,6 +116,7 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     pub election_ticks: usize,
     pub snapshot_count: u64,
+    pub join_existing: bool,
     pub name: String,
     pub client_urls: Vec<String>,
 }
@@ -131,6 +132,8 @@ pub enum StartError {
     Snapshot(String),
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+    #[error("--initial-cluster-state existing, but {0} holds no member: joining a running cluster needs runtime membership changes, which ferretcd does not support yet (start every member with --initial-cluster-state new)")]
+    CannotJoin(String),
 }
 
 pub struct RaftNode {
@@ -338,6 +341,8 @@ pub fn start(
             "restarted from the write-ahead log; bootstrap flags are ignored"
         );
         wal = w;
+    } else if cfg.join_existing {
+        return Err(StartError::CannotJoin(cfg.data_dir.display().to_string()));
     } else {
         meta = new_cluster;
         let metadata = postcard::to_stdvec(&meta).expect("metadata encodes");
