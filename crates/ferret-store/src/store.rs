@@ -350,12 +350,7 @@ impl Store {
     ) -> Result<Arc<Event>, Error> {
         let r = self.internal_set(p, dir, value, ttl, now_ns);
         count(&r, &self.stats.sets_success, &self.stats.sets_fail);
-        let e = r?;
-        Ok(if ttl.refresh {
-            self.record_refresh(e)
-        } else {
-            self.publish(e)
-        })
+        Ok(self.publish_write(r?, ttl.refresh))
     }
 
     fn internal_set(
@@ -480,12 +475,7 @@ impl Store {
     ) -> Result<Arc<Event>, Error> {
         let r = self.internal_update(p, value, ttl, now_ns);
         count(&r, &self.stats.update_success, &self.stats.update_fail);
-        let e = r?;
-        Ok(if ttl.refresh {
-            self.record_refresh(e)
-        } else {
-            self.publish(e)
-        })
+        Ok(self.publish_write(r?, ttl.refresh))
     }
 
     fn internal_update(
@@ -518,15 +508,8 @@ impl Store {
                 e.node.value = Some(v.clone());
             }
         }
-        let old_exp = n.expire_ns;
-        n.expire_ns = ttl.expire();
-        let (expiration_ns, ttl_s) = n.expiration_and_ttl(now_ns);
-        e.node.expiration_ns = expiration_ns;
-        e.node.ttl_s = ttl_s;
-        self.move_ttl(&p, old_exp, ttl.expire());
-        self.current_index = next;
-        e.etcd_index = next;
-        Ok(e)
+        let old_exp = retime(n, &mut e, ttl.expire(), now_ns);
+        Ok(self.finish_rewrite(&p, e, old_exp, ttl.expire(), next))
     }
 
     /// `PUT` with `prevValue` and/or `prevIndex`.
@@ -545,12 +528,7 @@ impl Store {
             &self.stats.compare_and_swap_success,
             &self.stats.compare_and_swap_fail,
         );
-        let e = r?;
-        Ok(if ttl.refresh {
-            self.record_refresh(e)
-        } else {
-            self.publish(e)
-        })
+        Ok(self.publish_write(r?, ttl.refresh))
     }
 
     fn internal_cas(
@@ -582,15 +560,8 @@ impl Store {
             e.node.value = Some(v.clone());
         }
         n.modified_index = next;
-        let old_exp = n.expire_ns;
-        n.expire_ns = ttl.expire();
-        let (expiration_ns, ttl_s) = n.expiration_and_ttl(now_ns);
-        e.node.expiration_ns = expiration_ns;
-        e.node.ttl_s = ttl_s;
-        self.move_ttl(&p, old_exp, ttl.expire());
-        self.current_index = next;
-        e.etcd_index = next;
-        Ok(e)
+        let old_exp = retime(n, &mut e, ttl.expire(), now_ns);
+        Ok(self.finish_rewrite(&p, e, old_exp, ttl.expire(), next))
     }
 
     /// `DELETE`: a key, an empty directory (`dir`), or a whole subtree
@@ -767,6 +738,32 @@ impl Store {
         e
     }
 
+    /// Publishes a write, or only records it when it is a TTL refresh
+    /// (refreshes wake no watcher).
+    fn publish_write(&mut self, e: Event, refresh: bool) -> Arc<Event> {
+        if refresh {
+            self.record_refresh(e)
+        } else {
+            self.publish(e)
+        }
+    }
+
+    /// The end of an update or compare-and-swap: the TTL index follows the
+    /// node's new expiry and the store index moves to `next`.
+    fn finish_rewrite(
+        &mut self,
+        p: &[u8],
+        mut e: Event,
+        old_exp: Option<i64>,
+        new_exp: Option<i64>,
+        next: u64,
+    ) -> Event {
+        self.move_ttl(p, old_exp, new_exp);
+        self.current_index = next;
+        e.etcd_index = next;
+        e
+    }
+
     fn record_refresh(&mut self, mut e: Event) -> Arc<Event> {
         e.refresh = true;
         let e = Arc::new(e);
@@ -862,6 +859,17 @@ impl Store {
     pub fn history(&self) -> impl Iterator<Item = &Arc<Event>> {
         self.history.events()
     }
+}
+
+/// Gives a rewritten node its new expiry and puts expiration and TTL in the
+/// event; returns the old expiry.
+fn retime(n: &mut Node, e: &mut Event, expire: Option<i64>, now_ns: i64) -> Option<i64> {
+    let old = n.expire_ns;
+    n.expire_ns = expire;
+    let (expiration_ns, ttl_s) = n.expiration_and_ttl(now_ns);
+    e.node.expiration_ns = expiration_ns;
+    e.node.ttl_s = ttl_s;
+    old
 }
 
 fn collect_paths(n: &Node, p: &[u8], out: &mut Vec<(Vec<u8>, Option<i64>)>) {
