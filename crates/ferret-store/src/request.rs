@@ -44,6 +44,31 @@ pub struct Write {
 }
 
 impl Write {
+    /// A plain `PUT` of a key (etcd's set), no TTL, no conditions.
+    pub fn put(path: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, time_ns: i64) -> Write {
+        Write {
+            method: Method::Put,
+            path: path.into(),
+            value: value.into(),
+            dir: false,
+            prev_value: Vec::new(),
+            prev_index: 0,
+            prev_exist: None,
+            recursive: false,
+            refresh: false,
+            expire_ns: None,
+            time_ns,
+        }
+    }
+
+    /// A `PUT` with `prevExist=false`: creates the key, fails if it exists.
+    pub fn create(path: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, time_ns: i64) -> Write {
+        Write {
+            prev_exist: Some(false),
+            ..Write::put(path, value, time_ns)
+        }
+    }
+
     fn ttl(&self) -> TtlOptions {
         TtlOptions {
             expire_ns: self.expire_ns,

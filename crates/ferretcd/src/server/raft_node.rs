@@ -30,7 +30,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferret_store::{Method, Write};
+use ferret_store::Write;
 use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole};
@@ -211,19 +211,11 @@ fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
         .enumerate()
         .map(|(i, m)| {
             let urls = serde_json::to_string(&m.peer_urls).unwrap_or_default();
-            let cmd = Command::V2(Write {
-                method: Method::Put,
-                path: format!("/0/members/{:x}/raftAttributes", m.id).into_bytes(),
-                value: format!("{{\"peerURLs\":{urls}}}").into_bytes(),
-                dir: false,
-                prev_value: Vec::new(),
-                prev_index: 0,
-                prev_exist: Some(false),
-                recursive: false,
-                refresh: false,
-                expire_ns: None,
-                time_ns: 0,
-            });
+            let cmd = Command::V2(Write::create(
+                format!("/0/members/{:x}/raftAttributes", m.id),
+                format!("{{\"peerURLs\":{urls}}}"),
+                0,
+            ));
             let mut e = Entry::default();
             e.index = i as u64 + 1;
             e.term = 1;
@@ -891,17 +883,5 @@ fn fatal_on_err<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
 }
 
 fn internal_put(path: String, value: String) -> Command {
-    Command::V2(Write {
-        method: Method::Put,
-        path: path.into_bytes(),
-        value: value.into_bytes(),
-        dir: false,
-        prev_value: Vec::new(),
-        prev_index: 0,
-        prev_exist: None,
-        recursive: false,
-        refresh: false,
-        expire_ns: None,
-        time_ns: now_ns(),
-    })
+    Command::V2(Write::put(path, value, now_ns()))
 }
