@@ -1,0 +1,772 @@
+//! The command tree, help texts and dispatch, laid out as etcdctl v2's
+//! urfave/cli application so that usage errors, help and exit codes match.
+
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, Config, Error};
+use crate::flags::{self, FlagSpec, Kind, Parsed};
+use crate::http::Endpoint;
+use crate::{auth, keys, member, watch};
+
+/// etcdctl's exit codes (ctlv2/command/error.go).
+pub const EXIT_SUCCESS: i32 = 0;
+pub const EXIT_BAD_ARGS: i32 = 1;
+pub const EXIT_BAD_CONNECTION: i32 = 2;
+pub const EXIT_BAD_AUTH: i32 = 3;
+pub const EXIT_SERVER_ERROR: i32 = 4;
+pub const EXIT_CLUSTER_NOT_HEALTHY: i32 = 5;
+
+const APP: &str = "ferretctl";
+const APP_USAGE: &str = "A simple command line client for etcd.";
+
+/// What a command's action sees: global and own flags, arguments.
+pub struct Ctx {
+    pub global: Parsed,
+    pub flags: Parsed,
+    pub args: Vec<String>,
+}
+
+impl Ctx {
+    pub fn output(&self) -> String {
+        self.global.string("output")
+    }
+
+    /// The command's deadline: now plus `--total-timeout` (Go's
+    /// context.WithTimeout; a zero timeout is already expired).
+    pub fn deadline(&self) -> Option<Instant> {
+        Some(Instant::now() + self.global.duration("total-timeout"))
+    }
+}
+
+pub type Action = fn(&Ctx);
+
+pub struct Cmd {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub args_usage: &'static str,
+    pub description: &'static str,
+    pub flags: &'static [FlagSpec],
+    pub action: Option<Action>,
+    pub subcommands: &'static [Cmd],
+}
+
+const fn cmd(
+    name: &'static str,
+    usage: &'static str,
+    args_usage: &'static str,
+    flags: &'static [FlagSpec],
+    action: Action,
+) -> Cmd {
+    Cmd {
+        name,
+        usage,
+        args_usage,
+        description: "",
+        flags,
+        action: Some(action),
+        subcommands: &[],
+    }
+}
+
+const fn group(name: &'static str, usage: &'static str, subcommands: &'static [Cmd]) -> Cmd {
+    Cmd {
+        name,
+        usage,
+        args_usage: "",
+        description: "",
+        flags: &[],
+        action: None,
+        subcommands,
+    }
+}
+
+use Kind::{Bool, Duration as Dur, Int, Str, StrSlice};
+
+const HELP_FLAG: FlagSpec = FlagSpec::new("help, h", Bool, "show help");
+const VERSION_FLAG: FlagSpec = FlagSpec::new("version, v", Bool, "print the version");
+
+pub const GLOBAL_FLAGS: &[FlagSpec] = &[
+    FlagSpec::new("debug", Bool, "output cURL commands which can be used to reproduce the request"),
+    FlagSpec::new("no-sync", Bool, "don't synchronize cluster information before sending request"),
+    FlagSpec::new(
+        "output, o",
+        Str,
+        "output response in the given format (`simple`, `extended` or `json`)",
+    )
+    .with_default("simple"),
+    FlagSpec::new("discovery-srv, D", Str, "domain name to query for SRV records describing cluster endpoints"),
+    FlagSpec::new("insecure-discovery", Bool, "accept insecure SRV records describing cluster endpoints"),
+    FlagSpec::new("peers, C", Str, "DEPRECATED - \"--endpoints\" should be used instead"),
+    FlagSpec::new("endpoint", Str, "DEPRECATED - \"--endpoints\" should be used instead"),
+    FlagSpec::new(
+        "endpoints",
+        Str,
+        "a comma-delimited list of machine addresses in the cluster (default: \"http://127.0.0.1:2379,http://127.0.0.1:4001\")",
+    ),
+    FlagSpec::new("cert-file", Str, "identify HTTPS client using this SSL certificate file"),
+    FlagSpec::new("key-file", Str, "identify HTTPS client using this SSL key file"),
+    FlagSpec::new("ca-file", Str, "verify certificates of HTTPS-enabled servers using this CA bundle"),
+    FlagSpec::new("username, u", Str, "provide username[:password] and prompt if password is not supplied."),
+    FlagSpec::new("timeout", Dur, "connection timeout per request").with_default("2s"),
+    FlagSpec::new("total-timeout", Dur, "timeout for the command execution (except watch)").with_default("5s"),
+];
+
+const TTL: FlagSpec = FlagSpec::new("ttl", Int, "key time-to-live in seconds");
+const SORT: FlagSpec = FlagSpec::new("sort", Bool, "returns result in sorted order");
+const QUORUM: FlagSpec = FlagSpec::new("quorum, q", Bool, "require quorum for get request");
+const AFTER_INDEX: FlagSpec = FlagSpec::new("after-index", Int, "watch after the given index");
+const ROLES: FlagSpec = FlagSpec::new("roles", StrSlice, "List of roles to grant or revoke");
+
+pub static COMMANDS: &[Cmd] = &[
+    Cmd {
+        flags: &[
+            FlagSpec::new("data-dir", Str, "Path to the etcd data dir"),
+            FlagSpec::new("wal-dir", Str, "Path to the etcd wal dir"),
+            FlagSpec::new("backup-dir", Str, "Path to the backup dir"),
+            FlagSpec::new("backup-wal-dir", Str, "Path to the backup wal dir"),
+            FlagSpec::new("with-v3", Bool, "Backup v3 backend data"),
+        ],
+        ..cmd("backup", "backup an etcd directory", " ", &[], member::backup)
+    },
+    cmd(
+        "cluster-health",
+        "check the health of the etcd cluster",
+        " ",
+        &[FlagSpec::new("forever, f", Bool, "forever check the health every 10 second until CTRL+C")],
+        member::cluster_health,
+    ),
+    cmd(
+        "mk",
+        "make a new key with a given value",
+        "<key> <value>",
+        &[FlagSpec::new("in-order", Bool, "create in-order key under directory <key>"), TTL],
+        keys::mk,
+    ),
+    cmd("mkdir", "make a new directory", "<key>", &[TTL], keys::mkdir),
+    cmd(
+        "rm",
+        "remove a key or a directory",
+        "<key>",
+        &[
+            FlagSpec::new("dir", Bool, "removes the key if it is an empty directory or a key-value pair"),
+            FlagSpec::new("recursive, r", Bool, "removes the key and all child keys(if it is a directory)"),
+            FlagSpec::new("with-value", Str, "previous value"),
+            FlagSpec::new("with-index", Int, "previous index"),
+        ],
+        keys::rm,
+    ),
+    cmd(
+        "rmdir",
+        "removes the key if it is an empty directory or a key-value pair",
+        "<key>",
+        &[],
+        keys::rmdir,
+    ),
+    cmd("get", "retrieve the value of a key", "<key>", &[SORT, QUORUM], keys::get),
+    cmd(
+        "ls",
+        "retrieve a directory",
+        "[key]",
+        &[
+            SORT,
+            FlagSpec::new("recursive, r", Bool, "returns all key names recursively for the given path"),
+            FlagSpec::new("p", Bool, "append slash (/) to directories"),
+            QUORUM,
+        ],
+        keys::ls,
+    ),
+    Cmd {
+        description: "Set sets the value of a key.\n\n   When <value> begins with '-', <value> is interpreted as a flag.\n   Insert '--' for workaround:\n\n   $ set -- <key> <value>",
+        ..cmd(
+            "set",
+            "set the value of a key",
+            "<key> <value>",
+            &[
+                TTL,
+                FlagSpec::new("swap-with-value", Str, "previous value"),
+                FlagSpec::new("swap-with-index", Int, "previous index"),
+            ],
+            keys::set,
+        )
+    },
+    cmd(
+        "setdir",
+        "create a new directory or update an existing directory TTL",
+        "<key>",
+        &[TTL],
+        keys::setdir,
+    ),
+    cmd("update", "update an existing key with a given value", "<key> <value>", &[TTL], keys::update),
+    cmd("updatedir", "update an existing directory", "<key> <value>", &[TTL], keys::updatedir),
+    cmd(
+        "watch",
+        "watch a key for changes",
+        "<key>",
+        &[
+            FlagSpec::new("forever, f", Bool, "forever watch a key until CTRL+C"),
+            AFTER_INDEX,
+            FlagSpec::new("recursive, r", Bool, "returns all values for key and child keys"),
+        ],
+        watch::watch,
+    ),
+    cmd(
+        "exec-watch",
+        "watch a key for changes and exec an executable",
+        "<key> <command> [args...]",
+        &[AFTER_INDEX, FlagSpec::new("recursive, r", Bool, "watch all values for key and child keys")],
+        watch::exec_watch,
+    ),
+    group(
+        "member",
+        "member add, remove and list subcommands",
+        &[
+            cmd("list", "enumerate existing cluster members", " ", &[], member::list),
+            cmd("add", "add a new member to the etcd cluster", "<name> <peerURL>", &[], member::add),
+            cmd("remove", "remove an existing member from the etcd cluster", "<memberID>", &[], member::remove),
+            cmd(
+                "update",
+                "update an existing member in the etcd cluster",
+                "<memberID> <peerURLs>",
+                &[],
+                member::update,
+            ),
+        ],
+    ),
+    group(
+        "user",
+        "user add, grant and revoke subcommands",
+        &[
+            cmd("add", "add a new user for the etcd cluster", "<user>", &[], auth::user_add),
+            cmd("get", "get details for a user", "<user>", &[], auth::user_get),
+            cmd("list", "list all current users", "<user>", &[], auth::user_list),
+            cmd("remove", "remove a user for the etcd cluster", "<user>", &[], auth::user_remove),
+            cmd("grant", "grant roles to an etcd user", "<user>", &[ROLES], auth::user_grant),
+            cmd("revoke", "revoke roles for an etcd user", "<user>", &[ROLES], auth::user_revoke),
+            cmd("passwd", "change password for a user", "<user>", &[], auth::user_passwd),
+        ],
+    ),
+    group(
+        "role",
+        "role add, grant and revoke subcommands",
+        &[
+            cmd("add", "add a new role for the etcd cluster", "<role> ", &[], auth::role_add),
+            cmd("get", "get details for a role", "<role>", &[], auth::role_get),
+            cmd("list", "list all roles", " ", &[], auth::role_list),
+            cmd("remove", "remove a role from the etcd cluster", "<role>", &[], auth::role_remove),
+            cmd(
+                "grant",
+                "grant path matches to an etcd role",
+                "<role>",
+                &[
+                    FlagSpec::new("path", Str, "Path granted for the role to access"),
+                    FlagSpec::new("read", Bool, "Grant read-only access"),
+                    FlagSpec::new("write", Bool, "Grant write-only access"),
+                    FlagSpec::new("readwrite, rw", Bool, "Grant read-write access"),
+                ],
+                auth::role_grant,
+            ),
+            cmd(
+                "revoke",
+                "revoke path matches for an etcd role",
+                "<role>",
+                &[
+                    FlagSpec::new("path", Str, "Path revoked for the role to access"),
+                    FlagSpec::new("read", Bool, "Revoke read access"),
+                    FlagSpec::new("write", Bool, "Revoke write access"),
+                    FlagSpec::new("readwrite, rw", Bool, "Revoke read-write access"),
+                ],
+                auth::role_revoke,
+            ),
+        ],
+    ),
+    group(
+        "auth",
+        "overall auth controls",
+        &[
+            cmd("enable", "enable auth access controls", " ", &[], auth::enable),
+            cmd("disable", "disable auth access controls", " ", &[], auth::disable),
+        ],
+    ),
+];
+
+// ---- process exit and error printing, as etcdctl ----
+
+/// Flushes stdout and exits (etcdctl calls os.Exit from anywhere).
+pub fn exit(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
+}
+
+/// etcdctl's `handleError`: `Error:  <err>` on stderr (a cluster error's
+/// details after it), then exit with `code`.
+pub fn handle_error(code: i32, err: &Error) -> ! {
+    let _ = std::io::stdout().flush();
+    let mut text = format!("Error:  {err}\n");
+    if let Some(d) = err.detail() {
+        text.push_str(&d);
+        text.push('\n');
+    }
+    eprint!("{text}");
+    exit(code)
+}
+
+/// Prints `msg` on stderr (with a newline) and exits 1, as the member,
+/// user and role commands do.
+pub fn fail(msg: &str) -> ! {
+    let _ = std::io::stdout().flush();
+    eprintln!("{msg}");
+    exit(EXIT_BAD_ARGS)
+}
+
+// ---- reading values and passwords ----
+
+/// etcdctl's `argOrStdin`: argument `i`, else all of stdin (an empty or
+/// unreadable stdin counts as missing).
+pub fn arg_or_stdin(args: &[String], i: usize) -> Option<String> {
+    if let Some(a) = args.get(i) {
+        return Some(a.clone());
+    }
+    let mut buf = Vec::new();
+    match std::io::stdin().read_to_end(&mut buf) {
+        Ok(_) if !buf.is_empty() => Some(String::from_utf8_lossy(&buf).into_owned()),
+        _ => None,
+    }
+}
+
+/// speakeasy.Ask as etcdctl uses it: the prompt on stdout, one line read
+/// from stdin, then a newline on stdout. Echo is turned off only when
+/// stdin is a terminal; from a pipe the line is just read.
+pub fn ask_password(prompt: &str) -> String {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(prompt.as_bytes());
+    let _ = out.flush();
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let saved = if tty { echo_off() } else { None };
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    // One byte at a time: what follows the line stays for the next reader.
+    let mut lock = stdin.lock();
+    loop {
+        match lock.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+        if line.len() > 64 * 1024 {
+            break;
+        }
+    }
+    if let Some(t) = saved {
+        echo_restore(&t);
+    }
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+    String::from_utf8_lossy(&line).trim().to_string()
+}
+
+fn echo_off() -> Option<libc::termios> {
+    // SAFETY: tcgetattr/tcsetattr on fd 0 with a properly sized termios.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return None;
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(0, libc::TCSANOW, &t);
+        Some(saved)
+    }
+}
+
+fn echo_restore(t: &libc::termios) {
+    // SAFETY: restores the settings read by echo_off on the same fd.
+    unsafe {
+        libc::tcsetattr(0, libc::TCSANOW, t);
+    }
+}
+
+/// Makes Ctrl+C end a watch with exit code 0, as etcdctl's signal handler.
+pub fn exit_zero_on_interrupt() {
+    extern "C" fn on_sigint(_: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe; stdout is line-buffered and
+        // every line of output was flushed when written.
+        unsafe { libc::_exit(0) }
+    }
+    // SAFETY: installs a plain C handler for SIGINT.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
+// ---- the client, as etcdctl's mustNewClient ----
+
+/// Endpoints from the flags and environment, in etcdctl's order of
+/// precedence; a missing scheme becomes http.
+fn endpoints_flag(g: &Parsed) -> Vec<String> {
+    let candidates = [
+        g.string("endpoints"),
+        std::env::var("ETCDCTL_ENDPOINTS").unwrap_or_default(),
+        g.string("endpoint"),
+        std::env::var("ETCDCTL_ENDPOINT").unwrap_or_default(),
+        g.string("peers"),
+        std::env::var("ETCDCTL_PEERS").unwrap_or_default(),
+    ];
+    let s = candidates
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:2379,http://127.0.0.1:4001".into());
+    s.split(',').map(str::to_string).collect()
+}
+
+fn new_client_unsynced(ctx: &Ctx) -> Client {
+    let g = &ctx.global;
+    if !g.string("discovery-srv").is_empty()
+        || !std::env::var("ETCDCTL_DISCOVERY_SRV")
+            .unwrap_or_default()
+            .is_empty()
+    {
+        fail("ferretctl: DNS SRV discovery (--discovery-srv) is not implemented; give the members with --endpoints");
+    }
+    let mut endpoints = Vec::new();
+    for raw in endpoints_flag(g) {
+        match Endpoint::parse(&raw) {
+            Ok(ep) => endpoints.push(ep),
+            Err(e) => fail(&e),
+        }
+    }
+    if let Some(ep) = endpoints.iter().find(|e| e.scheme == "https") {
+        fail(&format!(
+            "ferretctl: TLS is not implemented yet, so the https endpoint {} cannot be used \
+             (--ca-file, --cert-file and --key-file are accepted but have no effect on http endpoints)",
+            ep.url()
+        ));
+    }
+    let total = g.duration("total-timeout");
+    let mut dial_timeout = Duration::from_secs(30);
+    if !total.is_zero() && total < dial_timeout {
+        dial_timeout = total;
+    }
+    let mut user = g.string("username");
+    if user.is_empty() {
+        user = std::env::var("ETCDCTL_USERNAME").unwrap_or_default();
+    }
+    let credentials = if user.is_empty() {
+        None
+    } else {
+        Some(match user.split_once(':') {
+            Some((u, p)) => (u.to_string(), p.to_string()),
+            None => {
+                let p = ask_password("Password: ");
+                (user.clone(), p)
+            }
+        })
+    };
+    Client::new(Config {
+        endpoints,
+        header_timeout: g.duration("timeout"),
+        dial_timeout,
+        credentials,
+        debug: g.bool("debug"),
+    })
+}
+
+/// etcdctl's `mustNewClient`: builds the client and, unless `--no-sync`,
+/// replaces the endpoints by the members' client URLs.
+pub fn must_new_client(ctx: &Ctx) -> Client {
+    let mut c = new_client_unsynced(ctx);
+    let debug = ctx.global.bool("debug");
+    if !ctx.global.bool("no-sync") {
+        if debug {
+            eprintln!(
+                "start to sync cluster using endpoints({})",
+                c.endpoints().join(",")
+            );
+        }
+        match c.sync(ctx.deadline()) {
+            Ok(()) => {}
+            Err(Error::NoEndpoints) => {
+                eprintln!("etcd cluster has no published client endpoints.");
+                eprintln!(
+                    "Try '--no-sync' if you want to access non-published client endpoints({}).",
+                    c.endpoints().join(",")
+                );
+                handle_error(EXIT_SERVER_ERROR, &Error::NoEndpoints);
+            }
+            Err(e) if e.is_connection_error() => handle_error(EXIT_BAD_CONNECTION, &e),
+            Err(_) => {}
+        }
+        if debug {
+            eprintln!("got endpoints({}) after sync", c.endpoints().join(","));
+        }
+    }
+    if debug {
+        eprintln!("Cluster-Endpoints: {}", c.endpoints().join(", "));
+    }
+    c
+}
+
+/// etcdctl's `mustNewClientNoSync`.
+pub fn must_new_client_no_sync(ctx: &Ctx) -> Client {
+    let c = new_client_unsynced(ctx);
+    if ctx.global.bool("debug") {
+        eprintln!("Cluster-Endpoints: {}", c.endpoints().join(", "));
+    }
+    c
+}
+
+// ---- help, as urfave/cli's templates ----
+
+/// Go's text/tabwriter as urfave/cli configures it (padding 2): the text
+/// before each line's tab is padded to the widest in its run of lines.
+fn tabwrite(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].contains('\t') {
+            out.push_str(lines[i]);
+            if i + 1 < lines.len() {
+                out.push('\n');
+            }
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < lines.len() && lines[j].contains('\t') {
+            j += 1;
+        }
+        let width = lines[i..j]
+            .iter()
+            .map(|l| l.split('\t').next().unwrap_or("").chars().count())
+            .max()
+            .unwrap_or(0);
+        for l in &lines[i..j] {
+            let (a, b) = l.split_once('\t').unwrap_or((l, ""));
+            out.push_str(&format!("{a:width$}  {b}", width = width));
+            out.push('\n');
+        }
+        if j == lines.len() {
+            out.pop();
+        }
+        i = j;
+    }
+    out
+}
+
+fn app_help() -> String {
+    let mut s = format!(
+        "NAME:\n   {APP} - {APP_USAGE}\n\nUSAGE:\n   {APP} [global options] command [command options] [arguments...]\n\nVERSION:\n   {}\n\nCOMMANDS:",
+        env!("CARGO_PKG_VERSION")
+    );
+    for c in COMMANDS {
+        s.push_str(&format!("\n   {}\t{}", c.name, c.usage));
+    }
+    s.push_str("\n   help, h\tShows a list of commands or help for one command");
+    s.push_str("\n\nGLOBAL OPTIONS:");
+    for f in GLOBAL_FLAGS.iter().chain([&HELP_FLAG, &VERSION_FLAG]) {
+        s.push_str(&format!("\n   {}", f.help_line()));
+    }
+    s.push('\n');
+    tabwrite(&s)
+}
+
+fn command_help(help_name: &str, c: &Cmd) -> String {
+    let mut s = format!(
+        "NAME:\n   {help_name} - {}\n\nUSAGE:\n   {help_name}",
+        c.usage
+    );
+    if !c.flags.is_empty() {
+        s.push_str(" [command options]");
+    }
+    s.push(' ');
+    s.push_str(if c.args_usage.is_empty() {
+        "[arguments...]"
+    } else {
+        c.args_usage
+    });
+    if !c.description.is_empty() {
+        s.push_str(&format!("\n\nDESCRIPTION:\n   {}", c.description));
+    }
+    if !c.flags.is_empty() {
+        s.push_str("\n\nOPTIONS:\n   ");
+        for f in c.flags {
+            s.push_str(&f.help_line());
+            s.push_str("\n   ");
+        }
+    }
+    s.push('\n');
+    tabwrite(&s)
+}
+
+fn subcommand_help(help_name: &str, c: &Cmd) -> String {
+    let mut s = format!(
+        "NAME:\n   {help_name} - {}\n\nUSAGE:\n   {help_name} command [command options] [arguments...]\n\nCOMMANDS:",
+        c.usage
+    );
+    for sc in c.subcommands {
+        s.push_str(&format!("\n   {}\t{}", sc.name, sc.usage));
+    }
+    s.push_str(&format!(
+        "\n\nOPTIONS:\n   {}\n   \n",
+        HELP_FLAG.help_line()
+    ));
+    tabwrite(&s)
+}
+
+fn print_out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes());
+    let _ = o.flush();
+}
+
+fn no_help_topic(name: &str) -> ! {
+    let _ = std::io::stdout().flush();
+    eprintln!("No help topic for '{name}'");
+    exit(EXIT_BAD_AUTH) // urfave/cli's exit code 3 for an unknown topic
+}
+
+fn find<'a>(cmds: &'a [Cmd], name: &str) -> Option<&'a Cmd> {
+    cmds.iter().find(|c| c.name == name)
+}
+
+/// Runs ferretctl with `args` (without the program name).
+pub fn run(args: Vec<String>) -> ! {
+    let mut global_specs: Vec<FlagSpec> = GLOBAL_FLAGS.to_vec();
+    global_specs.push(HELP_FLAG);
+    global_specs.push(VERSION_FLAG);
+    let (global, rest) = match flags::parse(&global_specs, &args) {
+        Ok(v) => v,
+        Err(e) => {
+            print_out(&format!("Incorrect Usage. {}\n\n", e.0));
+            print_out(&app_help());
+            let _ = std::io::stdout().flush();
+            eprintln!("{}", e.0);
+            exit(EXIT_BAD_ARGS);
+        }
+    };
+    if global.bool("help") {
+        print_out(&app_help());
+        exit(EXIT_SUCCESS);
+    }
+    if global.bool("version") {
+        print_out(&format!(
+            "{APP} version: {}\nAPI version: 2\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        exit(EXIT_SUCCESS);
+    }
+    let Some(name) = rest.first() else {
+        print_out(&app_help());
+        exit(EXIT_SUCCESS);
+    };
+    if name == "help" || name == "h" {
+        match rest.get(1) {
+            None => print_out(&app_help()),
+            Some(topic) => match find(COMMANDS, topic) {
+                Some(c) if c.subcommands.is_empty() => {
+                    print_out(&command_help(&format!("{APP} {}", c.name), c))
+                }
+                Some(c) => print_out(&command_help(&format!("{APP} {}", c.name), c)),
+                None => no_help_topic(topic),
+            },
+        }
+        exit(EXIT_SUCCESS);
+    }
+    let Some(c) = find(COMMANDS, name) else {
+        no_help_topic(name);
+    };
+    let tail = rest[1..].to_vec();
+    if c.subcommands.is_empty() {
+        run_command(global, c, &format!("{APP} {}", c.name), tail)
+    } else {
+        run_group(global, c, tail)
+    }
+}
+
+fn run_group(global: Parsed, g: &Cmd, args: Vec<String>) -> ! {
+    let help_name = format!("{APP} {}", g.name);
+    let (own, rest) = match flags::parse(&[HELP_FLAG], &args) {
+        Ok(v) => v,
+        Err(e) => {
+            print_out(&format!("Incorrect Usage. {}\n\n", e.0));
+            print_out(&subcommand_help(&help_name, g));
+            eprintln!("{}", e.0);
+            exit(EXIT_BAD_ARGS);
+        }
+    };
+    if own.bool("help") {
+        print_out(&subcommand_help(&help_name, g));
+        exit(EXIT_SUCCESS);
+    }
+    match rest.first() {
+        None => {
+            print_out(&subcommand_help(&help_name, g));
+            exit(EXIT_SUCCESS)
+        }
+        Some(name) if name == "help" || name == "h" => {
+            match rest.get(1) {
+                None => print_out(&subcommand_help(&help_name, g)),
+                Some(topic) => match find(g.subcommands, topic) {
+                    Some(sc) => print_out(&command_help(&format!("{help_name} {}", sc.name), sc)),
+                    None => no_help_topic(topic),
+                },
+            }
+            exit(EXIT_SUCCESS)
+        }
+        Some(name) => match find(g.subcommands, name) {
+            Some(sc) => run_command(
+                global,
+                sc,
+                &format!("{help_name} {}", sc.name),
+                rest[1..].to_vec(),
+            ),
+            None => no_help_topic(name),
+        },
+    }
+}
+
+fn run_command(global: Parsed, c: &Cmd, help_name: &str, args: Vec<String>) -> ! {
+    let mut specs = c.flags.to_vec();
+    specs.push(HELP_FLAG);
+    let reordered = flags::reorder(&specs, &args);
+    let (own, rest) = match flags::parse(&specs, &reordered) {
+        Ok(v) => v,
+        Err(e) => {
+            print_out(&format!("Incorrect Usage: {}\n\n", e.0));
+            print_out(&command_help(help_name, c));
+            eprintln!("{}", e.0);
+            exit(EXIT_BAD_ARGS);
+        }
+    };
+    if own.bool("help") {
+        print_out(&command_help(help_name, c));
+        exit(EXIT_SUCCESS);
+    }
+    let ctx = Ctx {
+        global,
+        flags: own,
+        args: rest,
+    };
+    if let Some(action) = c.action {
+        action(&ctx);
+    }
+    exit(EXIT_SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_help_is_etcdctls() {
+        let c = find(COMMANDS, "set").unwrap();
+        assert_eq!(
+            command_help("etcdctl set", c),
+            "NAME:\n   etcdctl set - set the value of a key\n\nUSAGE:\n   etcdctl set [command options] <key> <value>\n\nDESCRIPTION:\n   Set sets the value of a key.\n\n   When <value> begins with '-', <value> is interpreted as a flag.\n   Insert '--' for workaround:\n\n   $ set -- <key> <value>\n\nOPTIONS:\n   --ttl value              key time-to-live in seconds (default: 0)\n   --swap-with-value value  previous value\n   --swap-with-index value  previous index (default: 0)\n   \n"
+        );
+    }
+}

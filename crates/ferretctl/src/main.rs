@@ -1,0 +1,53 @@
+//! ferretctl: etcdctl's v2 command line (`ETCDCTL_API=2 etcdctl` of etcd
+//! 3.4) for ferretcd and etcd. Same commands, flags, environment, output
+//! formats, error texts and exit codes; see the crate README for the few
+//! places where it knowingly differs.
+//!
+//! Code map:
+//! - `app`: the command tree, help texts, dispatch, the client set-up
+//!   (`mustNewClient`), error printing and exit codes.
+//! - `flags`: Go flag / urfave-cli parsing.
+//! - `http`: a small HTTP/1.1 client that tells "never sent" from "sent,
+//!   no answer".
+//! - `client`: endpoints, failover rule, membership sync, error texts.
+//! - `api`: the v2 keys, members and auth requests and their decoding.
+//! - `output`: simple, extended and json formats.
+//! - `keys`, `watch`, `member`, `auth`: the commands.
+
+mod api;
+mod app;
+mod auth;
+mod client;
+mod flags;
+mod http;
+mod keys;
+mod member;
+mod output;
+mod watch;
+
+fn main() {
+    // etcdctl picks its API from ETCDCTL_API and removes the variable so
+    // that commands it runs (exec-watch) do not inherit it. ferretctl
+    // speaks v2 only, so an unset variable means v2 here (etcdctl 3.4
+    // would default to v3).
+    let api = std::env::var("ETCDCTL_API").unwrap_or_default();
+    match api.as_str() {
+        "" | "2" => {}
+        "3" => {
+            eprintln!(
+                "ferretctl: the v3 API (ETCDCTL_API=3) is not implemented yet; \
+                 unset ETCDCTL_API or set ETCDCTL_API=2 for the v2 commands"
+            );
+            std::process::exit(1);
+        }
+        other => {
+            eprintln!("unsupported API version {other}");
+            std::process::exit(1);
+        }
+    }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    app::run(args)
+}
