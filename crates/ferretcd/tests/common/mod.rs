@@ -3,6 +3,7 @@
 //! differential corpus machinery.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod corpus;
 pub mod http;
 pub mod json;
