@@ -34,19 +34,12 @@ pub fn health(server: &Server, method: &Method) -> Response<Body> {
     if method != Method::GET {
         return wire::method_not_allowed("GET");
     }
-    let healthy = server.leader_id().is_some();
-    let body = if healthy {
-        "{\"health\":\"true\"}"
-    } else {
-        "{\"health\":\"false\"}"
-    };
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let mut resp = Response::new(Body::full(body));
-    *resp.status_mut() = status;
+    if server.leader_id().is_none() {
+        // etcd answers an unhealthy member through http.Error: 503, a
+        // trailing newline and nosniff.
+        return wire::text_error(StatusCode::SERVICE_UNAVAILABLE, "{\"health\":\"false\"}");
+    }
+    let mut resp = Response::new(Body::full("{\"health\":\"true\"}"));
     // Go sniffs this body as text; clients see the same header from etcd.
     resp.headers_mut()
         .insert(hyper::header::CONTENT_TYPE, wire::TEXT);

@@ -843,6 +843,14 @@ impl RaftNode {
         if !self.published {
             self.publish_attributes();
         }
+        // Read requests waiting for a read index die with the leader that
+        // was to answer them (raft-rs drops them on a step-down, a dead
+        // leader never answers). Asking the new leader again is safe: a
+        // read index from any leader is linearizable.
+        let ids: Vec<u64> = self.reads_pending.keys().copied().collect();
+        for id in ids {
+            self.node.read_index(id.to_le_bytes().to_vec());
+        }
     }
 
     fn propose_internal(&mut self, cmd: Command) -> u64 {
