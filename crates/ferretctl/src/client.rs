@@ -75,8 +75,8 @@ impl fmt::Display for Error {
             Error::Deadline => write!(f, "context deadline exceeded"),
             Error::OutcomeUnknown { endpoint, cause } => write!(
                 f,
-                "{cause}; the request reached {endpoint} but no answer came: it may or may not \
-                 have been applied, so it was not retried on another endpoint"
+                "{cause}; the request reached {endpoint}, which did not say whether it was \
+                 applied: its outcome is unknown, so it was not retried on another endpoint"
             ),
             Error::NoEndpoints => write!(f, "client: no endpoints available"),
             Error::Other(s) => f.write_str(s),
@@ -274,9 +274,16 @@ impl Client {
                     )
                 };
                 if retry == Retry::Write {
+                    // The server answered, but a 5xx does not tell whether
+                    // the write was applied (etcd's "request timed out"
+                    // may still commit); its own words go with the error.
+                    let body = p.read_body(deadline).unwrap_or_default();
+                    let said = server_message(&body)
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default();
                     return Err(Attempt::Stop(Error::OutcomeUnknown {
                         endpoint: url,
-                        cause: text,
+                        cause: format!("{text}{said}"),
                     }));
                 }
                 Err(Attempt::Next(EndpointError {
@@ -347,6 +354,16 @@ fn failure_text(f: &Failure, url: &str) -> String {
         Failure::Dial(s) | Failure::AfterSend(s) => s.clone(),
         Failure::HeaderTimeout => format!("client: endpoint {url} exceeded header timeout"),
         Failure::Deadline { .. } => "context deadline exceeded".into(),
+    }
+}
+
+/// The `message` (and `cause`) of an error body, if it has one.
+fn server_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let m = v.get("message")?.as_str()?.to_string();
+    match v.get("cause").and_then(|c| c.as_str()) {
+        Some(c) if !c.is_empty() => Some(format!("{m}: {c}")),
+        _ => Some(m),
     }
 }
 

@@ -77,7 +77,7 @@ pub fn remove(ctx: &Ctx) {
         }
         if &m.name == id {
             eprint!(
-                "Found a member named {0}; if this is correct, please use its ID, eg:\n\tetcdctl member remove {1}\n",
+                "Found a member named {0}; if this is correct, please use its ID, eg:\n\tferretctl member remove {1}\n",
                 m.name, m.id
             );
             eprint!("For more details, read the documentation at https://github.com/etcd-io/etcd/blob/master/Documentation/runtime-configuration.md#remove-a-member\n\n");
