@@ -31,6 +31,8 @@ pub struct EndpointError {
     /// Go's `isConnectionError`: dial and read failures, not timeouts of
     /// the response head nor 5xx answers. Decides sync's exit code.
     pub connection: bool,
+    /// The request was sent before the connection failed or timed out.
+    pub after_send: bool,
 }
 
 /// Errors as etcdctl's client library reports them; `Display` gives the
@@ -289,6 +291,7 @@ impl Client {
                 Err(Attempt::Next(EndpointError {
                     text,
                     connection: false,
+                    after_send: true,
                 }))
             }
             Ok(p) => Ok((p, url)),
@@ -344,6 +347,7 @@ fn classify(f: Failure, url: String, retry: Retry) -> Attempt {
         }),
         f => Attempt::Next(EndpointError {
             connection: matches!(f, Failure::Dial(_) | Failure::AfterSend(_)),
+            after_send: f.maybe_delivered(),
             text: failure_text(&f, &url),
         }),
     }

@@ -32,6 +32,9 @@ pub struct Watcher {
     next_index: u64,
     /// How long to keep reconnecting after a drop before giving up.
     reconnect_budget: Duration,
+    /// Whether a wait ever got its answer's head: from then on a failure
+    /// is a lost connection, not a wrong endpoint.
+    connected_once: bool,
 }
 
 impl Watcher {
@@ -46,12 +49,14 @@ impl Watcher {
             recursive,
             next_index: if after_index > 0 { after_index + 1 } else { 0 },
             reconnect_budget,
+            connected_once: false,
         }
     }
 
-    /// Blocks until the next event. A refused first connection fails at
-    /// once, as etcdctl; a connection lost later is re-established from
-    /// the resume index for up to the reconnect budget.
+    /// Blocks until the next event. If no endpoint could be reached at
+    /// all, it fails at once, as etcdctl; a connection that is lost (after
+    /// a wait was sent, or once the watch had worked) is re-established
+    /// from the resume index for up to the reconnect budget.
     pub fn next(&mut self, c: &mut Client) -> Result<KeysResponse, Error> {
         // Set when the watch lost a connection it had: reconnect until then.
         let mut give_up_at: Option<Instant> = None;
@@ -59,15 +64,20 @@ impl Watcher {
             let act = api::wait_action(&self.key, self.next_index, self.recursive);
             let (pending, _url) = match c.open_stream(&act) {
                 Ok(p) => p,
-                Err(e @ Error::Cluster(_)) => match give_up_at {
-                    Some(t) if Instant::now() < t => {
-                        sleep(RECONNECT_PAUSE);
-                        continue;
+                Err(Error::Cluster(errs))
+                    if self.connected_once || errs.iter().any(|e| e.after_send) =>
+                {
+                    let t = *give_up_at.get_or_insert(Instant::now() + self.reconnect_budget);
+                    if Instant::now() >= t {
+                        return Err(Error::Cluster(errs));
                     }
-                    _ => return Err(e),
-                },
+                    sleep(RECONNECT_PAUSE);
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
+            self.connected_once = true;
+            give_up_at = None;
             let head = pending.head.clone();
             if head.status == 200 && self.next_index == 0 {
                 if let Some(i) = head
