@@ -1,0 +1,231 @@
+//! The seed tutorial ("etcd on CoreOS", /work/shared/seed/), replayed
+//! command by command with ferretctl on a 3-member ferretcd cluster:
+//! writes through one member, reads through another, watches on a third.
+//!
+//! The ferretcd crate's cluster harness builds on `CARGO_BIN_EXE_ferretcd`,
+//! which only its own tests have, so this test starts its three members
+//! itself (common::Server::spawn with etcd's --initial-cluster flags).
+
+mod common;
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{ferretcd, free_ports, Run, Server, Tool};
+use scenario::split;
+
+mod scenario;
+
+/// The tutorial's etcdctl lines, in its order (checked against the seed
+/// file when it is there).
+const TUTORIAL: &[&str] = &[
+    "etcdctl set /myKey Hello",
+    "etcdctl rm /myKey",
+    "etcdctl mkdir /myApplication",
+    "etcdctl set /myApplication/myApp value1",
+    "etcdctl ls /myApplication",
+    "etcdctl watch --recursive /myApplication",
+    r#"etcdctl exec-watch --recursive /myApplication -- sh -c 'echo "\"$ETCD_WATCH_KEY\" key was updated to \"$ETCD_WATCH_VALUE\" value by \"$ETCD_WATCH_ACTION\" action"'"#,
+    r#"etcdctl set /myKey "B" --swap-with-value "A""#,
+    r#"etcdctl set /myKey "value1" --ttl 20"#,
+];
+
+struct Cluster {
+    members: Vec<Server>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = ferretcd();
+        let ports = free_ports(6);
+        let names = ["a", "b", "c"];
+        let url = |p: u16| format!("http://127.0.0.1:{p}");
+        let initial = (0..3)
+            .map(|i| format!("{}={}", names[i], url(ports[2 * i + 1])))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Server> = (0..3)
+            .map(|i| {
+                Server::spawn(
+                    "ferretcd",
+                    &bin,
+                    names[i],
+                    &url(ports[2 * i]),
+                    &url(ports[2 * i + 1]),
+                    &initial,
+                    "new",
+                )
+            })
+            .collect();
+        for m in &mut members {
+            m.wait_ready();
+        }
+        Cluster { members }
+    }
+
+    fn url(&self, i: usize) -> String {
+        self.members[i].client_url.clone()
+    }
+}
+
+/// Runs one tutorial line (`etcdctl` replaced by ferretctl) through member `i`.
+fn ctl(c: &Cluster, i: usize, line: &str) -> Run {
+    let a = split(line.strip_prefix("etcdctl ").expect("an etcdctl line"));
+    Tool::ferretctl().run(&c.url(i), &a, None)
+}
+
+/// Runs `line` through member `i` until it prints `want` (a read on a
+/// member that has not applied the latest write yet), bounded.
+fn read_until(c: &Cluster, i: usize, line: &str, want: &str) -> Run {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = ctl(c, i, line);
+        if r.stdout == want || Instant::now() > deadline {
+            return r;
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn ok(r: &Run, stdout: &str) {
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, stdout, ""),
+        "unexpected result"
+    );
+}
+
+#[test]
+fn the_seed_tutorial_on_a_three_member_cluster() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed");
+    if let Ok(dir) = std::fs::read_dir(&seed) {
+        for f in dir.flatten() {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            for line in text.lines().filter(|l| l.starts_with("etcdctl ")) {
+                assert!(
+                    TUTORIAL.contains(&line),
+                    "seed line not replayed here: {line}"
+                );
+            }
+        }
+    }
+
+    let c = Cluster::start();
+    let (w, r, x) = (0, 1, 2); // write through a, read through b, watch on c
+
+    // Set a key; any member answers with the same value.
+    ok(&ctl(&c, w, TUTORIAL[0]), "Hello\n");
+    for i in 0..3 {
+        ok(
+            &read_until(&c, i, "etcdctl get /myKey", "Hello\n"),
+            "Hello\n",
+        );
+    }
+    ok(&ctl(&c, r, "etcdctl get --quorum /myKey"), "Hello\n");
+
+    // Delete it.
+    ok(&ctl(&c, w, TUTORIAL[1]), "PrevNode.Value: Hello\n");
+    let gone = ctl(&c, r, "etcdctl get --quorum /myKey");
+    assert_eq!(gone.code, 4);
+    assert!(
+        gone.stderr
+            .starts_with("Error:  100: Key not found (/myKey) ["),
+        "{gone:?}"
+    );
+
+    // A directory, a key in it, a listing from another member.
+    ok(&ctl(&c, w, TUTORIAL[2]), "");
+    ok(&ctl(&c, w, TUTORIAL[3]), "value1\n");
+    ok(
+        &read_until(&c, r, TUTORIAL[4], "/myApplication/myApp\n"),
+        "/myApplication/myApp\n",
+    );
+
+    // Watch the directory on one member, change it through another.
+    let before = c.members[x].watchers();
+    let mut watch = Tool::ferretctl().spawn(&c.url(x), &split(&TUTORIAL[5][8..]));
+    c.members[x].wait_watchers_above(before);
+    ok(
+        &ctl(&c, w, "etcdctl set /myApplication/myKey2 value2"),
+        "value2\n",
+    );
+    let out = watch
+        .wait_output(Duration::from_secs(10))
+        .expect("the watch ends after one change");
+    assert_eq!(
+        Run::from(out).stdout,
+        "[set] /myApplication/myKey2\nvalue2\n"
+    );
+
+    // exec-watch: run a command on each change.
+    let dir = common::TempDir::new("ferretctl-tutorial");
+    let out_path = dir.0.join("out");
+    let before = c.members[r].watchers();
+    let mut cmd = Tool::ferretctl().command(&c.url(r), &split(&TUTORIAL[6][8..]));
+    cmd.stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null());
+    let mut exec = common::Proc(Some(cmd.spawn().unwrap()));
+    c.members[r].wait_watchers_above(before);
+    ok(
+        &ctl(&c, w, "etcdctl set /myApplication/myKey3 value3"),
+        "value3\n",
+    );
+    let want = "\"/myApplication/myKey3\" key was updated to \"value3\" value by \"set\" action\n";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&out_path).unwrap_or_default() != want
+        && Instant::now() < deadline
+    {
+        sleep(Duration::from_millis(20));
+    }
+    let o = exec.interrupt();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), want);
+
+    // Test and set: B only if the value is A.
+    ok(&ctl(&c, w, "etcdctl set /myKey A"), "A\n");
+    ok(&ctl(&c, w, TUTORIAL[7]), "B\n");
+    let failed = ctl(&c, w, TUTORIAL[7]);
+    assert_eq!(failed.code, 4);
+    assert!(
+        failed
+            .stderr
+            .starts_with("Error:  101: Compare failed ([A != B]) ["),
+        "{failed:?}"
+    );
+    ok(&read_until(&c, r, "etcdctl get /myKey", "B\n"), "B\n");
+
+    // A TTL: the key carries it on every member, then expires (2 s here).
+    ok(&ctl(&c, w, TUTORIAL[8]), "value1\n");
+    let ext = ctl(&c, r, "etcdctl -o extended get --quorum /myKey");
+    assert_eq!(ext.code, 0, "{ext:?}");
+    let ttl: u64 = ext
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TTL: "))
+        .and_then(|t| t.parse().ok())
+        .expect("a TTL line");
+    assert!((1..=20).contains(&ttl), "{ext:?}");
+    ok(&ctl(&c, w, "etcdctl set /myKey value1 --ttl 2"), "value1\n");
+    sleep(Duration::from_millis(3500));
+    let expired = read_until(&c, r, "etcdctl get /myKey", "");
+    assert_eq!(expired.code, 4, "{expired:?}");
+    assert!(
+        expired
+            .stderr
+            .starts_with("Error:  100: Key not found (/myKey) ["),
+        "{expired:?}"
+    );
+
+    // The members as etcdctl lists them, through each member.
+    let list = ctl(&c, r, "etcdctl member list");
+    assert_eq!(list.code, 0, "{list:?}");
+    assert_eq!(list.stdout.lines().count(), 3, "{list:?}");
+    assert_eq!(list.stdout.matches("isLeader=true").count(), 1, "{list:?}");
+    let health = ctl(&c, x, "etcdctl cluster-health");
+    assert_eq!(health.code, 0, "{health:?}");
+    assert!(
+        health.stdout.ends_with("cluster is healthy\n"),
+        "{health:?}"
+    );
+}
