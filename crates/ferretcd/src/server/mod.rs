@@ -228,21 +228,28 @@ impl Server {
         let runtime = tokio::runtime::Handle::current();
         let inbox_for_transport = tx.clone();
         let stats_for_transport = stats.clone();
-        let (node, meta) = raft_node::start(node_cfg, new_cluster, shared.clone(), rx, |meta| {
-            let peers: Vec<(u64, Vec<String>)> = meta
-                .members
-                .iter()
-                .map(|m| (m.id, m.peer_urls.clone()))
-                .collect();
-            Transport::start(
-                &runtime,
-                meta.member_id,
-                meta.cluster_id,
-                &peers,
-                inbox_for_transport,
-                stats_for_transport,
-            )
-        })?;
+        let (node, meta) = raft_node::start(
+            node_cfg,
+            new_cluster,
+            shared.clone(),
+            rx,
+            tx.clone(),
+            |meta| {
+                let peers: Vec<(u64, Vec<String>)> = meta
+                    .members
+                    .iter()
+                    .map(|m| (m.id, m.peer_urls.clone()))
+                    .collect();
+                Transport::start(
+                    &runtime,
+                    meta.member_id,
+                    meta.cluster_id,
+                    &peers,
+                    inbox_for_transport,
+                    stats_for_transport,
+                )
+            },
+        )?;
         {
             let mut m = shared.membership.write().unwrap_or_else(|p| p.into_inner());
             m.member_id = meta.member_id;
