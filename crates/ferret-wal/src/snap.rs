@@ -220,6 +220,11 @@ pub fn load_newest(dir: &Path) -> Result<Option<(u64, u64, Vec<u8>)>, WalError> 
     }
 }
 
+/// The data of the snapshot at exactly (`index`, `term`), checked.
+pub fn load(dir: &Path, index: u64, term: u64) -> Result<Vec<u8>, WalError> {
+    read_snapshot(&dir.join(file_name(index, term)), index, term)
+}
+
 /// Deletes all but the newest `keep` snapshots (`keep >= 1`) and any `.tmp`
 /// leftovers of interrupted saves. Not to be run concurrently with
 /// `save_snapshot` on the same directory.

@@ -6,16 +6,22 @@
 //! same entries and hard state to the WAL, and restores this from the WAL
 //! and the newest snapshot file at start.
 
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use std::path::PathBuf;
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
 #[derive(Default)]
 pub struct RaftLog {
     hard_state: HardState,
     conf_state: ConfState,
-    /// The newest snapshot. Entries it covers may still be kept (so a
-    /// follower slightly behind gets entries, not a whole snapshot).
-    snapshot: Snapshot,
+    /// The newest snapshot's metadata. Its data stays on disk until a
+    /// follower needs it (a store of a million keys is hundreds of MB).
+    /// Entries it covers may still be kept (so a follower slightly behind
+    /// gets entries, not a whole snapshot).
+    snapshot: SnapshotMetadata,
+    /// Where the snapshot files are; `None` in unit tests without disk.
+    snap_dir: Option<PathBuf>,
     /// Index and term of the entry just before `entries[0]`: the point up
     /// to which the log is compacted.
     offset_index: u64,
@@ -25,15 +31,16 @@ pub struct RaftLog {
 }
 
 impl RaftLog {
-    pub fn new(conf_state: ConfState) -> Self {
+    pub fn new(conf_state: ConfState, snap_dir: Option<PathBuf>) -> Self {
         RaftLog {
             conf_state,
+            snap_dir,
             ..Default::default()
         }
     }
 
     fn snapshot_index(&self) -> u64 {
-        self.snapshot.get_metadata().index
+        self.snapshot.index
     }
 
     fn first(&self) -> u64 {
@@ -75,10 +82,10 @@ impl RaftLog {
     }
 
     /// Installs a snapshot from the leader (or the newest snapshot file at
-    /// start): everything up to its index is in it; later entries survive
-    /// only if the log agrees with the snapshot at its index.
-    pub fn apply_snapshot(&mut self, snap: Snapshot) {
-        let meta = snap.get_metadata();
+    /// start), whose file is saved already: everything up to its index is
+    /// in it; later entries survive only if the log agrees with the
+    /// snapshot at its index.
+    pub fn apply_snapshot(&mut self, meta: SnapshotMetadata) {
         let (index, term) = (meta.index, meta.term);
         if self.term_of(index) == Some(term) {
             let keep_from = (index + 1 - self.first()) as usize;
@@ -95,12 +102,12 @@ impl RaftLog {
         if self.hard_state.term < term {
             self.hard_state.term = term;
         }
-        self.snapshot = snap;
+        self.snapshot = meta;
     }
 
     /// Records a snapshot taken locally of state already in the log.
-    pub fn set_snapshot(&mut self, snap: Snapshot) {
-        self.snapshot = snap;
+    pub fn set_snapshot(&mut self, meta: SnapshotMetadata) {
+        self.snapshot = meta;
     }
 
     /// Drops entries before `index`, never past the newest snapshot (what
@@ -186,12 +193,27 @@ impl Storage for RaftLog {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let unavailable = raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable);
         if self.snapshot_index() < request_index || self.snapshot_index() == 0 {
-            return Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            ));
+            return Err(unavailable);
         }
-        Ok(self.snapshot.clone())
+        let Some(dir) = &self.snap_dir else {
+            return Err(unavailable);
+        };
+        // Read from disk: rare (a follower fell behind the compacted log)
+        // and worth it, since keeping it in memory would double the RSS.
+        match ferret_wal::snap::load(dir, self.snapshot.index, self.snapshot.term) {
+            Ok(data) => {
+                let mut snap = Snapshot::default();
+                snap.set_metadata(self.snapshot.clone());
+                snap.data = data.into();
+                Ok(snap)
+            }
+            Err(e) => {
+                tracing::error!(index = self.snapshot.index, error = %e, "cannot read the snapshot to send");
+                Err(unavailable)
+            }
+        }
     }
 }
 
@@ -221,10 +243,11 @@ mod tests {
     fn snapshot_compacts_and_answers_terms() {
         let mut log = RaftLog::default();
         log.append(&[ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)]);
-        let mut snap = Snapshot::default();
-        snap.mut_metadata().index = 3;
-        snap.mut_metadata().term = 2;
-        log.set_snapshot(snap);
+        log.set_snapshot(SnapshotMetadata {
+            index: 3,
+            term: 2,
+            ..Default::default()
+        });
         assert_eq!(
             log.first_index().unwrap(),
             1,
@@ -241,17 +264,18 @@ mod tests {
         assert!(log
             .entries(2, 4, None, GetEntriesContext::empty(false))
             .is_err());
-        assert_eq!(log.snapshot(0, 2).unwrap().get_metadata().index, 3);
+        assert_eq!(log.snapshot_index(), 3);
     }
 
     #[test]
     fn leader_snapshot_replaces_the_log() {
         let mut log = RaftLog::default();
         log.append(&[ent(1, 1), ent(2, 1)]);
-        let mut snap = Snapshot::default();
-        snap.mut_metadata().index = 10;
-        snap.mut_metadata().term = 3;
-        log.apply_snapshot(snap);
+        log.apply_snapshot(SnapshotMetadata {
+            index: 10,
+            term: 3,
+            ..Default::default()
+        });
         assert_eq!(log.first_index().unwrap(), 11);
         assert_eq!(log.last_index().unwrap(), 10);
         assert_eq!(log.hard_state().commit, 10);

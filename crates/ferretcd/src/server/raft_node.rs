@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use ferret_store::Write;
 use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
-use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
+use raft::eraftpb::{
+    ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot, SnapshotMetadata,
+};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -60,7 +62,6 @@ pub enum Input {
     SnapshotSaved {
         index: u64,
         term: u64,
-        data: Vec<u8>,
         result: Result<(), String>,
     },
     Stop,
@@ -295,7 +296,7 @@ pub fn start(
         let (w, rec) = Wal::open(&wal_path)?;
         meta =
             postcard::from_bytes(&rec.metadata).map_err(|e| StartError::Metadata(e.to_string()))?;
-        log = RaftLog::new(conf_state(&meta));
+        log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
         if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
             let payload: SnapshotPayload = postcard::from_bytes(&data)
                 .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
@@ -306,11 +307,10 @@ pub fn start(
                 .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
             state.applied_index = index;
             drop(state);
-            let mut snap = Snapshot::default();
-            snap.mut_metadata().index = index;
-            snap.mut_metadata().term = term;
-            snap.mut_metadata().set_conf_state(conf_state(&meta));
-            snap.data = data.into();
+            let mut snap = SnapshotMetadata::default();
+            snap.index = index;
+            snap.term = term;
+            snap.set_conf_state(conf_state(&meta));
             log.apply_snapshot(snap);
             applied = index;
             snapshot_index = index;
@@ -362,7 +362,7 @@ pub fn start(
             commit: hs.commit,
         })?;
         w.sync()?;
-        log = RaftLog::new(conf_state(&meta));
+        log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
         log.append(&entries);
         log.set_hard_state(hs);
         wal = w;
@@ -518,9 +518,8 @@ impl RaftNode {
             Input::SnapshotSaved {
                 index,
                 term,
-                data,
                 result,
-            } => self.on_snapshot_saved(index, term, data, result),
+            } => self.on_snapshot_saved(index, term, result),
             Input::Stop => return false,
         }
         true
@@ -737,7 +736,7 @@ impl RaftNode {
             "snapshot mark",
         );
         fatal_on_err(self.wal.sync(), "sync");
-        self.node.mut_store().apply_snapshot(snap);
+        self.node.mut_store().apply_snapshot(meta.clone());
         self.snapshot_index = meta.index;
         self.shared
             .commit_index
@@ -782,10 +781,10 @@ impl RaftNode {
                     .map_err(|e| e.to_string());
                 // Blocking send: the loop must learn the outcome, and it
                 // drains its inbox continuously.
+                drop(data);
                 let _ = tx.send(Input::SnapshotSaved {
                     index: applied,
                     term,
-                    data,
                     result,
                 });
             });
@@ -797,13 +796,7 @@ impl RaftNode {
 
     /// The snapshot file is durable: only now may the WAL point past it,
     /// the in-memory log be compacted and old segments go.
-    fn on_snapshot_saved(
-        &mut self,
-        index: u64,
-        term: u64,
-        data: Vec<u8>,
-        result: Result<(), String>,
-    ) {
+    fn on_snapshot_saved(&mut self, index: u64, term: u64, result: Result<(), String>) {
         self.snapshot_in_flight = None;
         if let Err(e) = result {
             // Nothing depends on the file yet; the next trigger retries.
@@ -816,13 +809,11 @@ impl RaftNode {
         }
         fatal_on_err(self.wal.mark_snapshot(index, term), "snapshot mark");
         fatal_on_err(self.wal.sync(), "sync");
-        let mut snap = Snapshot::default();
-        snap.mut_metadata().index = index;
-        snap.mut_metadata().term = term;
-        snap.mut_metadata()
-            .set_conf_state(self.node.store().conf_state().clone());
-        snap.data = data.into();
-        self.node.mut_store().set_snapshot(snap);
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.node.store().conf_state().clone());
+        self.node.mut_store().set_snapshot(meta);
         let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if compact_to > 1 {
             self.node.mut_store().compact_to(compact_to);
