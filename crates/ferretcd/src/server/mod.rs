@@ -183,11 +183,26 @@ pub struct Server {
     inbox: SyncSender<Input>,
 }
 
+/// A planted bug for the fault-injection suite (`ferret-jepsen`) to catch:
+/// with `FERRETCD_UNSAFE_LOCAL_QUORUM_READS=1` in the environment at start,
+/// `quorum=true` reads skip the ReadIndex barrier and may be stale. Read
+/// once, at start. Never set it in production.
+static UNSAFE_LOCAL_QUORUM_READS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 impl Server {
     /// Opens the data dir (creating a new cluster member, or restarting
     /// from the WAL and snapshot), starts the Raft thread and the peer
     /// listeners. Must run inside a tokio runtime.
     pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+        let unsafe_reads = *UNSAFE_LOCAL_QUORUM_READS.get_or_init(|| {
+            std::env::var("FERRETCD_UNSAFE_LOCAL_QUORUM_READS").as_deref() == Ok("1")
+        });
+        if unsafe_reads {
+            tracing::warn!(
+                "!!! FERRETCD_UNSAFE_LOCAL_QUORUM_READS=1: quorum reads skip the read barrier \
+                 and MAY BE STALE; a debug switch for testing the checker, never for use !!!"
+            );
+        }
         let (tx, rx) = sync_channel(INBOX_CAPACITY);
         let stats = Arc::new(TransportStats::default());
         let shared = Arc::new(Shared {
@@ -306,6 +321,9 @@ impl Server {
     /// A linearizable read barrier (Raft ReadIndex): returns once this
     /// member has applied everything committed before the call.
     pub async fn read_barrier(&self) -> Result<(), ServerError> {
+        if UNSAFE_LOCAL_QUORUM_READS.get() == Some(&true) {
+            return Ok(());
+        }
         let (reply, rx) = oneshot::channel();
         self.send(Input::ReadIndex { reply })?;
         match tokio::time::timeout(self.shared.request_timeout, rx).await {
