@@ -1,0 +1,257 @@
+//! The cluster under test: N server processes (ferretcd or etcd) on
+//! loopback, each with its own data dir and log file, that the nemesis can
+//! kill (SIGKILL), pause (SIGSTOP), resume and restart with the same flags.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::http;
+
+/// Raft timers for the run: fast, so a 30 s run sees several elections.
+pub const HEARTBEAT_MS: u64 = 50;
+pub const ELECTION_MS: u64 = 500;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Ferretcd,
+    /// etcd 3.4: needs `--enable-v2`.
+    Etcd,
+}
+
+pub struct Member {
+    pub name: String,
+    pub client: SocketAddr,
+    pub peer: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    pub paused: bool,
+}
+
+pub struct Cluster {
+    pub binary: PathBuf,
+    pub flavor: Flavor,
+    pub members: Vec<Member>,
+    initial_cluster: String,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl Cluster {
+    /// Starts `size` members under `dir` and waits until all serve.
+    pub fn start(
+        binary: &Path,
+        flavor: Flavor,
+        size: usize,
+        dir: &Path,
+    ) -> Result<Cluster, String> {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let ports = free_ports(2 * size);
+        let members: Vec<Member> = (0..size)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
+                peer: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
+                data_dir: dir.join(format!("m{i}.data")),
+                log: dir.join(format!("m{i}.log")),
+                child: None,
+                paused: false,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            binary: binary.to_path_buf(),
+            flavor,
+            members,
+            initial_cluster,
+        };
+        for i in 0..size {
+            c.spawn(i)?;
+        }
+        for i in 0..size {
+            c.wait_healthy(i, Duration::from_secs(30))?;
+        }
+        Ok(c)
+    }
+
+    pub fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let m = &mut self.members[i];
+        assert!(m.child.is_none(), "{} already runs", m.name);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .map_err(|e| format!("open {}: {e}", m.log.display()))?;
+        let (curl, purl) = (format!("http://{}", m.client), format!("http://{}", m.peer));
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args([
+                "--listen-client-urls",
+                &curl,
+                "--advertise-client-urls",
+                &curl,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &purl,
+                "--initial-advertise-peer-urls",
+                &purl,
+            ])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string()])
+            .args(["--election-timeout", &ELECTION_MS.to_string()]);
+        if self.flavor == Flavor::Etcd {
+            cmd.arg("--enable-v2");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
+        m.child = Some(child);
+        m.paused = false;
+        Ok(())
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    /// Whether member `i`'s process exited on its own (reaping it).
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let m = &mut self.members[i];
+        let st = m.child.as_mut()?.try_wait().ok()??;
+        m.child = None;
+        Some(st)
+    }
+
+    pub fn wait_healthy(&mut self, i: usize, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.exited(i) {
+                return Err(format!(
+                    "{} exited ({st}): {}",
+                    self.members[i].name,
+                    self.log_tail(i, 20)
+                ));
+            }
+            let last = match http::request(
+                self.members[i].client,
+                "GET",
+                "/health",
+                None,
+                Duration::from_secs(1),
+            ) {
+                Ok(r) if r.status == 200 && r.body.contains("true") => return Ok(()),
+                Ok(r) => format!("{} {}", r.status, r.body),
+                Err(e) => format!("{e:?}"),
+            };
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "{} not healthy after {limit:?}: {last}",
+                    self.members[i].name
+                ));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.members[i].paused = false;
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        if let Some(c) = &self.members[i].child {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+        self.members[i].paused = true;
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+        self.members[i].paused = false;
+    }
+
+    /// The member that says it leads, if exactly one live member does.
+    pub fn leader(&self) -> Option<usize> {
+        let mut leaders = Vec::new();
+        for (i, m) in self.members.iter().enumerate() {
+            if m.child.is_none() || m.paused {
+                continue;
+            }
+            if let Ok(r) = http::request(
+                m.client,
+                "GET",
+                "/v2/stats/self",
+                None,
+                Duration::from_millis(500),
+            ) {
+                if r.body.contains("\"StateLeader\"") {
+                    leaders.push(i);
+                }
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = fs::read_to_string(&self.members[i].log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Heals every process fault: resumes paused members, restarts dead ones.
+    pub fn heal_processes(&mut self) -> Result<(), String> {
+        for i in 0..self.members.len() {
+            if self.members[i].paused {
+                self.resume(i);
+            }
+            if let Some(st) = self.exited(i) {
+                eprintln!("{} had exited ({st}); restarting", self.members[i].name);
+            }
+            if !self.is_running(i) {
+                self.spawn(i)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            if self.members[i].paused {
+                self.resume(i);
+            }
+            self.kill(i);
+        }
+    }
+}
