@@ -59,7 +59,7 @@ fn full_scenario() -> Vec<Step> {
         run("set {p}/d x"),
         run("mkdir {p}/dir1/k1"),
         // ls
-        run("ls {p}/dir1"),
+        run("ls {p}/dir1 --sort"),
         run("ls --sort {p}"),
         run("ls --sort -r {p}"),
         run("ls -p --sort -r {p}"),
@@ -96,6 +96,7 @@ fn full_scenario() -> Vec<Step> {
         run_in("set {p}/k", ""),
         run("set {p}/k v --ttl abc"),
         run("set {p}/k v --bogus"),
+        run("get -q {p}/dash --bogus"),
         run("set {p}/k v --ttl"),
         run("foo"),
         run("--bogus get {p}/k"),
@@ -156,7 +157,10 @@ fn full_scenario() -> Vec<Step> {
             sort: false,
         },
         Step::Watch {
-            line: "-o extended watch -r {p}/w --after-index {after}",
+            // Flags before the key: etcdctl's urfave/cli takes the argument
+            // after a bool flag (-r) as that flag's value and stops parsing
+            // there, so `watch -r KEY --after-index N` ignores --after-index.
+            line: "-o extended watch -r --after-index {after} {p}/w",
             writes: &["rm {p}/w/d/b"],
             lines: 7,
             interrupt: false,

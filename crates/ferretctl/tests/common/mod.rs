@@ -282,11 +282,19 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// Waits (bounded) until the server holds more than `before` watchers.
+    /// Waits (bounded) until the server holds a new watcher: more than
+    /// `before`, or than the fewest seen meanwhile (a watcher of an earlier,
+    /// interrupted watch may be dropped by the server at the same time).
     pub fn wait_watchers_above(&self, before: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.watchers() <= before && Instant::now() < deadline {
-            sleep(Duration::from_millis(20));
+        let mut fewest = before;
+        loop {
+            let now = self.watchers();
+            if now > fewest || Instant::now() > deadline {
+                return;
+            }
+            fewest = fewest.min(now);
+            sleep(Duration::from_millis(10));
         }
     }
 

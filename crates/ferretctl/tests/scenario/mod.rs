@@ -174,9 +174,10 @@ impl Side<'_> {
             .stdout(fs::File::create(&out_path).unwrap())
             .stderr(fs::File::create(&err_path).unwrap());
         let mut p = Proc(Some(cmd.spawn().unwrap()));
-        if !line.contains("after-index") {
-            self.server.wait_watchers_above(before);
-        }
+        // Writes only once the watch is registered, with or without
+        // --after-index: a response's X-Etcd-Index (extended output's
+        // "Index:") is the store index when the watch began.
+        self.server.wait_watchers_above(before);
         for w in writes {
             let r = self.tool.run(ep, &self.fill(w), None);
             assert_eq!(r.code, 0, "{}: write {w:?} failed: {r:?}", self.label());
