@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::http;
+use crate::proxy::{self, Links};
 
 /// Raft timers for the run: fast, so a 30 s run sees several elections.
 pub const HEARTBEAT_MS: u64 = 50;
@@ -25,7 +29,10 @@ pub enum Flavor {
 pub struct Member {
     pub name: String,
     pub client: SocketAddr,
+    /// Where the member listens for peers.
     pub peer: SocketAddr,
+    /// What it advertises: its inbound proxy (see [`crate::proxy`]).
+    pub peer_proxy: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -36,6 +43,7 @@ pub struct Cluster {
     pub binary: PathBuf,
     pub flavor: Flavor,
     pub members: Vec<Member>,
+    pub links: Arc<Links>,
     initial_cluster: String,
 }
 
@@ -56,12 +64,13 @@ impl Cluster {
     ) -> Result<Cluster, String> {
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let ports = free_ports(2 * size);
+        let ports = free_ports(3 * size);
         let members: Vec<Member> = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
-                peer: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
+                client: SocketAddr::from(([127, 0, 0, 1], ports[3 * i])),
+                peer: SocketAddr::from(([127, 0, 0, 1], ports[3 * i + 1])),
+                peer_proxy: SocketAddr::from(([127, 0, 0, 1], ports[3 * i + 2])),
                 data_dir: dir.join(format!("m{i}.data")),
                 log: dir.join(format!("m{i}.log")),
                 child: None,
@@ -70,22 +79,62 @@ impl Cluster {
             .collect();
         let initial_cluster = members
             .iter()
-            .map(|m| format!("{}=http://{}", m.name, m.peer))
+            .map(|m| format!("{}=http://{}", m.name, m.peer_proxy))
             .collect::<Vec<_>>()
             .join(",");
         let mut c = Cluster {
             binary: binary.to_path_buf(),
             flavor,
             members,
+            links: Arc::new(Links::default()),
             initial_cluster,
         };
+        for (i, m) in c.members.iter().enumerate() {
+            proxy::start(c.links.clone(), flavor, i, m.peer_proxy, m.peer)
+                .map_err(|e| format!("proxy for {}: {e}", m.name))?;
+        }
         for i in 0..size {
             c.spawn(i)?;
         }
         for i in 0..size {
             c.wait_healthy(i, Duration::from_secs(30))?;
         }
+        c.learn_ids()?;
         Ok(c)
+    }
+
+    /// Tells the proxies which member id is which member (`/v2/members`).
+    fn learn_ids(&self) -> Result<(), String> {
+        let r = http::request(
+            self.members[0].client,
+            "GET",
+            "/v2/members",
+            None,
+            Duration::from_secs(5),
+        )
+        .map_err(|e| format!("/v2/members: {e:?}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body).map_err(|e| format!("/v2/members: {e}"))?;
+        let mut ids = HashMap::new();
+        for m in v["members"].as_array().into_iter().flatten() {
+            let (Some(id), Some(name)) = (m["id"].as_str(), m["name"].as_str()) else {
+                continue;
+            };
+            let id = u64::from_str_radix(id, 16).map_err(|e| format!("member id {id}: {e}"))?;
+            if let Some(i) = self.members.iter().position(|x| x.name == name) {
+                ids.insert(id, i);
+            }
+        }
+        if ids.len() != self.members.len() {
+            return Err(format!(
+                "/v2/members names {} of {} members: {}",
+                ids.len(),
+                self.members.len(),
+                r.body
+            ));
+        }
+        self.links.set_ids(ids);
+        Ok(())
     }
 
     pub fn spawn(&mut self, i: usize) -> Result<(), String> {
@@ -107,11 +156,10 @@ impl Cluster {
                 "--advertise-client-urls",
                 &curl,
             ])
+            .args(["--listen-peer-urls", &purl])
             .args([
-                "--listen-peer-urls",
-                &purl,
                 "--initial-advertise-peer-urls",
-                &purl,
+                &format!("http://{}", m.peer_proxy),
             ])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", "new"])
@@ -230,6 +278,7 @@ impl Cluster {
 
     /// Heals every process fault: resumes paused members, restarts dead ones.
     pub fn heal_processes(&mut self) -> Result<(), String> {
+        self.links.heal();
         for i in 0..self.members.len() {
             if self.members[i].paused {
                 self.resume(i);
@@ -247,6 +296,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        self.links.stop();
         for i in 0..self.members.len() {
             if self.members[i].paused {
                 self.resume(i);

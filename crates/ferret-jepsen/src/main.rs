@@ -4,7 +4,8 @@
 //! clients (register reads with `quorum=true`, writes, compare-and-swap by
 //! value and by index, in-order creates) and watchers against random
 //! members, while a nemesis kills (SIGKILL) and pauses (SIGSTOP) the leader
-//! and random members on a schedule derived from `--seed`. After healing it
+//! and random members, and partitions peer links through per-member TCP
+//! proxies (`proxy`), on a schedule derived from `--seed`. After healing it
 //! checks convergence (every member's local listing of `/` equal after a
 //! quorum write barrier), then runs `ferret-check`'s checkers on the
 //! recorded history. It prints one table and exits 1 on any violation.
@@ -16,6 +17,7 @@
 
 mod cluster;
 mod http;
+mod proxy;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -70,7 +72,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("ferret-jepsen: {msg}");
     eprintln!(
         "usage: ferret-jepsen [--binary PATH | --etcd PATH] [--members 3|5] [--clients N] \
-         [--duration SECS] [--seed N] [--dir PATH] [--faults kill,pause]"
+         [--duration SECS] [--seed N] [--dir PATH] [--faults kill,pause,partition|none]"
     );
     std::process::exit(2)
 }
@@ -131,6 +133,11 @@ fn parse_args() -> Args {
                     .flat_map(|f| match f {
                         "kill" => vec![FaultKind::KillLeader, FaultKind::KillRandom],
                         "pause" => vec![FaultKind::PauseLeader, FaultKind::PauseRandom],
+                        "partition" => vec![
+                            FaultKind::IsolateLeader,
+                            FaultKind::SplitRandom,
+                            FaultKind::OneWayLoss,
+                        ],
                         "none" => vec![],
                         other => usage(&format!("unknown fault {other:?}")),
                     })
@@ -152,6 +159,12 @@ enum FaultKind {
     KillRandom,
     PauseLeader,
     PauseRandom,
+    /// Every peer link to and from the leader blackholed.
+    IsolateLeader,
+    /// A random minority cut off from the majority.
+    SplitRandom,
+    /// One directed peer link blackholed (two-way on etcd, see `proxy`).
+    OneWayLoss,
 }
 
 /// One scheduled fault: when it starts (from the start of the workload),
@@ -203,20 +216,27 @@ fn run_nemesis(
         }
         let n = cluster.members.len();
         let target = match f.kind {
-            FaultKind::KillLeader | FaultKind::PauseLeader => match cluster.leader() {
-                Some(l) => l,
-                None => {
-                    eprintln!(
-                        "[{:>6.1}s] nemesis: no single leader; skipping {:?}",
-                        start.elapsed().as_secs_f64(),
-                        f.kind
-                    );
-                    continue;
+            FaultKind::KillLeader | FaultKind::PauseLeader | FaultKind::IsolateLeader => {
+                match cluster.leader() {
+                    Some(l) => l,
+                    None => {
+                        eprintln!(
+                            "[{:>6.1}s] nemesis: no single leader; skipping {:?}",
+                            start.elapsed().as_secs_f64(),
+                            f.kind
+                        );
+                        continue;
+                    }
                 }
-            },
+            }
             _ => (f.pick % n as u64) as usize,
         };
         let name = cluster.members[target].name.clone();
+        // The members cut off from the rest (partitions).
+        let mut side = vec![target];
+        if f.kind == FaultKind::SplitRandom && n >= 5 && f.pick % 2 == 0 {
+            side.push((target + 1 + (f.pick / 7) as usize % (n - 1)) % n);
+        }
         eprintln!(
             "[{:>6.1}s] nemesis: {:?} {name} for {:?}",
             start.elapsed().as_secs_f64(),
@@ -226,6 +246,18 @@ fn run_nemesis(
         match f.kind {
             FaultKind::KillLeader | FaultKind::KillRandom => cluster.kill(target),
             FaultKind::PauseLeader | FaultKind::PauseRandom => cluster.pause(target),
+            FaultKind::IsolateLeader | FaultKind::SplitRandom => {
+                for &a in &side {
+                    for b in (0..n).filter(|b| !side.contains(b)) {
+                        cluster.links.block(a, b);
+                        cluster.links.block(b, a);
+                    }
+                }
+            }
+            FaultKind::OneWayLoss => {
+                let other = (target + 1 + (f.pick / 7) as usize % (n - 1)) % n;
+                cluster.links.block(target, other);
+            }
         }
         *counts.entry(format!("{:?}", f.kind)).or_default() += 1;
         sleep(f.hold);
@@ -236,6 +268,9 @@ fn run_nemesis(
                 }
             }
             FaultKind::PauseLeader | FaultKind::PauseRandom => cluster.resume(target),
+            FaultKind::IsolateLeader | FaultKind::SplitRandom | FaultKind::OneWayLoss => {
+                cluster.links.heal()
+            }
         }
         eprintln!(
             "[{:>6.1}s] nemesis: healed {name}",

@@ -51,7 +51,7 @@ fn run(server: &[&str], extra: &[&str], env: &[(&str, &str)], seed: u64) -> (i32
 }
 
 #[test]
-fn ferretcd_survives_kills_and_pauses() {
+fn ferretcd_survives_kills_pauses_and_partitions() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let bin = ferretcd();
     for seed in SEEDS {
