@@ -617,6 +617,23 @@ fn subcommand_help(help_name: &str, c: &Cmd) -> String {
     tabwrite(&s)
 }
 
+/// `<group> help`: urfave/cli shows the group as an application of its own.
+fn group_app_help(help_name: &str, c: &Cmd) -> String {
+    let mut s = format!(
+        "NAME:\n   {help_name} - {}\n\nUSAGE:\n   {help_name} [global options] command [command options] [arguments...]\n\nVERSION:\n   {}\n\nCOMMANDS:",
+        c.usage,
+        env!("CARGO_PKG_VERSION")
+    );
+    for sc in c.subcommands {
+        s.push_str(&format!("\n   {}\t{}", sc.name, sc.usage));
+    }
+    s.push_str(&format!(
+        "\n\nGLOBAL OPTIONS:\n   {}\n",
+        HELP_FLAG.help_line()
+    ));
+    tabwrite(&s)
+}
+
 fn print_out(s: &str) {
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(s.as_bytes());
@@ -709,7 +726,7 @@ fn run_group(global: Parsed, g: &Cmd, args: Vec<String>) -> ! {
         }
         Some(name) if name == "help" || name == "h" => {
             match rest.get(1) {
-                None => print_out(&subcommand_help(&help_name, g)),
+                None => print_out(&group_app_help(&help_name, g)),
                 Some(topic) => match find(g.subcommands, topic) {
                     Some(sc) => print_out(&command_help(&format!("{help_name} {}", sc.name), sc)),
                     None => no_help_topic(topic),

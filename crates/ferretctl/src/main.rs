@@ -26,6 +26,13 @@ mod output;
 mod watch;
 
 fn main() {
+    // Like etcdctl (and any Go program), die quietly of SIGPIPE when stdout
+    // is a closed pipe (`ferretctl ls | head -1`) instead of reporting a
+    // failed print.
+    // SAFETY: restores the default disposition of one signal at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // etcdctl picks its API from ETCDCTL_API and removes the variable so
     // that commands it runs (exec-watch) do not inherit it. ferretctl
     // speaks v2 only, so an unset variable means v2 here (etcdctl 3.4

@@ -109,6 +109,8 @@ fn full_scenario() -> Vec<Step> {
         run("set --help"),
         run("rmdir -h"),
         run("member --help"),
+        run("member help"),
+        run("user"),
         run("member list --help"),
         run("user grant --help"),
         run("role grant --help"),
