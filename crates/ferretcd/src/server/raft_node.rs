@@ -68,6 +68,7 @@ pub enum Input {
 }
 
 pub type Reply = oneshot::Sender<Result<(Outcome, LogPosition), ServerError>>;
+type ReadReply = oneshot::Sender<Result<(), ServerError>>;
 
 /// Inputs handled before one Ready round; bounds the latency a burst adds
 /// to the round and the size of one group commit.
@@ -168,9 +169,14 @@ pub struct RaftNode {
     /// there is one (their clients still wait, within their timeout).
     stalled: Vec<(u64, Vec<u8>)>,
     /// Linearizable reads waiting for their read index, by request id.
-    reads_pending: HashMap<u64, oneshot::Sender<Result<(), ServerError>>>,
+    /// Batches of reads waiting for their read index, by request id.
+    reads_pending: HashMap<u64, Vec<ReadReply>>,
+    /// Reads that arrived since the last round: they will share one
+    /// ReadIndex request (one heartbeat round to a quorum), as etcd batches
+    /// its linearizable reads, instead of one each.
+    reads_next: Vec<ReadReply>,
     /// Reads whose read index is known, waiting for it to be applied.
-    reads_ready: Vec<(u64, oneshot::Sender<Result<(), ServerError>>)>,
+    reads_ready: Vec<(u64, ReadReply)>,
     name: String,
     client_urls: Vec<String>,
     /// The proposal id of this start's attribute publication, once applied.
@@ -409,6 +415,7 @@ pub fn start(
         waiters: HashMap::new(),
         stalled: Vec::new(),
         reads_pending: HashMap::new(),
+        reads_next: Vec::new(),
         reads_ready: Vec::new(),
         name: cfg.name,
         client_urls: cfg.client_urls,
@@ -464,6 +471,12 @@ impl RaftNode {
                 self.last_housekeeping = now;
                 self.housekeeping();
             }
+            if !self.reads_next.is_empty() {
+                let batch = std::mem::take(&mut self.reads_next);
+                let id = self.take_id();
+                self.reads_pending.insert(id, batch);
+                self.node.read_index(id.to_le_bytes().to_vec());
+            }
             self.on_ready();
         }
         // Everything acknowledged is synced already; this makes the last
@@ -487,11 +500,7 @@ impl RaftNode {
                 self.waiters.insert(id, reply);
                 self.propose(id, data);
             }
-            Input::ReadIndex { reply } => {
-                let id = self.take_id();
-                self.reads_pending.insert(id, reply);
-                self.node.read_index(id.to_le_bytes().to_vec());
-            }
+            Input::ReadIndex { reply } => self.reads_next.push(reply),
             Input::Step(m) => {
                 if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
                     if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
@@ -601,8 +610,9 @@ impl RaftNode {
         self.send(rd.take_persisted_messages());
         for rs in rd.take_read_states() {
             if let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) {
-                if let Some(reply) = self.reads_pending.remove(&u64::from_le_bytes(bytes)) {
-                    self.reads_ready.push((rs.index, reply));
+                if let Some(batch) = self.reads_pending.remove(&u64::from_le_bytes(bytes)) {
+                    self.reads_ready
+                        .extend(batch.into_iter().map(|reply| (rs.index, reply)));
                 }
             }
         }
@@ -833,7 +843,10 @@ impl RaftNode {
     /// clients that gave up.
     fn housekeeping(&mut self) {
         self.waiters.retain(|_, w| !w.is_closed());
-        self.reads_pending.retain(|_, w| !w.is_closed());
+        self.reads_pending.retain(|_, batch| {
+            batch.retain(|w| !w.is_closed());
+            !batch.is_empty()
+        });
         self.reads_ready.retain(|(_, w)| !w.is_closed());
         let has_leader = self.node.raft.leader_id != 0;
         if !has_leader {
