@@ -1,6 +1,8 @@
 //! The cluster under test: N server processes (ferretcd or etcd) on
 //! loopback, each with its own data dir and log file, that the nemesis can
 //! kill (SIGKILL), pause (SIGSTOP), resume and restart with the same flags.
+//! One member may keep its data dir on a small tmpfs (`disk`), for the
+//! full-disk fault; the tmpfs is unmounted when the cluster is dropped.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::disk::Tmpfs;
 use crate::http;
 use crate::proxy::{self, Links};
 
@@ -45,6 +48,18 @@ pub struct Cluster {
     pub members: Vec<Member>,
     pub links: Arc<Links>,
     initial_cluster: String,
+    /// The member on a tmpfs, if any. Dropped after `Drop::drop` killed
+    /// the processes, so the unmount finds nothing holding the tmpfs.
+    pub full_disk: Option<FullDisk>,
+}
+
+/// A member whose data dir is on a tmpfs of its own.
+pub struct FullDisk {
+    pub member: usize,
+    /// Where the nemesis writes the file that fills the tmpfs.
+    pub filler: PathBuf,
+    /// Held for its `Drop`, which unmounts.
+    pub _mount: Tmpfs,
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
@@ -55,13 +70,17 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl Cluster {
-    /// Starts `size` members under `dir` and waits until all serve.
+    /// Starts `size` members under `dir` and waits until all serve. With
+    /// `tmpfs = Some((i, bytes))`, member `i`'s data dir is on a tmpfs of
+    /// that size mounted at `<dir>/m<i>.disk`.
     pub fn start(
         binary: &Path,
         flavor: Flavor,
         size: usize,
         dir: &Path,
+        tmpfs: Option<(usize, u64)>,
     ) -> Result<Cluster, String> {
+        crate::disk::unmount_stale(dir);
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let ports = free_ports(3 * size);
@@ -88,7 +107,18 @@ impl Cluster {
             members,
             links: Arc::new(Links::default()),
             initial_cluster,
+            full_disk: None,
         };
+        if let Some((i, bytes)) = tmpfs {
+            let mount = Tmpfs::mount(&dir.join(format!("m{i}.disk")), bytes)
+                .map_err(|e| format!("tmpfs for m{i}: {e}"))?;
+            c.members[i].data_dir = mount.path.join("data");
+            c.full_disk = Some(FullDisk {
+                member: i,
+                filler: mount.path.join("filler"),
+                _mount: mount,
+            });
+        }
         for (i, m) in c.members.iter().enumerate() {
             proxy::start(c.links.clone(), flavor, i, m.peer_proxy, m.peer)
                 .map_err(|e| format!("proxy for {}: {e}", m.name))?;
@@ -191,6 +221,18 @@ impl Cluster {
         Some(st)
     }
 
+    /// Whether member `i` answers `/health` with `true` right now.
+    pub fn healthy(&self, i: usize) -> bool {
+        http::request(
+            self.members[i].client,
+            "GET",
+            "/health",
+            None,
+            Duration::from_secs(1),
+        )
+        .is_ok_and(|r| r.status == 200 && r.body.contains("true"))
+    }
+
     pub fn wait_healthy(&mut self, i: usize, limit: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
@@ -268,6 +310,17 @@ impl Cluster {
             }
         }
         (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    /// The length of member `i`'s log file, to read what a start adds.
+    pub fn log_len(&self, i: usize) -> u64 {
+        fs::metadata(&self.members[i].log).map_or(0, |m| m.len())
+    }
+
+    /// Member `i`'s log from byte `from` on.
+    pub fn log_since(&self, i: usize, from: u64) -> String {
+        let bytes = fs::read(&self.members[i].log).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(from as usize..).unwrap_or_default()).into_owned()
     }
 
     pub fn log_tail(&self, i: usize, lines: usize) -> String {

@@ -3,19 +3,64 @@
 //! It starts a cluster of server processes on loopback, runs concurrent
 //! clients (register reads with `quorum=true`, writes, compare-and-swap by
 //! value and by index, in-order creates) and watchers against random
-//! members, while a nemesis kills (SIGKILL) and pauses (SIGSTOP) the leader
-//! and random members, and partitions peer links through per-member TCP
-//! proxies (`proxy`), on a schedule derived from `--seed`. After healing it
-//! checks convergence (every member's local listing of `/` equal after a
-//! quorum write barrier), then runs `ferret-check`'s checkers on the
-//! recorded history. It prints one table and exits 1 on any violation.
+//! members, while a nemesis injects faults, one at a time, on a schedule
+//! derived from `--seed`. After healing it checks convergence (every
+//! member's local listing of `/` equal after a quorum write barrier), then
+//! runs `ferret-check`'s checkers on the recorded history. It prints one
+//! table (operations, faults injected with what each disk fault did,
+//! violations) and exits 1 on any violation.
 //!
 //! ```text
 //! ferret-jepsen [--binary PATH | --etcd PATH] [--members 3|5] [--clients N]
 //!               [--duration SECS] [--seed N] [--dir PATH]
+//!               [--faults kill,pause,partition,wal,disk|none]
 //! ```
+//!
+//! # Faults (`--faults`; the default is `kill,pause,wal,disk`)
+//!
+//! - `kill`: SIGKILL the leader (`KillLeader`) or a random member
+//!   (`KillRandom`); restart it with the same flags after the hold.
+//! - `pause`: SIGSTOP the leader or a random member; SIGCONT after the hold.
+//! - `partition`: through per-member TCP proxies on the peer links
+//!   (`proxy`): isolate the leader, cut a random minority off, or blackhole
+//!   one directed link; heal after the hold.
+//! - `wal` (ferretcd only; disabled on etcd, whose WAL format differs):
+//!   SIGKILL a random member (sometimes the leader), then, chosen by the
+//!   seed, damage its last WAL segment (`disk`):
+//!   - `WalTornTail`: a write cut short by the crash: a random prefix (one
+//!     byte up to all but one) of a copy of one of its last 3 records is
+//!     appended to the segment. The restart must truncate it (logging a
+//!     warning) and rejoin. The fault adds bytes rather than cutting into
+//!     the records there: those were fsynced and acknowledged, and the
+//!     leader remembers that (its match index), so losing them is lost
+//!     data, not a crash; raft panics on it by design (`to_commit N is out
+//!     of range [last_index N-1]`). A real torn write only loses bytes
+//!     past the last fdatasync, which nobody was told about.
+//!   - `WalBitFlip`: flip one random bit in the middle half of the segment,
+//!     with complete records after it. The start must be refused: exit
+//!     non-zero with `corrupt file <path> at byte <offset>` in its log, the
+//!     offset at or before the flipped byte. A member that starts anyway is
+//!     reported as a `SILENT START` violation (its WAL is then left as it
+//!     wrote it). Then the original bytes are restored and the member must
+//!     rejoin.
+//! - `disk` (ferretcd, as root, where `mount -t tmpfs` works; else
+//!   `full-disk fault skipped: <reason>`; disabled on etcd, which
+//!   preallocates 64 MB WAL segments): one member, chosen by the seed, runs
+//!   with its data dir on a tmpfs of 48 MiB (more for runs over 150 s). Once
+//!   per run (`FullDisk`) a filler file takes all the space left for the
+//!   hold (at least 3 s). The member must fail its writes without
+//!   acknowledging them (ferretcd's WAL refuses writes after a failed write
+//!   or fsync and the member exits 1; exiting otherwise, e.g. by a panic,
+//!   is a violation); then the filler is removed, the member restarted if
+//!   it stopped, and it must rejoin. The tmpfs is unmounted when the
+//!   cluster is dropped, also on a panic.
+//!
+//! A restarted member that does not serve again within 20 s is a
+//! violation; the checks (linearizability, set, watches, convergence)
+//! show whether anything acknowledged was lost.
 
 mod cluster;
+mod disk;
 mod http;
 mod proxy;
 mod workload;
@@ -72,7 +117,8 @@ fn usage(msg: &str) -> ! {
     eprintln!("ferret-jepsen: {msg}");
     eprintln!(
         "usage: ferret-jepsen [--binary PATH | --etcd PATH] [--members 3|5] [--clients N] \
-         [--duration SECS] [--seed N] [--dir PATH] [--faults kill,pause,partition|none]"
+         [--duration SECS] [--seed N] [--dir PATH] \
+         [--faults kill,pause,partition,wal,disk|none]"
     );
     std::process::exit(2)
 }
@@ -94,6 +140,8 @@ fn parse_args() -> Args {
             FaultKind::KillRandom,
             FaultKind::PauseLeader,
             FaultKind::PauseRandom,
+            FaultKind::Wal,
+            FaultKind::FullDisk,
         ],
     };
     let mut it = std::env::args().skip(1);
@@ -138,6 +186,8 @@ fn parse_args() -> Args {
                             FaultKind::SplitRandom,
                             FaultKind::OneWayLoss,
                         ],
+                        "wal" => vec![FaultKind::Wal],
+                        "disk" => vec![FaultKind::FullDisk],
                         "none" => vec![],
                         other => usage(&format!("unknown fault {other:?}")),
                     })
@@ -165,6 +215,18 @@ enum FaultKind {
     SplitRandom,
     /// One directed peer link blackholed (two-way on etcd, see `proxy`).
     OneWayLoss,
+    /// A random member killed and its last WAL segment damaged, the seed
+    /// choosing how: a torn tail (a cut within the last records), which
+    /// the restart must repair before rejoining; or a bit flipped well
+    /// before the tail, which the restart must refuse (exit non-zero,
+    /// naming the file and byte), after which the original bytes are put
+    /// back and the member must rejoin. ferretcd only.
+    Wal,
+    /// The tmpfs under one member's data dir filled up; the member must
+    /// fail its writes without acknowledging them (ferretcd exits 1 on a
+    /// failed WAL write), then rejoin once the filler is gone and it is
+    /// restarted. Scheduled once per run, not drawn. ferretcd as root only.
+    FullDisk,
 }
 
 /// One scheduled fault: when it starts (from the start of the workload),
@@ -179,7 +241,8 @@ struct Fault {
 
 /// The nemesis schedule for `seed`: a fault every few seconds, each held
 /// longer than the election timeout, with quiet time in between so the
-/// cluster makes progress.
+/// cluster makes progress. Kinds are drawn at random per slot, except
+/// `FullDisk`, which takes one slot chosen by the seed.
 fn schedule(seed: u64, duration: Duration, kinds: &[FaultKind]) -> Vec<Fault> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
@@ -187,12 +250,20 @@ fn schedule(seed: u64, duration: Duration, kinds: &[FaultKind]) -> Vec<Fault> {
     if kinds.is_empty() {
         return out;
     }
+    let drawn: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| *k != FaultKind::FullDisk)
+        .collect();
     loop {
         let hold = Duration::from_millis(1000 + rng.below(2000));
         if t + hold + Duration::from_secs(2) > duration {
-            return out;
+            break;
         }
-        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let kind = match drawn.len() {
+            0 => FaultKind::FullDisk, // a placeholder: one slot is kept below
+            n => drawn[rng.below(n as u64) as usize],
+        };
         out.push(Fault {
             at: t,
             kind,
@@ -201,14 +272,229 @@ fn schedule(seed: u64, duration: Duration, kinds: &[FaultKind]) -> Vec<Fault> {
         });
         t += hold + Duration::from_millis(1500 + rng.below(2000));
     }
+    if kinds.contains(&FaultKind::FullDisk) && !out.is_empty() {
+        let slot = rng.below(out.len() as u64) as usize;
+        out[slot].kind = FaultKind::FullDisk;
+        if drawn.is_empty() {
+            out = vec![out[slot].clone()];
+        }
+    }
+    out
 }
 
-fn run_nemesis(
-    cluster: &mut Cluster,
-    plan: &[Fault],
-    start: Instant,
-    counts: &mut BTreeMap<String, usize>,
-) {
+/// What the nemesis did, and what it saw go wrong.
+#[derive(Default)]
+struct Report {
+    /// Faults injected, by kind (the WAL fault by variant).
+    counts: BTreeMap<String, usize>,
+    /// One line per disk fault: what was damaged and how the member took it.
+    notes: Vec<String>,
+    violations: Vec<String>,
+}
+
+impl Report {
+    fn count(&mut self, kind: &str) {
+        *self.counts.entry(kind.to_string()).or_default() += 1;
+    }
+}
+
+/// How long a restarted member gets to serve again.
+const REJOIN: Duration = Duration::from_secs(20);
+/// How long a start on a corrupted WAL gets to refuse. ferretcd reads
+/// the damaged segment before anything else and refuses in milliseconds.
+const REFUSAL: Duration = Duration::from_secs(8);
+
+/// The `Wal` fault on member `i`, which the caller has not touched yet.
+fn wal_fault(cluster: &mut Cluster, i: usize, f: &Fault, t0: Instant, report: &mut Report) {
+    let name = cluster.members[i].name.clone();
+    let began = Instant::now();
+    let mut rng = Rng::new(f.pick);
+    let torn = rng.chance(50); // as the schedule prints it
+    let kind = if torn { "WalTornTail" } else { "WalBitFlip" };
+    let data_dir = cluster.members[i].data_dir.clone();
+    cluster.kill(i);
+    let damage = if torn {
+        disk::tear_tail(&data_dir, &mut rng)
+    } else {
+        disk::flip_bit(&data_dir, &mut rng)
+    };
+    let damage = match damage {
+        Ok(d) => d,
+        Err(e) => {
+            // Nothing damaged: this was a plain kill.
+            report.notes.push(format!("{kind} on {name} skipped: {e}"));
+            sleep(f.hold);
+            if let Err(e) = cluster.spawn(i) {
+                report.violations.push(format!("restart {name}: {e}"));
+            }
+            return;
+        }
+    };
+    report.count(kind);
+    let file = damage.file.display().to_string();
+    eprintln!(
+        "[{:>6.1}s] nemesis: {kind} on {name}: {file}: {}",
+        t0.elapsed().as_secs_f64(),
+        damage.detail
+    );
+    if !torn {
+        let from = cluster.log_len(i);
+        if let Err(e) = cluster.spawn(i) {
+            report.violations.push(format!("restart {name}: {e}"));
+            return;
+        }
+        let deadline = Instant::now() + REFUSAL;
+        let outcome = loop {
+            if let Some(st) = cluster.exited(i) {
+                break Some(st);
+            }
+            if cluster.healthy(i) || Instant::now() > deadline {
+                break None;
+            }
+            sleep(Duration::from_millis(50));
+        };
+        let log = cluster.log_since(i, from);
+        let ran = outcome.is_none();
+        match outcome {
+            Some(st) if st.code().is_some_and(|c| c != 0) => {
+                let flipped = damage.flipped_at.unwrap_or(u64::MAX);
+                match disk::refusal_offset(&log, &damage.file) {
+                    Some(off) if off > flipped => report.violations.push(format!(
+                        "{kind}: {name} refused to start ({st}) but names byte {off}, past the damage; {}",
+                        damage.detail
+                    )),
+                    Some(off) => report.notes.push(format!(
+                        "{kind} on {name}: start refused ({st}) naming byte {off}; {}",
+                        damage.detail
+                    )),
+                    None => report.violations.push(format!(
+                        "{kind}: {name} refused to start ({st}) without naming {file} and a byte offset; log: {}",
+                        log.trim()
+                    )),
+                }
+            }
+            Some(st) => report.violations.push(format!(
+                "{kind}: {name} did not refuse a corrupted WAL cleanly ({st}; {}): {}",
+                damage.detail,
+                log.trim()
+            )),
+            None => {
+                let how = if cluster.healthy(i) {
+                    "it started and served".to_string()
+                } else {
+                    format!("it ran for {REFUSAL:?} without exiting (not serving)")
+                };
+                report.violations.push(format!(
+                    "{kind}: SILENT START of {name} on a corrupted WAL ({file}: {}): {how}",
+                    damage.detail
+                ));
+                cluster.kill(i);
+            }
+        }
+        // A member that ran may have acknowledged what it wrote since:
+        // putting the old bytes back would lose that. Its WAL stays.
+        if !ran {
+            if let Err(e) = damage.restore() {
+                report.violations.push(format!("{kind}: {e}"));
+            }
+        }
+    }
+    sleep(f.hold.saturating_sub(began.elapsed()));
+    let from = cluster.log_len(i);
+    let rejoined = cluster
+        .spawn(i)
+        .and_then(|_| cluster.wait_healthy(i, REJOIN));
+    match rejoined {
+        Err(e) => report.violations.push(format!(
+            "{kind}: {name} did not rejoin ({}{}): {e}",
+            damage.detail,
+            if torn {
+                ""
+            } else {
+                ", then restored unless it ran"
+            }
+        )),
+        Ok(()) if torn => {
+            let repaired = cluster
+                .log_since(i, from)
+                .contains("truncating a torn write");
+            report.notes.push(format!(
+                "{kind} on {name}: rejoined{}; {}",
+                if repaired {
+                    " after truncating the torn write"
+                } else {
+                    " (no truncation warning logged)"
+                },
+                damage.detail
+            ));
+        }
+        Ok(()) => {}
+    }
+}
+
+/// The `FullDisk` fault: fills the tmpfs of the member on one, holds, then
+/// removes the filler and restarts the member if it stopped.
+fn full_disk_fault(cluster: &mut Cluster, f: &Fault, t0: Instant, report: &mut Report) {
+    let Some(fd) = &cluster.full_disk else {
+        return;
+    };
+    let (i, filler) = (fd.member, fd.filler.clone());
+    let name = cluster.members[i].name.clone();
+    if !cluster.is_running(i) {
+        report
+            .notes
+            .push(format!("FullDisk on {name} skipped: it is not running"));
+        return;
+    }
+    let from = cluster.log_len(i);
+    let filled = disk::fill(&filler);
+    report.count("FullDisk");
+    eprintln!(
+        "[{:>6.1}s] nemesis: FullDisk on {name}: filler wrote {filled:?} bytes",
+        t0.elapsed().as_secs_f64()
+    );
+    // Long enough that writes reach the member and fail.
+    sleep(f.hold.max(Duration::from_secs(3)));
+    let exited = cluster.exited(i);
+    let _ = std::fs::remove_file(&filler);
+    let log = cluster.log_since(i, from);
+    match exited {
+        Some(st) if st.code() == Some(1) => report.notes.push(format!(
+            "FullDisk on {name}: stopped ({st}){}",
+            if log.contains("write-ahead log") {
+                " on a failed WAL write"
+            } else {
+                ""
+            }
+        )),
+        Some(st) => {
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            report.violations.push(format!(
+                "FullDisk: {name} did not stop cleanly on a full disk ({st}): {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ))
+        }
+        None => report
+            .notes
+            .push(format!("FullDisk on {name}: kept running")),
+    }
+    if let Err(e) = filled {
+        report.violations.push(format!("FullDisk: filler: {e}"));
+    }
+    if !cluster.is_running(i) {
+        if let Err(e) = cluster.spawn(i) {
+            report.violations.push(format!("restart {name}: {e}"));
+            return;
+        }
+    }
+    if let Err(e) = cluster.wait_healthy(i, REJOIN) {
+        report.violations.push(format!(
+            "FullDisk: {name} did not rejoin after the filler was removed: {e}"
+        ));
+    }
+}
+
+fn run_nemesis(cluster: &mut Cluster, plan: &[Fault], start: Instant, report: &mut Report) {
     for f in plan {
         let now = start.elapsed();
         if f.at > now {
@@ -229,8 +515,24 @@ fn run_nemesis(
                     }
                 }
             }
+            FaultKind::FullDisk => {
+                full_disk_fault(cluster, f, start, report);
+                eprintln!("[{:>6.1}s] nemesis: healed", start.elapsed().as_secs_f64());
+                continue;
+            }
             _ => (f.pick % n as u64) as usize,
         };
+        if f.kind == FaultKind::Wal {
+            eprintln!(
+                "[{:>6.1}s] nemesis: Wal on {} for {:?}",
+                start.elapsed().as_secs_f64(),
+                cluster.members[target].name,
+                f.hold
+            );
+            wal_fault(cluster, target, f, start, report);
+            eprintln!("[{:>6.1}s] nemesis: healed", start.elapsed().as_secs_f64());
+            continue;
+        }
         let name = cluster.members[target].name.clone();
         // The members cut off from the rest (partitions).
         let mut side = vec![target];
@@ -258,8 +560,9 @@ fn run_nemesis(
                 let other = (target + 1 + (f.pick / 7) as usize % (n - 1)) % n;
                 cluster.links.block(target, other);
             }
+            FaultKind::Wal | FaultKind::FullDisk => unreachable!("handled above"),
         }
-        *counts.entry(format!("{:?}", f.kind)).or_default() += 1;
+        report.count(&format!("{:?}", f.kind));
         sleep(f.hold);
         match f.kind {
             FaultKind::KillLeader | FaultKind::KillRandom => {
@@ -271,6 +574,7 @@ fn run_nemesis(
             FaultKind::IsolateLeader | FaultKind::SplitRandom | FaultKind::OneWayLoss => {
                 cluster.links.heal()
             }
+            FaultKind::Wal | FaultKind::FullDisk => unreachable!("handled above"),
         }
         eprintln!(
             "[{:>6.1}s] nemesis: healed {name}",
@@ -369,8 +673,15 @@ fn final_queue(addrs: &[SocketAddr]) -> Result<Vec<(String, String)>, String> {
         .unwrap_or_default())
 }
 
+/// The size of the tmpfs under the full-disk member's data dir: room for
+/// a run's WAL (ferretcd writes about 80 KB/s of WAL under this workload),
+/// little for the filler to write; longer runs get 320 KiB per second.
+fn tmpfs_bytes(duration: Duration) -> u64 {
+    (48u64 << 20).max(duration.as_secs() * (320 << 10))
+}
+
 fn main() {
-    let args = parse_args();
+    let mut args = parse_args();
     let started = Instant::now();
     let flavor = match args.flavor {
         Flavor::Ferretcd => "ferretcd",
@@ -388,17 +699,6 @@ fn main() {
     if std::env::var("FERRETCD_UNSAFE_LOCAL_QUORUM_READS").as_deref() == Ok("1") {
         println!("!!! FERRETCD_UNSAFE_LOCAL_QUORUM_READS=1 is set: the servers are expected to be UNSAFE !!!");
     }
-    let plan = schedule(args.seed, args.duration, &args.faults);
-    println!("fault schedule ({} faults):", plan.len());
-    for f in &plan {
-        println!(
-            "  at {:>5.1}s {:?} for {:.1}s (pick {})",
-            f.at.as_secs_f64(),
-            f.kind,
-            f.hold.as_secs_f64(),
-            f.pick % 1000
-        );
-    }
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "ferret-jepsen-{}-{}",
@@ -406,7 +706,53 @@ fn main() {
             args.seed
         ))
     });
-    let mut cluster = match Cluster::start(&args.binary, args.flavor, args.members, &dir) {
+    if args.flavor == Flavor::Etcd {
+        for (kind, why) in [
+            (FaultKind::Wal, "wal fault disabled on etcd: its WAL format differs from ferretcd's"),
+            (FaultKind::FullDisk, "full-disk fault disabled on etcd: it preallocates 64 MB WAL segments, more than the tmpfs holds"),
+        ] {
+            if args.faults.contains(&kind) {
+                println!("{why}");
+                args.faults.retain(|k| *k != kind);
+            }
+        }
+    }
+    let mut tmpfs = None;
+    if args.faults.contains(&FaultKind::FullDisk) {
+        disk::unmount_stale(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        match disk::Tmpfs::probe(&dir.join("tmpfs-probe")) {
+            Ok(()) => {
+                let member = (args.seed % args.members as u64) as usize;
+                println!(
+                    "full disk: m{member}'s data dir on a {} MiB tmpfs",
+                    tmpfs_bytes(args.duration) >> 20
+                );
+                tmpfs = Some((member, tmpfs_bytes(args.duration)));
+            }
+            Err(reason) => {
+                println!("full-disk fault skipped: {reason}");
+                args.faults.retain(|k| *k != FaultKind::FullDisk);
+            }
+        }
+    }
+    let plan = schedule(args.seed, args.duration, &args.faults);
+    println!("fault schedule ({} faults):", plan.len());
+    for f in &plan {
+        println!(
+            "  at {:>5.1}s {:?}{} for {:.1}s (pick {})",
+            f.at.as_secs_f64(),
+            f.kind,
+            match f.kind {
+                FaultKind::Wal if Rng::new(f.pick).chance(50) => " (torn tail)",
+                FaultKind::Wal => " (bit flip)",
+                _ => "",
+            },
+            f.hold.as_secs_f64(),
+            f.pick % 1000
+        );
+    }
+    let mut cluster = match Cluster::start(&args.binary, args.flavor, args.members, &dir, tmpfs) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ferret-jepsen: the cluster did not start: {e}");
@@ -435,13 +781,13 @@ fn main() {
             thread::spawn(move || workload::watcher(k, seed, a, s))
         })
         .collect();
-    let mut faults = BTreeMap::new();
+    let mut report = Report::default();
     let work_start = Instant::now();
-    run_nemesis(&mut cluster, &plan, work_start, &mut faults);
+    run_nemesis(&mut cluster, &plan, work_start, &mut report);
     let left = args.duration.saturating_sub(work_start.elapsed());
     sleep(left);
     eprintln!("[{:>6.1}s] healing", work_start.elapsed().as_secs_f64());
-    let mut violations: Vec<String> = Vec::new();
+    let mut violations: Vec<String> = std::mem::take(&mut report.violations);
     if let Err(e) = cluster.heal_processes() {
         violations.push(format!("heal: {e}"));
     }
@@ -548,11 +894,14 @@ fn main() {
     );
     println!("  watch events received: {}", wr.events);
     println!("faults injected:");
-    if faults.is_empty() {
+    if report.counts.is_empty() {
         println!("  none");
     }
-    for (k, n) in &faults {
+    for (k, n) in &report.counts {
         println!("  {k:<24}{n:>8}");
+    }
+    for note in &report.notes {
+        println!("  - {note}");
     }
     println!("checks: linearizability of {} keys in {:.2?}; set of {} creates; {} watchers; convergence of {} members",
         verdicts.len(), check_time, creates.len(), watches.len(), args.members);
