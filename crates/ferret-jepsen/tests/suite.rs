@@ -3,7 +3,8 @@
 //! and against ferretcd with planted bugs that the checks must catch (stale
 //! quorum reads; a start on a corrupted WAL).
 //!
-//! With the default faults (kill, pause, wal, disk), seed 1 schedules a
+//! Partitions run in a test of their own (seed 4). With the default faults
+//! (kill, pause, wal, disk), seed 1 schedules a
 //! WAL bit flip and seed 2 a torn WAL tail; both fill one member's disk
 //! where a tmpfs can be mounted (as root; CI runs as root).
 //!
@@ -166,4 +167,25 @@ exec {} "$@"
         "the silent start on a corrupted WAL was not reported:\n{out}"
     );
     assert_eq!(code, 1);
+}
+
+/// Network partitions of the peer links (isolate the leader, a minority
+/// split, one-way loss), short: the checks must hold through them and the
+/// members converge after healing.
+#[test]
+fn ferretcd_survives_partitions() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let bin = ferretcd();
+    let (code, out) = run(
+        &["--binary", bin.to_str().unwrap()],
+        &["--faults", "partition", "--duration", "12"],
+        &[],
+        4,
+    );
+    assert!(
+        out.contains("IsolateLeader") || out.contains("SplitRandom") || out.contains("OneWayLoss"),
+        "no partition was injected:\n{out}"
+    );
+    assert!(out.contains("violations: 0"), "violations:\n{out}");
+    assert_eq!(code, 0, "partition run failed:\n{out}");
 }

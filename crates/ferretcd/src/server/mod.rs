@@ -290,7 +290,17 @@ impl Server {
         let single = meta.members.len() == 1;
         std::thread::Builder::new()
             .name("raft".into())
-            .spawn(move || node.run(single))
+            .spawn(move || {
+                // A member whose Raft loop died can never answer again; a
+                // process that lingers looks alive to supervisors and
+                // clients. Exit so it is restarted (the WAL recovers it).
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.run(single)));
+                if outcome.is_err() {
+                    tracing::error!("the raft loop panicked; exiting");
+                    std::process::exit(1);
+                }
+            })
             .map_err(|e| StartError::Snapshot(format!("cannot start the raft thread: {e}")))?;
         Ok(Server { shared, inbox: tx })
     }
