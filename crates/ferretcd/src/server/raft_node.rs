@@ -581,12 +581,10 @@ impl RaftNode {
         // 3. Entries committed by earlier rounds.
         self.apply(rd.take_committed_entries());
         // 4. Persist entries and hard state, one fsync for all.
-        let mut dirty = false;
         if !rd.entries().is_empty() {
             let records: Vec<EntryRecord> = rd.entries().iter().map(to_wal).collect();
             fatal_on_err(self.wal.append(&records).map(|_| ()), "append");
             self.node.mut_store().append(rd.entries());
-            dirty = true;
         }
         if let Some(hs) = rd.hs() {
             let whs = WalHardState {
@@ -598,12 +596,13 @@ impl RaftNode {
             self.node.mut_store().set_hard_state(hs.clone());
             self.shared.commit_index.store(hs.commit, Ordering::Release);
             self.shared.term.store(hs.term, Ordering::Release);
-            dirty = true;
         }
-        if dirty {
-            // A commit-index-only change need not be synced (it is
-            // recomputed after a restart), but a sync is cheap when
-            // entries are written anyway, so sync whenever we wrote.
+        // Sync when entries, the term or the vote changed (raft-rs's
+        // must_sync, etcd's mustSync). A commit-index-only change stays
+        // buffered until the next sync: the commit index is recomputed
+        // after a restart, and followers see such a change every round,
+        // so syncing it would double their fsyncs.
+        if rd.must_sync() {
             fatal_on_err(self.wal.sync(), "sync");
         }
         // 5. Messages that promise the write is durable.
