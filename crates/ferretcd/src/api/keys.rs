@@ -180,7 +180,7 @@ impl KeyRequest {
     /// The log entry for a write. The expiry is computed here, on the
     /// member that received the request, as etcd does; Go's duration
     /// arithmetic wraps on overflow and so does this.
-    fn to_write(&self) -> Write {
+    fn into_write(self) -> Write {
         let method = match self.method {
             KeyMethod::Post => Method::Post,
             KeyMethod::Delete => Method::Delete,
@@ -192,10 +192,10 @@ impl KeyRequest {
         });
         Write {
             method,
-            path: self.path.clone(),
-            value: self.value.clone(),
+            path: self.path,
+            value: self.value,
             dir: self.dir,
-            prev_value: self.prev_value.clone(),
+            prev_value: self.prev_value,
             prev_index: self.prev_index,
             prev_exist: self.prev_exist,
             recursive: self.recursive,
@@ -224,8 +224,9 @@ pub async fn serve(server: &Server, req: KeyRequest) -> Response<Body> {
             }
         }
         KeyMethod::Put | KeyMethod::Post | KeyMethod::Delete => {
-            match server.propose(Command::V2(req.to_write())).await {
-                Ok((Outcome::V2(Ok(e)), pos)) => event_response(&e, pos, req.no_value_on_success),
+            let no_value_on_success = req.no_value_on_success;
+            match server.propose(Command::V2(req.into_write())).await {
+                Ok((Outcome::V2(Ok(e)), pos)) => event_response(&e, pos, no_value_on_success),
                 Ok((Outcome::V2(Err(e)), _)) => wire::v2_error(e),
                 Ok((other, _)) => wire::v2_error(StoreError::new(
                     Code::RaftInternal,
