@@ -40,6 +40,8 @@ pub enum ServerError {
     Stopped,
     #[error("etcdserver: too many requests")]
     TooManyRequests,
+    #[error("etcdserver: proposal dropped, not applied (leader changing)")]
+    ProposalDropped,
 }
 
 /// Where the log stands, for the `X-Raft-Index` and `X-Raft-Term` headers.

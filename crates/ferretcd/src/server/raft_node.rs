@@ -541,11 +541,19 @@ impl RaftNode {
     }
 
     fn propose(&mut self, id: u64, data: Vec<u8>) {
-        if let Err(e) = self.node.propose(Vec::new(), data.clone()) {
+        if self.node.raft.leader_id == 0 {
             // No leader to forward to (an election is under way): keep it
             // and try again when there is one.
-            tracing::debug!(error = %e, "proposal waits for a leader");
             self.stalled.push((id, data));
+            return;
+        }
+        if let Err(e) = self.node.propose(Vec::new(), data) {
+            // raft-rs refused it with a leader known (a leadership transfer
+            // under way): it was not appended, so saying so is exact.
+            tracing::debug!(error = %e, "proposal dropped");
+            if let Some(w) = self.waiters.remove(&id) {
+                let _ = w.send(Err(ServerError::ProposalDropped));
+            }
         }
     }
 
