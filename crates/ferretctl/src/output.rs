@@ -10,24 +10,10 @@ use crate::api::{KeysResponse, Node};
 /// U+2029 escaped as `\u....`, control characters as `\n`, `\r`, `\t` or
 /// `\u00XX` (Go 1.19, which etcdctl 3.4.23 is built with, has no `\b`/`\f`).
 pub fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let mut out = Vec::with_capacity(s.len() + 2);
+    ferret_store::json::write_str(&mut out, s.as_bytes());
+    // Valid UTF-8 in, valid UTF-8 out: escapes are ASCII, the rest is copied.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn node_json(n: &Node, out: &mut String) {
