@@ -162,9 +162,15 @@ exec {} "$@"
         3,
     );
     let _ = std::fs::remove_dir_all(&dir);
+    // The lenient start loses acknowledged entries. Whether raft-rs then
+    // panics (and ferretcd exits 1 without naming the damage) or the
+    // member lingers as a silent start depends on timing; the suite must
+    // report the WalBitFlip violation either way.
     assert!(
-        out.contains("Wal (bit flip)") && out.contains("VIOLATION WalBitFlip: SILENT START"),
-        "the silent start on a corrupted WAL was not reported:\n{out}"
+        out.contains("Wal (bit flip)")
+            && (out.contains("VIOLATION WalBitFlip: SILENT START")
+                || out.contains("VIOLATION WalBitFlip: m")),
+        "the start on a corrupted WAL was not reported:\n{out}"
     );
     assert_eq!(code, 1);
 }
