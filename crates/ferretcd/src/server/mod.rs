@@ -15,17 +15,15 @@ pub mod transport;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use apply::{Command, Outcome, StateMachines, KEYS_PREFIX};
 pub use raft_node::{InitialMember, StartError, WalMetadata};
 use raft_node::{Input, NodeConfig};
-use transport::{Transport, TransportStats};
+use transport::{InboxSender, PeerNet, QueueError, TransportStats};
 
 /// The cluster version a cluster of ferretcd members reports (etcd's API
 /// level it implements).
@@ -182,7 +180,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
-    inbox: SyncSender<Input>,
+    inbox: InboxSender,
 }
 
 /// A planted bug for the fault-injection suite (`ferret-jepsen`) to catch:
@@ -205,7 +203,15 @@ impl Server {
                  and MAY BE STALE; a debug switch for testing the checker, never for use !!!"
             );
         }
-        let (tx, rx) = sync_channel(INBOX_CAPACITY);
+        let (poll, rx, tx) = transport::channel(INBOX_CAPACITY).map_err(StartError::PeerNet)?;
+        let mut listeners = Vec::new();
+        for addr in &cfg.peer_listen {
+            let l = transport::bind(addr).map_err(|error| StartError::PeerListen {
+                addr: addr.clone(),
+                error,
+            })?;
+            listeners.push(l);
+        }
         let stats = Arc::new(TransportStats::default());
         let shared = Arc::new(Shared {
             state: RwLock::new(StateMachines::new()),
@@ -242,8 +248,6 @@ impl Server {
             cluster_id: cfg.cluster_id,
             members: cfg.initial_members.clone(),
         };
-        let runtime = tokio::runtime::Handle::current();
-        let inbox_for_transport = tx.clone();
         let stats_for_transport = stats.clone();
         let (node, meta) = raft_node::start(
             node_cfg,
@@ -257,12 +261,12 @@ impl Server {
                     .iter()
                     .map(|m| (m.id, m.peer_urls.clone()))
                     .collect();
-                Transport::start(
-                    &runtime,
+                PeerNet::new(
+                    poll,
                     meta.member_id,
                     meta.cluster_id,
                     &peers,
-                    inbox_for_transport,
+                    listeners,
                     stats_for_transport,
                 )
             },
@@ -278,17 +282,6 @@ impl Server {
                 .map(|x| x.peer_urls.clone())
                 .unwrap_or_default();
         }
-        for addr in &cfg.peer_listen {
-            let l = TcpListener::bind(addr).await.map_err(|e| {
-                StartError::Snapshot(format!("cannot listen for peers on {addr}: {e}"))
-            })?;
-            tokio::spawn(transport::serve_peers(
-                l,
-                meta.cluster_id,
-                tx.clone(),
-                stats.clone(),
-            ));
-        }
         let single = meta.members.len() == 1;
         std::thread::Builder::new()
             .name("raft".into())
@@ -303,7 +296,7 @@ impl Server {
                     std::process::exit(1);
                 }
             })
-            .map_err(|e| StartError::Snapshot(format!("cannot start the raft thread: {e}")))?;
+            .map_err(StartError::Thread)?;
         Ok(Server { shared, inbox: tx })
     }
 
@@ -347,8 +340,8 @@ impl Server {
 
     fn send(&self, input: Input) -> Result<(), ServerError> {
         self.inbox.try_send(input).map_err(|e| match e {
-            TrySendError::Full(_) => ServerError::TooManyRequests,
-            TrySendError::Disconnected(_) => ServerError::Stopped,
+            QueueError::Full => ServerError::TooManyRequests,
+            QueueError::Closed => ServerError::Stopped,
         })
     }
 

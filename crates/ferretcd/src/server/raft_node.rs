@@ -26,7 +26,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::raft_log::RaftLog;
-use super::transport::Transport;
+use super::transport::{Inbox, InboxSender, NetEvent, PeerNet};
 use super::{now_ns, Command, LogPosition, Outcome, ServerError, Shared};
 
 /// What the Ready loop's inbox carries.
@@ -52,12 +51,6 @@ pub enum Input {
     ReadIndex {
         reply: oneshot::Sender<Result<(), ServerError>>,
     },
-    Step(Box<Message>),
-    SnapshotSent {
-        to: u64,
-        ok: bool,
-    },
-    Unreachable(u64),
     /// A snapshot file written by the background writer (or why not).
     SnapshotSaved {
         index: u64,
@@ -141,6 +134,12 @@ pub enum StartError {
     Snapshot(String),
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+    #[error("cannot listen for peers on {addr}: {error}")]
+    PeerListen { addr: String, error: std::io::Error },
+    #[error("peer network: {0}")]
+    PeerNet(std::io::Error),
+    #[error("cannot start the raft thread: {0}")]
+    Thread(std::io::Error),
     #[error("--initial-cluster-state existing, but {0} holds no member: joining a running cluster needs runtime membership changes, which ferretcd does not support yet (start every member with --initial-cluster-state new)")]
     CannotJoin(String),
 }
@@ -149,8 +148,8 @@ pub struct RaftNode {
     node: RawNode<RaftLog>,
     wal: Wal,
     snap_dir: PathBuf,
-    inbox: Receiver<Input>,
-    transport: Transport,
+    inbox: Inbox,
+    net: PeerNet,
     shared: Arc<Shared>,
     member_id: u64,
     heartbeat: Duration,
@@ -160,7 +159,7 @@ pub struct RaftNode {
     /// A snapshot being written by the background writer, if any.
     snapshot_in_flight: Option<u64>,
     /// For the background snapshot writer to report back.
-    inbox_tx: std::sync::mpsc::SyncSender<Input>,
+    inbox_tx: InboxSender,
     /// Proposal ids of this member, never reused while it runs.
     next_id: u64,
     /// Clients waiting for their entry to be applied, by proposal id.
@@ -286,9 +285,9 @@ pub fn start(
     cfg: NodeConfig,
     new_cluster: WalMetadata,
     shared: Arc<Shared>,
-    inbox: Receiver<Input>,
-    inbox_tx: std::sync::mpsc::SyncSender<Input>,
-    make_transport: impl FnOnce(&WalMetadata) -> Transport,
+    inbox: Inbox,
+    inbox_tx: InboxSender,
+    make_net: impl FnOnce(&WalMetadata) -> std::io::Result<PeerNet>,
 ) -> Result<(RaftNode, WalMetadata), StartError> {
     let wal_path = wal_dir(&cfg.data_dir);
     let snap_path = snap_dir(&cfg.data_dir);
@@ -394,7 +393,7 @@ pub fn start(
     };
     raft_cfg.validate()?;
     let node = RawNode::new(&raft_cfg, log, &logger())?;
-    let transport = make_transport(&meta);
+    let net = make_net(&meta).map_err(StartError::PeerNet)?;
     shared
         .commit_index
         .store(node.store().hard_state().commit, Ordering::Release);
@@ -403,7 +402,7 @@ pub fn start(
         wal,
         snap_dir: snap_path,
         inbox,
-        transport,
+        net,
         shared,
         member_id: meta.member_id,
         heartbeat: cfg.heartbeat,
@@ -438,26 +437,27 @@ impl RaftNode {
             }
         }
         let mut next_tick = Instant::now() + self.heartbeat;
+        let mut events = Vec::new();
         'run: loop {
+            // Sleep until peer traffic, an input or the next tick; the
+            // network does its ready socket work before returning.
             let wait = next_tick.saturating_duration_since(Instant::now());
-            match self.inbox.recv_timeout(wait) {
-                Ok(input) => {
-                    if !self.handle(input) {
-                        break 'run;
-                    }
-                    for _ in 0..MAX_INPUTS_PER_READY {
-                        match self.inbox.try_recv() {
-                            Ok(input) => {
-                                if !self.handle(input) {
-                                    break 'run;
-                                }
-                            }
-                            Err(_) => break,
+            self.net.wait(wait, &mut self.inbox, &mut events);
+            for event in events.drain(..) {
+                self.on_net(event);
+            }
+            for _ in 0..MAX_INPUTS_PER_READY {
+                match self.inbox.try_recv() {
+                    Some(input) => {
+                        if !self.handle(input) {
+                            break 'run;
                         }
                     }
+                    None => break,
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break 'run,
+            }
+            if self.inbox.disconnected() {
+                break 'run;
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -501,29 +501,6 @@ impl RaftNode {
                 self.propose(id, data);
             }
             Input::ReadIndex { reply } => self.reads_next.push(reply),
-            Input::Step(m) => {
-                if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
-                    if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
-                        let ms = sent.elapsed().as_secs_f64() * 1000.0;
-                        self.shared.follower(m.from, |f| f.record_rtt(ms));
-                    }
-                }
-                if let Err(e) = self.node.step(*m) {
-                    tracing::debug!(error = %e, "raft refused a message");
-                }
-            }
-            Input::SnapshotSent { to, ok } => {
-                let status = if ok {
-                    SnapshotStatus::Finish
-                } else {
-                    SnapshotStatus::Failure
-                };
-                self.node.report_snapshot(to, status);
-            }
-            Input::Unreachable(id) => {
-                self.shared.follower(id, |f| f.fail += 1);
-                self.node.report_unreachable(id);
-            }
             Input::SnapshotSaved {
                 index,
                 term,
@@ -532,6 +509,35 @@ impl RaftNode {
             Input::Stop => return false,
         }
         true
+    }
+
+    /// Handles what the peer network reports.
+    fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Step(m) => {
+                if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
+                    if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
+                        let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                        self.shared.follower(m.from, |f| f.record_rtt(ms));
+                    }
+                }
+                if let Err(e) = self.node.step(m) {
+                    tracing::debug!(error = %e, "raft refused a message");
+                }
+            }
+            NetEvent::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+            NetEvent::Unreachable(id) => {
+                self.shared.follower(id, |f| f.fail += 1);
+                self.node.report_unreachable(id);
+            }
+        }
     }
 
     fn take_id(&mut self) -> u64 {
@@ -651,7 +657,7 @@ impl RaftNode {
                 self.heartbeat_sent.entry(m.to).or_insert(now);
             }
         }
-        for id in self.transport.send(msgs) {
+        for id in self.net.send(msgs) {
             self.shared.follower(id, |f| f.fail += 1);
             self.node.report_unreachable(id);
         }
