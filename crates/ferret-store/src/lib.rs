@@ -13,6 +13,7 @@
 pub mod error;
 pub mod event;
 pub mod json;
+mod name;
 pub mod path;
 pub mod request;
 pub mod snapshot;

@@ -88,6 +88,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::event::{Action, Event, NodeView};
+use crate::name::Name;
 use crate::path;
 use crate::store::{Content, Node, Stats, Store, MIN_EXPIRE_NS};
 use crate::watch::{History, HISTORY_CAPACITY};
@@ -665,7 +666,7 @@ fn decode_node_head<'a>(r: &mut Reader<'a>, current_index: u64) -> Result<(Head,
 struct Frame {
     head: Head,
     /// `None` for the root.
-    name: Option<Box<[u8]>>,
+    name: Option<Name>,
     /// Children still to read.
     remaining: usize,
     /// Where its children start in the pending list.
@@ -693,7 +694,7 @@ fn decode_tree(r: &mut Reader<'_>, current_index: u64) -> Result<(Node, TtlIndex
         first_child: 0,
         path_len: 0,
     }];
-    let mut pending: Vec<(Box<[u8]>, Node)> = Vec::new();
+    let mut pending: Vec<(Name, Node)> = Vec::new();
     let mut path: Vec<u8> = Vec::new();
     let mut ttl: Vec<(i64, Box<[u8]>)> = Vec::new();
     loop {
@@ -702,7 +703,7 @@ fn decode_tree(r: &mut Reader<'_>, current_index: u64) -> Result<(Node, TtlIndex
             let f = stack.pop().expect("not empty");
             // Names were checked strictly increasing: the sort inside
             // `collect` finds one run and the map is built in bulk.
-            let children: BTreeMap<Box<[u8]>, Node> = pending.drain(f.first_child..).collect();
+            let children: BTreeMap<Name, Node> = pending.drain(f.first_child..).collect();
             let node = f.head.node(Content::Dir(children));
             match f.name {
                 None => return Ok((node, ttl.into_iter().collect())),

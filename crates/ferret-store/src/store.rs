@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::error::{Code, Error};
 use crate::event::{Action, Event, NodeView};
+use crate::name::Name;
 use crate::path;
 use crate::watch::{History, Hub, WatchSink, WatchStart, WatcherId};
 
@@ -40,7 +41,7 @@ pub(crate) enum Content {
     File(Box<[u8]>),
     /// Children by name. A B-tree keeps names in byte order, which is the
     /// order of etcd's `sorted=true` listings, so listings are always sorted.
-    Dir(BTreeMap<Box<[u8]>, Node>),
+    Dir(BTreeMap<Name, Node>),
 }
 
 impl Node {
@@ -73,14 +74,14 @@ impl Node {
         }
     }
 
-    fn children(&self) -> Option<&BTreeMap<Box<[u8]>, Node>> {
+    fn children(&self) -> Option<&BTreeMap<Name, Node>> {
         match &self.content {
             Content::Dir(c) => Some(c),
             Content::File(_) => None,
         }
     }
 
-    fn children_mut(&mut self) -> Option<&mut BTreeMap<Box<[u8]>, Node>> {
+    fn children_mut(&mut self) -> Option<&mut BTreeMap<Name, Node>> {
         match &mut self.content {
             Content::Dir(c) => Some(c),
             Content::File(_) => None,
@@ -140,7 +141,7 @@ impl Node {
 }
 
 fn list(
-    children: &BTreeMap<Box<[u8]>, Node>,
+    children: &BTreeMap<Name, Node>,
     dir_path: &[u8],
     recursive: bool,
     now_ns: i64,
