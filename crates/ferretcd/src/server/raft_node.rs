@@ -71,6 +71,10 @@ const MAX_INPUTS_PER_READY: usize = 4096;
 /// from the log instead of a whole snapshot (etcd keeps 5000).
 const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
 
+/// A batch of reads whose read index has not come back after this is
+/// asked for again (etcd's readIndexRetryTime).
+const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
+
 /// Snapshot files kept on disk (etcd keeps 5).
 const SNAPSHOTS_KEPT: usize = 5;
 
@@ -167,9 +171,9 @@ pub struct RaftNode {
     /// Proposals raft-rs refused for want of a leader; proposed again once
     /// there is one (their clients still wait, within their timeout).
     stalled: Vec<(u64, Vec<u8>)>,
-    /// Linearizable reads waiting for their read index, by request id.
-    /// Batches of reads waiting for their read index, by request id.
-    reads_pending: HashMap<u64, Vec<ReadReply>>,
+    /// Batches of reads waiting for their read index, by request id, with
+    /// when it was last asked for.
+    reads_pending: HashMap<u64, (Instant, Vec<ReadReply>)>,
     /// Reads that arrived since the last round: they will share one
     /// ReadIndex request (one heartbeat round to a quorum), as etcd batches
     /// its linearizable reads, instead of one each.
@@ -474,8 +478,8 @@ impl RaftNode {
             if !self.reads_next.is_empty() {
                 let batch = std::mem::take(&mut self.reads_next);
                 let id = self.take_id();
-                self.reads_pending.insert(id, batch);
-                self.node.read_index(id.to_le_bytes().to_vec());
+                self.reads_pending.insert(id, (Instant::now(), batch));
+                self.node.read_index(read_ctx(self.member_id, id));
             }
             self.on_ready();
         }
@@ -622,8 +626,8 @@ impl RaftNode {
         // 5. Messages that promise the write is durable.
         self.send(rd.take_persisted_messages());
         for rs in rd.take_read_states() {
-            if let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) {
-                if let Some(batch) = self.reads_pending.remove(&u64::from_le_bytes(bytes)) {
+            if let Some(id) = read_id(self.member_id, &rs.request_ctx) {
+                if let Some((_, batch)) = self.reads_pending.remove(&id) {
                     self.reads_ready
                         .extend(batch.into_iter().map(|reply| (rs.index, reply)));
                 }
@@ -852,11 +856,11 @@ impl RaftNode {
     }
 
     /// Periodic work: publish this member's attributes, propose TTL expiry
-    /// and the cluster version as leader, retry stalled proposals, forget
-    /// clients that gave up.
+    /// and the cluster version as leader, retry stalled proposals and
+    /// unanswered read indexes, forget clients that gave up.
     fn housekeeping(&mut self) {
         self.waiters.retain(|_, w| !w.is_closed());
-        self.reads_pending.retain(|_, batch| {
+        self.reads_pending.retain(|_, (_, batch)| {
             batch.retain(|w| !w.is_closed());
             !batch.is_empty()
         });
@@ -865,6 +869,14 @@ impl RaftNode {
         if !has_leader {
             return;
         }
+        // etcd retries an unanswered ReadIndex after 500 ms too.
+        let overdue: Vec<u64> = self
+            .reads_pending
+            .iter()
+            .filter(|(_, (asked, _))| asked.elapsed() >= READ_INDEX_RETRY)
+            .map(|(id, _)| *id)
+            .collect();
+        self.ask_read_index_again(&overdue);
         if !self.stalled.is_empty() {
             let stalled = std::mem::take(&mut self.stalled);
             for (id, data) in stalled {
@@ -929,8 +941,20 @@ impl RaftNode {
         // leader never answers). Asking the new leader again is safe: a
         // read index from any leader is linearizable.
         let ids: Vec<u64> = self.reads_pending.keys().copied().collect();
+        self.ask_read_index_again(&ids);
+    }
+
+    /// Asks for the read index of pending batches again. A batch's request
+    /// or its answer can be lost (a peer stream breaks, a leader steps
+    /// down); raft-rs does not retry, and the batch's reads would wait for
+    /// their timeout. Asking again is safe: the answer is at least as new.
+    fn ask_read_index_again(&mut self, ids: &[u64]) {
+        let now = Instant::now();
         for id in ids {
-            self.node.read_index(id.to_le_bytes().to_vec());
+            if let Some((asked, _)) = self.reads_pending.get_mut(id) {
+                *asked = now;
+                self.node.read_index(read_ctx(self.member_id, *id));
+            }
         }
     }
 
@@ -971,6 +995,42 @@ fn fatal_on_err<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     }
 }
 
+/// The context of a ReadIndex request: the member's id, then the batch's.
+/// The leader keeps pending requests by context and ignores one whose
+/// context is already pending, so contexts must be unique cluster-wide: with
+/// the batch id alone, two members' batches with the same number collided
+/// and the second one's reads waited for their timeout (the unexplained
+/// `errorCode 300` answers of the quorum GET benchmark).
+fn read_ctx(member_id: u64, id: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(16);
+    ctx.extend_from_slice(&member_id.to_le_bytes());
+    ctx.extend_from_slice(&id.to_le_bytes());
+    ctx
+}
+
+/// The batch id of a read state for one of this member's requests.
+fn read_id(member_id: u64, ctx: &[u8]) -> Option<u64> {
+    let (member, id) = ctx.split_at_checked(8)?;
+    if member != member_id.to_le_bytes() {
+        return None;
+    }
+    Some(u64::from_le_bytes(id.try_into().ok()?))
+}
+
 fn internal_put(path: String, value: String) -> Command {
     Command::V2(Write::put(path, value, now_ns()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_contexts_are_unique_across_members() {
+        assert_ne!(read_ctx(1, 57), read_ctx(2, 57));
+        assert_eq!(read_id(1, &read_ctx(1, 57)), Some(57));
+        assert_eq!(read_id(2, &read_ctx(1, 57)), None);
+        assert_eq!(read_id(1, &57u64.to_le_bytes()), None);
+        assert_eq!(read_id(1, b""), None);
+    }
 }
