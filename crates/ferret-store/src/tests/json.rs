@@ -316,3 +316,56 @@ fn error_cause_has_one_replacement_per_invalid_byte() {
         .unwrap_err();
     assert_eq!(err.cause, "/1/\u{fffd}\u{fffd}\u{fffd}");
 }
+
+/// The escaping rules, char by char, as Go states them: the oracle for the
+/// byte-scanning encoder.
+fn go_escape_reference(s: &str) -> Vec<u8> {
+    let mut out = vec![b'"'];
+    for ch in s.chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\u{2028}' => out.extend_from_slice(b"\\u2028"),
+            '\u{2029}' => out.extend_from_slice(b"\\u2029"),
+            c if (c as u32) < 0x20 || c == '<' || c == '>' || c == '&' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out.push(b'"');
+    out
+}
+
+#[test]
+fn string_escaping_matches_the_char_by_char_rules() {
+    let alphabet = [
+        "a", "Z", "é", "\"", "\\", "\n", "\r", "\t", "\u{1}", "\u{1f}", " ", "<", ">", "&",
+        "\u{7f}", "\u{2028}", "\u{2029}", "\u{2027}", "\u{202a}", "€", "ⅸ", "\u{e2}", "🦀", "/",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = (x >> 58) as usize;
+        let mut s = String::new();
+        let mut y = x;
+        for _ in 0..len {
+            y = y
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s.push_str(alphabet[(y >> 33) as usize % alphabet.len()]);
+        }
+        let mut out = Vec::new();
+        crate::json::write_str(&mut out, s.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&go_escape_reference(&s)),
+            "{s:?}"
+        );
+    }
+}
