@@ -55,6 +55,11 @@ pub const MAX_PENDING_BYTES: usize = 64 << 20;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// A connection attempt not finished by then is abandoned and retried (a
+/// peer whose packets are dropped would otherwise hold it for the
+/// kernel's SYN retries, minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Buffers grown past this (by a snapshot) are given back once empty.
 const BUFFER_KEEP_BYTES: usize = 1 << 20;
 
@@ -215,6 +220,7 @@ enum Conn {
     Idle,
     /// Waiting for a hostname lookup, done off the loop.
     Resolving(Receiver<io::Result<Vec<SocketAddr>>>),
+    /// Connecting since `retry_at` (reused as the start time).
     Connecting(TcpStream),
     Up(TcpStream),
 }
@@ -338,8 +344,7 @@ impl PeerNet {
             let out = &mut self.outbound[i];
             let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
             let connected = matches!(out.conn, Conn::Connecting(_) | Conn::Up(_));
-            let backlog = out.buf.len() - out.sent;
-            if !connected || (backlog > MAX_PENDING_BYTES && !(snapshot && backlog == 0)) {
+            if !connected || out.buf.len() - out.sent > MAX_PENDING_BYTES {
                 if snapshot {
                     self.deferred.push(NetEvent::SnapshotSent {
                         to: m.to,
@@ -392,7 +397,11 @@ impl PeerNet {
                 // A lookup reports on its channel, not the poller: look
                 // again soon.
                 Conn::Resolving(_) => timeout = timeout.min(Duration::from_millis(5)),
-                _ => {}
+                Conn::Connecting(_) => {
+                    let give_up = o.retry_at + CONNECT_TIMEOUT;
+                    timeout = timeout.min(give_up.saturating_duration_since(now));
+                }
+                Conn::Up(_) => {}
             }
         }
         if inbox.prepare_sleep() {
@@ -440,6 +449,13 @@ impl PeerNet {
     fn connect_due(&mut self, now: Instant) {
         for i in 0..self.outbound.len() {
             let o = &mut self.outbound[i];
+            if matches!(o.conn, Conn::Connecting(_))
+                && now.saturating_duration_since(o.retry_at) >= CONNECT_TIMEOUT
+            {
+                tracing::debug!(peer = %format!("{:x}", o.peer), "peer connection attempt timed out");
+                self.fail(i);
+                continue;
+            }
             let addrs = match &o.conn {
                 Conn::Idle if o.retry_at <= now => {
                     if o.addrs.is_empty() {
@@ -495,6 +511,7 @@ impl PeerNet {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     o.conn = Conn::Connecting(s);
+                    o.retry_at = now;
                     o.buf.clear();
                     o.sent = 0;
                     o.buf.extend_from_slice(MAGIC);
@@ -1002,6 +1019,43 @@ mod tests {
             a.net
                 .wait(Duration::from_millis(5), &mut a.inbox, &mut a.events);
         }
+    }
+
+    #[test]
+    fn a_connection_attempt_that_hangs_is_abandoned() {
+        // A listener that never accepts, with its queue full: the kernel
+        // drops further SYNs, so a new connection stays half-open.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let mut fillers = Vec::new();
+        for _ in 0..2048 {
+            match TcpStream::connect(addr.parse().unwrap()) {
+                Ok(s) => fillers.push(s),
+                Err(_) => break,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut a = member(1, None, &[(1, vec![]), (2, url(&addr))]);
+        let started = Instant::now();
+        let mut unreachable_at = None;
+        while started.elapsed() < Duration::from_secs(10) {
+            a.net
+                .wait(Duration::from_millis(50), &mut a.inbox, &mut a.events);
+            if a.events
+                .iter()
+                .any(|e| matches!(e, NetEvent::Unreachable(2)))
+            {
+                unreachable_at = Some(started.elapsed());
+                break;
+            }
+        }
+        let at = unreachable_at.expect("the hung attempt was never given up");
+        assert!(
+            at >= CONNECT_TIMEOUT - Duration::from_millis(100),
+            "gave up after {at:?}"
+        );
+        drop(fillers);
+        drop(l);
     }
 
     #[test]
