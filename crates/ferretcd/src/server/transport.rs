@@ -274,6 +274,9 @@ pub struct PeerNet {
     /// Events found while sending (a broken stream), reported at the next
     /// `wait`.
     deferred: Vec<NetEvent>,
+    /// Buffers reused by every `wait` and `send`.
+    ready: Vec<(Token, bool, bool)>,
+    touched: Vec<usize>,
 }
 
 impl PeerNet {
@@ -299,6 +302,8 @@ impl PeerNet {
             stats,
             scratch: vec![0; 64 * 1024],
             deferred: Vec::new(),
+            ready: Vec::new(),
+            touched: Vec::new(),
         };
         for (i, mut l) in listeners.into_iter().enumerate() {
             net.poll
@@ -335,7 +340,7 @@ impl PeerNet {
     /// unreachable.
     pub fn send(&mut self, msgs: Vec<Message>) -> Vec<u64> {
         let mut unreachable = Vec::new();
-        let mut touched: Vec<usize> = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
         for m in msgs {
             let Some(&i) = self.by_peer.get(&m.to) else {
                 tracing::debug!(to = m.to, "message for an unknown peer dropped");
@@ -375,9 +380,11 @@ impl PeerNet {
                 touched.push(i);
             }
         }
-        for i in touched {
+        for &i in &touched {
             self.flush(i);
         }
+        touched.clear();
+        self.touched = touched;
         unreachable
     }
 
@@ -413,18 +420,17 @@ impl PeerNet {
             }
         }
         inbox.woke();
-        let ready: Vec<(Token, bool, bool)> = self
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    e.token(),
-                    e.is_readable() || e.is_read_closed() || e.is_error(),
-                    e.is_writable() || e.is_write_closed() || e.is_error(),
-                )
-            })
-            .collect();
-        for (token, readable, writable) in ready {
+        // Copied out of `events` (which borrows the poller's buffer) into
+        // a buffer kept across calls, so handling them can use `self`.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.events.iter().map(|e| {
+            (
+                e.token(),
+                e.is_readable() || e.is_read_closed() || e.is_error(),
+                e.is_writable() || e.is_write_closed() || e.is_error(),
+            )
+        }));
+        for &(token, readable, writable) in &ready {
             let t = token.0;
             if token == WAKER {
                 continue;
@@ -441,6 +447,8 @@ impl PeerNet {
                 self.accept(t - FIRST_LISTENER);
             }
         }
+        ready.clear();
+        self.ready = ready;
         self.connect_due(Instant::now());
         out.append(&mut self.deferred);
     }
