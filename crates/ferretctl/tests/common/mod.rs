@@ -58,15 +58,21 @@ pub fn reference_available(test: &str) -> bool {
 }
 
 /// Free loopback ports in 29000-29999 (the range these tests may use),
-/// probed by binding; each test process starts at its own offset.
+/// probed by binding. Each test process starts at its own offset, chosen
+/// once; within the process offsets only move forward, so two tests running
+/// at once never get the same port (a probed port is free again until its
+/// server binds it). Choosing the offset per call let two calls overlap.
 pub fn free_ports(n: usize) -> Vec<u16> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let seed = (std::process::id() as usize * 7919
-        + SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as usize)
-        % 1000;
+    static SEED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        (std::process::id() as usize * 7919
+            + SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as usize)
+            % 1000
+    });
     let mut out = Vec::new();
     let mut held = Vec::new();
     for _ in 0..2000 {
