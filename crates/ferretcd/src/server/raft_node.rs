@@ -661,10 +661,7 @@ impl RaftNode {
                 self.heartbeat_sent.entry(m.to).or_insert(now);
             }
         }
-        for id in self.net.send(msgs) {
-            self.shared.follower(id, |f| f.fail += 1);
-            self.node.report_unreachable(id);
-        }
+        self.net.send(msgs);
     }
 
     fn apply(&mut self, entries: Vec<Entry>) {

@@ -228,7 +228,6 @@ enum Conn {
 /// The stream to one peer, and the bytes not yet written to it.
 struct Outbound {
     peer: u64,
-    token: Token,
     addrs: Vec<String>,
     attempt: usize,
     conn: Conn,
@@ -319,7 +318,6 @@ impl PeerNet {
             net.by_peer.insert(*id, net.outbound.len());
             net.outbound.push(Outbound {
                 peer: *id,
-                token: Token(FIRST_OUTBOUND + net.outbound.len()),
                 addrs: urls.iter().filter_map(|u| host_port(u)).collect(),
                 attempt: 0,
                 conn: Conn::Idle,
@@ -335,11 +333,10 @@ impl PeerNet {
     }
 
     /// Writes messages to their peers' sockets, buffering what the kernel
-    /// will not take yet. Returns the peers a message could not be queued
-    /// for (not connected, or too far behind), for Raft to treat as
-    /// unreachable.
-    pub fn send(&mut self, msgs: Vec<Message>) -> Vec<u64> {
-        let mut unreachable = Vec::new();
+    /// will not take yet. A peer a message could not be queued for (not
+    /// connected, or too far behind) is reported unreachable by the next
+    /// `wait`, like every other failure.
+    pub fn send(&mut self, msgs: Vec<Message>) {
         let mut touched = std::mem::take(&mut self.touched);
         for m in msgs {
             let Some(&i) = self.by_peer.get(&m.to) else {
@@ -356,8 +353,12 @@ impl PeerNet {
                         ok: false,
                     });
                 }
-                if !unreachable.contains(&m.to) {
-                    unreachable.push(m.to);
+                let reported = self
+                    .deferred
+                    .iter()
+                    .any(|e| matches!(e, NetEvent::Unreachable(p) if *p == m.to));
+                if !reported {
+                    self.deferred.push(NetEvent::Unreachable(m.to));
                 }
                 continue;
             }
@@ -385,7 +386,6 @@ impl PeerNet {
         }
         touched.clear();
         self.touched = touched;
-        unreachable
     }
 
     /// Waits up to `timeout` for peer traffic or an input, does the socket
@@ -460,8 +460,7 @@ impl PeerNet {
             if matches!(o.conn, Conn::Connecting(_))
                 && now.saturating_duration_since(o.retry_at) >= CONNECT_TIMEOUT
             {
-                tracing::debug!(peer = %format!("{:x}", o.peer), "peer connection attempt timed out");
-                self.fail(i);
+                self.fail(i, &"the connection attempt timed out");
                 continue;
             }
             let addrs = match &o.conn {
@@ -510,7 +509,7 @@ impl PeerNet {
                 let mut s = TcpStream::connect(a)?;
                 self.poll.registry().register(
                     &mut s,
-                    o.token,
+                    Token(FIRST_OUTBOUND + i),
                     Interest::READABLE | Interest::WRITABLE,
                 )?;
                 Ok(s)
@@ -527,11 +526,7 @@ impl PeerNet {
                     o.buf.extend_from_slice(&self.cluster_id.to_le_bytes());
                     o.buf.extend_from_slice(&self.self_id.to_le_bytes());
                 }
-                Err(e) => {
-                    tracing::debug!(peer = %format!("{:x}", o.peer), error = %e, "peer unreachable");
-                    o.conn = Conn::Idle;
-                    self.fail(i);
-                }
+                Err(e) => self.fail(i, &e),
             }
         }
     }
@@ -542,8 +537,7 @@ impl PeerNet {
             match s.take_error() {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
-                    tracing::debug!(peer = %format!("{:x}", o.peer), error = %e, "peer unreachable");
-                    self.fail(i);
+                    self.fail(i, &e);
                     return;
                 }
             }
@@ -559,8 +553,7 @@ impl PeerNet {
                 // Not connected yet: a spurious wake-up.
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
-                    tracing::debug!(peer = %format!("{:x}", o.peer), error = %e, "peer unreachable");
-                    self.fail(i);
+                    self.fail(i, &e);
                     return;
                 }
             }
@@ -571,14 +564,14 @@ impl PeerNet {
             loop {
                 match s.read(&mut probe) {
                     Ok(0) => {
-                        self.fail(i);
+                        self.fail(i, &"the peer closed the stream");
                         return;
                     }
                     Ok(_) => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        self.fail(i);
+                    Err(e) => {
+                        self.fail(i, &e);
                         return;
                     }
                 }
@@ -596,15 +589,14 @@ impl PeerNet {
         while o.sent < o.buf.len() {
             match s.write(&o.buf[o.sent..]) {
                 Ok(0) => {
-                    self.fail(i);
+                    self.fail(i, &"the stream took no bytes");
                     return;
                 }
                 Ok(n) => o.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    tracing::debug!(peer = %format!("{:x}", o.peer), error = %e, "peer stream broke");
-                    self.fail(i);
+                    self.fail(i, &e);
                     return;
                 }
             }
@@ -618,25 +610,18 @@ impl PeerNet {
             });
         }
         o.snapshots.retain(|&end| end > sent);
-        if o.sent == o.buf.len() {
-            o.buf.clear();
-            o.sent = 0;
-            if o.buf.capacity() > BUFFER_KEEP_BYTES {
-                o.buf.shrink_to(BUFFER_KEEP_BYTES);
-            }
-        } else if o.sent >= BUFFER_KEEP_BYTES {
-            o.buf.drain(..o.sent);
-            for end in &mut o.snapshots {
-                *end -= o.sent;
-            }
-            o.sent = 0;
+        let removed = compact(&mut o.buf, sent);
+        o.sent -= removed;
+        for end in &mut o.snapshots {
+            *end -= removed;
         }
     }
 
     /// Drops a peer's stream and what was waiting for it; reconnects after
     /// a backoff.
-    fn fail(&mut self, i: usize) {
+    fn fail(&mut self, i: usize, why: &dyn std::fmt::Display) {
         let o = &mut self.outbound[i];
+        tracing::debug!(peer = %format!("{:x}", o.peer), error = %why, "peer unreachable");
         if let Conn::Connecting(mut s) | Conn::Up(mut s) =
             std::mem::replace(&mut o.conn, Conn::Idle)
         {
@@ -648,11 +633,9 @@ impl PeerNet {
                 ok: false,
             });
         }
-        o.buf.clear();
+        let everything = o.buf.len();
+        compact(&mut o.buf, everything);
         o.sent = 0;
-        if o.buf.capacity() > BUFFER_KEEP_BYTES {
-            o.buf.shrink_to(BUFFER_KEEP_BYTES);
-        }
         o.retry_at = Instant::now() + o.backoff;
         o.backoff = (o.backoff * 2).min(BACKOFF_MAX);
         self.deferred.push(NetEvent::Unreachable(o.peer));
@@ -781,17 +764,28 @@ impl FrameReader {
             }
             out.push(NetEvent::Step(m));
         }
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-            if self.buf.capacity() > BUFFER_KEEP_BYTES {
-                self.buf.shrink_to(BUFFER_KEEP_BYTES);
-            }
-        } else if self.start >= BUFFER_KEEP_BYTES {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        self.start -= compact(&mut self.buf, self.start);
         Ok(())
+    }
+}
+
+/// Forgets the first `consumed` bytes of `buf` when that is worth it: all
+/// of it once everything is consumed (and gives back the memory a snapshot
+/// grew it to), or the consumed prefix once it reaches
+/// [`BUFFER_KEEP_BYTES`]. Returns how many bytes were removed from the
+/// front, by which the caller's offsets into `buf` move.
+fn compact(buf: &mut Vec<u8>, consumed: usize) -> usize {
+    if consumed == buf.len() {
+        buf.clear();
+        if buf.capacity() > BUFFER_KEEP_BYTES {
+            buf.shrink_to(BUFFER_KEEP_BYTES);
+        }
+        consumed
+    } else if consumed >= BUFFER_KEEP_BYTES {
+        buf.drain(..consumed);
+        consumed
+    } else {
+        0
     }
 }
 
@@ -936,6 +930,17 @@ mod tests {
         }
     }
 
+    /// Sends, lets the network report, and says whether it called peer 2
+    /// unreachable.
+    fn send_and_look(m: &mut Member, msgs: Vec<Message>) -> bool {
+        m.events.clear();
+        m.net.send(msgs);
+        m.net.wait(Duration::ZERO, &mut m.inbox, &mut m.events);
+        m.events
+            .iter()
+            .any(|e| matches!(e, NetEvent::Unreachable(2)))
+    }
+
     fn url(addr: &str) -> Vec<String> {
         vec![format!("http://{addr}")]
     }
@@ -954,14 +959,14 @@ mod tests {
         let mut big = message(2, 2000, MessageType::MsgAppend);
         big.context = vec![7u8; 8 << 20].into();
         msgs.push(big);
-        let mut unreachable = a.net.send(msgs);
+        let mut unreachable = send_and_look(&mut a, msgs);
         for _ in 0..200 {
-            if unreachable.is_empty() {
+            if !unreachable {
                 break;
             }
             // Still connecting: raft would retry; so does the test.
             pump(&mut a, &mut b, |_| true);
-            unreachable = a.net.send(vec![message(2, 0, MessageType::MsgHeartbeat)]);
+            unreachable = send_and_look(&mut a, vec![message(2, 0, MessageType::MsgHeartbeat)]);
         }
         pump(&mut a, &mut b, |e| indexes(e).contains(&2000));
         let got: Vec<u64> = indexes(&b.events).into_iter().filter(|&i| i != 0).collect();
@@ -979,19 +984,13 @@ mod tests {
                 Instant::now() < deadline,
                 "the lost peer was never reported"
             );
-            let now_unreachable = a.net.send(vec![message(2, 1, MessageType::MsgHeartbeat)]);
-            a.net
-                .wait(Duration::from_millis(5), &mut a.inbox, &mut a.events);
-            if !now_unreachable.is_empty()
-                || a.events
-                    .iter()
-                    .any(|e| matches!(e, NetEvent::Unreachable(2)))
-            {
+            if send_and_look(&mut a, vec![message(2, 1, MessageType::MsgHeartbeat)]) {
                 break;
             }
+            std::thread::sleep(Duration::from_millis(5));
         }
         // A snapshot for a peer that is not connected fails at once.
-        let _ = a.net.send(vec![message(2, 9, MessageType::MsgSnapshot)]);
+        a.net.send(vec![message(2, 9, MessageType::MsgSnapshot)]);
         a.events.clear();
         a.net.wait(Duration::ZERO, &mut a.inbox, &mut a.events);
         assert!(a
@@ -1007,7 +1006,7 @@ mod tests {
         loop {
             assert!(Instant::now() < deadline, "never reconnected");
             a.events.clear();
-            let _ = a.net.send(vec![message(2, 5000, MessageType::MsgSnapshot)]);
+            a.net.send(vec![message(2, 5000, MessageType::MsgSnapshot)]);
             pump(&mut a, &mut b, |_| true);
             a.net
                 .wait(Duration::from_millis(20), &mut a.inbox, &mut a.events);
