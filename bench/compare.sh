@@ -56,14 +56,19 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferret-compare.XXXXXX")
 PIDS=()
 
-cleanup() {
+stop_all() {
   local p
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
   done
   PIDS=()
+}
+
+cleanup() {
+  stop_all
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -104,17 +109,6 @@ start_cluster() {
   echo "compare.sh: $kind cluster did not become healthy; logs in $WORK/$kind" >&2
   tail -5 "$WORK/$kind"/*/log >&2
   exit 1
-}
-
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
 }
 
 # Workload definitions: a label and ferret-bench arguments.

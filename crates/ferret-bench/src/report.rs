@@ -65,6 +65,18 @@ pub fn latency_json(h: &Histogram) -> Value {
     })
 }
 
+/// The errors by kind, one line each, under a heading; nothing if none.
+pub fn errors_text(errors: &BTreeMap<String, u64>) -> String {
+    let mut s = String::new();
+    if !errors.is_empty() {
+        s.push_str("Errors:\n");
+        for (k, v) in errors {
+            let _ = writeln!(s, "  {k}: {v}");
+        }
+    }
+    s
+}
+
 pub fn latency_text(h: &Histogram, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -112,12 +124,7 @@ impl RunResult {
         let _ = writeln!(s, "  elapsed:    {elapsed:.3} s");
         let _ = writeln!(s, "  throughput: {tput:.1} req/s");
         s.push_str(&latency_text(&hist, "Latency"));
-        if !errors.is_empty() {
-            let _ = writeln!(s, "Errors:");
-            for (k, v) in &errors {
-                let _ = writeln!(s, "  {k}: {v}");
-            }
-        }
+        s.push_str(&errors_text(&errors));
         let server = server_json(&before, &after, ok, &mut s);
         let json = json!({
             "workload": workload,

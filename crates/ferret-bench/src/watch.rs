@@ -9,7 +9,9 @@
 use crate::hist::Histogram;
 use crate::http::{self, Conn};
 use crate::load::{progress, resolve, Live, Plan};
-use crate::report::{latency_json, latency_text, server_json, ProcSnapshot, RunResult};
+use crate::report::{
+    errors_text, latency_json, latency_text, server_json, ProcSnapshot, RunResult,
+};
 use crate::WatchArgs;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -324,12 +326,7 @@ pub async fn run(a: WatchArgs) -> Result<RunResult, String> {
     let _ = writeln!(s, "  errors:     {errs}");
     s.push_str(&latency_text(&hist, "Watch latency, ack to event"));
     s.push_str(&latency_text(&write_hist, "Write latency"));
-    if !errors.is_empty() {
-        let _ = writeln!(s, "Errors:");
-        for (k, v) in &errors {
-            let _ = writeln!(s, "  {k}: {v}");
-        }
-    }
+    s.push_str(&errors_text(&errors));
     let server = server_json(&before, &after, delivered, &mut s);
     let json = json!({
         "workload": "watch-latency",
