@@ -607,14 +607,20 @@ fn subcommand_help(help_name: &str, c: &Cmd) -> String {
         "NAME:\n   {help_name} - {}\n\nUSAGE:\n   {help_name} command [command options] [arguments...]\n\nCOMMANDS:",
         c.usage
     );
-    for sc in c.subcommands {
-        s.push_str(&format!("\n   {}\t{}", sc.name, sc.usage));
-    }
+    s.push_str(&subcommand_lines(c));
     s.push_str(&format!(
         "\n\nOPTIONS:\n   {}\n   \n",
         HELP_FLAG.help_line()
     ));
     tabwrite(&s)
+}
+
+/// The COMMANDS lines of a group's help: name, tab, usage.
+fn subcommand_lines(c: &Cmd) -> String {
+    c.subcommands
+        .iter()
+        .map(|sc| format!("\n   {}\t{}", sc.name, sc.usage))
+        .collect()
 }
 
 /// `<group> help`: urfave/cli shows the group as an application of its own.
@@ -624,9 +630,7 @@ fn group_app_help(help_name: &str, c: &Cmd) -> String {
         c.usage,
         env!("CARGO_PKG_VERSION")
     );
-    for sc in c.subcommands {
-        s.push_str(&format!("\n   {}\t{}", sc.name, sc.usage));
-    }
+    s.push_str(&subcommand_lines(c));
     s.push_str(&format!(
         "\n\nGLOBAL OPTIONS:\n   {}\n",
         HELP_FLAG.help_line()
