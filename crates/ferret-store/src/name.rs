@@ -51,16 +51,6 @@ impl From<&[u8]> for Name {
     }
 }
 
-impl From<Box<[u8]>> for Name {
-    fn from(b: Box<[u8]>) -> Name {
-        if b.len() <= INLINE {
-            Name::new(&b)
-        } else {
-            Name::Heap(b)
-        }
-    }
-}
-
 impl Deref for Name {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -132,7 +122,7 @@ mod tests {
         ];
         for a in &samples {
             assert_eq!(Name::new(a).as_bytes(), a.as_slice());
-            assert_eq!(Name::from(a.clone().into_boxed_slice()).as_bytes(), &a[..]);
+            assert_eq!(Name::from(a.as_slice()).as_bytes(), &a[..]);
             for b in &samples {
                 assert_eq!(Name::new(a).cmp(&Name::new(b)), a.cmp(b), "{a:?} {b:?}");
                 assert_eq!(Name::new(a) == Name::new(b), a == b);
