@@ -1,0 +1,328 @@
+//! The durable backend: a redb database with etcd's buckets as tables.
+//!
+//! # Tables
+//!
+//! Every table maps bytes to bytes; names and encodings are etcd's, so a
+//! member's data converts to etcd's own snapshot format by copying.
+//!
+//! ```text
+//! table  key                                   value
+//! key    revision (17 bytes, 18 for a          mvccpb.KeyValue (protobuf); a
+//!        tombstone; see crate::revision)       tombstone's holds only the key
+//! meta   "consistent_index"                    u64 big-endian: the last log entry
+//!                                              whose effects are all in this commit
+//!        "scheduledCompactRev"                 revision key of {main: rev}
+//!        "finishedCompactRev"                  revision key of {main: rev}
+//!        "ferretcd_backend_format"             "ferretcd.backend/1"
+//! lease  lease id, i64 big-endian              leasepb.Lease (protobuf)
+//! ```
+//!
+//! # Commits
+//!
+//! The apply path never writes redb. It seals each log entry's changes in
+//! a [`Batch`] and queues it; the backend thread ([`crate::store`]) writes
+//! every queued batch in one write transaction, with the consistent index
+//! of the last one, and commits durably. So the consistent index and the
+//! data it covers are always committed together: after a crash, the
+//! member replays the write-ahead log from the entry after it. The WAL is
+//! the point of durability; this commit only bounds the replay.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::error::MvccError;
+use crate::revision::{Revision, REV_KEY_LEN};
+
+pub(crate) const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("key");
+pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+pub(crate) const LEASE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lease");
+
+pub(crate) const CONSISTENT_INDEX: &[u8] = b"consistent_index";
+pub(crate) const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
+pub(crate) const FINISHED_COMPACT: &[u8] = b"finishedCompactRev";
+const FORMAT_KEY: &[u8] = b"ferretcd_backend_format";
+const FORMAT: &[u8] = b"ferretcd.backend/1";
+
+/// Where the database lives.
+pub enum Storage {
+    /// A file (created if missing).
+    File(PathBuf),
+    /// In memory, for tests.
+    Memory,
+    /// Any redb storage backend: tests pass one that fails on purpose.
+    Custom(Box<dyn redb::StorageBackend>),
+}
+
+/// Memory redb may use to cache pages. Reads beyond it go to the OS page
+/// cache; 128 MiB holds the upper levels of every tree and the hot pages
+/// of a few million keys.
+pub const CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+pub(crate) fn open(storage: Storage) -> Result<Database, MvccError> {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    let db = match storage {
+        Storage::File(path) => b.create(&path).map_err(|e| MvccError::backend("open", e))?,
+        Storage::Memory => b
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| MvccError::backend("open", e))?,
+        Storage::Custom(backend) => b
+            .create_with_backend(DynBackend(backend))
+            .map_err(|e| MvccError::backend("open", e))?,
+    };
+    // Create the tables and check the format marker.
+    let tx = db
+        .begin_write()
+        .map_err(|e| MvccError::backend("begin", e))?;
+    {
+        tx.open_table(KV)
+            .map_err(|e| MvccError::backend("table", e))?;
+        tx.open_table(LEASE)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let mut meta = tx
+            .open_table(META)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let existing = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| MvccError::backend("read", e))?
+            .map(|v| v.value().to_vec());
+        match existing {
+            None => {
+                meta.insert(FORMAT_KEY, FORMAT)
+                    .map_err(|e| MvccError::backend("write", e))?;
+            }
+            Some(v) if v == FORMAT => {}
+            Some(v) => {
+                return Err(MvccError::Format(format!(
+                    "the backend was written in format {:?}; this ferretcd reads {:?}",
+                    String::from_utf8_lossy(&v),
+                    String::from_utf8_lossy(FORMAT)
+                )))
+            }
+        }
+    }
+    tx.commit().map_err(|e| MvccError::backend("commit", e))?;
+    Ok(db)
+}
+
+/// A boxed storage backend, as redb takes a sized one.
+#[derive(Debug)]
+struct DynBackend(Box<dyn redb::StorageBackend>);
+
+impl redb::StorageBackend for DynBackend {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.0.close()
+    }
+}
+
+/// One change of the key space: a revision and its stored value.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub rev: Revision,
+    pub tombstone: bool,
+    /// The encoded `mvccpb.KeyValue`.
+    pub data: Bytes,
+}
+
+/// The changes one log entry made to the backend, sealed.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// The log index of the entry.
+    pub index: u64,
+    /// In increasing revision order.
+    pub records: Vec<Record>,
+    /// Lease puts (encoded `leasepb.Lease`) and deletions.
+    pub leases: Vec<(i64, Option<Bytes>)>,
+    pub meta: Vec<(&'static [u8], Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.leases.is_empty() && self.meta.is_empty()
+    }
+}
+
+pub(crate) fn compact_rev_bytes(rev: i64) -> Vec<u8> {
+    Revision::new(rev, 0).to_key(false).as_bytes().to_vec()
+}
+
+fn rev_from_meta(v: &[u8]) -> Option<i64> {
+    Revision::from_key(v).map(|(r, _)| r.main)
+}
+
+/// Writes batches in one durable transaction, recording `applied_index`
+/// as the consistent index.
+pub(crate) fn flush(db: &Database, batches: &[Batch], applied_index: u64) -> Result<(), MvccError> {
+    let tx = db
+        .begin_write()
+        .map_err(|e| MvccError::backend("begin", e))?;
+    {
+        let mut kv = tx
+            .open_table(KV)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let mut lease = tx
+            .open_table(LEASE)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let mut meta = tx
+            .open_table(META)
+            .map_err(|e| MvccError::backend("table", e))?;
+        for b in batches {
+            for r in &b.records {
+                kv.insert(r.rev.to_key(r.tombstone).as_bytes(), &r.data[..])
+                    .map_err(|e| MvccError::backend("write", e))?;
+            }
+            for (id, l) in &b.leases {
+                let k = id.to_be_bytes();
+                match l {
+                    Some(v) => {
+                        lease
+                            .insert(&k[..], &v[..])
+                            .map_err(|e| MvccError::backend("write", e))?;
+                    }
+                    None => {
+                        lease
+                            .remove(&k[..])
+                            .map_err(|e| MvccError::backend("write", e))?;
+                    }
+                }
+            }
+            for (k, v) in &b.meta {
+                meta.insert(*k, &v[..])
+                    .map_err(|e| MvccError::backend("write", e))?;
+            }
+        }
+        meta.insert(CONSISTENT_INDEX, &applied_index.to_be_bytes()[..])
+            .map_err(|e| MvccError::backend("write", e))?;
+    }
+    tx.commit().map_err(|e| MvccError::backend("commit", e))
+}
+
+/// What the `meta` table says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub consistent_index: u64,
+    pub scheduled_compact: Option<i64>,
+    pub finished_compact: Option<i64>,
+}
+
+pub(crate) fn read_meta(tx: &redb::ReadTransaction) -> Result<Meta, MvccError> {
+    let meta = tx
+        .open_table(META)
+        .map_err(|e| MvccError::backend("table", e))?;
+    let get = |k: &[u8]| -> Result<Option<Vec<u8>>, MvccError> {
+        Ok(meta
+            .get(k)
+            .map_err(|e| MvccError::backend("read", e))?
+            .map(|v| v.value().to_vec()))
+    };
+    let consistent_index = match get(CONSISTENT_INDEX)? {
+        None => 0,
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| MvccError::Format("meta consistent_index is not 8 bytes".into()))?,
+        ),
+    };
+    Ok(Meta {
+        consistent_index,
+        scheduled_compact: get(SCHEDULED_COMPACT)?.and_then(|v| rev_from_meta(&v)),
+        finished_compact: get(FINISHED_COMPACT)?.and_then(|v| rev_from_meta(&v)),
+    })
+}
+
+/// Deletes up to `limit` records with a main revision in `(after, upto]`
+/// that are not in `keep`, in one durable transaction; also writes
+/// `finishedCompactRev` when the scan reaches `upto`. Returns the revision
+/// the scan stopped at, `None` when done.
+pub(crate) fn compact_chunk(
+    db: &Database,
+    from: Revision,
+    upto: i64,
+    keep: &HashSet<Revision>,
+    limit: usize,
+) -> Result<Option<Revision>, MvccError> {
+    let tx = db
+        .begin_write()
+        .map_err(|e| MvccError::backend("begin", e))?;
+    let mut resume = None;
+    {
+        let mut kv = tx
+            .open_table(KV)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let start = from.to_key(false);
+        let end = Revision::new(upto + 1, 0).to_key(false);
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        {
+            let range = kv
+                .range::<&[u8]>(start.as_bytes()..end.as_bytes())
+                .map_err(|e| MvccError::backend("read", e))?;
+            for item in range {
+                let (k, _) = item.map_err(|e| MvccError::backend("read", e))?;
+                let k = k.value();
+                let Some((rev, _)) = Revision::from_key(k) else {
+                    continue;
+                };
+                if doomed.len() == limit {
+                    resume = Some(rev);
+                    break;
+                }
+                if !keep.contains(&rev) {
+                    doomed.push(k.to_vec());
+                }
+            }
+        }
+        for k in &doomed {
+            kv.remove(&k[..])
+                .map_err(|e| MvccError::backend("write", e))?;
+        }
+        if resume.is_none() {
+            let mut meta = tx
+                .open_table(META)
+                .map_err(|e| MvccError::backend("table", e))?;
+            meta.insert(FINISHED_COMPACT, &compact_rev_bytes(upto)[..])
+                .map_err(|e| MvccError::backend("write", e))?;
+        }
+    }
+    tx.commit().map_err(|e| MvccError::backend("commit", e))?;
+    Ok(resume)
+}
+
+/// The database's size on disk and the part of it holding live data.
+pub(crate) fn sizes(db: &Database) -> Result<(u64, u64), MvccError> {
+    let tx = db
+        .begin_write()
+        .map_err(|e| MvccError::backend("begin", e))?;
+    let stats = tx.stats().map_err(|e| MvccError::backend("stats", e))?;
+    let allocated = stats.allocated_pages() * stats.page_size() as u64;
+    let in_use = allocated.saturating_sub(stats.fragmented_bytes());
+    tx.abort().map_err(|e| MvccError::backend("abort", e))?;
+    Ok((allocated, in_use))
+}
+
+/// Number of records in the `kv` table (tests).
+#[allow(dead_code)]
+pub(crate) fn kv_len(db: &Database) -> u64 {
+    let tx = db.begin_read().expect("read");
+    let t = tx.open_table(KV).expect("table");
+    t.len().expect("len")
+}
+
+pub(crate) const _ASSERT_REV_LEN: () = assert!(REV_KEY_LEN == 17);

@@ -1,0 +1,1004 @@
+//! The store: the index, the backend, unwritten batches, and reads.
+//!
+//! # Who touches what
+//!
+//! - The **apply path** ([`crate::Applier`], on the Raft thread) changes
+//!   the index and the lessor, seals each entry's changes into a
+//!   [`Batch`], queues it in `pending`, and only then publishes the new
+//!   revision. It never waits for the disk.
+//! - The **backend thread** writes queued batches to redb (every
+//!   `batch_interval`, or sooner when `batch_limit` changes wait) in one
+//!   durable transaction with the consistent index, then drops them from
+//!   the queue; it also runs compactions.
+//! - **Readers** (any thread) open a [`ReadView`]: the published revision,
+//!   the queued batches (cheap `Arc` clones) and a redb read transaction,
+//!   taken together under the queue's mutex. Whatever the view's revision
+//!   covers is in one of the two, whichever way the backend thread moves
+//!   meanwhile, and redb's read transactions never block its writer. The
+//!   index is read under its read lock in chunks of
+//!   [`crate::index::KEYS_PER_LOCK`] keys, so a large range never holds
+//!   the apply path back for long.
+//! - The **sync thread** catches up lagging watchers (see
+//!   [`crate::watch`]).
+//!
+//! **Invariant: a published revision's data is readable.** A batch is
+//! queued before its revision is published, and leaves the queue only
+//! after redb committed it.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferret_proto::etcdserverpb::{range_request, RangeRequest, RangeResponse, ResponseHeader};
+use ferret_proto::mvccpb::{event::EventType, Event, KeyValue};
+use ferret_proto::{leasepb, Message};
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::backend::{self, Batch, Record, Storage};
+use crate::error::MvccError;
+use crate::index::{Index, KeyRange, KEYS_PER_LOCK};
+use crate::key_index::KeyIndex;
+use crate::lease::Lessor;
+use crate::revision::Revision;
+use crate::watch::{EventSource, WatchHub, WatchSink, WatchSpec, WatcherKey};
+
+/// How the store behaves; etcd's flags where they exist.
+#[derive(Clone)]
+pub struct MvccConfig {
+    /// ceil(1.5 × election timeout) in seconds (etcd's `minLeaseTTL`).
+    pub min_lease_ttl: i64,
+    /// `--experimental-enable-lease-checkpoint`: checkpoint every this long.
+    pub lease_checkpoint_interval: Option<Duration>,
+    /// `--experimental-enable-lease-checkpoint-persist`.
+    pub lease_checkpoint_persist: bool,
+    /// `--backend-batch-interval` (etcd: 100 ms): the longest a change
+    /// waits before the backend thread commits it.
+    pub batch_interval: Duration,
+    /// `--backend-batch-limit` (etcd: 10000): commit sooner once this many
+    /// changes wait.
+    pub batch_limit: usize,
+    /// `--experimental-compaction-batch-limit` (etcd: 1000): revisions
+    /// deleted per backend transaction while compacting.
+    pub compaction_batch_limit: usize,
+    /// Called (from a background thread) when the backend fails; the
+    /// member must stop.
+    pub on_fatal: Arc<dyn Fn(&MvccError) + Send + Sync>,
+}
+
+impl Default for MvccConfig {
+    fn default() -> Self {
+        MvccConfig {
+            min_lease_ttl: 2,
+            lease_checkpoint_interval: None,
+            lease_checkpoint_persist: false,
+            batch_interval: Duration::from_millis(100),
+            batch_limit: 10_000,
+            compaction_batch_limit: 1000,
+            on_fatal: Arc::new(|e| {
+                tracing::error!(error = %e, "the v3 backend failed");
+            }),
+        }
+    }
+}
+
+/// Unwritten changes bigger than this make the apply path wait for the
+/// backend thread: memory stays bounded when the disk falls behind.
+pub const PENDING_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// What a queued record costs beyond its bytes (map node, revision).
+pub(crate) const RECORD_OVERHEAD_BYTES: usize = 64;
+
+/// A compaction's completion, for `physical: true` requests.
+#[derive(Clone, Default)]
+pub struct Completion(Arc<(Mutex<bool>, Condvar)>);
+
+impl Completion {
+    fn done(&self) {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.0 .1.notify_all();
+    }
+
+    pub fn is_done(&self) -> bool {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits up to `timeout`; `true` once done.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let g = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .0
+             .1
+            .wait_timeout_while(g, timeout, |done| !*done)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+}
+
+pub(crate) struct CompactJob {
+    pub rev: i64,
+    pub done: Completion,
+}
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// Sealed batches the backend thread has not taken yet, in log order.
+    pub queue: Vec<Batch>,
+    /// Every record not yet committed to redb, by revision: what readers
+    /// look up before redb. Records leave only after their commit.
+    pub records: BTreeMap<Revision, Record>,
+    /// The last log entry applied; its changes, if any, are queued.
+    pub applied_index: u64,
+    /// The consistent index redb last committed.
+    pub flushed_index: u64,
+    /// Memory held by `records`, approximately.
+    pub bytes: usize,
+    /// When the oldest uncommitted change was queued.
+    pub since: Option<Instant>,
+    pub jobs: VecDeque<CompactJob>,
+    /// Someone waits for everything applied so far to be committed.
+    pub flush_now: bool,
+    pub stop: bool,
+    /// Tests: stop without writing what is queued, as a crash would.
+    pub abandon: bool,
+}
+
+/// The store of one member.
+pub struct Mvcc {
+    pub(crate) db: Database,
+    pub(crate) index: RwLock<Index>,
+    pub(crate) pending: Mutex<Pending>,
+    /// Signals the backend thread (work queued) and waiters (work done).
+    pub(crate) pending_cond: Condvar,
+    /// The published revision: everything at or below it is readable.
+    pub(crate) current_rev: AtomicI64,
+    pub(crate) lessor: Mutex<Lessor>,
+    pub(crate) hub: WatchHub,
+    pub(crate) cfg: MvccConfig,
+    /// Signals the sync thread (a watcher needs catching up).
+    sync_wake: (Mutex<bool>, Condvar),
+    failed: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What [`Mvcc::open`] found in the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// The last log entry whose effects the backend holds: replay the log
+    /// after it.
+    pub consistent_index: u64,
+    pub current_rev: i64,
+    pub compact_rev: i64,
+    pub keys: usize,
+    pub leases: usize,
+}
+
+impl Mvcc {
+    /// Opens (or creates) the store, rebuilds the index and the lessor
+    /// from the backend, and starts the backend and sync threads.
+    pub fn open(storage: Storage, cfg: MvccConfig) -> Result<(Arc<Mvcc>, Restored), MvccError> {
+        let db = backend::open(storage)?;
+        let lessor = Lessor::new(cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
+        let m = Arc::new(Mvcc {
+            db,
+            index: RwLock::new(Index::default()),
+            pending: Mutex::new(Pending::default()),
+            pending_cond: Condvar::new(),
+            current_rev: AtomicI64::new(1),
+            lessor: Mutex::new(lessor),
+            hub: WatchHub::default(),
+            cfg,
+            sync_wake: (Mutex::new(false), Condvar::new()),
+            failed: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let restored = m.restore()?;
+        let b = m.clone();
+        let s = m.clone();
+        let mut threads = m.threads.lock().unwrap_or_else(|p| p.into_inner());
+        threads.push(
+            std::thread::Builder::new()
+                .name("mvcc-backend".into())
+                .spawn(move || b.backend_loop())
+                .map_err(|e| MvccError::backend("thread", e))?,
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("mvcc-watch-sync".into())
+                .spawn(move || s.sync_loop())
+                .map_err(|e| MvccError::backend("thread", e))?,
+        );
+        drop(threads);
+        Ok((m, restored))
+    }
+
+    /// Rebuilds the index and the lessor from the backend (etcd's
+    /// `restore`).
+    fn restore(&self) -> Result<Restored, MvccError> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| MvccError::backend("begin", e))?;
+        let meta = backend::read_meta(&tx)?;
+        let mut index = Index::default();
+        let mut current = 1i64;
+        {
+            let kv = tx
+                .open_table(backend::KV)
+                .map_err(|e| MvccError::backend("table", e))?;
+            for item in kv.iter().map_err(|e| MvccError::backend("read", e))? {
+                let (k, v) = item.map_err(|e| MvccError::backend("read", e))?;
+                let Some((rev, tombstone)) = Revision::from_key(k.value()) else {
+                    return Err(MvccError::Format(format!(
+                        "the key table holds a key that is no revision: {:?}",
+                        k.value()
+                    )));
+                };
+                let head = KvHead::decode(v.value()).map_err(|e| {
+                    MvccError::Format(format!("revision {rev}: undecodable value: {e}"))
+                })?;
+                current = current.max(rev.main);
+                if tombstone {
+                    index.tombstone(&head.key, rev);
+                    continue;
+                }
+                match index.key_index_mut(&head.key) {
+                    Some(ki) if !ki.is_empty() => ki.put(rev, head.lease),
+                    _ => index.restore(
+                        &head.key,
+                        KeyIndex::restored(
+                            Revision::new(head.create_revision, 0),
+                            rev,
+                            head.version,
+                            head.lease,
+                        ),
+                    ),
+                }
+            }
+        }
+        let mut lessor = self.lessor.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let t = tx
+                .open_table(backend::LEASE)
+                .map_err(|e| MvccError::backend("table", e))?;
+            for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
+                let (_, v) = item.map_err(|e| MvccError::backend("read", e))?;
+                let l = leasepb::Lease::decode(v.value())
+                    .map_err(|e| MvccError::Format(format!("undecodable lease: {e}")))?;
+                lessor.restore(l);
+            }
+        }
+        for (key, ki) in index.iter() {
+            if ki.is_live() && ki.lease != 0 && !lessor.attach(ki.lease, key) {
+                tracing::error!(
+                    lease = ki.lease,
+                    key = %String::from_utf8_lossy(key),
+                    "a key is attached to a lease that does not exist"
+                );
+            }
+        }
+        let leases = lessor.len();
+        drop(lessor);
+        let compact = meta
+            .scheduled_compact
+            .or(meta.finished_compact)
+            .unwrap_or(0);
+        current = current.max(compact);
+        index.compact_rev = compact;
+        let keys = index.iter().filter(|(_, ki)| ki.is_live()).count();
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        self.current_rev.store(current, Ordering::Release);
+        {
+            let mut p = self.lock_pending();
+            p.applied_index = meta.consistent_index;
+            p.flushed_index = meta.consistent_index;
+            if let Some(s) = meta.scheduled_compact {
+                if meta.finished_compact != Some(s) {
+                    // Interrupted: finish it (etcd does the same).
+                    p.jobs.push_back(CompactJob {
+                        rev: s,
+                        done: Completion::default(),
+                    });
+                }
+            }
+        }
+        Ok(Restored {
+            consistent_index: meta.consistent_index,
+            current_rev: current,
+            compact_rev: compact,
+            keys,
+            leases,
+        })
+    }
+
+    pub(crate) fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn index_read(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn index_write(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn lessor(&self) -> MutexGuard<'_, Lessor> {
+        self.lessor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The published revision.
+    pub fn current_rev(&self) -> i64 {
+        self.current_rev.load(Ordering::Acquire)
+    }
+
+    pub fn compact_rev(&self) -> i64 {
+        self.index_read().compact_rev
+    }
+
+    /// The consistent index redb last committed.
+    pub fn flushed_index(&self) -> u64 {
+        self.lock_pending().flushed_index
+    }
+
+    /// Whether the backend failed (the member must stop).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn fail(&self, e: &MvccError) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            (self.cfg.on_fatal)(e);
+        }
+    }
+
+    /// A view for reads at or below the published revision.
+    pub fn view(&self) -> Result<ReadView<'_>, MvccError> {
+        // The revision first: everything it covers is queued or committed
+        // by now, and stays findable (see `ReadView::record`).
+        let rev = self.current_rev();
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| MvccError::backend("begin", e))?;
+        let kv = tx
+            .open_table(backend::KV)
+            .map_err(|e| MvccError::backend("table", e))?;
+        Ok(ReadView { m: self, rev, kv })
+    }
+
+    /// etcd's Range, outside the log (a serializable read, or a
+    /// linearizable one after the read barrier).
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        let view = self.view()?;
+        range(&view, view.rev, req)
+    }
+
+    /// Size of the database and the part of it in use, bytes.
+    pub fn db_sizes(&self) -> Result<(u64, u64), MvccError> {
+        backend::sizes(&self.db)
+    }
+
+    /// Waits until the backend committed every change applied so far.
+    pub fn flush(&self) -> Result<(), MvccError> {
+        let mut p = self.lock_pending();
+        let target = p.applied_index;
+        p.flush_now = true;
+        self.pending_cond.notify_all();
+        while p.flushed_index < target && !p.stop {
+            if self.failed() {
+                return Err(MvccError::backend("flush", "the backend failed"));
+            }
+            p = self
+                .pending_cond
+                .wait_timeout(p, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Adds a watcher; see [`crate::watch`].
+    pub fn watch(&self, spec: WatchSpec, sink: Arc<dyn WatchSink>) -> WatcherKey {
+        let start = spec.start_rev;
+        // `current_rev` is read under the hub's lock: no notification can
+        // slip between reading it and registering the watcher.
+        let k = self.hub.add(spec, sink, || self.current_rev());
+        if start != 0 && start <= self.current_rev() {
+            self.wake_sync();
+        }
+        k
+    }
+
+    pub fn cancel_watch(&self, k: WatcherKey) -> bool {
+        self.hub.cancel(k)
+    }
+
+    /// A progress notification for a synced watcher.
+    pub fn watch_progress(&self, k: WatcherKey) -> bool {
+        let rev = self.current_rev();
+        self.hub.progress(k, rev)
+    }
+
+    pub fn watch_is_synced(&self, k: WatcherKey) -> bool {
+        self.hub.is_synced(k)
+    }
+
+    pub fn watchers(&self) -> usize {
+        self.hub.len()
+    }
+
+    fn wake_sync(&self) {
+        let (m, c) = &self.sync_wake;
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        c.notify_one();
+    }
+
+    /// Stops the background threads without writing what is queued: what
+    /// a crash leaves (tests).
+    #[doc(hidden)]
+    pub fn crash(&self) {
+        self.lock_pending().abandon = true;
+        self.close();
+    }
+
+    /// Stops the background threads after writing what is queued.
+    pub fn close(&self) {
+        self.lock_pending().stop = true;
+        self.pending_cond.notify_all();
+        self.wake_sync();
+        let threads: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    // ---- the backend thread ----
+
+    fn backend_loop(self: Arc<Self>) {
+        loop {
+            let (batches, applied, job, stop) = {
+                let mut p = self.lock_pending();
+                loop {
+                    let waiting = !p.queue.is_empty() || p.applied_index > p.flushed_index;
+                    if waiting && p.since.is_none() {
+                        p.since = Some(Instant::now());
+                    }
+                    let due = waiting
+                        && (p.flush_now
+                            || p.stop
+                            || p.records.len() >= self.cfg.batch_limit
+                            || p.bytes >= PENDING_MAX_BYTES / 2
+                            || p.since
+                                .is_some_and(|s| s.elapsed() >= self.cfg.batch_interval));
+                    if due || !p.jobs.is_empty() || p.stop {
+                        break;
+                    }
+                    let wait = p
+                        .since
+                        .map(|s| self.cfg.batch_interval.saturating_sub(s.elapsed()))
+                        .unwrap_or(self.cfg.batch_interval)
+                        .max(Duration::from_millis(1));
+                    p = self
+                        .pending_cond
+                        .wait_timeout(p, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                if p.abandon {
+                    return;
+                }
+                let batches = std::mem::take(&mut p.queue);
+                (batches, p.applied_index, p.jobs.pop_front(), p.stop)
+            };
+            if let Err(e) = self.write(batches, applied) {
+                self.fail(&e);
+                return;
+            }
+            if let Some(job) = job {
+                if let Err(e) = self.compact_job(&job) {
+                    self.fail(&e);
+                    return;
+                }
+                job.done.done();
+            }
+            if stop {
+                let p = self.lock_pending();
+                if p.queue.is_empty() && p.jobs.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Commits batches taken from the queue, then drops their records
+    /// from `pending`.
+    fn write(&self, batches: Vec<Batch>, applied: u64) -> Result<(), MvccError> {
+        if batches.is_empty() && applied <= self.lock_pending().flushed_index {
+            return Ok(());
+        }
+        debug_assert!(batches.windows(2).all(|w| w[0].index < w[1].index));
+        debug_assert!(batches.last().is_none_or(|b| b.index <= applied));
+        failpoint("before-backend-commit");
+        backend::flush(&self.db, &batches, applied)?;
+        let last = batches
+            .iter()
+            .rev()
+            .find_map(|b| b.records.last())
+            .map(|r| r.rev);
+        let written = {
+            let mut p = self.lock_pending();
+            let written = match last {
+                Some(last) => {
+                    let rest = p.records.split_off(&Revision::new(last.main, last.sub + 1));
+                    std::mem::replace(&mut p.records, rest)
+                }
+                None => BTreeMap::new(),
+            };
+            for r in written.values() {
+                p.bytes -= r.data.len() + RECORD_OVERHEAD_BYTES;
+            }
+            p.flushed_index = applied;
+            if p.applied_index <= applied && p.queue.is_empty() {
+                p.flush_now = false;
+                p.since = None;
+            } else {
+                p.since = Some(Instant::now());
+            }
+            self.pending_cond.notify_all();
+            written
+        };
+        // Freed outside the lock.
+        drop(written);
+        Ok(())
+    }
+
+    /// A compaction at `job.rev`: the index first, a chunk of keys per
+    /// lock, then the backend, a chunk of revisions per transaction.
+    fn compact_job(&self, job: &CompactJob) -> Result<(), MvccError> {
+        let started = Instant::now();
+        let mut keep = Vec::new();
+        let mut resume: Option<Box<[u8]>> = None;
+        loop {
+            resume = self.index_write().compact_some(
+                job.rev,
+                resume.as_deref(),
+                KEYS_PER_LOCK,
+                &mut keep,
+            );
+            if resume.is_none() {
+                break;
+            }
+        }
+        let keep: HashSet<Revision> = keep.into_iter().collect();
+        // Every revision up to the compaction must be in redb first.
+        let (batches, applied) = {
+            let mut p = self.lock_pending();
+            (std::mem::take(&mut p.queue), p.applied_index)
+        };
+        self.write(batches, applied)?;
+        let mut from = Revision::new(0, 0);
+        loop {
+            match backend::compact_chunk(
+                &self.db,
+                from,
+                job.rev,
+                &keep,
+                self.cfg.compaction_batch_limit.max(1),
+            )? {
+                None => break,
+                Some(next) => from = next,
+            }
+            // Let queued changes through between chunks.
+            let due = {
+                let mut p = self.lock_pending();
+                let due = !p.queue.is_empty()
+                    && p.since
+                        .is_some_and(|s| s.elapsed() >= self.cfg.batch_interval);
+                due.then(|| (std::mem::take(&mut p.queue), p.applied_index))
+            };
+            if let Some((b, a)) = due {
+                self.write(b, a)?;
+            }
+        }
+        tracing::info!(
+            revision = job.rev,
+            kept = keep.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "finished compaction"
+        );
+        Ok(())
+    }
+
+    // ---- the sync thread ----
+
+    fn sync_loop(self: Arc<Self>) {
+        loop {
+            if self.lock_pending().stop {
+                return;
+            }
+            let more = self.hub.sync(&*self);
+            let wait = if more {
+                Duration::from_millis(10)
+            } else {
+                Duration::from_millis(100)
+            };
+            let (m, c) = &self.sync_wake;
+            let g = m.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut g, _) = c
+                .wait_timeout_while(g, wait, |woken| !*woken)
+                .unwrap_or_else(|p| p.into_inner());
+            *g = false;
+        }
+    }
+}
+
+impl EventSource for Mvcc {
+    fn current_rev(&self) -> i64 {
+        Mvcc::current_rev(self)
+    }
+
+    fn compact_rev(&self) -> i64 {
+        Mvcc::compact_rev(self)
+    }
+
+    fn events(&self, from: i64, to: i64) -> Vec<Event> {
+        match self.view().and_then(|v| v.events(from, to)) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "reading events for watchers failed");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// A named point where tests may kill the process
+/// (`FERRETCD_FAILPOINT=<name>` aborts when the point is reached).
+pub(crate) fn failpoint(name: &str) {
+    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = FAILPOINT.get_or_init(|| std::env::var("FERRETCD_FAILPOINT").ok());
+    if armed.as_deref() == Some(name) {
+        eprintln!("FERRETCD_FAILPOINT {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// The fields of a stored `KeyValue` the index needs, decoded without
+/// copying the value.
+struct KvHead {
+    key: Bytes,
+    create_revision: i64,
+    version: i64,
+    lease: i64,
+}
+
+impl KvHead {
+    fn decode(mut buf: &[u8]) -> Result<KvHead, String> {
+        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+        let mut h = KvHead {
+            key: Bytes::new(),
+            create_revision: 0,
+            version: 0,
+            lease: 0,
+        };
+        while !buf.is_empty() {
+            let (tag, wt) = decode_key(&mut buf).map_err(|e| e.to_string())?;
+            match (tag, wt) {
+                (1, WireType::LengthDelimited) => {
+                    let len = decode_varint(&mut buf).map_err(|e| e.to_string())? as usize;
+                    if len > buf.len() {
+                        return Err("the key overruns the value".into());
+                    }
+                    h.key = Bytes::copy_from_slice(&buf[..len]);
+                    buf = &buf[len..];
+                }
+                (2, WireType::Varint) => {
+                    h.create_revision = decode_varint(&mut buf).map_err(|e| e.to_string())? as i64
+                }
+                (4, WireType::Varint) => {
+                    h.version = decode_varint(&mut buf).map_err(|e| e.to_string())? as i64
+                }
+                (6, WireType::Varint) => {
+                    h.lease = decode_varint(&mut buf).map_err(|e| e.to_string())? as i64
+                }
+                _ => skip_field(wt, tag, &mut buf, DecodeContext::default())
+                    .map_err(|e| e.to_string())?,
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// Reads at or below one revision: uncommitted records, then redb.
+pub struct ReadView<'a> {
+    m: &'a Mvcc,
+    /// The published revision when the view was opened.
+    pub rev: i64,
+    kv: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl ReadView<'_> {
+    /// The stored bytes of a revision at or below the view's.
+    ///
+    /// A record is in `pending` until redb committed it, so: not in
+    /// `pending` means committed. The view's transaction may predate that
+    /// commit; then a fresh transaction has it. (Absent from both, it was
+    /// compacted away after the caller found it in the index.)
+    pub(crate) fn record(
+        &self,
+        rev: Revision,
+        tombstone: bool,
+    ) -> Result<Option<Bytes>, MvccError> {
+        if let Some(r) = self.m.lock_pending().records.get(&rev) {
+            return Ok(Some(r.data.clone()));
+        }
+        let key = rev.to_key(tombstone);
+        if let Some(g) = self
+            .kv
+            .get(key.as_bytes())
+            .map_err(|e| MvccError::backend("read", e))?
+        {
+            return Ok(Some(Bytes::copy_from_slice(g.value())));
+        }
+        let tx = self
+            .m
+            .db
+            .begin_read()
+            .map_err(|e| MvccError::backend("begin", e))?;
+        let kv = tx
+            .open_table(backend::KV)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let v = kv
+            .get(key.as_bytes())
+            .map_err(|e| MvccError::backend("read", e))?;
+        Ok(v.map(|g| Bytes::copy_from_slice(g.value())))
+    }
+
+    pub(crate) fn key_value(&self, rev: Revision) -> Result<KeyValue, MvccError> {
+        match self.record(rev, false)? {
+            Some(data) => KeyValue::decode(data).map_err(|e| MvccError::backend("decode", e)),
+            // Compacted between the index walk and this read.
+            None => Err(MvccError::Compacted),
+        }
+    }
+
+    /// Every event with a main revision in `from..=to`, in order.
+    pub fn events(&self, from: i64, to: i64) -> Result<Vec<Event>, MvccError> {
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let lo = Revision::new(from, 0);
+        let hi = Revision::new(to + 1, 0);
+        // Uncommitted records and a transaction taken together: every
+        // revision in range is in one of them.
+        let (queued, kv) = {
+            let p = self.m.lock_pending();
+            let queued: Vec<Record> = p.records.range(lo..hi).map(|(_, r)| r.clone()).collect();
+            let tx = self
+                .m
+                .db
+                .begin_read()
+                .map_err(|e| MvccError::backend("begin", e))?;
+            let kv = tx
+                .open_table(backend::KV)
+                .map_err(|e| MvccError::backend("table", e))?;
+            (queued, kv)
+        };
+        let mut last: Option<Revision> = None;
+        for item in kv
+            .range::<&[u8]>(lo.to_key(false).as_bytes()..hi.to_key(false).as_bytes())
+            .map_err(|e| MvccError::backend("read", e))?
+        {
+            let (k, v) = item.map_err(|e| MvccError::backend("read", e))?;
+            let Some((rev, tomb)) = Revision::from_key(k.value()) else {
+                continue;
+            };
+            out.push(to_event(rev, tomb, Bytes::copy_from_slice(v.value()))?);
+            last = Some(rev);
+        }
+        for r in queued {
+            // Committed records are newer than nothing uncommitted: any
+            // queued record at or below the last committed one is a copy.
+            if last.is_some_and(|l| r.rev <= l) {
+                continue;
+            }
+            out.push(to_event(r.rev, r.tombstone, r.data)?);
+        }
+        Ok(out)
+    }
+}
+
+fn to_event(rev: Revision, tombstone: bool, data: Bytes) -> Result<Event, MvccError> {
+    let mut kv = KeyValue::decode(data).map_err(|e| MvccError::backend("decode", e))?;
+    let ty = if tombstone {
+        kv.mod_revision = rev.main;
+        EventType::Delete
+    } else {
+        EventType::Put
+    };
+    Ok(Event {
+        r#type: ty as i32,
+        kv: Some(kv),
+        prev_kv: None,
+    })
+}
+
+/// Something that can look up values by revision: a read view, or a write
+/// transaction that also sees its own changes.
+pub(crate) trait Values {
+    fn key_value(&self, rev: Revision) -> Result<KeyValue, MvccError>;
+    fn index(&self) -> &Mvcc;
+}
+
+impl Values for ReadView<'_> {
+    fn key_value(&self, rev: Revision) -> Result<KeyValue, MvccError> {
+        ReadView::key_value(self, rev)
+    }
+    fn index(&self) -> &Mvcc {
+        self.m
+    }
+}
+
+/// The result of mvcc's range (etcd's `RangeResult`).
+pub(crate) struct RangeResult {
+    pub kvs: Vec<KeyValue>,
+    pub count: usize,
+    pub rev: i64,
+}
+
+/// etcd's `rangeKeys`: the keys of a range as of `rev` (0: `cur`), with
+/// values for at most `limit` of them (0: all), and how many there are.
+pub(crate) fn range_keys(
+    src: &dyn Values,
+    range: KeyRange<'_>,
+    cur: i64,
+    rev: i64,
+    limit: usize,
+    count_only: bool,
+) -> Result<RangeResult, MvccError> {
+    if rev > cur {
+        return Err(MvccError::FutureRev);
+    }
+    let rev = if rev <= 0 { cur } else { rev };
+    let m = src.index();
+    let mut revs: Vec<Revision> = Vec::new();
+    let mut resume: Option<Box<[u8]>> = None;
+    loop {
+        let idx = m.index_read();
+        if rev < idx.compact_rev {
+            return Err(MvccError::Compacted);
+        }
+        resume = idx.walk(range, rev, resume.as_deref(), KEYS_PER_LOCK, |_, f| {
+            revs.push(f.modified);
+            true
+        });
+        if resume.is_none() {
+            break;
+        }
+    }
+    let count = revs.len();
+    if count_only || count == 0 {
+        return Ok(RangeResult {
+            kvs: Vec::new(),
+            count,
+            rev: cur,
+        });
+    }
+    let n = if limit == 0 { count } else { limit.min(count) };
+    let mut kvs = Vec::with_capacity(n);
+    for r in &revs[..n] {
+        kvs.push(src.key_value(*r)?);
+    }
+    Ok(RangeResult {
+        kvs,
+        count,
+        rev: cur,
+    })
+}
+
+/// etcd's `applierV3backend.Range`: limits, filters and sorting on top of
+/// [`range_keys`].
+pub(crate) fn range(
+    src: &dyn Values,
+    cur: i64,
+    r: &RangeRequest,
+) -> Result<RangeResponse, MvccError> {
+    use range_request::{SortOrder, SortTarget};
+    let mut limit = r.limit;
+    let order = SortOrder::try_from(r.sort_order).unwrap_or(SortOrder::None);
+    let target = SortTarget::try_from(r.sort_target).unwrap_or(SortTarget::Key);
+    if order != SortOrder::None
+        || r.min_mod_revision != 0
+        || r.max_mod_revision != 0
+        || r.min_create_revision != 0
+        || r.max_create_revision != 0
+    {
+        // Fetch everything; sort and truncate afterwards.
+        limit = 0;
+    }
+    if limit > 0 {
+        // One more, to tell whether there is more.
+        limit += 1;
+    }
+    let range = KeyRange::new(&r.key, &r.range_end);
+    let mut rr = range_keys(
+        src,
+        range,
+        cur,
+        r.revision,
+        limit.max(0) as usize,
+        r.count_only,
+    )?;
+    if r.max_mod_revision != 0 {
+        rr.kvs.retain(|kv| kv.mod_revision <= r.max_mod_revision);
+    }
+    if r.min_mod_revision != 0 {
+        rr.kvs.retain(|kv| kv.mod_revision >= r.min_mod_revision);
+    }
+    if r.max_create_revision != 0 {
+        rr.kvs
+            .retain(|kv| kv.create_revision <= r.max_create_revision);
+    }
+    if r.min_create_revision != 0 {
+        rr.kvs
+            .retain(|kv| kv.create_revision >= r.min_create_revision);
+    }
+    let order = if target != SortTarget::Key && order == SortOrder::None {
+        // Results come in key order; another target sorts ascending.
+        SortOrder::Ascend
+    } else {
+        order
+    };
+    if order != SortOrder::None {
+        let key_of = |kv: &KeyValue| -> SortKey {
+            match target {
+                SortTarget::Key => SortKey::Bytes(kv.key.clone()),
+                SortTarget::Version => SortKey::Int(kv.version),
+                SortTarget::Create => SortKey::Int(kv.create_revision),
+                SortTarget::Mod => SortKey::Int(kv.mod_revision),
+                SortTarget::Value => SortKey::Bytes(kv.value.clone()),
+            }
+        };
+        // Go's sort.Sort is not stable; for equal keys etcd's order is
+        // that of its pdqsort, which for up to 12 elements is an
+        // insertion sort: stable, equal elements in key order, in both
+        // directions. A stable sort gives the same.
+        let mut keyed: Vec<(SortKey, KeyValue)> =
+            rr.kvs.drain(..).map(|kv| (key_of(&kv), kv)).collect();
+        if order == SortOrder::Descend {
+            keyed.sort_by(|a, b| b.0.cmp(&a.0));
+        } else {
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        rr.kvs = keyed.into_iter().map(|(_, kv)| kv).collect();
+    }
+    let mut more = false;
+    if r.limit > 0 && rr.kvs.len() > r.limit as usize {
+        rr.kvs.truncate(r.limit as usize);
+        more = true;
+    }
+    if r.keys_only {
+        for kv in &mut rr.kvs {
+            kv.value = Bytes::new();
+        }
+    }
+    Ok(RangeResponse {
+        header: Some(ResponseHeader {
+            revision: rr.rev,
+            ..Default::default()
+        }),
+        kvs: rr.kvs,
+        more,
+        count: rr.count as i64,
+    })
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey {
+    Int(i64),
+    Bytes(Bytes),
+}
