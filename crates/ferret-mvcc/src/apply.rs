@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferret_proto::etcdserverpb::{
-    compare, request_op, response_op, CompactionRequest, CompactionResponse, Compare,
-    DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpointRequest, LeaseCheckpointResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
-    TxnResponse,
+    compare, request_op, response_op, AlarmRequest, AlarmResponse, AlarmType, CompactionRequest,
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseCheckpointRequest,
+    LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use ferret_proto::mvccpb::{event::EventType, Event, KeyValue};
 use ferret_proto::Message;
@@ -43,6 +43,7 @@ pub enum V3Request<'a> {
     LeaseGrant(&'a LeaseGrantRequest),
     LeaseRevoke(&'a LeaseRevokeRequest),
     LeaseCheckpoint(&'a LeaseCheckpointRequest),
+    Alarm(&'a AlarmRequest),
 }
 
 /// What applying a [`V3Request`] produced. Headers carry the revision;
@@ -58,6 +59,7 @@ pub enum V3Response {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
+    Alarm(AlarmResponse),
 }
 
 impl std::fmt::Debug for Completion {
@@ -106,7 +108,40 @@ impl Applier {
         }
         self.wait_for_room();
         let mut w = WriteTxn::new(&self.m);
-        let out = match req {
+        let out = match Self::refused(&self.m, req) {
+            Some(e) => Err(e),
+            None => Self::dispatch(&mut w, req, now),
+        };
+        let job = w.job.take();
+        w.commit(index, job);
+        self.applied_index = index;
+        Some(out)
+    }
+
+    /// etcd's stacked appliers: a raised CORRUPT alarm refuses everything
+    /// but alarm requests; a raised NOSPACE alarm refuses what would grow
+    /// the database.
+    fn refused(m: &Mvcc, req: V3Request<'_>) -> Option<MvccError> {
+        let alarms = m.alarms();
+        if alarms.is_active(AlarmType::Corrupt) && !matches!(req, V3Request::Alarm(_)) {
+            return Some(MvccError::Corrupt);
+        }
+        if alarms.is_active(AlarmType::Nospace) {
+            match req {
+                V3Request::Put(_) | V3Request::LeaseGrant(_) => return Some(MvccError::NoSpace),
+                V3Request::Txn(t) if !is_txn_readonly(t) => return Some(MvccError::NoSpace),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn dispatch(
+        w: &mut WriteTxn<'_>,
+        req: V3Request<'_>,
+        now: Instant,
+    ) -> Result<V3Response, MvccError> {
+        match req {
             V3Request::Range(r) => w.range(r).map(V3Response::Range),
             V3Request::Put(r) => w.apply_put(r).map(V3Response::Put),
             V3Request::DeleteRange(r) => w.apply_delete_range(r).map(V3Response::DeleteRange),
@@ -117,11 +152,8 @@ impl Applier {
             V3Request::LeaseCheckpoint(r) => {
                 w.lease_checkpoint(r, now).map(V3Response::LeaseCheckpoint)
             }
-        };
-        let job = w.job.take();
-        w.commit(index, job);
-        self.applied_index = index;
-        Some(out)
+            V3Request::Alarm(r) => Ok(V3Response::Alarm(w.alarm(r))),
+        }
     }
 
     /// Records an entry with no v3 request (a v2 write, an empty entry).
@@ -186,6 +218,7 @@ struct WriteTxn<'a> {
     events: Vec<Event>,
     leases: Vec<(i64, Option<Bytes>)>,
     meta: Vec<(&'static [u8], Vec<u8>)>,
+    alarms: Vec<(Vec<u8>, bool)>,
     job: Option<CompactJob>,
     view: Option<ReadView<'a>>,
 }
@@ -199,6 +232,7 @@ impl<'a> WriteTxn<'a> {
             events: Vec::new(),
             leases: Vec::new(),
             meta: Vec::new(),
+            alarms: Vec::new(),
             job: None,
             view: None,
         }
@@ -240,6 +274,7 @@ impl<'a> WriteTxn<'a> {
                 records: self.records,
                 leases: self.leases,
                 meta: self.meta,
+                alarms: self.alarms,
             };
             if !batch.is_empty() {
                 if p.since.is_none() {
@@ -684,6 +719,19 @@ impl<'a> WriteTxn<'a> {
         Ok(LeaseCheckpointResponse {
             header: Some(header(self.begin_rev)),
         })
+    }
+}
+
+impl WriteTxn<'_> {
+    fn alarm(&mut self, r: &AlarmRequest) -> AlarmResponse {
+        let (alarms, change) = self.m.alarms().apply(r);
+        if let Some((m, raised)) = change {
+            self.alarms.push((m.encode_to_vec(), raised));
+        }
+        AlarmResponse {
+            header: Some(header(self.begin_rev)),
+            alarms,
+        }
     }
 }
 

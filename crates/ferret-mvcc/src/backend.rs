@@ -15,6 +15,7 @@
 //!        "finishedCompactRev"                  revision key of {main: rev}
 //!        "ferretcd_backend_format"             "ferretcd.backend/1"
 //! lease  lease id, i64 big-endian              leasepb.Lease (protobuf)
+//! alarm  etcdserverpb.AlarmMember (protobuf)   empty
 //! ```
 //!
 //! # Commits
@@ -39,6 +40,7 @@ use crate::revision::{Revision, REV_KEY_LEN};
 pub(crate) const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("key");
 pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
 pub(crate) const LEASE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lease");
+pub(crate) const ALARM: TableDefinition<&[u8], &[u8]> = TableDefinition::new("alarm");
 
 pub(crate) const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
@@ -81,6 +83,8 @@ pub(crate) fn open(storage: Storage) -> Result<Database, MvccError> {
         tx.open_table(KV)
             .map_err(|e| MvccError::backend("table", e))?;
         tx.open_table(LEASE)
+            .map_err(|e| MvccError::backend("table", e))?;
+        tx.open_table(ALARM)
             .map_err(|e| MvccError::backend("table", e))?;
         let mut meta = tx
             .open_table(META)
@@ -152,11 +156,16 @@ pub(crate) struct Batch {
     /// Lease puts (encoded `leasepb.Lease`) and deletions.
     pub leases: Vec<(i64, Option<Bytes>)>,
     pub meta: Vec<(&'static [u8], Vec<u8>)>,
+    /// Alarm raised (`true`) or cleared, as the encoded `AlarmMember`.
+    pub alarms: Vec<(Vec<u8>, bool)>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.leases.is_empty() && self.meta.is_empty()
+        self.records.is_empty()
+            && self.leases.is_empty()
+            && self.meta.is_empty()
+            && self.alarms.is_empty()
     }
 }
 
@@ -184,7 +193,21 @@ pub(crate) fn flush(db: &Database, batches: &[Batch], applied_index: u64) -> Res
         let mut meta = tx
             .open_table(META)
             .map_err(|e| MvccError::backend("table", e))?;
+        let mut alarm = tx
+            .open_table(ALARM)
+            .map_err(|e| MvccError::backend("table", e))?;
         for b in batches {
+            for (k, raised) in &b.alarms {
+                if *raised {
+                    alarm
+                        .insert(&k[..], &[][..])
+                        .map_err(|e| MvccError::backend("write", e))?;
+                } else {
+                    alarm
+                        .remove(&k[..])
+                        .map_err(|e| MvccError::backend("write", e))?;
+                }
+            }
             for r in &b.records {
                 kv.insert(r.rev.to_key(r.tombstone).as_bytes(), &r.data[..])
                     .map_err(|e| MvccError::backend("write", e))?;

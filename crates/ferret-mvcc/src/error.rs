@@ -18,6 +18,12 @@ pub enum MvccError {
     LeaseExists,
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
+    /// A NOSPACE alarm is raised: writes that grow the database are refused.
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
+    /// A CORRUPT alarm is raised: nothing is served.
+    #[error("corrupt cluster")]
+    Corrupt,
     /// Renewing or asking the remaining TTL of a lease needs the leader.
     #[error("not a primary lessor")]
     NotPrimary,

@@ -37,6 +37,7 @@
 //!   in order, once, all of a revision together**, unless the start was
 //!   compacted away, which it is told (see [`watch`]).
 
+pub mod alarm;
 pub mod apply;
 pub mod backend;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod revision;
 pub mod store;
 pub mod watch;
 
+pub use alarm::Alarms;
 pub use apply::{is_txn_readonly, Applier, V3Request, V3Response};
 pub use backend::Storage;
 pub use error::MvccError;

@@ -37,6 +37,7 @@ use ferret_proto::mvccpb::{event::EventType, Event, KeyValue};
 use ferret_proto::{leasepb, Message};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+use crate::alarm::Alarms;
 use crate::backend::{self, Batch, Record, Storage};
 use crate::error::MvccError;
 use crate::index::{Index, KeyRange, KEYS_PER_LOCK};
@@ -154,6 +155,11 @@ pub struct Mvcc {
     /// The published revision: everything at or below it is readable.
     pub(crate) current_rev: AtomicI64,
     pub(crate) lessor: Mutex<Lessor>,
+    pub(crate) alarms: Mutex<Alarms>,
+    /// The database file's size after the last commit, bytes.
+    db_size: std::sync::atomic::AtomicU64,
+    /// The file, if any (for its size).
+    path: Option<std::path::PathBuf>,
     pub(crate) hub: WatchHub,
     pub(crate) cfg: MvccConfig,
     /// Signals the sync thread (a watcher needs catching up).
@@ -178,6 +184,10 @@ impl Mvcc {
     /// Opens (or creates) the store, rebuilds the index and the lessor
     /// from the backend, and starts the backend and sync threads.
     pub fn open(storage: Storage, cfg: MvccConfig) -> Result<(Arc<Mvcc>, Restored), MvccError> {
+        let path = match &storage {
+            Storage::File(p) => Some(p.clone()),
+            _ => None,
+        };
         let db = backend::open(storage)?;
         let lessor = Lessor::new(cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
         let m = Arc::new(Mvcc {
@@ -187,6 +197,9 @@ impl Mvcc {
             pending_cond: Condvar::new(),
             current_rev: AtomicI64::new(1),
             lessor: Mutex::new(lessor),
+            alarms: Mutex::new(Alarms::default()),
+            db_size: std::sync::atomic::AtomicU64::new(0),
+            path,
             hub: WatchHub::default(),
             cfg,
             sync_wake: (Mutex::new(false), Condvar::new()),
@@ -194,6 +207,7 @@ impl Mvcc {
             threads: Mutex::new(Vec::new()),
         });
         let restored = m.restore()?;
+        m.update_db_size();
         let b = m.clone();
         let s = m.clone();
         let mut threads = m.threads.lock().unwrap_or_else(|p| p.into_inner());
@@ -280,6 +294,18 @@ impl Mvcc {
         }
         let leases = lessor.len();
         drop(lessor);
+        {
+            let t = tx
+                .open_table(backend::ALARM)
+                .map_err(|e| MvccError::backend("table", e))?;
+            let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
+            for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
+                let (k, _) = item.map_err(|e| MvccError::backend("read", e))?;
+                let m = ferret_proto::etcdserverpb::AlarmMember::decode(k.value())
+                    .map_err(|e| MvccError::Format(format!("undecodable alarm: {e}")))?;
+                alarms.restore(m);
+            }
+        }
         let compact = meta
             .scheduled_compact
             .or(meta.finished_compact)
@@ -326,6 +352,26 @@ impl Mvcc {
 
     pub fn lessor(&self) -> MutexGuard<'_, Lessor> {
         self.lessor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn alarms(&self) -> MutexGuard<'_, Alarms> {
+        self.alarms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The database's size on disk after the last commit, bytes (what
+    /// `--quota-backend-bytes` is checked against).
+    pub fn db_size(&self) -> u64 {
+        self.db_size.load(Ordering::Acquire)
+    }
+
+    fn update_db_size(&self) {
+        let size = match &self.path {
+            Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            None => backend::sizes(&self.db)
+                .map(|(total, _)| total)
+                .unwrap_or(0),
+        };
+        self.db_size.store(size, Ordering::Release);
     }
 
     /// The published revision.
@@ -523,6 +569,7 @@ impl Mvcc {
         debug_assert!(batches.last().is_none_or(|b| b.index <= applied));
         failpoint("before-backend-commit");
         backend::flush(&self.db, &batches, applied)?;
+        self.update_db_size();
         let last = batches
             .iter()
             .rev()

@@ -1,6 +1,7 @@
 //! Store-level tests: a real [`Mvcc`] (in memory or on a temp file), driven
 //! through the [`Applier`] as the Raft loop drives it.
 
+mod alarm;
 mod compaction;
 mod kv;
 mod lease;
