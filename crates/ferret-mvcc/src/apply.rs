@@ -156,6 +156,15 @@ impl Applier {
         }
     }
 
+    /// Replaces the store's backend with one received from the leader;
+    /// entries up to its consistent index are then skipped.
+    pub fn install(&mut self, p: crate::snapshot::Prepared) -> Result<Restored, MvccError> {
+        let r = self.m.install(p)?;
+        self.restored_index = r.consistent_index;
+        self.applied_index = r.consistent_index;
+        Ok(r)
+    }
+
     /// Records an entry with no v3 request (a v2 write, an empty entry).
     pub fn skip(&mut self, index: u64) {
         if index <= self.applied_index {

@@ -45,6 +45,7 @@ pub mod index;
 pub mod key_index;
 pub mod lease;
 pub mod revision;
+pub mod snapshot;
 pub mod store;
 pub mod watch;
 
@@ -55,6 +56,7 @@ pub use error::MvccError;
 pub use index::KeyRange;
 pub use lease::{Lessor, Renewal, MAX_LEASE_TTL};
 pub use revision::Revision;
+pub use snapshot::{Prepared, SnapshotReader, SnapshotWriter};
 pub use store::{Completion, Mvcc, MvccConfig, ReadView, Restored};
 pub use watch::{WatchBatch, WatchSink, WatchSpec, WatcherKey};
 

@@ -96,7 +96,7 @@ pub(crate) const RECORD_OVERHEAD_BYTES: usize = 64;
 pub struct Completion(Arc<(Mutex<bool>, Condvar)>);
 
 impl Completion {
-    fn done(&self) {
+    pub(crate) fn done(&self) {
         *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.0 .1.notify_all();
     }
@@ -147,7 +147,8 @@ pub(crate) struct Pending {
 
 /// The store of one member.
 pub struct Mvcc {
-    pub(crate) db: Database,
+    /// Replaced whole when a snapshot from the leader is installed.
+    pub(crate) db: RwLock<Arc<Database>>,
     pub(crate) index: RwLock<Index>,
     pub(crate) pending: Mutex<Pending>,
     /// Signals the backend thread (work queued) and waiters (work done).
@@ -159,7 +160,10 @@ pub struct Mvcc {
     /// The database file's size after the last commit, bytes.
     db_size: std::sync::atomic::AtomicU64,
     /// The file, if any (for its size).
-    path: Option<std::path::PathBuf>,
+    pub(crate) path: Option<std::path::PathBuf>,
+    /// Bumped when a snapshot replaces the backend: work started against
+    /// the old one (a batch write, a compaction) must not touch the new.
+    pub(crate) generation: std::sync::atomic::AtomicU64,
     pub(crate) hub: WatchHub,
     pub(crate) cfg: MvccConfig,
     /// Signals the sync thread (a watcher needs catching up).
@@ -191,7 +195,7 @@ impl Mvcc {
         let db = backend::open(storage)?;
         let lessor = Lessor::new(cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
         let m = Arc::new(Mvcc {
-            db,
+            db: RwLock::new(Arc::new(db)),
             index: RwLock::new(Index::default()),
             pending: Mutex::new(Pending::default()),
             pending_cond: Condvar::new(),
@@ -200,6 +204,7 @@ impl Mvcc {
             alarms: Mutex::new(Alarms::default()),
             db_size: std::sync::atomic::AtomicU64::new(0),
             path,
+            generation: std::sync::atomic::AtomicU64::new(0),
             hub: WatchHub::default(),
             cfg,
             sync_wake: (Mutex::new(false), Condvar::new()),
@@ -227,115 +232,42 @@ impl Mvcc {
         Ok((m, restored))
     }
 
-    /// Rebuilds the index and the lessor from the backend (etcd's
-    /// `restore`).
+    /// Rebuilds the index, the lessor and the alarms from the backend
+    /// (etcd's `restore`) and makes them the store's.
     fn restore(&self) -> Result<Restored, MvccError> {
-        let tx = self
-            .db
-            .begin_read()
-            .map_err(|e| MvccError::backend("begin", e))?;
-        let meta = backend::read_meta(&tx)?;
-        let mut index = Index::default();
-        let mut current = 1i64;
-        {
-            let kv = tx
-                .open_table(backend::KV)
-                .map_err(|e| MvccError::backend("table", e))?;
-            for item in kv.iter().map_err(|e| MvccError::backend("read", e))? {
-                let (k, v) = item.map_err(|e| MvccError::backend("read", e))?;
-                let Some((rev, tombstone)) = Revision::from_key(k.value()) else {
-                    return Err(MvccError::Format(format!(
-                        "the key table holds a key that is no revision: {:?}",
-                        k.value()
-                    )));
-                };
-                let head = KvHead::decode(v.value()).map_err(|e| {
-                    MvccError::Format(format!("revision {rev}: undecodable value: {e}"))
-                })?;
-                current = current.max(rev.main);
-                if tombstone {
-                    index.tombstone(&head.key, rev);
-                    continue;
-                }
-                match index.key_index_mut(&head.key) {
-                    Some(ki) if !ki.is_empty() => ki.put(rev, head.lease),
-                    _ => index.restore(
-                        &head.key,
-                        KeyIndex::restored(
-                            Revision::new(head.create_revision, 0),
-                            rev,
-                            head.version,
-                            head.lease,
-                        ),
-                    ),
-                }
-            }
+        let loaded = Loaded::from_db(
+            &self.db(),
+            self.cfg.min_lease_ttl,
+            self.cfg.lease_checkpoint_interval,
+        )?;
+        Ok(self.take(loaded))
+    }
+
+    /// Makes a loaded backend the store's own: index, lessor, alarms,
+    /// revisions, and a compaction to finish if one was interrupted.
+    pub(crate) fn take(&self, l: Loaded) -> Restored {
+        let restored = l.restored;
+        *self.index_write() = l.index;
+        *self.lessor() = l.lessor;
+        *self.alarms() = l.alarms;
+        self.current_rev
+            .store(restored.current_rev, Ordering::Release);
+        let mut p = self.lock_pending();
+        p.applied_index = restored.consistent_index;
+        p.flushed_index = restored.consistent_index;
+        if let Some(s) = l.unfinished_compaction {
+            // Interrupted: finish it (etcd does the same).
+            p.jobs.push_back(CompactJob {
+                rev: s,
+                done: Completion::default(),
+            });
         }
-        let mut lessor = self.lessor.lock().unwrap_or_else(|p| p.into_inner());
-        {
-            let t = tx
-                .open_table(backend::LEASE)
-                .map_err(|e| MvccError::backend("table", e))?;
-            for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
-                let (_, v) = item.map_err(|e| MvccError::backend("read", e))?;
-                let l = leasepb::Lease::decode(v.value())
-                    .map_err(|e| MvccError::Format(format!("undecodable lease: {e}")))?;
-                lessor.restore(l);
-            }
-        }
-        for (key, ki) in index.iter() {
-            if ki.is_live() && ki.lease != 0 && !lessor.attach(ki.lease, key) {
-                tracing::error!(
-                    lease = ki.lease,
-                    key = %String::from_utf8_lossy(key),
-                    "a key is attached to a lease that does not exist"
-                );
-            }
-        }
-        let leases = lessor.len();
-        drop(lessor);
-        {
-            let t = tx
-                .open_table(backend::ALARM)
-                .map_err(|e| MvccError::backend("table", e))?;
-            let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
-            for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
-                let (k, _) = item.map_err(|e| MvccError::backend("read", e))?;
-                let m = ferret_proto::etcdserverpb::AlarmMember::decode(k.value())
-                    .map_err(|e| MvccError::Format(format!("undecodable alarm: {e}")))?;
-                alarms.restore(m);
-            }
-        }
-        let compact = meta
-            .scheduled_compact
-            .or(meta.finished_compact)
-            .unwrap_or(0);
-        current = current.max(compact);
-        index.compact_rev = compact;
-        let keys = index.iter().filter(|(_, ki)| ki.is_live()).count();
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
-        self.current_rev.store(current, Ordering::Release);
-        {
-            let mut p = self.lock_pending();
-            p.applied_index = meta.consistent_index;
-            p.flushed_index = meta.consistent_index;
-            if let Some(s) = meta.scheduled_compact {
-                if meta.finished_compact != Some(s) {
-                    // Interrupted: finish it (etcd does the same).
-                    p.jobs.push_back(CompactJob {
-                        rev: s,
-                        done: Completion::default(),
-                    });
-                }
-            }
-        }
-        Ok(Restored {
-            consistent_index: meta.consistent_index,
-            current_rev: current,
-            compact_rev: compact,
-            keys,
-            leases,
-        })
+        restored
+    }
+
+    /// The database (replaced when a snapshot is installed).
+    pub(crate) fn db(&self) -> Arc<Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn lock_pending(&self) -> MutexGuard<'_, Pending> {
@@ -364,10 +296,10 @@ impl Mvcc {
         self.db_size.load(Ordering::Acquire)
     }
 
-    fn update_db_size(&self) {
+    pub(crate) fn update_db_size(&self) {
         let size = match &self.path {
             Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            None => backend::sizes(&self.db)
+            None => backend::sizes(&self.db())
                 .map(|(total, _)| total)
                 .unwrap_or(0),
         };
@@ -405,7 +337,7 @@ impl Mvcc {
         // by now, and stays findable (see `ReadView::record`).
         let rev = self.current_rev();
         let tx = self
-            .db
+            .db()
             .begin_read()
             .map_err(|e| MvccError::backend("begin", e))?;
         let kv = tx
@@ -423,7 +355,7 @@ impl Mvcc {
 
     /// Size of the database and the part of it in use, bytes.
     pub fn db_sizes(&self) -> Result<(u64, u64), MvccError> {
-        backend::sizes(&self.db)
+        backend::sizes(&self.db())
     }
 
     /// Waits until the backend committed every change applied so far.
@@ -475,7 +407,7 @@ impl Mvcc {
         self.hub.len()
     }
 
-    fn wake_sync(&self) {
+    pub(crate) fn wake_sync(&self) {
         let (m, c) = &self.sync_wake;
         *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
         c.notify_one();
@@ -505,7 +437,7 @@ impl Mvcc {
 
     fn backend_loop(self: Arc<Self>) {
         loop {
-            let (batches, applied, job, stop) = {
+            let (batches, applied, job, stop, target) = {
                 let mut p = self.lock_pending();
                 loop {
                     let waiting = !p.queue.is_empty() || p.applied_index > p.flushed_index;
@@ -537,14 +469,15 @@ impl Mvcc {
                     return;
                 }
                 let batches = std::mem::take(&mut p.queue);
-                (batches, p.applied_index, p.jobs.pop_front(), p.stop)
+                let target = Target::now(&self);
+                (batches, p.applied_index, p.jobs.pop_front(), p.stop, target)
             };
-            if let Err(e) = self.write(batches, applied) {
+            if let Err(e) = self.write(&target, batches, applied) {
                 self.fail(&e);
                 return;
             }
             if let Some(job) = job {
-                if let Err(e) = self.compact_job(&job) {
+                if let Err(e) = self.compact_job(&target, &job) {
                     self.fail(&e);
                     return;
                 }
@@ -560,15 +493,20 @@ impl Mvcc {
     }
 
     /// Commits batches taken from the queue, then drops their records
-    /// from `pending`.
-    fn write(&self, batches: Vec<Batch>, applied: u64) -> Result<(), MvccError> {
+    /// from `pending`. `target` is the database they were taken for.
+    fn write(&self, target: &Target, batches: Vec<Batch>, applied: u64) -> Result<(), MvccError> {
         if batches.is_empty() && applied <= self.lock_pending().flushed_index {
             return Ok(());
         }
         debug_assert!(batches.windows(2).all(|w| w[0].index < w[1].index));
         debug_assert!(batches.last().is_none_or(|b| b.index <= applied));
         failpoint("before-backend-commit");
-        backend::flush(&self.db, &batches, applied)?;
+        backend::flush(&target.db, &batches, applied)?;
+        if !target.current(self) {
+            // A snapshot replaced the backend meanwhile; these batches
+            // belonged to the old one.
+            return Ok(());
+        }
         self.update_db_size();
         let last = batches
             .iter()
@@ -577,6 +515,9 @@ impl Mvcc {
             .map(|r| r.rev);
         let written = {
             let mut p = self.lock_pending();
+            if !target.current(self) {
+                return Ok(());
+            }
             let written = match last {
                 Some(last) => {
                     let rest = p.records.split_off(&Revision::new(last.main, last.sub + 1));
@@ -604,17 +545,17 @@ impl Mvcc {
 
     /// A compaction at `job.rev`: the index first, a chunk of keys per
     /// lock, then the backend, a chunk of revisions per transaction.
-    fn compact_job(&self, job: &CompactJob) -> Result<(), MvccError> {
+    fn compact_job(&self, target: &Target, job: &CompactJob) -> Result<(), MvccError> {
         let started = Instant::now();
         let mut keep = Vec::new();
         let mut resume: Option<Box<[u8]>> = None;
         loop {
-            resume = self.index_write().compact_some(
-                job.rev,
-                resume.as_deref(),
-                KEYS_PER_LOCK,
-                &mut keep,
-            );
+            let mut idx = self.index_write();
+            if !target.current(self) {
+                return Ok(()); // the backend was replaced
+            }
+            resume = idx.compact_some(job.rev, resume.as_deref(), KEYS_PER_LOCK, &mut keep);
+            drop(idx);
             if resume.is_none() {
                 break;
             }
@@ -623,13 +564,16 @@ impl Mvcc {
         // Every revision up to the compaction must be in redb first.
         let (batches, applied) = {
             let mut p = self.lock_pending();
+            if !target.current(self) {
+                return Ok(());
+            }
             (std::mem::take(&mut p.queue), p.applied_index)
         };
-        self.write(batches, applied)?;
+        self.write(target, batches, applied)?;
         let mut from = Revision::new(0, 0);
         loop {
             match backend::compact_chunk(
-                &self.db,
+                &target.db,
                 from,
                 job.rev,
                 &keep,
@@ -641,13 +585,16 @@ impl Mvcc {
             // Let queued changes through between chunks.
             let due = {
                 let mut p = self.lock_pending();
+                if !target.current(self) {
+                    return Ok(());
+                }
                 let due = !p.queue.is_empty()
                     && p.since
                         .is_some_and(|s| s.elapsed() >= self.cfg.batch_interval);
                 due.then(|| (std::mem::take(&mut p.queue), p.applied_index))
             };
             if let Some((b, a)) = due {
-                self.write(b, a)?;
+                self.write(target, b, a)?;
             }
         }
         tracing::info!(
@@ -702,6 +649,26 @@ impl EventSource for Mvcc {
     }
 }
 
+/// The database the backend thread works on, and its generation: taken
+/// under the queue's lock with the batches it writes.
+struct Target {
+    db: Arc<Database>,
+    generation: u64,
+}
+
+impl Target {
+    fn now(m: &Mvcc) -> Target {
+        Target {
+            db: m.db(),
+            generation: m.generation.load(Ordering::Acquire),
+        }
+    }
+
+    fn current(&self, m: &Mvcc) -> bool {
+        m.generation.load(Ordering::Acquire) == self.generation
+    }
+}
+
 /// A named point where tests may kill the process
 /// (`FERRETCD_FAILPOINT=<name>` aborts when the point is reached).
 pub(crate) fn failpoint(name: &str) {
@@ -710,6 +677,122 @@ pub(crate) fn failpoint(name: &str) {
     if armed.as_deref() == Some(name) {
         eprintln!("FERRETCD_FAILPOINT {name}: aborting");
         std::process::abort();
+    }
+}
+
+/// A backend read into memory: what a store is made of besides the
+/// database itself.
+pub(crate) struct Loaded {
+    pub index: Index,
+    pub lessor: Lessor,
+    pub alarms: Alarms,
+    pub restored: Restored,
+    pub unfinished_compaction: Option<i64>,
+}
+
+impl Loaded {
+    pub(crate) fn from_db(
+        db: &Database,
+        min_lease_ttl: i64,
+        checkpoint_interval: Option<Duration>,
+    ) -> Result<Loaded, MvccError> {
+        let tx = db
+            .begin_read()
+            .map_err(|e| MvccError::backend("begin", e))?;
+        let meta = backend::read_meta(&tx)?;
+        let mut index = Index::default();
+        let mut current = 1i64;
+        {
+            let kv = tx
+                .open_table(backend::KV)
+                .map_err(|e| MvccError::backend("table", e))?;
+            for item in kv.iter().map_err(|e| MvccError::backend("read", e))? {
+                let (k, v) = item.map_err(|e| MvccError::backend("read", e))?;
+                let Some((rev, tombstone)) = Revision::from_key(k.value()) else {
+                    return Err(MvccError::Format(format!(
+                        "the key table holds a key that is no revision: {:?}",
+                        k.value()
+                    )));
+                };
+                let head = KvHead::decode(v.value()).map_err(|e| {
+                    MvccError::Format(format!("revision {rev}: undecodable value: {e}"))
+                })?;
+                current = current.max(rev.main);
+                if tombstone {
+                    index.tombstone(&head.key, rev);
+                    continue;
+                }
+                match index.key_index_mut(&head.key) {
+                    Some(ki) if !ki.is_empty() => ki.put(rev, head.lease),
+                    _ => index.restore(
+                        &head.key,
+                        KeyIndex::restored(
+                            Revision::new(head.create_revision, 0),
+                            rev,
+                            head.version,
+                            head.lease,
+                        ),
+                    ),
+                }
+            }
+        }
+        let mut lessor = Lessor::new(min_lease_ttl, checkpoint_interval);
+        {
+            let t = tx
+                .open_table(backend::LEASE)
+                .map_err(|e| MvccError::backend("table", e))?;
+            for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
+                let (_, v) = item.map_err(|e| MvccError::backend("read", e))?;
+                let l = leasepb::Lease::decode(v.value())
+                    .map_err(|e| MvccError::Format(format!("undecodable lease: {e}")))?;
+                lessor.restore(l);
+            }
+        }
+        for (key, ki) in index.iter() {
+            if ki.is_live() && ki.lease != 0 && !lessor.attach(ki.lease, key) {
+                tracing::error!(
+                    lease = ki.lease,
+                    key = %String::from_utf8_lossy(key),
+                    "a key is attached to a lease that does not exist"
+                );
+            }
+        }
+        let mut alarms = Alarms::default();
+        {
+            let t = tx
+                .open_table(backend::ALARM)
+                .map_err(|e| MvccError::backend("table", e))?;
+            for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
+                let (k, _) = item.map_err(|e| MvccError::backend("read", e))?;
+                let m = ferret_proto::etcdserverpb::AlarmMember::decode(k.value())
+                    .map_err(|e| MvccError::Format(format!("undecodable alarm: {e}")))?;
+                alarms.restore(m);
+            }
+        }
+        let compact = meta
+            .scheduled_compact
+            .or(meta.finished_compact)
+            .unwrap_or(0);
+        current = current.max(compact);
+        index.compact_rev = compact;
+        let keys = index.iter().filter(|(_, ki)| ki.is_live()).count();
+        let unfinished_compaction = meta
+            .scheduled_compact
+            .filter(|s| meta.finished_compact != Some(*s));
+        let restored = Restored {
+            consistent_index: meta.consistent_index,
+            current_rev: current,
+            compact_rev: compact,
+            keys,
+            leases: lessor.len(),
+        };
+        Ok(Loaded {
+            index,
+            lessor,
+            alarms,
+            restored,
+            unfinished_compaction,
+        })
     }
 }
 
@@ -792,7 +875,7 @@ impl ReadView<'_> {
         }
         let tx = self
             .m
-            .db
+            .db()
             .begin_read()
             .map_err(|e| MvccError::backend("begin", e))?;
         let kv = tx
@@ -827,7 +910,7 @@ impl ReadView<'_> {
             let queued: Vec<Record> = p.records.range(lo..hi).map(|(_, r)| r.clone()).collect();
             let tx = self
                 .m
-                .db
+                .db()
                 .begin_read()
                 .map_err(|e| MvccError::backend("begin", e))?;
             let kv = tx

@@ -255,6 +255,21 @@ impl WatchHub {
         k
     }
 
+    /// Every watcher catches up from the store again (its backend was
+    /// replaced by a snapshot).
+    pub(crate) fn resync_all(&self) {
+        let mut hub = self.lock();
+        let keys: Vec<WatcherKey> = hub
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.state == State::Synced)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            hub.set_state(k, State::Unsynced);
+        }
+    }
+
     /// Removes a watcher; `false` if it was not there.
     pub fn cancel(&self, k: WatcherKey) -> bool {
         let mut hub = self.lock();

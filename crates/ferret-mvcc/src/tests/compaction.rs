@@ -59,11 +59,11 @@ fn physical_compaction_removes_superseded_revisions() {
     h.del("gone", ""); // 53
     h.put("cold", "x"); // 54
     h.m.flush().unwrap();
-    assert_eq!(backend::kv_len(&h.m.db), 53);
+    assert_eq!(backend::kv_len(&h.m.db()), 53);
     let done = h.compact(54).unwrap();
     assert!(done.wait(Duration::from_secs(10)));
     // Left: the latest "hot" (51) and "cold" (54).
-    assert_eq!(backend::kv_len(&h.m.db), 2);
+    assert_eq!(backend::kv_len(&h.m.db()), 2);
     assert_eq!(s(&h.get("hot").unwrap().value), "49");
     assert_eq!(h.all(0).len(), 2);
 }
@@ -78,7 +78,7 @@ fn compaction_in_small_batches() {
     }
     let done = h.compact(h.rev()).unwrap();
     assert!(done.wait(Duration::from_secs(10)));
-    assert_eq!(backend::kv_len(&h.m.db), 4);
+    assert_eq!(backend::kv_len(&h.m.db()), 4);
     // Writes during and after compaction are unaffected.
     h.put("k0", "after");
     assert_eq!(s(&h.get("k0").unwrap().value), "after");

@@ -7,6 +7,7 @@ mod kv;
 mod lease;
 mod model;
 mod recovery;
+mod snapshot;
 mod txn;
 mod watch;
 

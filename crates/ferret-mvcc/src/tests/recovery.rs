@@ -109,11 +109,11 @@ fn an_interrupted_compaction_finishes_after_restart() {
     assert_eq!(h.m.compact_rev(), 20);
     // The backend thread finishes it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while crate::backend::kv_len(&h.m.db) > 12 && std::time::Instant::now() < deadline {
+    while crate::backend::kv_len(&h.m.db()) > 12 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(
-        crate::backend::kv_len(&h.m.db),
+        crate::backend::kv_len(&h.m.db()),
         12,
         "revisions 20..=31 stay"
     );
