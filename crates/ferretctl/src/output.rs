@@ -11,7 +11,7 @@ use crate::api::{KeysResponse, Node};
 /// `\u00XX` (Go 1.19, which etcdctl 3.4.23 is built with, has no `\b`/`\f`).
 pub fn go_json_string(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
-    ferret_store::json::write_str(&mut out, s.as_bytes());
+    ferret_v2store::json::write_str(&mut out, s.as_bytes());
     // Valid UTF-8 in, valid UTF-8 out: escapes are ASCII, the rest is copied.
     String::from_utf8(out).unwrap_or_default()
 }

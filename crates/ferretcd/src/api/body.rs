@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use ferret_store::{Event, WatchSink, WatcherId};
+use ferret_v2store::{Event, WatchSink, WatcherId};
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ferret_store::json;
+use ferret_v2store::json;
 use hyper::{Method, Response, StatusCode};
 
 use super::body::Body;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferret_store::{Code, Error as StoreError, Event, Method, WatchStart, Write};
+use ferret_v2store::{Code, Error as StoreError, Event, Method, WatchStart, Write};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
@@ -83,7 +83,7 @@ pub fn parse(
     let mut p = KEYS_PREFIX.to_vec();
     p.push(b'/');
     p.extend_from_slice(key_path);
-    let path = ferret_store::path::clean(&p);
+    let path = ferret_v2store::path::clean(&p);
 
     let prev_index = u64_param(
         form,
@@ -243,10 +243,10 @@ fn event_response(e: &Event, pos: LogPosition, no_value_on_success: bool) -> Res
     let omit = no_value_on_success
         && matches!(
             e.action,
-            ferret_store::Action::Set
-                | ferret_store::Action::CompareAndSwap
-                | ferret_store::Action::Create
-                | ferret_store::Action::Update
+            ferret_v2store::Action::Set
+                | ferret_v2store::Action::CompareAndSwap
+                | ferret_v2store::Action::Create
+                | ferret_v2store::Action::Update
         );
     let mut out = Vec::with_capacity(256);
     e.write_json(&mut out, KEYS_PREFIX, omit);

@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use body::Body;
-use ferret_store::{Code, Error as StoreError};
+use ferret_v2store::{Code, Error as StoreError};
 use form::Form;
 use keys::KeyMethod;
 
@@ -299,7 +299,7 @@ fn go_clean_path(p: &[u8]) -> Vec<u8> {
     if p.is_empty() {
         return b"/".to_vec();
     }
-    let mut np = ferret_store::path::clean(p);
+    let mut np = ferret_v2store::path::clean(p);
     if p.ends_with(b"/") && np != b"/" {
         np.push(b'/');
     }

@@ -2,7 +2,7 @@
 //! headers that go with them, as etcd 3.4 writes them.
 
 use bytes::Bytes;
-use ferret_store::{Code, Error as StoreError};
+use ferret_v2store::{Code, Error as StoreError};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
@@ -78,7 +78,7 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
 pub fn http_error(status: StatusCode, message: &str) -> Response<Body> {
     let mut body = Vec::with_capacity(message.len() + 16);
     body.extend_from_slice(b"{\"message\":");
-    ferret_store::json::write_str(&mut body, message.as_bytes());
+    ferret_v2store::json::write_str(&mut body, message.as_bytes());
     body.push(b'}');
     let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;

@@ -20,7 +20,7 @@ mod json;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use ferret_store::{Code, Error as StoreError, Event, Method, Write};
+use ferret_v2store::{Code, Error as StoreError, Event, Method, Write};
 use hyper::header::HeaderValue;
 
 use crate::server::{now_ns, Command, Outcome, Server, ServerError};
@@ -514,7 +514,7 @@ const STORE_PREFIX: &str = "/2";
 
 /// `path.Join("/2", res)`: also what a name like `..` resolves to.
 fn store_path(res: &str) -> Vec<u8> {
-    ferret_store::path::clean(format!("{STORE_PREFIX}/{res}").as_bytes())
+    ferret_v2store::path::clean(format!("{STORE_PREFIX}/{res}").as_bytes())
 }
 
 /// The auth records of one server, read and written as etcd's `v2auth`
@@ -613,7 +613,7 @@ impl<'a> AuthStore<'a> {
                 .nodes
                 .iter()
                 .map(|n| {
-                    let (_, name) = ferret_store::path::split(&n.key);
+                    let (_, name) = ferret_v2store::path::split(&n.key);
                     String::from_utf8_lossy(name).into_owned()
                 })
                 .collect()),

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ferret_store::{Event, Store, Write};
+use ferret_v2store::{Event, Store, Write};
 use serde::{Deserialize, Serialize};
 
 /// The namespaces of the v2 store, as etcd lays them out: membership under
@@ -31,7 +31,7 @@ pub enum Command {
 /// What applying a command produced.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    V2(Result<Arc<Event>, ferret_store::Error>),
+    V2(Result<Arc<Event>, ferret_v2store::Error>),
     Expired(usize),
 }
 

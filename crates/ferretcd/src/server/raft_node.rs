@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferret_store::Write;
+use ferret_v2store::Write;
 use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
 use raft::eraftpb::{
     ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot, SnapshotMetadata,
