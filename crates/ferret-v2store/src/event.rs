@@ -1,6 +1,6 @@
 //! Events and node views: what a v2 operation returns and what watchers see.
 
-use crate::json;
+use ferret_gocompat::json;
 
 /// What happened to a node. The names are the `action` strings on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,13 +12,16 @@
 
 pub mod error;
 pub mod event;
-pub mod json;
 mod name;
 pub mod path;
 pub mod request;
 pub mod snapshot;
 pub mod store;
 pub mod watch;
+
+/// Go's JSON output, which events and statistics are written in; a
+/// module of this crate so the store's code names it `crate::json`.
+pub(crate) use ferret_gocompat::json;
 
 pub use error::{Code, Error};
 pub use event::{Action, Event, NodeView};

@@ -245,10 +245,7 @@ impl Client {
         if self.cfg.debug {
             let mut line = format!("cURL Command: curl -X {} {}", act.method, full_url);
             if let Some(b) = &act.body {
-                line.push_str(&format!(
-                    " -d {}",
-                    crate::flags::go_quote(&String::from_utf8_lossy(b))
-                ));
+                line.push_str(&format!(" -d {}", ferret_gocompat::strconv::quote(b)));
             }
             eprintln!("{line}");
         }

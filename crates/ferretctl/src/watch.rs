@@ -206,7 +206,7 @@ pub fn exec_watch(ctx: &Ctx) {
                 let msg = if e.kind() == std::io::ErrorKind::NotFound && !program.contains('/') {
                     format!(
                         "exec: {}: executable file not found in $PATH",
-                        crate::flags::go_quote(program)
+                        ferret_gocompat::strconv::quote(program)
                     )
                 } else {
                     format!("fork/exec {program}: {e}")

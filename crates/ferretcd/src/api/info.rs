@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use ferret_v2store::json;
+use ferret_gocompat::json;
+use ferret_gocompat::time::format_duration;
 use hyper::{Method, Response, StatusCode};
 
 use super::body::Body;
@@ -212,7 +213,8 @@ async fn member_request(
     let body = super::read_body(req.into_body(), limit)
         .await
         .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
-    super::gojson::check(&body).map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
+    ferret_gocompat::json_syntax::check(&body)
+        .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
     let parsed: MemberRequest = serde_json::from_slice(&body)
         .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
     for u in &parsed.peer_urls {
@@ -263,7 +265,7 @@ pub fn stats_self(server: &Server, method: &Method, started_ns: i64) -> Response
     out.extend_from_slice(b",\"uptime\":");
     let since = server.leader_since_ns();
     let uptime = Duration::from_nanos(now_ns().saturating_sub(since).max(0) as u64);
-    json::write_str(&mut out, go_duration(uptime).as_bytes());
+    json::write_str(&mut out, format_duration(uptime).as_bytes());
     out.extend_from_slice(b",\"startTime\":");
     json::write_time(&mut out, since);
     out.extend_from_slice(b"},\"recvAppendRequestCnt\":");
@@ -320,64 +322,4 @@ pub fn stats_leader(server: &Server, method: &Method) -> Response<Body> {
     }
     out.push_str("}}");
     wire::json(StatusCode::OK, out)
-}
-
-/// A duration as Go's `time.Duration.String` prints it: `1h2m3.5s`,
-/// `59.919323005s`, `1.5ms`, `0s`.
-pub fn go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        return "0s".into();
-    }
-    if ns < 1_000 {
-        return format!("{ns}ns");
-    }
-    if ns < 1_000_000 {
-        return format!("{}µs", trim_frac(ns, 1_000));
-    }
-    if ns < 1_000_000_000 {
-        return format!("{}ms", trim_frac(ns, 1_000_000));
-    }
-    let secs = ns / 1_000_000_000;
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    let frac_ns = ns % 1_000_000_000;
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&trim_frac(s * 1_000_000_000 + frac_ns, 1_000_000_000));
-    out.push('s');
-    out
-}
-
-fn trim_frac(v: u128, unit: u128) -> String {
-    let whole = v / unit;
-    let frac = v % unit;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = unit.ilog10() as usize;
-    let f = format!("{frac:0digits$}");
-    format!("{whole}.{}", f.trim_end_matches('0'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_like_go() {
-        assert_eq!(go_duration(Duration::from_nanos(0)), "0s");
-        assert_eq!(go_duration(Duration::from_nanos(999)), "999ns");
-        assert_eq!(go_duration(Duration::from_micros(1500)), "1.5ms");
-        assert_eq!(
-            go_duration(Duration::from_nanos(119_919_323_005)),
-            "1m59.919323005s"
-        );
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::from_millis(2500)), "2.5s");
-    }
 }

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferret_gocompat::strconv::parse_bool;
 use ferret_v2store::{Code, Error as StoreError, Event, Method, WatchStart, Write};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
 use super::body::{Body, ChannelSink, WatchBody, WatchGuard};
-use super::form::{parse_bool, parse_u64, Form};
+use super::form::Form;
 use super::wire::{self, X_ETCD_INDEX, X_RAFT_INDEX, X_RAFT_TERM};
 use crate::server::{now_ns, Command, LogPosition, Outcome, Server, KEYS_PREFIX};
 
@@ -68,7 +69,8 @@ fn bool_param(form: &Form, name: &str, cause: &str) -> Result<bool, StoreError> 
 fn u64_param(form: &Form, name: &str, code: Code, cause: &str) -> Result<u64, StoreError> {
     match form.get(name) {
         None => Ok(0),
-        Some(v) => parse_u64(v).ok_or_else(|| invalid(code, cause)),
+        // Go's `strconv.ParseUint(v, 10, 64)`.
+        Some(v) => ferret_gocompat::strconv::parse_uint(v, 10).map_err(|_| invalid(code, cause)),
     }
 }
 

@@ -7,7 +7,6 @@
 
 pub mod body;
 pub mod form;
-pub mod gojson;
 pub mod info;
 pub mod keys;
 pub mod wire;
@@ -25,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use body::Body;
+use ferret_gocompat::url;
 use ferret_v2store::{Code, Error as StoreError};
 use form::Form;
 use keys::KeyMethod;
@@ -93,7 +93,7 @@ pub async fn handle(api: &Api, req: Request<Incoming>) -> Response<Body> {
     if req.uri() == "*" && req.method() == Method::OPTIONS {
         return Response::new(Body::empty());
     }
-    if form::path_unescape(req.uri().path().as_bytes()).is_err() {
+    if url::path_unescape(req.uri().path().as_bytes()).is_err() {
         return go_bad_request();
     }
     let mut resp = if req.method() == Method::OPTIONS {
@@ -150,10 +150,10 @@ fn add_cors(resp: &mut Response<Body>) {
 
 async fn route(api: &Api, req: Request<Incoming>) -> Response<Body> {
     let raw_path = req.uri().path().as_bytes().to_vec();
-    let Ok(path) = form::path_unescape(&raw_path) else {
+    let Ok(path) = url::path_unescape(&raw_path) else {
         return go_bad_request();
     };
-    let clean = go_clean_path(&path);
+    let clean = ferret_gocompat::path::clean_url_path(&path);
     if clean != path {
         return redirect(&clean, req.uri().query(), req.method());
     }
@@ -294,21 +294,9 @@ fn media_type(v: &[u8]) -> Result<String, String> {
     Ok(t)
 }
 
-/// Go's `cleanPath` of `ServeMux`: rooted, cleaned, trailing slash kept.
-fn go_clean_path(p: &[u8]) -> Vec<u8> {
-    if p.is_empty() {
-        return b"/".to_vec();
-    }
-    let mut np = ferret_v2store::path::clean(p);
-    if p.ends_with(b"/") && np != b"/" {
-        np.push(b'/');
-    }
-    np
-}
-
 /// Go's `http.Redirect` with 301, as `ServeMux` answers an unclean path.
 fn redirect(clean: &[u8], query: Option<&str>, method: &Method) -> Response<Body> {
-    let mut location = escape_path(clean);
+    let mut location = url::escape_path(clean);
     if let Some(q) = query {
         location.push('?');
         location.push_str(q);
@@ -333,20 +321,6 @@ fn redirect(clean: &[u8], query: Option<&str>, method: &Method) -> Response<Body
         resp.headers_mut().insert(LOCATION, v);
     }
     resp
-}
-
-/// Percent-encodes a path as Go's `url.URL.EscapedPath` does.
-fn escape_path(p: &[u8]) -> String {
-    let mut out = String::with_capacity(p.len());
-    for &b in p {
-        let keep = b.is_ascii_alphanumeric() || b"-_.~/$&+,:;=@!'()*".contains(&b);
-        if keep {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn html_escape(s: &str) -> String {

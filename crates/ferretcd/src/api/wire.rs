@@ -78,7 +78,7 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
 pub fn http_error(status: StatusCode, message: &str) -> Response<Body> {
     let mut body = Vec::with_capacity(message.len() + 16);
     body.extend_from_slice(b"{\"message\":");
-    ferret_v2store::json::write_str(&mut body, message.as_bytes());
+    ferret_gocompat::json::write_str(&mut body, message.as_bytes());
     body.push(b'}');
     let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;

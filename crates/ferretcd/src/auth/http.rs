@@ -86,7 +86,7 @@ fn target(sub: &[u8]) -> Option<Result<Target, AuthError>> {
     } else {
         return None;
     };
-    let clean = ferret_v2store::path::clean(sub);
+    let clean = ferret_gocompat::path::clean(sub);
     let pieces: Vec<&[u8]> = clean.split(|&b| b == b'/').collect();
     Some(match pieces.len() {
         2 => Ok(kind(None)),
@@ -225,7 +225,7 @@ fn all_roles(store: &AuthStore<'_>, query: &[u8]) -> Result<Response<Body>, Auth
 /// not exist are skipped by the listing and fail the single-user GET.
 fn write_user_with_roles(o: &mut Vec<u8>, user: &User, roles: &[Role]) {
     o.extend_from_slice(b"{\"user\":");
-    ferret_v2store::json::write_str(o, user.user.as_bytes());
+    ferret_gocompat::json::write_str(o, user.user.as_bytes());
     if !roles.is_empty() {
         o.extend_from_slice(b",\"roles\":[");
         for (i, r) in roles.iter().enumerate() {

@@ -10,7 +10,7 @@
 //! whether an update "changed" anything. Output escapes as Go does (`<` as
 //! `\u003c`), through the store's encoder.
 
-use ferret_v2store::json::write_str;
+use ferret_gocompat::json::write_str;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{Permissions, Role, RwPermission, User};

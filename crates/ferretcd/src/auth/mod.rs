@@ -461,50 +461,9 @@ fn parse_basic_auth(header: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     if header.len() < PREFIX.len() || !header[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
         return None;
     }
-    let decoded = base64_std_decode(&header[PREFIX.len()..])?;
+    let decoded = ferret_gocompat::base64::decode_std(&header[PREFIX.len()..])?;
     let colon = decoded.iter().position(|&b| b == b':')?;
     Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
-}
-
-/// Go's `base64.StdEncoding.DecodeString`: padding required, CR and LF
-/// ignored, non-zero trailing bits accepted.
-fn base64_std_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let sextet = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s: Vec<u8> = input
-        .iter()
-        .copied()
-        .filter(|&c| c != b'\r' && c != b'\n')
-        .collect();
-    let quads = s.chunks_exact(4);
-    if !quads.remainder().is_empty() {
-        return None;
-    }
-    let count = quads.len();
-    let mut out = Vec::with_capacity(count * 3);
-    for (i, quad) in quads.enumerate() {
-        let last = i == count - 1;
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &quad[..4 - pad] {
-            n = (n << 6) | sextet(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - pad]);
-    }
-    Some(out)
 }
 
 // ----- the records in the v2 store ------------------------------------------
@@ -1215,21 +1174,6 @@ mod tests {
         assert_eq!(ok("Basic"), None);
         // Colons after the first belong to the password; empty parts are fine.
         assert_eq!(ok("Basic OmE6Yg=="), Some((b"".to_vec(), b"a:b".to_vec())));
-    }
-
-    #[test]
-    fn base64_decodes_as_go_std_encoding() {
-        assert_eq!(base64_std_decode(b""), Some(vec![]));
-        assert_eq!(base64_std_decode(b"YQ=="), Some(b"a".to_vec()));
-        assert_eq!(base64_std_decode(b"YWI="), Some(b"ab".to_vec()));
-        assert_eq!(base64_std_decode(b"YWJj"), Some(b"abc".to_vec()));
-        // Go accepts non-zero trailing bits in the non-strict encoding.
-        assert_eq!(base64_std_decode(b"YR=="), Some(b"a".to_vec()));
-        assert_eq!(base64_std_decode(b"YQ==YQ=="), None);
-        assert_eq!(base64_std_decode(b"YQ="), None);
-        assert_eq!(base64_std_decode(b"Y==="), None);
-        assert_eq!(base64_std_decode(b"YW\r\nJj"), Some(b"abc".to_vec()));
-        assert_eq!(base64_std_decode(b"YW-j"), None);
     }
 
     #[test]

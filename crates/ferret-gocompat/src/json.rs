@@ -33,6 +33,15 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
+/// `s` as a quoted JSON string, as [`write_str`] writes it. The result is
+/// always UTF-8: invalid input bytes become `\ufffd` escapes.
+pub fn quote(s: impl AsRef<[u8]>) -> String {
+    let s = s.as_ref();
+    let mut out = Vec::with_capacity(s.len() + 2);
+    write_str(&mut out, s);
+    String::from_utf8(out).expect("escapes are ASCII and the rest is valid UTF-8")
+}
+
 /// Bytes that start an escape: `"`, `\\`, ASCII controls, `<`, `>`, `&`,
 /// and 0xE2, the first byte of U+2028 and U+2029 (checked further below).
 const SPECIAL: [bool; 256] = {
@@ -196,6 +205,15 @@ mod tests {
         );
         assert_eq!(s("\u{2028}x\u{2029}".as_bytes()), r#""\u2028x\u2029""#);
         assert_eq!(s("héllo ☃".as_bytes()), "\"héllo ☃\"");
+    }
+
+    #[test]
+    fn quote_is_write_str_as_a_string() {
+        assert_eq!(
+            quote("a<b>&\"\\\n\u{1}é"),
+            r#""a\u003cb\u003e\u0026\"\\\n\u0001é""#
+        );
+        assert_eq!(quote(b"\xff"), r#""\ufffd""#);
     }
 
     #[test]

@@ -248,13 +248,14 @@ fn literal(input: &[u8], start: usize, word: &[u8]) -> Result<usize, String> {
     Ok(start + word.len())
 }
 
-/// Go's `quoteChar`: `'x'`, with `'\''` and `'"'` special-cased.
+/// Go's `quoteChar`: `'x'`, with `'\''` and `'"'` special-cased. Go
+/// quotes `string(c)`, the byte taken as a code point, so 0xFF is `'ÿ'`.
 fn quote_char(c: u8) -> String {
     match c {
         b'\'' => r"'\''".into(),
         b'"' => "'\"'".into(),
         c => {
-            let q = super::form::go_quote(&[c]);
+            let q = crate::strconv::quote(char::from(c).to_string());
             format!("'{}'", &q[1..q.len() - 1])
         }
     }
@@ -298,6 +299,15 @@ mod tests {
             ("-x", "invalid character 'x' in numeric literal"),
             ("x", "invalid character 'x' looking for beginning of value"),
             ("{\"a\":", "unexpected end of JSON input"),
+            (
+                "\u{1}",
+                "invalid character '\\x01' looking for beginning of value",
+            ),
+            (
+                "'",
+                "invalid character '\\'' looking for beginning of value",
+            ),
+            ("é", "invalid character 'Ã' looking for beginning of value"),
         ];
         for (input, want) in cases {
             assert_eq!(check(input.as_bytes()), Err(want.to_string()), "{input:?}");
