@@ -27,17 +27,17 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
-use super::raft_node::Input;
+use crate::inbox::{Inbox, WAKER};
 
 const MAGIC: &[u8; 4] = b"FRFT";
 const VERSION: u8 = 1;
@@ -63,7 +63,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Buffers grown past this (by a snapshot) are given back once empty.
 const BUFFER_KEEP_BYTES: usize = 1 << 20;
 
-const WAKER: Token = Token(0);
 const FIRST_LISTENER: usize = 1;
 const FIRST_OUTBOUND: usize = 1 << 16;
 const FIRST_INBOUND: usize = 1 << 32;
@@ -85,121 +84,6 @@ pub enum NetEvent {
         ok: bool,
     },
     Unreachable(u64),
-}
-
-struct InboxShared {
-    waker: Waker,
-    /// True while the loop is (about to be) blocked in the poller: only
-    /// then does a sender pay for a wake-up.
-    sleeping: AtomicBool,
-}
-
-/// The Ready loop's end of its input queue.
-pub struct Inbox {
-    rx: Receiver<Input>,
-    shared: Arc<InboxShared>,
-    peeked: Option<Input>,
-    disconnected: bool,
-}
-
-/// Why an input was not queued (the input is dropped).
-#[derive(Debug, PartialEq, Eq)]
-pub enum QueueError {
-    /// The loop is that far behind.
-    Full,
-    /// The loop has stopped.
-    Closed,
-}
-
-/// A cloneable sending end of the Ready loop's input queue.
-#[derive(Clone)]
-pub struct InboxSender {
-    tx: SyncSender<Input>,
-    shared: Arc<InboxShared>,
-}
-
-impl InboxSender {
-    /// Queues without blocking; a full queue is the caller's to report.
-    pub fn try_send(&self, input: Input) -> Result<(), QueueError> {
-        self.tx.try_send(input).map_err(|e| match e {
-            TrySendError::Full(_) => QueueError::Full,
-            TrySendError::Disconnected(_) => QueueError::Closed,
-        })?;
-        self.notify();
-        Ok(())
-    }
-
-    /// Queues, waiting for room if the queue is full.
-    pub fn send(&self, input: Input) -> Result<(), QueueError> {
-        self.tx.send(input).map_err(|_| QueueError::Closed)?;
-        self.notify();
-        Ok(())
-    }
-
-    fn notify(&self) {
-        // Pairs with the fence in `Inbox::prepare_sleep`: either the loop
-        // sees this input before it sleeps, or this sees it sleeping.
-        fence(Ordering::SeqCst);
-        if self.shared.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = self.shared.waker.wake();
-        }
-    }
-}
-
-impl Inbox {
-    /// The next input, if one is queued.
-    pub fn try_recv(&mut self) -> Option<Input> {
-        if let Some(input) = self.peeked.take() {
-            return Some(input);
-        }
-        match self.rx.try_recv() {
-            Ok(input) => Some(input),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                self.disconnected = true;
-                None
-            }
-        }
-    }
-
-    /// Every sender is gone: nothing can ask the loop for anything again.
-    pub fn disconnected(&self) -> bool {
-        self.disconnected
-    }
-
-    /// Announces the loop is going to sleep; true if it must not, because
-    /// an input is already queued.
-    fn prepare_sleep(&mut self) -> bool {
-        self.shared.sleeping.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if self.peeked.is_none() {
-            self.peeked = self.try_recv();
-        }
-        self.peeked.is_some() || self.disconnected
-    }
-
-    fn woke(&self) {
-        self.shared.sleeping.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Creates the poller the Raft thread will wait on, and the input queue
-/// that wakes it.
-pub fn channel(capacity: usize) -> io::Result<(Poll, Inbox, InboxSender)> {
-    let poll = Poll::new()?;
-    let waker = Waker::new(poll.registry(), WAKER)?;
-    let shared = Arc::new(InboxShared {
-        waker,
-        sleeping: AtomicBool::new(false),
-    });
-    let (tx, rx) = mpsc::sync_channel(capacity);
-    let inbox = Inbox {
-        rx,
-        shared: shared.clone(),
-        peeked: None,
-        disconnected: false,
-    };
-    Ok((poll, inbox, InboxSender { tx, shared }))
 }
 
 /// Binds a peer listener (before the Raft thread starts, so a port in use
@@ -390,7 +274,7 @@ impl PeerNet {
 
     /// Waits up to `timeout` for peer traffic or an input, does the socket
     /// work that is ready, and appends what happened to `out`.
-    pub fn wait(&mut self, timeout: Duration, inbox: &mut Inbox, out: &mut Vec<NetEvent>) {
+    pub fn wait<T>(&mut self, timeout: Duration, inbox: &mut Inbox<T>, out: &mut Vec<NetEvent>) {
         out.append(&mut self.deferred);
         let now = Instant::now();
         let mut timeout = if out.is_empty() {
@@ -799,6 +683,8 @@ fn host_port(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inbox::{channel, InboxSender};
+    use crate::raft_node::Input;
 
     const CLUSTER: u64 = 0xc1;
 
@@ -888,8 +774,8 @@ mod tests {
 
     struct Member {
         net: PeerNet,
-        inbox: Inbox,
-        tx: InboxSender,
+        inbox: Inbox<Input>,
+        tx: InboxSender<Input>,
         events: Vec<NetEvent>,
     }
 

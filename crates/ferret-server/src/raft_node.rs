@@ -38,9 +38,16 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::raft_log::RaftLog;
-use super::transport::{Inbox, InboxSender, NetEvent, PeerNet};
-use super::{now_ns, Command, LogPosition, Outcome, ServerError, Shared};
+use crate::apply::{Command, Outcome};
+use crate::clock::now_ns;
+use crate::inbox::{Inbox, InboxSender};
+use crate::raft_log::RaftLog;
+use crate::shared::{LogPosition, ServerError, Shared};
+use crate::transport::{NetEvent, PeerNet};
+
+/// The cluster version a cluster of ferretcd members reports (etcd's API
+/// level it implements).
+pub const CLUSTER_VERSION: &str = "3.4.0";
 
 /// What the Ready loop's inbox carries.
 pub enum Input {
@@ -152,7 +159,7 @@ pub struct RaftNode {
     node: RawNode<RaftLog>,
     wal: Wal,
     snap_dir: PathBuf,
-    inbox: Inbox,
+    inbox: Inbox<Input>,
     net: PeerNet,
     shared: Arc<Shared>,
     member_id: u64,
@@ -163,7 +170,7 @@ pub struct RaftNode {
     /// A snapshot being written by the background writer, if any.
     snapshot_in_flight: Option<u64>,
     /// For the background snapshot writer to report back.
-    inbox_tx: InboxSender,
+    inbox_tx: InboxSender<Input>,
     /// Proposal ids of this member, never reused while it runs.
     next_id: u64,
     /// Clients waiting for their entry to be applied, by proposal id.
@@ -289,8 +296,8 @@ pub fn start(
     cfg: NodeConfig,
     new_cluster: WalMetadata,
     shared: Arc<Shared>,
-    inbox: Inbox,
-    inbox_tx: InboxSender,
+    inbox: Inbox<Input>,
+    inbox_tx: InboxSender<Input>,
     make_net: impl FnOnce(&WalMetadata) -> std::io::Result<PeerNet>,
 ) -> Result<(RaftNode, WalMetadata), StartError> {
     let wal_path = wal_dir(&cfg.data_dir);
@@ -903,10 +910,7 @@ impl RaftNode {
                 self.propose_internal(Command::ExpireV2 { now_ns: now });
             }
             if version_missing {
-                self.propose_internal(internal_put(
-                    "/0/version".into(),
-                    super::CLUSTER_VERSION.into(),
-                ));
+                self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
             }
         }
     }
@@ -924,10 +928,7 @@ impl RaftNode {
                 .get(b"/0/version", false, now_ns())
                 .is_err();
             if missing {
-                self.propose_internal(internal_put(
-                    "/0/version".into(),
-                    super::CLUSTER_VERSION.into(),
-                ));
+                self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
             }
         }
         if !self.published {

@@ -1,5 +1,4 @@
-//! The server core: state machines, the Raft log that orders writes into
-//! them, and the handle the API layers use.
+//! The handle the API layers use on a running member.
 //!
 //! The HTTP layer never touches the store directly for writes: it builds a
 //! [`Command`], [`Server::propose`]s it and waits for the outcome, which
@@ -8,110 +7,19 @@
 //! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
 //! sink in the store's hub.
 
-pub mod apply;
-pub mod raft_log;
-pub mod raft_node;
-pub mod transport;
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-pub use apply::{Command, Outcome, StateMachines, KEYS_PREFIX};
-pub use raft_node::{InitialMember, StartError, WalMetadata};
-use raft_node::{Input, NodeConfig};
-use transport::{InboxSender, PeerNet, QueueError, TransportStats};
-
-/// The cluster version a cluster of ferretcd members reports (etcd's API
-/// level it implements).
-pub const CLUSTER_VERSION: &str = "3.4.0";
-
-/// Why a request did not produce an outcome.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum ServerError {
-    #[error("etcdserver: request timed out")]
-    Timeout,
-    #[error("etcdserver: server stopped")]
-    Stopped,
-    #[error("etcdserver: too many requests")]
-    TooManyRequests,
-    #[error("etcdserver: proposal dropped, not applied (leader changing)")]
-    ProposalDropped,
-}
-
-/// Where the log stands, for the `X-Raft-Index` and `X-Raft-Term` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogPosition {
-    pub commit_index: u64,
-    pub term: u64,
-}
-
-/// Who this member is and which cluster it belongs to.
-#[derive(Debug, Clone)]
-pub struct Membership {
-    pub member_id: u64,
-    pub cluster_id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-}
-
-/// A member as `/v2/members` lists it (from the replicated store).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    pub id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-}
-
-/// What the leader measured of one follower, for `/v2/stats/leader`:
-/// heartbeat round trips (milliseconds) and send outcomes.
-#[derive(Debug, Clone, Default)]
-pub struct FollowerStats {
-    pub success: u64,
-    pub fail: u64,
-    pub current_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    sum_ms: f64,
-    sum_sq_ms: f64,
-}
-
-impl FollowerStats {
-    pub fn record_rtt(&mut self, ms: f64) {
-        if self.success == 0 || ms < self.min_ms {
-            self.min_ms = ms;
-        }
-        if ms > self.max_ms {
-            self.max_ms = ms;
-        }
-        self.success += 1;
-        self.current_ms = ms;
-        self.sum_ms += ms;
-        self.sum_sq_ms += ms * ms;
-    }
-
-    pub fn average_ms(&self) -> f64 {
-        if self.success == 0 {
-            0.0
-        } else {
-            self.sum_ms / self.success as f64
-        }
-    }
-
-    pub fn stddev_ms(&self) -> f64 {
-        if self.success == 0 {
-            return 0.0;
-        }
-        let n = self.success as f64;
-        let mean = self.sum_ms / n;
-        (self.sum_sq_ms / n - mean * mean).max(0.0).sqrt()
-    }
-}
+use crate::apply::{Command, Outcome, StateMachines};
+use crate::clock::now_ns;
+use crate::inbox::{self, InboxSender, QueueError};
+use crate::raft_node::{self, InitialMember, Input, NodeConfig, StartError, WalMetadata};
+use crate::shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError, Shared};
+use crate::transport::{self, PeerNet, TransportStats};
 
 /// How to start a member.
 #[derive(Debug, Clone)]
@@ -143,44 +51,11 @@ pub struct ServerConfig {
 /// Ready rounds of work.
 const INBOX_CAPACITY: usize = 16384;
 
-pub struct Shared {
-    state: RwLock<StateMachines>,
-    commit_index: AtomicU64,
-    term: AtomicU64,
-    /// 0 while there is no known leader.
-    leader_id: AtomicU64,
-    is_leader: AtomicBool,
-    leader_since_ns: AtomicI64,
-    pub transport_stats: Arc<TransportStats>,
-    followers: std::sync::Mutex<std::collections::HashMap<u64, FollowerStats>>,
-    membership: RwLock<Membership>,
-    request_timeout: Duration,
-    /// Becomes true once this member's attributes are applied, i.e. it is
-    /// a published member of the cluster; client traffic is served only
-    /// from then on, as etcd does.
-    ready: tokio::sync::watch::Sender<bool>,
-}
-
-impl Shared {
-    fn follower(&self, id: u64, f: impl FnOnce(&mut FollowerStats)) {
-        let mut map = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        f(map.entry(id).or_default());
-    }
-
-    fn state(&self) -> RwLockReadGuard<'_, StateMachines> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn state_mut(&self) -> RwLockWriteGuard<'_, StateMachines> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// A cheap, cloneable handle on a running member.
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
-    inbox: InboxSender,
+    inbox: InboxSender<Input>,
 }
 
 /// A planted bug for the fault-injection suite (`ferret-jepsen`) to catch:
@@ -203,7 +78,7 @@ impl Server {
                  and MAY BE STALE; a debug switch for testing the checker, never for use !!!"
             );
         }
-        let (poll, rx, tx) = transport::channel(INBOX_CAPACITY).map_err(StartError::PeerNet)?;
+        let (poll, rx, tx) = inbox::channel(INBOX_CAPACITY).map_err(StartError::PeerNet)?;
         let mut listeners = Vec::new();
         for addr in &cfg.peer_listen {
             let l = transport::bind(addr).map_err(|error| StartError::PeerListen {
@@ -448,13 +323,4 @@ impl Server {
         out.sort_by_key(|m| m.id);
         out
     }
-}
-
-/// The wall clock in Unix nanoseconds. Only the server layer reads it; the
-/// state machines get time through commands.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }

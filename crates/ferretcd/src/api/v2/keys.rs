@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferret_gocompat::strconv::parse_bool;
+use ferret_server::{now_ns, Command, LogPosition, Outcome, Server, KEYS_PREFIX};
 use ferret_v2store::{Code, Error as StoreError, Event, Method, WatchStart, Write};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
-use super::body::{Body, ChannelSink, WatchBody, WatchGuard};
-use super::form::Form;
-use super::wire::{self, X_ETCD_INDEX, X_RAFT_INDEX, X_RAFT_TERM};
-use crate::server::{now_ns, Command, LogPosition, Outcome, Server, KEYS_PREFIX};
+use crate::api::context::Api;
+use crate::api::http::body::{Body, ChannelSink, WatchBody, WatchGuard};
+use crate::api::http::form::Form;
+use crate::api::http::request::read_form;
+use crate::api::http::wire::{self, X_ETCD_INDEX, X_RAFT_INDEX, X_RAFT_TERM};
+use crate::api::v2::auth::store::check_key_access;
 
 pub const ALLOWED: &str = "HEAD,GET,PUT,POST,DELETE";
 
@@ -72,6 +76,51 @@ fn u64_param(form: &Form, name: &str, code: Code, cause: &str) -> Result<u64, St
         // Go's `strconv.ParseUint(v, 10, 64)`.
         Some(v) => ferret_gocompat::strconv::parse_uint(v, 10).map_err(|_| invalid(code, cause)),
     }
+}
+
+/// Serves `/v2/keys` and below; `key` is the decoded path after `/v2/keys`.
+pub async fn endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Response<Body> {
+    let method = match *req.method() {
+        hyper::Method::GET => KeyMethod::Get,
+        hyper::Method::HEAD => KeyMethod::Head,
+        hyper::Method::PUT => KeyMethod::Put,
+        hyper::Method::POST => KeyMethod::Post,
+        hyper::Method::DELETE => KeyMethod::Delete,
+        _ => return wire::method_not_allowed(ALLOWED),
+    };
+    let cluster_id = HeaderValue::from_str(&format!("{:x}", api.server.membership().cluster_id))
+        .expect("hex is a valid header");
+    // Taken before the body is read; checked after the parameters parse,
+    // as etcd does (against the URL key, not the cleaned store path).
+    let authorization = req.headers().get(hyper::header::AUTHORIZATION).cloned();
+    let limit = api.max_request_bytes;
+    let form = read_form(req, limit)
+        .await
+        .map_err(|cause| StoreError::request(Code::InvalidForm, cause));
+    let mut resp = match form {
+        Err(e) => wire::v2_error(e),
+        Ok(form) => match parse(method, key, &form, now_ns()) {
+            Err(e) => wire::v2_error(e),
+            Ok(kr) => {
+                let write = !matches!(kr.method, KeyMethod::Get | KeyMethod::Head);
+                match check_key_access(
+                    &api.server,
+                    authorization.as_ref(),
+                    key,
+                    kr.recursive,
+                    write,
+                )
+                .await
+                {
+                    Err(e) => e.into_response(),
+                    Ok(()) => serve(&api.server, kr).await,
+                }
+            }
+        },
+    };
+    resp.headers_mut()
+        .insert(wire::X_ETCD_CLUSTER_ID, cluster_id);
+    resp
 }
 
 /// Validates the parameters. `key_path` is the URL path after `/v2/keys`,

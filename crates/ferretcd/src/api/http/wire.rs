@@ -2,12 +2,12 @@
 //! headers that go with them, as etcd 3.4 writes them.
 
 use bytes::Bytes;
+use ferret_server::{ServerError, KEYS_PREFIX};
 use ferret_v2store::{Code, Error as StoreError};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use super::body::Body;
-use crate::server::{ServerError, KEYS_PREFIX};
+use crate::api::http::body::Body;
 
 pub const X_ETCD_INDEX: HeaderName = HeaderName::from_static("x-etcd-index");
 pub const X_RAFT_INDEX: HeaderName = HeaderName::from_static("x-raft-index");

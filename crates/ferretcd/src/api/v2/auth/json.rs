@@ -13,7 +13,7 @@
 use ferret_gocompat::json::write_str;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{Permissions, Role, RwPermission, User};
+use crate::api::v2::auth::model::{Permissions, Role, RwPermission, User};
 
 /// A parsed JSON value that keeps object keys in order, duplicates included.
 #[derive(Debug, Clone, PartialEq)]

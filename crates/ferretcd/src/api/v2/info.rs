@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use ferret_gocompat::json;
 use ferret_gocompat::time::format_duration;
+use ferret_server::{now_ns, Server};
 use hyper::{Method, Response, StatusCode};
 
-use super::body::Body;
-use super::wire;
-use crate::server::{now_ns, Server};
+use crate::api::http::body::Body;
+use crate::api::http::request::read_body;
+use crate::api::http::wire;
+use crate::api::v2::auth::store::require_root;
 
 /// The etcd release whose API ferretcd serves, reported where clients
 /// check the server version.
@@ -105,7 +107,7 @@ pub async fn members(
     // refusal comes before the cluster id header is set.
     if method != Method::GET {
         let authorization = req.headers().get(hyper::header::AUTHORIZATION);
-        if let Err(e) = crate::auth::require_root(server, authorization).await {
+        if let Err(e) = require_root(server, authorization).await {
             return e.into_response();
         }
     }
@@ -210,7 +212,7 @@ async fn member_request(
             &format!("Bad Content-Type {ctype}, accept application/json"),
         ));
     }
-    let body = super::read_body(req.into_body(), limit)
+    let body = read_body(req.into_body(), limit)
         .await
         .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
     ferret_gocompat::json_syntax::check(&body)

@@ -12,11 +12,15 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::json;
-use super::{AuthError, AuthStore, Permissions, Role, User};
-use crate::api::body::Body;
-use crate::api::form::Form;
-use crate::api::{read_body, wire, Api};
+use crate::api::context::Api;
+use crate::api::http::body::Body;
+use crate::api::http::form::Form;
+use crate::api::http::request::read_body;
+use crate::api::http::wire;
+use crate::api::v2::auth::error::AuthError;
+use crate::api::v2::auth::json;
+use crate::api::v2::auth::model::{Permissions, Role, User};
+use crate::api::v2::auth::store::AuthStore;
 
 impl AuthError {
     /// The HTTP status etcd answers with.

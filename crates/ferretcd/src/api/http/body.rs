@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use ferret_server::{Server, KEYS_PREFIX};
 use ferret_v2store::{Event, WatchSink, WatcherId};
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
-
-use crate::server::{Server, KEYS_PREFIX};
 
 pub enum Body {
     Full(Option<Bytes>),
