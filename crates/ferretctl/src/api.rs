@@ -9,7 +9,7 @@ use ferret_gocompat::url::{encode_values, escape_path};
 use serde_json::Value;
 
 use crate::client::{Action, Client, Error, Retry};
-use crate::http::Head;
+use crate::http::{Endpoint, Head};
 
 /// A node of the v2 key tree as etcd's client decodes it. `nodes` keeps
 /// absent (`None`) apart from empty, because `-o json` prints `null` for one
@@ -325,6 +325,28 @@ pub fn members_list(c: &mut Client, deadline: Option<Instant>) -> Result<Vec<Mem
         .and_then(Value::as_array)
         .map(|a| a.iter().map(member_from).collect())
         .unwrap_or_default())
+}
+
+/// etcd's `Client.Sync`: replace the client's endpoints with the client
+/// URLs the members publish (unchanged if they are the same set).
+pub fn sync(c: &mut Client, deadline: Option<Instant>) -> Result<(), Error> {
+    let members = members_list(c, deadline)?;
+    let mut urls: Vec<String> = members.into_iter().flat_map(|m| m.client_urls).collect();
+    urls.sort();
+    let mut current = c.endpoints();
+    current.sort();
+    if urls == current {
+        return Ok(());
+    }
+    if urls.is_empty() {
+        return Err(Error::NoEndpoints);
+    }
+    let mut eps = Vec::new();
+    for u in &urls {
+        eps.push(Endpoint::parse(u).map_err(Error::Other)?);
+    }
+    c.set_endpoints(eps);
+    Ok(())
 }
 
 pub fn members_leader(c: &mut Client, deadline: Option<Instant>) -> Result<Member, Error> {

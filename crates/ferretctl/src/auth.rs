@@ -3,8 +3,8 @@
 use ferret_gocompat::path::clean_url_path_str;
 
 use crate::api::{self, js, js_list, Role};
-use crate::app::{ask_password, fail, must_new_client, Ctx};
 use crate::client::Client;
+use crate::ctx::{ask_password, fail, must_new_client, Ctx};
 
 fn no_args(ctx: &Ctx) {
     if !ctx.args.is_empty() {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use ferret_gocompat::strconv::quote;
 
 use crate::api;
-use crate::app::{
+use crate::ctx::{
     exit, exit_zero_on_interrupt, fail, handle_error, must_new_client, must_new_client_no_sync,
     Ctx, EXIT_CLUSTER_NOT_HEALTHY, EXIT_SERVER_ERROR, EXIT_SUCCESS,
 };

@@ -16,10 +16,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::api::{self, KeysResponse, ERR_EMPTY_BODY};
-use crate::app::{
+use crate::client::{Client, Error};
+use crate::ctx::{
     exit_zero_on_interrupt, handle_error, must_new_client, Ctx, EXIT_BAD_ARGS, EXIT_SERVER_ERROR,
 };
-use crate::client::{Client, Error};
 use crate::output::print_response_key;
 
 /// Pause between reconnection rounds after a watch lost its connection.
@@ -212,7 +212,7 @@ pub fn exec_watch(ctx: &Ctx) {
                     format!("fork/exec {program}: {e}")
                 };
                 eprint!("{msg}");
-                crate::app::exit(1);
+                crate::ctx::exit(1);
             }
         }
     }
