@@ -61,6 +61,7 @@
 
 mod cluster;
 mod disk;
+mod flavor;
 mod http;
 mod proxy;
 mod rng;

@@ -1,4 +1,4 @@
-//! A multi-process ferretcd cluster on loopback, for the cluster tests.
+//! A multi-process ferretcd cluster on loopback.
 //!
 //! [`Cluster::start`] runs N `ferretcd` processes on free 127.0.0.1 ports,
 //! each with its own data dir and log file under one temporary directory,
@@ -8,18 +8,17 @@
 //! the drop happens during a panic (a failed assertion), the last lines of
 //! every member's log are printed first.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::http::{self, BodyMode, Request, Response};
-use super::json;
-use super::server::{free_ports, TempDir};
+use crate::bin;
+use crate::dir::TempDir;
+use crate::http::{self, BodyMode, Request, Response};
+use crate::ports::free_ports;
 
 /// Whether a log says a listener could not bind its port.
 fn port_was_busy(log: &str) -> bool {
@@ -34,24 +33,11 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// [`Cluster::wait_ready`]).
 const BUSY_PORT_RETRIES: usize = 10;
 
-/// Free loopback ports never handed out before by this test process: a
-/// killed member's ports stay free until it restarts, and must not go to a
-/// cluster another test starts meanwhile.
-fn fresh_ports(n: usize) -> Vec<u16> {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        let ports = free_ports(n);
-        if ports.iter().all(|p| !given.contains(p)) {
-            given.extend(ports.iter().copied());
-            return ports;
-        }
-    }
-}
-
 /// How a cluster is started.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The ferretcd binary (by default, this build's).
+    pub binary: PathBuf,
     pub size: usize,
     pub heartbeat_ms: u64,
     pub election_ms: u64,
@@ -61,6 +47,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            binary: bin::ferretcd(),
             size: 3,
             heartbeat_ms: 50,
             election_ms: 500,
@@ -148,8 +135,8 @@ pub fn text(r: &Response) -> String {
 
 /// A field of a JSON body, as a string (for `"state"`, `"value"`, ...).
 pub fn json_str(body: &str, path: &[&str]) -> Option<String> {
-    let doc = json::parse(body)?;
-    let mut v = &doc.value;
+    let doc: serde_json::Value = serde_json::from_str(body).ok()?;
+    let mut v = &doc;
     for p in path {
         v = v.get(p)?;
     }
@@ -217,7 +204,7 @@ impl Cluster {
 
     fn spawn(opts: Options) -> Cluster {
         let dir = TempDir::new("ferret-cluster");
-        let ports = fresh_ports(2 * opts.size);
+        let ports = free_ports(2 * opts.size);
         let mut members = Vec::new();
         for i in 0..opts.size {
             let name = format!("m{i}");
@@ -275,7 +262,7 @@ impl Cluster {
             m.starts, m.name
         );
         let (curl, purl) = (m.client_url(), m.peer_url());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferretcd"));
+        let mut cmd = Command::new(&opts.binary);
         cmd.args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&m.data_dir)
