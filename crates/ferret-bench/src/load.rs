@@ -2,10 +2,10 @@
 //! keeps up to `clients / conns` requests in flight, a shared ticket counter
 //! for --total/--duration/--rate, and a progress line per second.
 
+use crate::args::{Common, Consistency, GetArgs, KeyArgs, PutArgs, Target};
 use crate::hist::Histogram;
 use crate::http::{self, Conn};
 use crate::report::{ProcSnapshot, RunResult};
-use crate::{Common, Consistency, GetArgs, KeyArgs, PutArgs, Target};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! Results: the text summary, the JSON file, server CPU and memory from
 //! /proc, and the Markdown comparison table of several JSON files.
 
+use crate::args::{Common, TableArgs};
 use crate::hist::Histogram;
-use crate::{Common, TableArgs};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

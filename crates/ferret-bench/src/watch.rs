@@ -6,13 +6,13 @@
 //! re-arm with waitIndex = modifiedIndex + 1, so no event is lost between
 //! two polls while it is in the server's event history.
 
+use crate::args::WatchArgs;
 use crate::hist::Histogram;
 use crate::http::{self, Conn};
 use crate::load::{progress, resolve, Live, Plan};
 use crate::report::{
     errors_text, latency_json, latency_text, server_json, ProcSnapshot, RunResult,
 };
-use crate::WatchArgs;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

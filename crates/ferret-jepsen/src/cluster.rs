@@ -5,7 +5,7 @@
 //! full-disk fault; the tmpfs is unmounted when the cluster is dropped.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -14,20 +14,16 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ferret_testkit::ports::free_ports;
+
 use crate::disk::Tmpfs;
+pub use crate::flavor::Flavor;
 use crate::http;
 use crate::proxy::{self, Links};
 
 /// Raft timers for the run: fast, so a 30 s run sees several elections.
 pub const HEARTBEAT_MS: u64 = 50;
 pub const ELECTION_MS: u64 = 500;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    Ferretcd,
-    /// etcd 3.4: needs `--enable-v2`.
-    Etcd,
-}
 
 pub struct Member {
     pub name: String,
@@ -60,13 +56,6 @@ pub struct FullDisk {
     pub filler: PathBuf,
     /// Held for its `Drop`, which unmounts.
     pub _mount: Tmpfs,
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 impl Cluster {

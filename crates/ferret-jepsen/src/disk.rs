@@ -15,7 +15,7 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::Rng;
+use crate::rng::Rng;
 
 /// Bytes of a record's frame before its payload: len, crc, type.
 const FRAME_BYTES: u64 = 9;

@@ -61,8 +61,10 @@
 
 mod cluster;
 mod disk;
+mod flavor;
 mod http;
 mod proxy;
+mod rng;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -78,29 +80,8 @@ use ferret_check::register::{check_history, Budget, Verdict};
 use ferret_check::set::check_set;
 use ferret_check::watch::{check_watches, Modification};
 use ferret_check::{Call, Ret, Status};
+use rng::Rng;
 use workload::{Clock, CLIENT_TIMEOUT, KEYS, QUEUE};
-
-/// splitmix64: the only source of randomness, so a seed replays the same
-/// fault schedule and the same client choices.
-pub struct Rng(u64);
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 struct Args {
     binary: PathBuf,

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Duration;
 
-use crate::cluster::Flavor;
+use crate::flavor::Flavor;
 
 /// How often forwarding threads look at the link state.
 const POLL: Duration = Duration::from_millis(50);

@@ -12,7 +12,7 @@ use ferret_check::{Call, Op, Ret, Status};
 use serde_json::Value;
 
 use crate::http::{self, encode, HttpError};
-use crate::Rng;
+use crate::rng::Rng;
 
 /// A client request's deadline: above ferretcd's and etcd's own request
 /// timeout (5 s + 2 election timeouts = 6 s here), so the server's

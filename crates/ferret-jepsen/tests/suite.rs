@@ -26,18 +26,7 @@ const SEEDS: [u64; 2] = [1, 2];
 /// The ferretcd binary next to `ferret-jepsen`, built if missing (when
 /// only this package's tests were asked for).
 fn ferretcd() -> PathBuf {
-    let bin = Path::new(JEPSEN).with_file_name("ferretcd");
-    if !bin.exists() {
-        let release = JEPSEN.contains("/release/");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "ferretcd", "--bin", "ferretcd"]);
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().expect("run cargo").success(), "build ferretcd");
-    }
-    bin
+    ferret_testkit::bin::ferretcd()
 }
 
 /// Runs the suite; returns (exit code, stdout).
@@ -133,9 +122,9 @@ fn the_checker_catches_stale_quorum_reads() {
 fn the_suite_catches_a_silent_start_on_a_corrupted_wal() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let bin = ferretcd();
-    let dir = std::env::temp_dir().join(format!("ferret-jepsen-lenient-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("lenient-ferretcd");
+    // Removed on drop, also when an assertion fails.
+    let dir = ferret_testkit::dir::TempDir::new("ferret-jepsen-lenient");
+    let wrapper = dir.path().join("lenient-ferretcd");
     std::fs::write(
         &wrapper,
         format!(
@@ -161,7 +150,7 @@ exec {} "$@"
         &[],
         3,
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     // The lenient start loses acknowledged entries. Whether raft-rs then
     // panics (and ferretcd exits 1 without naming the damage) or the
     // member lingers as a silent start depends on timing; the suite must

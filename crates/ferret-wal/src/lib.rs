@@ -154,11 +154,8 @@ mod wal;
 
 pub use error::WalError;
 pub use io::{FailNth, FaultInjector, IoOp, NoFaults};
-pub use record::{METADATA_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
-pub use wal::{
-    EntryRecord, HardState, Recovered, Wal, WalOptions, SEGMENT_SIZE_DEFAULT_BYTES,
-    UNSYNCED_MAX_BYTES,
-};
+pub use record::{EntryRecord, HardState, METADATA_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
+pub use wal::{Recovered, Wal, WalOptions, SEGMENT_SIZE_DEFAULT_BYTES, UNSYNCED_MAX_BYTES};
 
 use std::path::{Path, PathBuf};
 

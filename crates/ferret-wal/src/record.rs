@@ -3,10 +3,26 @@
 
 use std::fmt;
 
-use crate::{EntryRecord, HardState};
-
 /// `[len: u32][crc: u32][type: u8]` before every payload.
 pub(crate) const FRAME_HEADER_BYTES: usize = 9;
+
+/// One Raft log entry, as the driver hands it over. `kind` and `data` are
+/// opaque here (raft's entry type and its encoded payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub index: u64,
+    pub term: u64,
+    pub kind: u8,
+    pub data: Vec<u8>,
+}
+
+/// Raft's persistent state besides the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HardState {
+    pub term: u64,
+    pub vote: u64,
+    pub commit: u64,
+}
 
 /// The largest payload a record may declare. A length above it is read as
 /// corruption, not as a request to allocate: a flipped high bit in a length

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::io::{parent_or_dot, FaultInjector, Io, NoFaults};
-use crate::record::{self, FrameError, Record, SegmentHeader};
+use crate::record::{self, EntryRecord, FrameError, HardState, Record, SegmentHeader};
 use crate::replay::{LogPosition, Replay};
 use crate::segment::{self, Segment};
 use crate::{WalError, METADATA_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
@@ -47,24 +47,6 @@ impl Default for WalOptions {
             faults: Arc::new(NoFaults),
         }
     }
-}
-
-/// One Raft log entry, as the driver hands it over. `kind` and `data` are
-/// opaque here (raft's entry type and its encoded payload).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryRecord {
-    pub index: u64,
-    pub term: u64,
-    pub kind: u8,
-    pub data: Vec<u8>,
-}
-
-/// Raft's persistent state besides the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HardState {
-    pub term: u64,
-    pub vote: u64,
-    pub commit: u64,
 }
 
 /// What `open` read back.

@@ -24,6 +24,10 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use ferret_gocompat::flag::{parse_int as go_parse_int, parse_uint as go_parse_uint};
+use ferret_gocompat::strconv::parse_bool as go_parse_bool;
+use ferret_gocompat::time::parse_duration;
+
 /// Name of the binary, used in help texts and in hints.
 const PROGRAM: &str = "ferretcd";
 
@@ -880,7 +884,7 @@ fn value_from_text(kind: Kind, text: &str) -> Result<Val, String> {
         },
         Kind::Int => go_parse_int(text).map(Val::Int).map_err(str::to_string),
         Kind::Duration => {
-            if go_duration_ok(text) {
+            if parse_duration(text).is_ok() {
                 Ok(Val::Str(text.to_string()))
             } else {
                 Err(PARSE.to_string())
@@ -907,96 +911,6 @@ fn value_from_text(kind: Kind, text: &str) -> Result<Val, String> {
         }
         Kind::Ignored => Ok(Val::Unchanged),
     }
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)`: decimal, `0x`, `0o`/`0`, `0b`
-/// prefixes (underscores are not accepted here). Errors are Go's flag texts.
-fn go_parse_uint(s: &str) -> Result<u64, &'static str> {
-    let (digits, radix) = if let Some(r) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (r, 16)
-    } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
-        (r, 2)
-    } else if let Some(r) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
-        (r, 8)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err("parse error");
-    }
-    u64::from_str_radix(digits, radix).map_err(|_| "value out of range")
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`.
-fn go_parse_int(s: &str) -> Result<i64, &'static str> {
-    let (negative, magnitude) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let n = go_parse_uint(magnitude)?;
-    if negative {
-        if n <= i64::MAX as u64 + 1 {
-            Ok((n as i64).wrapping_neg())
-        } else {
-            Err("value out of range")
-        }
-    } else {
-        i64::try_from(n).map_err(|_| "value out of range")
-    }
-}
-
-/// Whether Go's `time.ParseDuration` accepts `s` (e.g. `5s`, `1m30s`,
-/// `1.5h`, `-2ms`, `0`).
-fn go_duration_ok(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if s == "0" {
-        return true;
-    }
-    if s.is_empty() {
-        return false;
-    }
-    let mut rest = s;
-    while !rest.is_empty() {
-        let int_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let mut consumed = int_len;
-        let mut frac_len = 0;
-        if rest[consumed..].starts_with('.') {
-            consumed += 1;
-            frac_len = rest[consumed..]
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len() - consumed);
-            consumed += frac_len;
-        }
-        if int_len == 0 && frac_len == 0 {
-            return false;
-        }
-        rest = &rest[consumed..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        if !matches!(
-            &rest[..unit_len],
-            "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"
-        ) {
-            return false;
-        }
-        rest = &rest[unit_len..];
-    }
-    true
 }
 
 // ---------------------------------------------------------------------------

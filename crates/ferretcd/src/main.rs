@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferretcd::api::{self, Api};
+use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig};
+use ferretcd::api::context::Api;
+use ferretcd::api::{http, v2};
 use ferretcd::config::{self, Config, ConfigOutcome};
-use ferretcd::ids;
-use ferretcd::server::{now_ns, InitialMember, Server, ServerConfig};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             println!("ferretcd Version: {}", env!("CARGO_PKG_VERSION"));
             println!(
                 "etcd API Version: {} (v2 keys API)",
-                api::info::ETCD_SERVER_VERSION
+                v2::info::ETCD_SERVER_VERSION
             );
             println!(
                 "Rust OS/Arch: {}/{}",
@@ -186,7 +186,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let mut tasks = Vec::new();
     for (url, l) in listeners {
         tracing::info!(address = %url, "serving client requests");
-        tasks.push(tokio::spawn(api::serve(l, api.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(http::serve(l, api.clone(), stop_rx.clone())));
     }
     tracing::info!("ready to serve client requests");
 

@@ -8,82 +8,33 @@
 //! differ by nature (dates, cluster ids, raft indexes) are masked. On CI
 //! (`CI` set) a missing etcd is a failure, elsewhere it skips that half.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A server process, killed and its data directory removed on drop, so a
-/// failing assertion leaves nothing running.
-struct Proc {
-    child: Child,
-    dir: PathBuf,
-    client_port: u16,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn temp_dir(label: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "ferretcd-auth-{label}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("create data dir");
-    dir
-}
+use ferret_testkit::http::{self, BodyMode, Request};
+use ferret_testkit::server::{Server, Spec};
 
 /// Starts `binary` as a fresh single-member cluster and waits until it
 /// serves v2 auth (etcd refuses auth until its cluster version is set,
-/// which is also when its store index settles).
-fn start(binary: &std::path::Path, extra: &[&str], label: &str) -> Proc {
-    let (client, peer) = (free_port(), free_port());
-    let dir = temp_dir(label);
-    let c = format!("http://127.0.0.1:{client}");
-    let p = format!("http://127.0.0.1:{peer}");
-    let child = Command::new(binary)
-        .args(["--name", "n", "--data-dir"])
-        .arg(&dir)
-        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-        .args([
-            "--listen-peer-urls",
-            &p,
-            "--initial-advertise-peer-urls",
-            &p,
-        ])
-        .args(["--initial-cluster", &format!("n={p}")])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-    let proc = Proc {
-        child,
-        dir,
-        client_port: client,
-    };
+/// which is also when its store index settles). The member is stopped and
+/// its data directory removed when the returned server is dropped.
+fn start(binary: &Path, label: &str) -> Server {
+    let ports = ferret_testkit::ports::free_ports(2);
+    let server = Server::spawn(&Spec {
+        label,
+        binary,
+        name: "n",
+        client: ([127, 0, 0, 1], ports[0]).into(),
+        peer: ([127, 0, 0, 1], ports[1]).into(),
+        initial_cluster: None,
+        extra: &[],
+    })
+    .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = request(client, "GET", "/v2/auth/enable", None, None) {
+        if let Ok(r) = request(&server, "GET", "/v2/auth/enable", None, None) {
             if r.status == 200 {
-                return proc;
+                return server;
             }
         }
         assert!(Instant::now() < deadline, "{label} did not become ready");
@@ -108,69 +59,44 @@ impl Reply {
 }
 
 /// One HTTP/1.1 request on its own connection. `body` is (content type,
-/// bytes).
+/// bytes); without one, an empty body is sent (`Content-Length: 0`).
 fn request(
-    port: u16,
+    server: &Server,
     method: &str,
     path: &str,
     auth: Option<&str>,
     body: Option<(&str, &str)>,
-) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+) -> Result<Reply, String> {
+    let mut headers = Vec::new();
     if let Some(a) = auth {
-        req.push_str(&format!("Authorization: {a}\r\n"));
+        headers.push(("Authorization".to_string(), a.to_string()));
     }
-    let (ctype, data) = body.unwrap_or(("", ""));
-    if body.is_some() {
-        req.push_str(&format!("Content-Type: {ctype}\r\n"));
+    if let Some((ctype, _)) = body {
+        headers.push(("Content-Type".to_string(), ctype.to_string()));
     }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{data}", data.len()));
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no response head"))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok(Reply {
-        status,
+    let req = Request {
+        method: method.into(),
+        target: path.as_bytes().to_vec(),
         headers,
-        body: body.to_string(),
+        body: Some(body.map_or(Vec::new(), |(_, data)| data.as_bytes().to_vec())),
+    };
+    let r = http::send(server.client, &req, BodyMode::Full, Duration::from_secs(10))?;
+    Ok(Reply {
+        status: r.status,
+        headers: r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect(),
+        body: String::from_utf8_lossy(&r.body).into_owned(),
     })
 }
 
 fn basic(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{password}").into_bytes();
-    let mut out = String::from("Basic ");
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {credentials}")
 }
 
 /// Headers that differ between any two servers by nature.
@@ -214,10 +140,9 @@ fn mask_hashes(s: &str) -> String {
 const DENIED_110: &str = "{\"errorCode\":110,\"message\":\"The request requires user authentication\",\"cause\":\"Insufficient credentials\",\"index\":0}\n";
 const NO_CREDENTIALS: &str = "{\"message\":\"Insufficient credentials\"}";
 
-/// Runs the scenario against the server on `port`, asserting ferretcd's
-/// expectations when `check` is set, and returns the normalised
-/// transcript.
-fn scenario(port: u16, check: bool) -> Vec<(String, String)> {
+/// Runs the scenario against `server`, asserting ferretcd's expectations
+/// when `check` is set, and returns the normalised transcript.
+fn scenario(server: &Server, check: bool) -> Vec<(String, String)> {
     let root = basic("root", "rootpw");
     let alice = basic("alice", "alicepw");
     let wrong = basic("alice", "nope");
@@ -230,7 +155,7 @@ fn scenario(port: u16, check: bool) -> Vec<(String, String)> {
                     auth: Option<&str>,
                     body: Option<(&str, &str)>,
                     want: Option<(u16, &str)>| {
-        let r = request(port, method, path, auth, body)
+        let r = request(server, method, path, auth, body)
             .unwrap_or_else(|e| panic!("{label}: {method} {path}: {e}"));
         if check {
             if let Some((status, body)) = want {
@@ -554,29 +479,13 @@ fn scenario(port: u16, check: bool) -> Vec<(String, String)> {
     transcript
 }
 
-fn find_etcd() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ETCD_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("etcd"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| Some(PathBuf::from("/usr/bin/etcd")).filter(|p| p.is_file()))
-}
-
 #[test]
 fn v2_auth_scenario_matches_etcd() {
-    let ferret = start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ferretcd")),
-        &[],
-        "ferretcd",
-    );
-    let ours = scenario(ferret.client_port, true);
+    let ferret = start(Path::new(env!("CARGO_BIN_EXE_ferretcd")), "ferretcd");
+    let ours = scenario(&ferret, true);
     drop(ferret);
 
-    let Some(etcd_bin) = find_etcd() else {
+    let Some(etcd_bin) = ferret_testkit::bin::find_etcd() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI is set but no etcd was found (set ETCD_BIN or install etcd)"
@@ -584,8 +493,8 @@ fn v2_auth_scenario_matches_etcd() {
         eprintln!("etcd not found: skipping the comparison with etcd");
         return;
     };
-    let etcd = start(&etcd_bin, &["--enable-v2"], "etcd");
-    let theirs = scenario(etcd.client_port, false);
+    let etcd = start(&etcd_bin, "etcd");
+    let theirs = scenario(&etcd, false);
     drop(etcd);
 
     for ((label, a), (_, b)) in ours.iter().zip(&theirs) {

@@ -31,7 +31,7 @@ use common::corpus::{self, Capture, Op, ReqSpec, Step};
 use common::http::{self, BodyMode, Request, Response};
 use common::json;
 use common::normalize::{self, display_bytes, Ctx};
-use common::server::{self, Identity, Server, Shift};
+use common::server::{Identity, Server, Shift};
 
 type Outcome = Result<(Response, SystemTime), String>;
 
@@ -84,7 +84,7 @@ struct Runner {
 #[test]
 fn differential_v2_api_matches_etcd() {
     let started = Instant::now();
-    let Some(etcd) = server::find_etcd() else {
+    let Some(etcd) = ferret_testkit::bin::find_etcd() else {
         if std::env::var_os("CI").is_some() {
             panic!(
                 "differential: the reference `etcd` binary was not found (set ETCD_BIN, put etcd on PATH \

@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
+use ferret_gocompat::path::{clean_str, clean_url_path_str};
+use ferret_gocompat::url::{encode_values, escape_path};
 use serde_json::Value;
 
 use crate::client::{Action, Client, Error, Retry};
-use crate::http::Head;
+use crate::http::{Endpoint, Head};
 
 /// A node of the v2 key tree as etcd's client decodes it. `nodes` keeps
 /// absent (`None`) apart from empty, because `-o json` prints `null` for one
@@ -79,7 +81,7 @@ pub fn decode_keys(head: &Head, body: &[u8]) -> Result<KeysResponse, Error> {
                 Some(i) if !i.is_empty() => i.parse::<u64>().map_err(|_| {
                     Error::Other(format!(
                         "strconv.ParseUint: parsing {}: invalid syntax",
-                        crate::flags::go_quote(i)
+                        ferret_gocompat::strconv::quote(i)
                     ))
                 })?,
                 _ => 0,
@@ -114,103 +116,13 @@ fn decode_etcd_error(body: &[u8]) -> Error {
     }
 }
 
-// ---- paths and encodings, as Go's net/url ----
-
-/// Go's `path.Clean`.
-pub fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            s => parts.push(s),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
-/// etcd's `pathutil.CanonicalURLPath`: cleaned, rooted, trailing slash kept.
-pub fn canonical_url_path(p: &str) -> String {
-    if p.is_empty() {
-        return "/".into();
-    }
-    let p = if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("/{p}")
-    };
-    let mut np = clean_path(&p);
-    if p.ends_with('/') && np != "/" {
-        np.push('/');
-    }
-    np
-}
-
-fn hex_escape(out: &mut String, b: u8) {
-    out.push_str(&format!("%{b:02X}"));
-}
-
-/// Go's URL path escaping (`url.URL.EscapedPath` of a path it built).
-pub fn escape_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for &b in p.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b) {
-            out.push(b as char);
-        } else {
-            hex_escape(&mut out, b);
-        }
-    }
-    out
-}
-
-/// Go's `url.QueryEscape`.
-pub fn escape_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            hex_escape(&mut out, b);
-        }
-    }
-    out
-}
-
-/// Go's `url.Values.Encode`: keys sorted, each `key=value` escaped.
-pub fn encode_form(pairs: &[(&str, String)]) -> String {
-    let mut sorted: Vec<&(&str, String)> = pairs.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    sorted
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape_query(k), escape_query(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 fn keys_path(key: &str) -> String {
     let key = if !key.is_empty() && !key.starts_with('/') {
         format!("/{key}")
     } else {
         key.to_string()
     };
-    escape_path(&canonical_url_path(&format!("/v2/keys{key}")))
+    escape_path(clean_url_path_str(&format!("/v2/keys{key}")))
 }
 
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
@@ -235,7 +147,7 @@ pub fn get(
     quorum: bool,
     deadline: Option<Instant>,
 ) -> Result<KeysResponse, Error> {
-    let query = encode_form(&[
+    let query = encode_values(&[
         ("recursive", recursive.to_string()),
         ("sorted", sorted.to_string()),
         ("quorum", quorum.to_string()),
@@ -273,9 +185,9 @@ pub fn set(
     let act = Action {
         method: "PUT",
         path: keys_path(key),
-        query: encode_form(&params),
+        query: encode_values(&params),
         content_type: FORM,
-        body: Some(encode_form(&form).into_bytes()),
+        body: Some(encode_values(&form).into_bytes()),
     };
     let (head, body) = c.call(&act, Retry::Write, deadline)?;
     decode_keys(&head, &body)
@@ -297,7 +209,7 @@ pub fn create_in_order(
         path: keys_path(dir),
         query: String::new(),
         content_type: FORM,
-        body: Some(encode_form(&form).into_bytes()),
+        body: Some(encode_values(&form).into_bytes()),
     };
     let (head, body) = c.call(&act, Retry::Write, deadline)?;
     decode_keys(&head, &body)
@@ -333,7 +245,7 @@ pub fn delete(
     let act = Action {
         method: "DELETE",
         path: keys_path(key),
-        query: encode_form(&params),
+        query: encode_values(&params),
         content_type: FORM,
         body: None,
     };
@@ -345,7 +257,7 @@ pub fn delete(
 pub fn wait_action(key: &str, wait_index: u64, recursive: bool) -> Action {
     Action::get(
         keys_path(key),
-        encode_form(&[
+        encode_values(&[
             ("wait", "true".to_string()),
             ("waitIndex", wait_index.to_string()),
             ("recursive", recursive.to_string()),
@@ -382,21 +294,12 @@ fn member_from(v: &Value) -> Member {
     }
 }
 
-/// Go's `encoding/json` error texts for the few ways a body goes wrong.
+/// The error of Go's `json.Unmarshal` for a body that did not decode: its
+/// syntax error, or (valid JSON of the wrong shape) a type error.
 pub fn go_json_error(body: &[u8]) -> String {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => "unexpected end of JSON input".into(),
-        Some(&b) if !b"{[\"-0123456789tfn".contains(&b) => {
-            format!(
-                "invalid character '{}' looking for beginning of value",
-                b as char
-            )
-        }
-        Some(_) => match serde_json::from_slice::<Value>(body) {
-            Err(e) if e.is_eof() => "unexpected end of JSON input".into(),
-            Err(e) => format!("invalid JSON: {e}"),
-            Ok(_) => "json: cannot unmarshal into Go value".into(),
-        },
+    match ferret_gocompat::json_syntax::check(body) {
+        Err(syntax) => syntax,
+        Ok(()) => "json: cannot unmarshal into Go value".into(),
     }
 }
 
@@ -422,6 +325,28 @@ pub fn members_list(c: &mut Client, deadline: Option<Instant>) -> Result<Vec<Mem
         .and_then(Value::as_array)
         .map(|a| a.iter().map(member_from).collect())
         .unwrap_or_default())
+}
+
+/// etcd's `Client.Sync`: replace the client's endpoints with the client
+/// URLs the members publish (unchanged if they are the same set).
+pub fn sync(c: &mut Client, deadline: Option<Instant>) -> Result<(), Error> {
+    let members = members_list(c, deadline)?;
+    let mut urls: Vec<String> = members.into_iter().flat_map(|m| m.client_urls).collect();
+    urls.sort();
+    let mut current = c.endpoints();
+    current.sort();
+    if urls == current {
+        return Ok(());
+    }
+    if urls.is_empty() {
+        return Err(Error::NoEndpoints);
+    }
+    let mut eps = Vec::new();
+    for u in &urls {
+        eps.push(Endpoint::parse(u).map_err(Error::Other)?);
+    }
+    c.set_endpoints(eps);
+    Ok(())
 }
 
 pub fn members_leader(c: &mut Client, deadline: Option<Instant>) -> Result<Member, Error> {
@@ -451,7 +376,7 @@ fn message_error(body: &[u8]) -> Error {
 
 /// A JSON string as Go's encoding/json writes it.
 pub fn js(s: &str) -> String {
-    crate::output::go_json_string(s)
+    ferret_gocompat::json::quote(s)
 }
 
 /// A JSON string list, `null` for none (Go's nil slice).
@@ -614,7 +539,7 @@ fn auth_path(kind: &str, name: &str) -> String {
     if name.is_empty() {
         format!("/v2/auth/{kind}")
     } else {
-        escape_path(&clean_path(&format!("/v2/auth/{kind}/{name}")))
+        escape_path(clean_str(&format!("/v2/auth/{kind}/{name}")))
     }
 }
 
@@ -851,10 +776,9 @@ mod tests {
         assert_eq!(keys_path(""), "/v2/keys");
         assert_eq!(keys_path("/a b!"), "/v2/keys/a%20b%21");
         assert_eq!(
-            encode_form(&[("value", "a b&c".into()), ("ttl", "5".into())]),
+            encode_values(&[("value", "a b&c".into()), ("ttl", "5".into())]),
             "ttl=5&value=a+b%26c"
         );
-        assert_eq!(canonical_url_path("foo//bar/"), "/foo/bar/");
-        assert_eq!(clean_path("/../a/./b/.."), "/a");
+        assert_eq!(auth_path("users", "a/../b c/"), "/v2/auth/users/b%20c");
     }
 }

@@ -1,8 +1,10 @@
 //! `user ...`, `role ...` and `auth enable|disable` (etcd v2 auth).
 
-use crate::api::{self, canonical_url_path, js, js_list, Role};
-use crate::app::{ask_password, fail, must_new_client, Ctx};
+use ferret_gocompat::path::clean_url_path_str;
+
+use crate::api::{self, js, js_list, Role};
 use crate::client::Client;
+use crate::ctx::{ask_password, fail, must_new_client, Ctx};
 
 fn no_args(ctx: &Ctx) {
     if !ctx.args.is_empty() {
@@ -151,7 +153,7 @@ fn role_grant_revoke(ctx: &Ctx, grant: bool) {
     if path.is_empty() {
         fail("No path specified; please use `--path`");
     }
-    let canonical = canonical_url_path(&path);
+    let canonical = clean_url_path_str(&path);
     if canonical != path {
         fail(&format!(
             "Not canonical path; please use `--path={canonical}`"

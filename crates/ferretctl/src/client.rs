@@ -245,10 +245,7 @@ impl Client {
         if self.cfg.debug {
             let mut line = format!("cURL Command: curl -X {} {}", act.method, full_url);
             if let Some(b) = &act.body {
-                line.push_str(&format!(
-                    " -d {}",
-                    crate::flags::go_quote(&String::from_utf8_lossy(b))
-                ));
+                line.push_str(&format!(" -d {}", ferret_gocompat::strconv::quote(b)));
             }
             eprintln!("{line}");
         }
@@ -299,27 +296,10 @@ impl Client {
         }
     }
 
-    /// etcd's `Client.Sync`: replace the endpoints with the client URLs the
-    /// members publish (unchanged if they are the same set).
-    pub fn sync(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let members = crate::api::members_list(self, deadline)?;
-        let mut urls: Vec<String> = members.into_iter().flat_map(|m| m.client_urls).collect();
-        urls.sort();
-        let mut current = self.endpoints();
-        current.sort();
-        if urls == current {
-            return Ok(());
-        }
-        if urls.is_empty() {
-            return Err(Error::NoEndpoints);
-        }
-        let mut eps = Vec::new();
-        for u in &urls {
-            eps.push(Endpoint::parse(u).map_err(Error::Other)?);
-        }
-        self.cfg.endpoints = eps;
+    /// Replaces the endpoints (after a sync), starting again from the first.
+    pub fn set_endpoints(&mut self, endpoints: Vec<Endpoint>) {
+        self.cfg.endpoints = endpoints;
         self.pinned = 0;
-        Ok(())
     }
 }
 

@@ -17,6 +17,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ferret_gocompat::flag::parse_int as parse_go_int;
+use ferret_gocompat::strconv::{parse_bool as parse_go_bool, quote as go_quote};
+
 /// How a flag takes its value, as the Go flag types etcdctl uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -324,154 +327,11 @@ pub fn reorder(specs: &[FlagSpec], args: &[String]) -> Vec<String> {
     reordered
 }
 
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)` as the flag package reports it:
-/// `parse error` or `value out of range`.
-fn parse_go_int(s: &str) -> Result<i64, &'static str> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0b").or(body.strip_prefix("0B")) {
-        (2, r)
-    } else if let Some(r) = body.strip_prefix("0o").or(body.strip_prefix("0O")) {
-        (8, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
-    // Go accepts `_` between digits when the base comes from the prefix.
-    if digits.contains('_') && !underscores_ok(digits, radix != 10) {
-        return Err("parse error");
-    }
-    let digits = digits.replace('_', "");
-    if digits.is_empty() || digits.starts_with('+') || digits.starts_with('-') {
-        return Err("parse error");
-    }
-    let mag = u64::from_str_radix(&digits, radix).map_err(|e| match e.kind() {
-        std::num::IntErrorKind::PosOverflow => "value out of range",
-        _ => "parse error",
-    })?;
-    if neg {
-        if mag > i64::MAX as u64 + 1 {
-            return Err("value out of range");
-        }
-        Ok((mag as i64).wrapping_neg())
-    } else {
-        i64::try_from(mag).map_err(|_| "value out of range")
-    }
-}
-
-/// Go's `underscoreOK`: each `_` sits between two digits (or after a prefix).
-fn underscores_ok(digits: &str, after_prefix: bool) -> bool {
-    let mut prev_digit = after_prefix;
-    for c in digits.chars() {
-        if c == '_' {
-            if !prev_digit {
-                return false;
-            }
-            prev_digit = false;
-        } else {
-            prev_digit = true;
-        }
-    }
-    prev_digit
-}
-
-/// Go's `time.ParseDuration`: a sequence of decimal numbers with a unit
-/// (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), optionally signed; "0" alone is zero.
-/// Negative durations become zero (no flag here has a use for them).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut rest = s;
-    let mut neg = false;
-    if let Some(r) = rest.strip_prefix('-') {
-        neg = true;
-        rest = r;
-    } else if let Some(r) = rest.strip_prefix('+') {
-        rest = r;
-    }
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total_ns: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..num_len];
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total_ns += value * scale;
-    }
-    if neg || total_ns > u64::MAX as f64 {
-        return Some(Duration::ZERO);
-    }
-    Some(Duration::from_nanos(total_ns as u64))
-}
-
-/// Go's `%q` for a string: double-quoted, `"` and `\` escaped, control and
-/// non-printable characters as `\n`, `\t`, `\x..`, `\u....`.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32))
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32))
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// A duration flag: Go's `time.ParseDuration`. Negative durations become
+/// zero (no flag here has a use for them).
+fn parse_go_duration(s: &str) -> Option<Duration> {
+    let ns = ferret_gocompat::time::parse_duration(s).ok()?;
+    Some(Duration::from_nanos(ns.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -543,15 +403,20 @@ mod tests {
 
     #[test]
     fn numbers_and_durations() {
-        assert_eq!(parse_go_int("0x10"), Ok(16));
-        assert_eq!(parse_go_int("010"), Ok(8));
-        assert_eq!(parse_go_int("-7"), Ok(-7));
-        assert_eq!(parse_go_int("1_0"), Ok(10));
-        assert_eq!(parse_go_int("1__0"), Err("parse error"));
+        let p = |a: &[&str]| parse(SET, &v(a)).map(|(p, _)| p.int("ttl"));
+        assert_eq!(p(&["--ttl", "0x10"]), Ok(16));
+        assert_eq!(p(&["--ttl", "010"]), Ok(8));
+        assert_eq!(p(&["--ttl", "-7"]), Ok(-7));
+        assert_eq!(p(&["--ttl", "1_0"]), Ok(10));
+        assert_eq!(
+            p(&["--ttl", "1__0"]).unwrap_err().0,
+            "invalid value \"1__0\" for flag -ttl: parse error"
+        );
         assert_eq!(parse_go_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("-5s"), Some(Duration::ZERO));
     }
 
     #[test]

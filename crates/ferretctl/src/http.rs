@@ -14,6 +14,8 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+
 /// Upper bound on a response head (status line and headers); etcd's are
 /// a few hundred bytes, so 64 KiB only stops a server that never ends one.
 const HEAD_BYTES_MAX: usize = 64 * 1024;
@@ -43,12 +45,12 @@ impl Endpoint {
                 if first_segment.contains(':') {
                     return Err(format!(
                         "parse {}: first path segment in URL cannot contain colon",
-                        crate::flags::go_quote(raw)
+                        ferret_gocompat::strconv::quote(raw)
                     ));
                 }
                 return Err(format!(
                     "parse {}: endpoint has no host (write it as http://host:port)",
-                    crate::flags::go_quote(raw)
+                    ferret_gocompat::strconv::quote(raw)
                 ));
             }
         };
@@ -73,8 +75,8 @@ impl Endpoint {
             Some(p) => Some(p.parse::<u16>().map_err(|_| {
                 format!(
                     "parse {}: invalid port {} after host",
-                    crate::flags::go_quote(raw),
-                    crate::flags::go_quote(&format!(":{p}"))
+                    ferret_gocompat::strconv::quote(raw),
+                    ferret_gocompat::strconv::quote(format!(":{p}"))
                 )
             })?),
         };
@@ -207,7 +209,7 @@ pub fn send(ep: &Endpoint, req: &Request, limits: Limits) -> Result<Pending, Fai
     if let Some((u, p)) = &req.basic_auth {
         out.push_str(&format!(
             "Authorization: Basic {}\r\n",
-            base64(format!("{u}:{p}").as_bytes())
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
         ));
     }
     if let Some(ct) = req.content_type {
@@ -383,7 +385,7 @@ fn dial(
     if ep.scheme != "http" {
         return Err(Failure::Dial(format!(
             "unsupported protocol scheme {}",
-            crate::flags::go_quote(&ep.scheme)
+            ferret_gocompat::strconv::quote(&ep.scheme)
         )));
     }
     if ep.host.is_empty() {
@@ -564,7 +566,7 @@ fn read_head(
     let Some(status) = status.filter(|_| proto.starts_with("HTTP/")) else {
         return Err(Failure::AfterSend(format!(
             "net/http: malformed HTTP response {}",
-            crate::flags::go_quote(status_line)
+            ferret_gocompat::strconv::quote(status_line)
         )));
     };
     let headers = lines[1..]
@@ -635,28 +637,6 @@ fn set_keepalive(stream: &TcpStream) {
     let _ = idle;
 }
 
-/// Standard base64 with padding, for the basic-auth header.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,12 +655,5 @@ mod tests {
             Endpoint::parse("127.0.0.1:2379").unwrap_err(),
             "parse \"127.0.0.1:2379\": first path segment in URL cannot contain colon"
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b"root:pw"), "cm9vdDpwdw==");
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b"abc"), "YWJj");
     }
 }

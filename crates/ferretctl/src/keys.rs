@@ -2,10 +2,10 @@
 //! rmdir, ls (etcdctl's ctlv2/command/*_command.go, one function each).
 
 use crate::api::{self, DeleteOptions, KeysResponse, Node, SetOptions};
-use crate::app::{
+use crate::client::Error;
+use crate::ctx::{
     arg_or_stdin, exit, handle_error, must_new_client, Ctx, EXIT_BAD_ARGS, EXIT_SERVER_ERROR,
 };
-use crate::client::Error;
 use crate::output::print_response_key;
 
 fn bad_args(msg: &str) -> ! {

@@ -4,7 +4,8 @@
 //! places where it knowingly differs.
 //!
 //! Code map:
-//! - `app`: the command tree, help texts, dispatch, the client set-up
+//! - `app`: the command tree, help texts and dispatch.
+//! - `ctx`: what the commands share: their context, the client set-up
 //!   (`mustNewClient`), error printing and exit codes.
 //! - `flags`: Go flag / urfave-cli parsing.
 //! - `http`: a small HTTP/1.1 client that tells "never sent" from "sent,
@@ -18,6 +19,7 @@ mod api;
 mod app;
 mod auth;
 mod client;
+mod ctx;
 mod flags;
 mod http;
 mod keys;

@@ -2,12 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+use ferret_gocompat::strconv::quote;
+
 use crate::api;
-use crate::app::{
+use crate::ctx::{
     exit, exit_zero_on_interrupt, fail, handle_error, must_new_client, must_new_client_no_sync,
     Ctx, EXIT_CLUSTER_NOT_HEALTHY, EXIT_SERVER_ERROR, EXIT_SUCCESS,
 };
-use crate::flags::go_quote;
 use crate::http::{self, Endpoint, Limits, Request};
 
 pub fn list(ctx: &Ctx) {
@@ -53,8 +54,8 @@ pub fn add(ctx: &Ctx) {
         }
     }
     println!();
-    println!("ETCD_NAME={}", go_quote(name));
-    println!("ETCD_INITIAL_CLUSTER={}", go_quote(&conf.join(",")));
+    println!("ETCD_NAME={}", quote(name));
+    println!("ETCD_INITIAL_CLUSTER={}", quote(conf.join(",")));
     println!("ETCD_INITIAL_CLUSTER_STATE=\"existing\"");
 }
 
@@ -111,7 +112,7 @@ pub fn update(ctx: &Ctx) {
 /// no per-request limit beyond connecting), `{"health": "true"}` or `true`.
 fn check_health(url: &str, dial_timeout: Duration) -> Result<bool, String> {
     let full = format!("{url}/health");
-    let wrap = |e: String| format!("Get {}: {e}", go_quote(&full));
+    let wrap = |e: String| format!("Get {}: {e}", quote(&full));
     let ep = Endpoint::parse(url).map_err(wrap)?;
     let req = Request {
         method: "GET",

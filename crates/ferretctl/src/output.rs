@@ -4,17 +4,12 @@
 
 use std::io::Write;
 
-use crate::api::{KeysResponse, Node};
+// Strings as Go's encoding/json writes them: `<`, `>`, `&`, U+2028 and
+// U+2029 escaped as `\u....`, control characters as `\n`, `\r`, `\t` or
+// `\u00XX` (Go 1.19, which etcdctl 3.4.23 is built with, has no `\b`/`\f`).
+use ferret_gocompat::json::quote as go_json_string;
 
-/// A string as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and
-/// U+2029 escaped as `\u....`, control characters as `\n`, `\r`, `\t` or
-/// `\u00XX` (Go 1.19, which etcdctl 3.4.23 is built with, has no `\b`/`\f`).
-pub fn go_json_string(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    ferret_store::json::write_str(&mut out, s.as_bytes());
-    // Valid UTF-8 in, valid UTF-8 out: escapes are ASCII, the rest is copied.
-    String::from_utf8(out).unwrap_or_default()
-}
+use crate::api::{KeysResponse, Node};
 
 fn node_json(n: &Node, out: &mut String) {
     out.push_str("{\"key\":");

@@ -16,10 +16,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::api::{self, KeysResponse, ERR_EMPTY_BODY};
-use crate::app::{
+use crate::client::{Client, Error};
+use crate::ctx::{
     exit_zero_on_interrupt, handle_error, must_new_client, Ctx, EXIT_BAD_ARGS, EXIT_SERVER_ERROR,
 };
-use crate::client::{Client, Error};
 use crate::output::print_response_key;
 
 /// Pause between reconnection rounds after a watch lost its connection.
@@ -206,13 +206,13 @@ pub fn exec_watch(ctx: &Ctx) {
                 let msg = if e.kind() == std::io::ErrorKind::NotFound && !program.contains('/') {
                     format!(
                         "exec: {}: executable file not found in $PATH",
-                        crate::flags::go_quote(program)
+                        ferret_gocompat::strconv::quote(program)
                     )
                 } else {
                     format!("fork/exec {program}: {e}")
                 };
                 eprint!("{msg}");
-                crate::app::exit(1);
+                crate::ctx::exit(1);
             }
         }
     }

@@ -12,6 +12,7 @@ use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use common::{args, free_ports, http_get, Server, Tool};
+use ferret_testkit::http;
 
 /// A server that accepts connections and reads requests but never
 /// answers (`close_after_read`: closes the connection instead). Counts
@@ -265,17 +266,24 @@ impl Drop for Proxy {
 }
 
 fn http_put(base: &str, path: &str, form: &str) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 20"), "PUT {path}: {out}");
+    let req = http::Request {
+        method: "PUT".into(),
+        target: path.as_bytes().to_vec(),
+        headers: vec![(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: Some(form.as_bytes().to_vec()),
+    };
+    let addr = base.trim_start_matches("http://").parse().unwrap();
+    let r = http::send(addr, &req, http::BodyMode::Full, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+    assert!(
+        (200..300).contains(&r.status),
+        "PUT {path}: {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
 }
 
 fn wait_for_lines(path: &std::path::Path, n: usize) -> String {

@@ -2,9 +2,7 @@
 //! command by command with ferretctl on a 3-member ferretcd cluster:
 //! writes through one member, reads through another, watches on a third.
 //!
-//! The ferretcd crate's cluster harness builds on `CARGO_BIN_EXE_ferretcd`,
-//! which only its own tests have, so this test starts its three members
-//! itself (common::Server::spawn with etcd's --initial-cluster flags).
+//! The cluster is the test kit's (`ferret_testkit::cluster`).
 
 mod common;
 
@@ -12,7 +10,8 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{ferretcd, free_ports, Run, Server, Tool};
+use common::{ferretcd, wait_watchers_above, watchers, Run, Tool};
+use ferret_testkit::cluster::Options;
 use scenario::split;
 
 mod scenario;
@@ -31,41 +30,29 @@ const TUTORIAL: &[&str] = &[
     r#"etcdctl set /myKey "value1" --ttl 20"#,
 ];
 
-struct Cluster {
-    members: Vec<Server>,
-}
+/// The test kit's 3-member cluster, with etcd's default timers.
+struct Cluster(ferret_testkit::cluster::Cluster);
 
 impl Cluster {
     fn start() -> Cluster {
-        let bin = ferretcd();
-        let ports = free_ports(6);
-        let names = ["a", "b", "c"];
-        let url = |p: u16| format!("http://127.0.0.1:{p}");
-        let initial = (0..3)
-            .map(|i| format!("{}={}", names[i], url(ports[2 * i + 1])))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members: Vec<Server> = (0..3)
-            .map(|i| {
-                Server::spawn(
-                    "ferretcd",
-                    &bin,
-                    names[i],
-                    &url(ports[2 * i]),
-                    &url(ports[2 * i + 1]),
-                    &initial,
-                    "new",
-                )
-            })
-            .collect();
-        for m in &mut members {
-            m.wait_ready();
-        }
-        Cluster { members }
+        Cluster(ferret_testkit::cluster::Cluster::start(Options {
+            binary: ferretcd(),
+            heartbeat_ms: 100,
+            election_ms: 1000,
+            ..Options::default()
+        }))
     }
 
     fn url(&self, i: usize) -> String {
-        self.members[i].client_url.clone()
+        self.0.members[i].client_url()
+    }
+
+    fn watchers(&self, i: usize) -> u64 {
+        watchers(&self.url(i))
+    }
+
+    fn wait_watchers_above(&self, i: usize, before: u64) {
+        wait_watchers_above(&self.url(i), before)
     }
 }
 
@@ -153,9 +140,9 @@ fn the_seed_tutorial_on_a_three_member_cluster() {
     );
 
     // Watch the directory on one member, change it through another.
-    let before = c.members[x].watchers();
+    let before = c.watchers(x);
     let mut watch = Tool::ferretctl().spawn(&c.url(x), &line_args(TUTORIAL[5]));
-    c.members[x].wait_watchers_above(before);
+    c.wait_watchers_above(x, before);
     ok(
         &ctl(&c, w, "etcdctl set /myApplication/myKey2 value2"),
         "value2\n",
@@ -171,12 +158,12 @@ fn the_seed_tutorial_on_a_three_member_cluster() {
     // exec-watch: run a command on each change.
     let dir = common::TempDir::new("ferretctl-tutorial");
     let out_path = dir.0.join("out");
-    let before = c.members[r].watchers();
+    let before = c.watchers(r);
     let mut cmd = Tool::ferretctl().command(&c.url(r), &line_args(TUTORIAL[6]));
     cmd.stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::process::Stdio::null());
     let mut exec = common::Proc(Some(cmd.spawn().unwrap()));
-    c.members[r].wait_watchers_above(before);
+    c.wait_watchers_above(r, before);
     ok(
         &ctl(&c, w, "etcdctl set /myApplication/myKey3 value3"),
         "value3\n",

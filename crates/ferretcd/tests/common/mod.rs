@@ -1,11 +1,14 @@
-//! Shared support for ferretcd's integration tests: a raw HTTP client,
-//! an order-preserving JSON reader, server process management and the
-//! differential corpus machinery.
+//! Support for ferretcd's integration tests: the differential corpus
+//! machinery (corpus, an order-preserving JSON reader, normalisation, the
+//! servers under comparison). Processes, ports, clusters and the raw HTTP
+//! client come from `ferret-testkit`.
 #![allow(dead_code)]
 
-pub mod cluster;
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use ferret_testkit::{cluster, http};
+
 pub mod corpus;
-pub mod http;
 pub mod json;
 pub mod normalize;
 pub mod server;

@@ -1,16 +1,20 @@
-//! Support for ferretctl's integration tests: finding the binaries,
-//! starting and stopping servers (etcd, ferretcd) with Drop guards,
-//! running a command line tool, and normalising outputs for comparison.
+//! Support for ferretctl's integration tests: the two servers (etcd,
+//! ferretcd) as these tests start them, running a command line tool, and
+//! normalising outputs for comparison. Ports, temporary directories,
+//! process guards and the raw HTTP client come from `ferret-testkit`.
 #![allow(dead_code)]
 
-use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use ferret_testkit::{dir::TempDir, ports::free_ports, process::Proc};
+
+use ferret_testkit::http;
 
 pub const ETCD: &str = "/usr/bin/etcd";
 pub const ETCDCTL: &str = "/usr/bin/etcdctl";
@@ -23,21 +27,7 @@ pub fn ferretctl() -> PathBuf {
 /// ferretcd from the same target directory and profile as ferretctl;
 /// built with cargo if it is not there (as after `cargo test -p ferretctl`).
 pub fn ferretcd() -> PathBuf {
-    let ctl = ferretctl();
-    let dir = ctl.parent().expect("ferretctl has a directory");
-    let path = dir.join("ferretcd");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "ferretcd"]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build -p ferretcd");
-        assert!(st.success(), "cargo build -p ferretcd failed");
-    }
-    assert!(path.exists(), "no ferretcd at {}", path.display());
-    path
+    ferret_testkit::bin::ferretcd()
 }
 
 /// Whether the reference etcd and etcdctl are installed. Without them a
@@ -57,120 +47,13 @@ pub fn reference_available(test: &str) -> bool {
     ok
 }
 
-/// Free loopback ports in 29000-29999 (the range these tests may use),
-/// probed by binding. Each test process starts at its own offset, chosen
-/// once; within the process offsets only move forward, so two tests running
-/// at once never get the same port (a probed port is free again until its
-/// server binds it). Choosing the offset per call let two calls overlap.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    static SEED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let seed = *SEED.get_or_init(|| {
-        (std::process::id() as usize * 7919
-            + SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as usize)
-            % 1000
-    });
-    let mut out = Vec::new();
-    let mut held = Vec::new();
-    for _ in 0..2000 {
-        if out.len() == n {
-            break;
-        }
-        let off = (seed + NEXT.fetch_add(1, Ordering::SeqCst)) % 1000;
-        let port = 29000 + off as u16;
-        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-            out.push(port);
-            held.push(l);
-        }
-    }
-    assert_eq!(out.len(), n, "no free ports in 29000-29999");
-    out
-}
-
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed and reaped on drop (also when a test panics).
-pub struct Proc(pub Option<Child>);
-
-impl Proc {
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Sends SIGINT and waits (bounded) for the process to end; returns
-    /// its output. Used for watches, which etcdctl ends with exit 0 on ^C.
-    pub fn interrupt(&mut self) -> Output {
-        let mut c = self.0.take().expect("process still running");
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(c.id() as libc::pid_t, libc::SIGINT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                break;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        c.wait_with_output().expect("collect output")
-    }
-
-    pub fn wait_output(&mut self, limit: Duration) -> Option<Output> {
-        let c = self.0.as_mut()?;
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return self.0.take().map(|c| c.wait_with_output().unwrap());
-            }
-            sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A single-member etcd or ferretcd on loopback ports, stopped on drop.
 pub struct Server {
     pub label: String,
     pub client_url: String,
     pub peer_url: String,
     pub name: String,
-    proc: Proc,
-    log: PathBuf,
-    _dir: TempDir,
+    proc: ferret_testkit::server::Server,
 }
 
 impl Server {
@@ -183,91 +66,34 @@ impl Server {
     }
 
     pub fn start(label: &str, bin: &Path, name: &str) -> Server {
-        let ports = free_ports(2);
-        let curl = format!("http://127.0.0.1:{}", ports[0]);
-        let purl = format!("http://127.0.0.1:{}", ports[1]);
-        let cluster = format!("{name}={purl}");
-        let mut s = Server::spawn(label, bin, name, &curl, &purl, &cluster, "new");
+        let proc = ferret_testkit::server::Server::start(label, bin, name)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut s = Server {
+            label: label.to_string(),
+            client_url: proc.client_url(),
+            peer_url: proc.peer_url(),
+            name: name.to_string(),
+            proc,
+        };
         s.wait_ready();
         s
     }
 
-    /// Starts one member of a cluster (does not wait for it to serve).
-    pub fn spawn(
-        label: &str,
-        bin: &Path,
-        name: &str,
-        curl: &str,
-        purl: &str,
-        cluster: &str,
-        state: &str,
-    ) -> Server {
-        let dir = TempDir::new(&format!("ferretctl-{label}-{name}"));
-        let log = dir.0.join("server.log");
-        let logf = fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .arg("--enable-v2")
-            .args(["--name", name])
-            .arg("--data-dir")
-            .arg(dir.0.join("data"))
-            .args([
-                "--listen-client-urls",
-                curl,
-                "--advertise-client-urls",
-                curl,
-            ])
-            .args([
-                "--listen-peer-urls",
-                purl,
-                "--initial-advertise-peer-urls",
-                purl,
-            ])
-            .args([
-                "--initial-cluster",
-                cluster,
-                "--initial-cluster-state",
-                state,
-            ])
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        Server {
-            label: label.to_string(),
-            client_url: curl.to_string(),
-            peer_url: purl.to_string(),
-            name: name.to_string(),
-            proc: Proc(Some(child)),
-            log,
-            _dir: dir,
-        }
-    }
-
     pub fn log_tail(&self) -> String {
-        let t = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = t.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        self.proc.log_tail(20)
     }
 
-    /// Waits (bounded) until /health says true and a v2 read answers.
+    /// Waits (bounded) until a quorum read answers, then lets start-up
+    /// writes (member attributes, cluster version) settle.
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let healthy = http_get(&self.client_url, "/health")
-                .is_some_and(|(code, body)| code == 200 && body.contains("true"));
-            if healthy
-                && http_get(&self.client_url, "/v2/keys/?quorum=true")
-                    .is_some_and(|(c, _)| c == 200)
-            {
-                // Let start-up writes (member attributes, cluster version) settle.
+            if http_get(&self.client_url, "/v2/keys/?quorum=true").is_some_and(|(c, _)| c == 200) {
                 sleep(Duration::from_millis(300));
                 return;
             }
-            if let Some(c) = self.proc.0.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("{} exited with {st}:\n{}", self.label, self.log_tail());
-                }
+            if let Some(e) = self.proc.exited() {
+                panic!("{} {e}:\n{}", self.label, self.log_tail());
             }
             assert!(
                 Instant::now() < deadline,
@@ -282,47 +108,61 @@ impl Server {
 
     /// The number of watchers the server reports (/v2/stats/store).
     pub fn watchers(&self) -> u64 {
-        http_get(&self.client_url, "/v2/stats/store")
-            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("watchers").and_then(|w| w.as_u64()))
-            .unwrap_or(0)
+        watchers(&self.client_url)
     }
 
-    /// Waits (bounded) until the server holds a new watcher: more than
-    /// `before`, or than the fewest seen meanwhile (a watcher of an earlier,
-    /// interrupted watch may be dropped by the server at the same time).
+    /// See [`wait_watchers_above`].
     pub fn wait_watchers_above(&self, before: u64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut fewest = before;
-        loop {
-            let now = self.watchers();
-            if now > fewest || Instant::now() > deadline {
-                return;
-            }
-            fewest = fewest.min(now);
-            sleep(Duration::from_millis(10));
-        }
+        wait_watchers_above(&self.client_url, before)
     }
 
     pub fn stop(&mut self) {
-        self.proc.kill();
+        self.proc.stop();
     }
 }
 
-/// A bare GET (the tests' own probe, independent of ferretctl).
+/// The number of watchers the server at `base` reports (/v2/stats/store).
+pub fn watchers(base: &str) -> u64 {
+    http_get(base, "/v2/stats/store")
+        .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("watchers").and_then(|w| w.as_u64()))
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the server at `base` holds a new watcher: more
+/// than `before`, or than the fewest seen meanwhile (a watcher of an
+/// earlier, interrupted watch may be dropped by the server at the same
+/// time).
+pub fn wait_watchers_above(base: &str, before: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut fewest = before;
+    loop {
+        let now = watchers(base);
+        if now > fewest || Instant::now() > deadline {
+            return;
+        }
+        fewest = fewest.min(now);
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// A bare GET (the tests' own probe, independent of ferretctl): status
+/// and body, or `None` if nothing was answered.
 pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
-    http_get_full(base, path).map(|(c, _, b)| (c, b))
+    let addr = base.trim_start_matches("http://").parse().ok()?;
+    let r = http::get(addr, path, Duration::from_secs(3)).ok()?;
+    Some((r.status, String::from_utf8_lossy(&r.body).into_owned()))
 }
 
 /// The store's current index (X-Etcd-Index of a read of the root).
 pub fn current_index(base: &str) -> u64 {
-    let (_, head, _) = http_get_full(base, "/v2/keys/").expect("read the root");
-    head.lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("x-etcd-index")
-                .then(|| v.trim().parse().ok())?
-        })
+    let addr = base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let r = http::get(addr, "/v2/keys/", Duration::from_secs(3)).expect("read the root");
+    r.header("X-Etcd-Index")
+        .and_then(|v| v.parse().ok())
         .expect("X-Etcd-Index header")
 }
 
@@ -331,45 +171,6 @@ pub fn member_id(base: &str) -> String {
     let (_, body) = http_get(base, "/v2/members").expect("list members");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["members"][0]["id"].as_str().unwrap().to_string()
-}
-
-/// GET returning (status, head, body).
-pub fn http_get_full(base: &str, path: &str) -> Option<(u16, String, String)> {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split(' ').nth(1)?.parse().ok()?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Some((code, head.to_string(), body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// How to run one of the two tools.

@@ -1,0 +1,38 @@
+//! The server core of a ferretcd member: the state machines, the Raft log
+//! that orders writes into them, the peer transport, and the handle the
+//! client APIs use.
+//!
+//! The API layers never touch the store directly for writes: they build a
+//! [`Command`], [`Server::propose`] it and wait for the outcome, which
+//! arrives only after the entry is committed (durable on a quorum) and
+//! applied. Local reads take the state lock briefly; linearizable reads
+//! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
+//! sink in the store's hub.
+//!
+//! Modules, each depending only on the ones listed before it:
+//! - [`ids`]: member and cluster ids, derived as etcd derives them.
+//! - [`clock`]: the wall clock; only this layer reads it.
+//! - [`apply`]: the log entry ([`Command`]) and the state machines.
+//! - [`raft_log`]: raft-rs's `Storage` over the in-memory log.
+//! - [`inbox`]: the Ready loop's bounded input queue, which wakes its poller.
+//! - [`transport`]: the peer streams, driven by the Raft thread.
+//! - [`shared`]: what the loop and the handles share; answers and errors.
+//! - [`raft_node`]: the Ready loop.
+//! - [`server`]: the [`Server`] handle: start, propose, read barrier, state.
+
+pub mod apply;
+pub mod clock;
+pub mod ids;
+pub mod inbox;
+pub mod raft_log;
+pub mod raft_node;
+pub mod server;
+pub mod shared;
+pub mod transport;
+
+pub use apply::{Command, Outcome, StateMachines, KEYS_PREFIX};
+pub use clock::now_ns;
+pub use raft_node::{InitialMember, StartError, WalMetadata, CLUSTER_VERSION};
+pub use server::{Server, ServerConfig};
+pub use shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError};
+pub use transport::TransportStats;

@@ -1,0 +1,1034 @@
+//! The Raft member: one thread running the Ready loop.
+//!
+//! Everything that changes the replicated state passes through
+//! [`RaftNode::on_ready`], in this order, each step for a reason:
+//!
+//! 1. **Send the messages that need no local write**: the leader's appends
+//!    and heartbeats go out before it writes the same entries to its own
+//!    log, so replication overlaps the leader's fsync (Raft thesis §10.2.1).
+//! 2. **Install a snapshot** sent by the leader, before any entry after it.
+//! 3. **Apply entries committed earlier**: they are durable on a quorum
+//!    already, so they need not wait for this round's fsync.
+//! 4. **Persist new entries and the hard state**: all of them appended to
+//!    the WAL, then one fsync (group commit: every proposal that arrived
+//!    since the last round shares it).
+//! 5. **Send the messages that must follow the write**: votes and a
+//!    follower's acknowledgements promise that the entries are on disk.
+//! 6. **Advance**: raft-rs then reports what our own write committed (on a
+//!    single member, or when we were the last vote needed); apply it.
+//!
+//! A write is answered in step 3 or 6, when its entry is applied, which is
+//! after it is durable on a quorum. Nothing is acknowledged earlier.
+
+// raft-rs messages are rust-protobuf structs, built field by field as
+// raft-rs's own examples do.
+#![allow(clippy::field_reassign_with_default)]
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferret_v2store::Write;
+use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
+use raft::eraftpb::{
+    ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot, SnapshotMetadata,
+};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::apply::{Command, Outcome};
+use crate::clock::now_ns;
+use crate::inbox::{Inbox, InboxSender};
+use crate::raft_log::RaftLog;
+use crate::shared::{LogPosition, ServerError, Shared};
+use crate::transport::{NetEvent, PeerNet};
+
+/// The cluster version a cluster of ferretcd members reports (etcd's API
+/// level it implements).
+pub const CLUSTER_VERSION: &str = "3.4.0";
+
+/// What the Ready loop's inbox carries.
+pub enum Input {
+    Propose {
+        cmd: Command,
+        reply: Reply,
+    },
+    ReadIndex {
+        reply: oneshot::Sender<Result<(), ServerError>>,
+    },
+    /// A snapshot file written by the background writer (or why not).
+    SnapshotSaved {
+        index: u64,
+        term: u64,
+        result: Result<(), String>,
+    },
+    Stop,
+}
+
+pub type Reply = oneshot::Sender<Result<(Outcome, LogPosition), ServerError>>;
+type ReadReply = oneshot::Sender<Result<(), ServerError>>;
+
+/// Inputs handled before one Ready round; bounds the latency a burst adds
+/// to the round and the size of one group commit.
+const MAX_INPUTS_PER_READY: usize = 4096;
+
+/// Entries kept after a snapshot so a follower slightly behind catches up
+/// from the log instead of a whole snapshot (etcd keeps 5000).
+const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
+
+/// A batch of reads whose read index has not come back after this is
+/// asked for again (etcd's readIndexRetryTime).
+const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
+
+/// Snapshot files kept on disk (etcd keeps 5).
+const SNAPSHOTS_KEPT: usize = 5;
+
+/// How often housekeeping runs (publishing attributes, TTL expiry, dropping
+/// waiters whose client gave up).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The payload of a normal log entry.
+#[derive(Serialize, Deserialize)]
+struct LogEntry {
+    /// The member that proposed it, and its id there: the proposer answers
+    /// its waiting client when the entry is applied.
+    origin: u64,
+    id: u64,
+    cmd: Command,
+}
+
+/// A member of the initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitialMember {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+/// Written once into a new WAL: who this member is, in which cluster, and
+/// the initial configuration. A restart takes these from the WAL and
+/// ignores the bootstrap flags, as etcd does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WalMetadata {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub members: Vec<InitialMember>,
+}
+
+/// The data of a snapshot: one field per state machine.
+#[derive(Serialize, Deserialize)]
+struct SnapshotPayload {
+    v2: Vec<u8>,
+}
+
+/// Everything the Ready loop needs to start.
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub heartbeat: Duration,
+    pub election_ticks: usize,
+    pub snapshot_count: u64,
+    pub join_existing: bool,
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] ferret_wal::WalError),
+    #[error("the write-ahead log metadata is unreadable: {0}")]
+    Metadata(String),
+    #[error("snapshot {0}")]
+    Snapshot(String),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("cannot listen for peers on {addr}: {error}")]
+    PeerListen { addr: String, error: std::io::Error },
+    #[error("peer network: {0}")]
+    PeerNet(std::io::Error),
+    #[error("cannot start the raft thread: {0}")]
+    Thread(std::io::Error),
+    #[error("--initial-cluster-state existing, but {0} holds no member: joining a running cluster needs runtime membership changes, which ferretcd does not support yet (start every member with --initial-cluster-state new)")]
+    CannotJoin(String),
+}
+
+pub struct RaftNode {
+    node: RawNode<RaftLog>,
+    wal: Wal,
+    snap_dir: PathBuf,
+    inbox: Inbox<Input>,
+    net: PeerNet,
+    shared: Arc<Shared>,
+    member_id: u64,
+    heartbeat: Duration,
+    snapshot_count: u64,
+    /// Index of the newest snapshot taken or installed.
+    snapshot_index: u64,
+    /// A snapshot being written by the background writer, if any.
+    snapshot_in_flight: Option<u64>,
+    /// For the background snapshot writer to report back.
+    inbox_tx: InboxSender<Input>,
+    /// Proposal ids of this member, never reused while it runs.
+    next_id: u64,
+    /// Clients waiting for their entry to be applied, by proposal id.
+    waiters: HashMap<u64, Reply>,
+    /// Proposals raft-rs refused for want of a leader; proposed again once
+    /// there is one (their clients still wait, within their timeout).
+    stalled: Vec<(u64, Vec<u8>)>,
+    /// Batches of reads waiting for their read index, by request id, with
+    /// when it was last asked for.
+    reads_pending: HashMap<u64, (Instant, Vec<ReadReply>)>,
+    /// Reads that arrived since the last round: they will share one
+    /// ReadIndex request (one heartbeat round to a quorum), as etcd batches
+    /// its linearizable reads, instead of one each.
+    reads_next: Vec<ReadReply>,
+    /// Reads whose read index is known, waiting for it to be applied.
+    reads_ready: Vec<(u64, ReadReply)>,
+    name: String,
+    client_urls: Vec<String>,
+    /// The proposal id of this start's attribute publication, once applied.
+    published: bool,
+    publish_attempt: Option<(u64, Instant)>,
+    last_housekeeping: Instant,
+    /// When the last heartbeat to each follower left, to time its response.
+    heartbeat_sent: HashMap<u64, Instant>,
+}
+
+fn logger() -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!())
+}
+
+/// Forwards raft-rs's log lines to `tracing`.
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(target: "raft", "{}", record.msg())
+            }
+            slog::Level::Warning => tracing::warn!(target: "raft", "{}", record.msg()),
+            slog::Level::Info => tracing::info!(target: "raft", "{}", record.msg()),
+            _ => tracing::debug!(target: "raft", "{}", record.msg()),
+        }
+        Ok(())
+    }
+}
+
+fn wal_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("wal")
+}
+
+fn snap_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("snap")
+}
+
+/// The bootstrap entries of a new cluster: one per initial member, at term
+/// 1, recording its peer URLs (etcd writes the same from its initial
+/// configuration changes). Every member writes identical entries.
+fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
+    let mut members = meta.members.clone();
+    members.sort_by_key(|m| m.id);
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let urls = serde_json::to_string(&m.peer_urls).unwrap_or_default();
+            let cmd = Command::V2(Write::create(
+                format!("/0/members/{:x}/raftAttributes", m.id),
+                format!("{{\"peerURLs\":{urls}}}"),
+                0,
+            ));
+            let mut e = Entry::default();
+            e.index = i as u64 + 1;
+            e.term = 1;
+            e.data = encode_entry(&LogEntry {
+                origin: 0,
+                id: 0,
+                cmd,
+            })
+            .into();
+            e
+        })
+        .collect()
+}
+
+fn encode_entry(e: &LogEntry) -> Vec<u8> {
+    postcard::to_stdvec(e).expect("commands always encode")
+}
+
+fn to_wal(e: &Entry) -> EntryRecord {
+    EntryRecord {
+        index: e.index,
+        term: e.term,
+        kind: e.get_entry_type() as u8,
+        data: e.data.to_vec(),
+    }
+}
+
+fn from_wal(r: &EntryRecord) -> Entry {
+    let mut e = Entry::default();
+    e.index = r.index;
+    e.term = r.term;
+    e.set_entry_type(match r.kind {
+        1 => EntryType::EntryConfChange,
+        2 => EntryType::EntryConfChangeV2,
+        _ => EntryType::EntryNormal,
+    });
+    e.data = r.data.clone().into();
+    e
+}
+
+fn conf_state(meta: &WalMetadata) -> ConfState {
+    let mut cs = ConfState::default();
+    cs.voters = meta.members.iter().map(|m| m.id).collect();
+    cs
+}
+
+/// Opens (or creates) the member's data directory and returns the node,
+/// ready to run, with its state machines restored.
+pub fn start(
+    cfg: NodeConfig,
+    new_cluster: WalMetadata,
+    shared: Arc<Shared>,
+    inbox: Inbox<Input>,
+    inbox_tx: InboxSender<Input>,
+    make_net: impl FnOnce(&WalMetadata) -> std::io::Result<PeerNet>,
+) -> Result<(RaftNode, WalMetadata), StartError> {
+    let wal_path = wal_dir(&cfg.data_dir);
+    let snap_path = snap_dir(&cfg.data_dir);
+    std::fs::create_dir_all(&snap_path).map_err(|e| StartError::Snapshot(e.to_string()))?;
+    let mut log;
+    let wal;
+    let meta: WalMetadata;
+    let mut applied = 0;
+    let mut snapshot_index = 0;
+    if Wal::exists(&wal_path) {
+        let (w, rec) = Wal::open(&wal_path)?;
+        meta =
+            postcard::from_bytes(&rec.metadata).map_err(|e| StartError::Metadata(e.to_string()))?;
+        log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
+        if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
+            let payload: SnapshotPayload = postcard::from_bytes(&data)
+                .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
+            let mut state = shared.state_mut();
+            state
+                .v2
+                .restore_in_place(&payload.v2)
+                .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
+            state.applied_index = index;
+            drop(state);
+            let mut snap = SnapshotMetadata::default();
+            snap.index = index;
+            snap.term = term;
+            snap.set_conf_state(conf_state(&meta));
+            log.apply_snapshot(snap);
+            applied = index;
+            snapshot_index = index;
+            tracing::info!(index, term, "restored the state from a snapshot");
+        }
+        let entries: Vec<Entry> = rec
+            .entries
+            .iter()
+            .filter(|r| r.index > snapshot_index)
+            .map(from_wal)
+            .collect();
+        if let Some(first) = entries.first() {
+            if first.index > snapshot_index + 1 {
+                return Err(StartError::Metadata(format!(
+                    "the write-ahead log starts at entry {} but the newest snapshot ends at {}",
+                    first.index, snapshot_index
+                )));
+            }
+        }
+        log.append(&entries);
+        if let Some(hs) = rec.hard_state {
+            let mut h = HardState::default();
+            h.term = hs.term;
+            h.vote = hs.vote;
+            h.commit = hs.commit.max(snapshot_index);
+            log.set_hard_state(h);
+        }
+        tracing::info!(
+            member_id = %format!("{:x}", meta.member_id),
+            entries = entries.len(),
+            commit = log.hard_state().commit,
+            "restarted from the write-ahead log; bootstrap flags are ignored"
+        );
+        wal = w;
+    } else if cfg.join_existing {
+        return Err(StartError::CannotJoin(cfg.data_dir.display().to_string()));
+    } else {
+        meta = new_cluster;
+        let metadata = postcard::to_stdvec(&meta).expect("metadata encodes");
+        let mut w = Wal::create(&wal_path, &metadata)?;
+        let entries = bootstrap_entries(&meta);
+        let mut hs = HardState::default();
+        hs.term = 1;
+        hs.commit = entries.len() as u64;
+        w.append(&entries.iter().map(to_wal).collect::<Vec<_>>())?;
+        w.set_hard_state(&WalHardState {
+            term: hs.term,
+            vote: 0,
+            commit: hs.commit,
+        })?;
+        w.sync()?;
+        log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
+        log.append(&entries);
+        log.set_hard_state(hs);
+        wal = w;
+        tracing::info!(
+            member_id = %format!("{:x}", meta.member_id),
+            cluster_id = %format!("{:x}", meta.cluster_id),
+            members = meta.members.len(),
+            "bootstrapped a new cluster"
+        );
+    }
+    let raft_cfg = raft::Config {
+        id: meta.member_id,
+        election_tick: cfg.election_ticks,
+        heartbeat_tick: 1,
+        applied,
+        // Batches of appends per message and in flight per follower:
+        // pipelining without unbounded memory.
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        ..Default::default()
+    };
+    raft_cfg.validate()?;
+    let node = RawNode::new(&raft_cfg, log, &logger())?;
+    let net = make_net(&meta).map_err(StartError::PeerNet)?;
+    shared
+        .commit_index
+        .store(node.store().hard_state().commit, Ordering::Release);
+    let rn = RaftNode {
+        node,
+        wal,
+        snap_dir: snap_path,
+        inbox,
+        net,
+        shared,
+        member_id: meta.member_id,
+        heartbeat: cfg.heartbeat,
+        snapshot_count: cfg.snapshot_count.max(1),
+        snapshot_index,
+        snapshot_in_flight: None,
+        inbox_tx,
+        next_id: 1,
+        waiters: HashMap::new(),
+        stalled: Vec::new(),
+        reads_pending: HashMap::new(),
+        reads_next: Vec::new(),
+        reads_ready: Vec::new(),
+        name: cfg.name,
+        client_urls: cfg.client_urls,
+        published: false,
+        publish_attempt: None,
+        last_housekeeping: Instant::now(),
+        heartbeat_sent: HashMap::new(),
+    };
+    Ok((rn, meta))
+}
+
+impl RaftNode {
+    /// Runs the loop until a `Stop` input or until every sender is gone.
+    pub fn run(mut self, single_member: bool) {
+        if single_member {
+            // Alone, there is nobody to wait for: lead at once rather than
+            // after an election timeout.
+            if let Err(e) = self.node.campaign() {
+                tracing::warn!(error = %e, "could not campaign");
+            }
+        }
+        let mut next_tick = Instant::now() + self.heartbeat;
+        let mut events = Vec::new();
+        'run: loop {
+            // Sleep until peer traffic, an input or the next tick; the
+            // network does its ready socket work before returning.
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            self.net.wait(wait, &mut self.inbox, &mut events);
+            for event in events.drain(..) {
+                self.on_net(event);
+            }
+            for _ in 0..MAX_INPUTS_PER_READY {
+                match self.inbox.try_recv() {
+                    Some(input) => {
+                        if !self.handle(input) {
+                            break 'run;
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if self.inbox.disconnected() {
+                break 'run;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.node.tick();
+                next_tick += self.heartbeat;
+                if next_tick < now {
+                    next_tick = now + self.heartbeat;
+                }
+            }
+            if now.duration_since(self.last_housekeeping) >= HOUSEKEEPING_INTERVAL {
+                self.last_housekeeping = now;
+                self.housekeeping();
+            }
+            if !self.reads_next.is_empty() {
+                let batch = std::mem::take(&mut self.reads_next);
+                let id = self.take_id();
+                self.reads_pending.insert(id, (Instant::now(), batch));
+                self.node.read_index(read_ctx(self.member_id, id));
+            }
+            self.on_ready();
+        }
+        // Everything acknowledged is synced already; this makes the last
+        // hard state durable too.
+        if let Err(e) = self.wal.sync() {
+            tracing::error!(error = %e, "final write-ahead log sync failed");
+        }
+        tracing::info!("raft loop stopped");
+    }
+
+    /// Handles one input; `false` means stop.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Propose { cmd, reply } => {
+                let id = self.take_id();
+                let data = encode_entry(&LogEntry {
+                    origin: self.member_id,
+                    id,
+                    cmd,
+                });
+                self.waiters.insert(id, reply);
+                self.propose(id, data);
+            }
+            Input::ReadIndex { reply } => self.reads_next.push(reply),
+            Input::SnapshotSaved {
+                index,
+                term,
+                result,
+            } => self.on_snapshot_saved(index, term, result),
+            Input::Stop => return false,
+        }
+        true
+    }
+
+    /// Handles what the peer network reports.
+    fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Step(m) => {
+                if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
+                    if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
+                        let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                        self.shared.follower(m.from, |f| f.record_rtt(ms));
+                    }
+                }
+                if let Err(e) = self.node.step(m) {
+                    tracing::debug!(error = %e, "raft refused a message");
+                }
+            }
+            NetEvent::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+            NetEvent::Unreachable(id) => {
+                self.shared.follower(id, |f| f.fail += 1);
+                self.node.report_unreachable(id);
+            }
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn propose(&mut self, id: u64, data: Vec<u8>) {
+        if self.node.raft.leader_id == 0 {
+            // No leader to forward to (an election is under way): keep it
+            // and try again when there is one.
+            self.stalled.push((id, data));
+            return;
+        }
+        if let Err(e) = self.node.propose(Vec::new(), data) {
+            // raft-rs refused it with a leader known (a leadership transfer
+            // under way): it was not appended, so saying so is exact.
+            tracing::debug!(error = %e, "proposal dropped");
+            if let Some(w) = self.waiters.remove(&id) {
+                let _ = w.send(Err(ServerError::ProposalDropped));
+            }
+        }
+    }
+
+    /// One Ready round; see the module documentation for the order.
+    fn on_ready(&mut self) {
+        if !self.node.has_ready() {
+            return;
+        }
+        let mut rd = self.node.ready();
+        let mut new_leader = None;
+        if let Some(ss) = rd.ss() {
+            let previous = self.shared.leader_id.swap(ss.leader_id, Ordering::AcqRel);
+            if previous != ss.leader_id {
+                self.shared
+                    .leader_since_ns
+                    .store(now_ns(), Ordering::Release);
+                tracing::info!(leader = %format!("{:x}", ss.leader_id), "leader changed");
+            }
+            let leading = ss.raft_state == StateRole::Leader;
+            self.shared.is_leader.store(leading, Ordering::Release);
+            // Proposing is not allowed between ready() and advance(): note
+            // the change and act on it at the end of the round.
+            if previous != ss.leader_id && ss.leader_id != 0 {
+                new_leader = Some(leading);
+            }
+        }
+        // 1. Messages that may precede our own write.
+        self.send(rd.take_messages());
+        // 2. A snapshot from the leader.
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().clone());
+        }
+        // 3. Entries committed by earlier rounds.
+        self.apply(rd.take_committed_entries());
+        // 4. Persist entries and hard state, one fsync for all.
+        if !rd.entries().is_empty() {
+            let records: Vec<EntryRecord> = rd.entries().iter().map(to_wal).collect();
+            fatal_on_err(self.wal.append(&records).map(|_| ()), "append");
+            self.node.mut_store().append(rd.entries());
+        }
+        if let Some(hs) = rd.hs() {
+            let whs = WalHardState {
+                term: hs.term,
+                vote: hs.vote,
+                commit: hs.commit,
+            };
+            fatal_on_err(self.wal.set_hard_state(&whs), "hard state");
+            self.node.mut_store().set_hard_state(hs.clone());
+            self.shared.commit_index.store(hs.commit, Ordering::Release);
+            self.shared.term.store(hs.term, Ordering::Release);
+        }
+        // Sync when entries, the term or the vote changed (raft-rs's
+        // must_sync, etcd's mustSync). A commit-index-only change stays
+        // buffered until the next sync: the commit index is recomputed
+        // after a restart, and followers see such a change every round,
+        // so syncing it would double their fsyncs.
+        if rd.must_sync() {
+            fatal_on_err(self.wal.sync(), "sync");
+        }
+        // 5. Messages that promise the write is durable.
+        self.send(rd.take_persisted_messages());
+        for rs in rd.take_read_states() {
+            if let Some(id) = read_id(self.member_id, &rs.request_ctx) {
+                if let Some((_, batch)) = self.reads_pending.remove(&id) {
+                    self.reads_ready
+                        .extend(batch.into_iter().map(|reply| (rs.index, reply)));
+                }
+            }
+        }
+        // 6. Advance; apply what our own write committed.
+        let mut light = self.node.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            let mut hs = self.node.store().hard_state().clone();
+            hs.commit = commit;
+            self.node.mut_store().set_hard_state(hs);
+            self.shared.commit_index.store(commit, Ordering::Release);
+        }
+        self.send(light.take_messages());
+        self.apply(light.take_committed_entries());
+        self.node.advance_apply();
+        self.release_reads();
+        self.maybe_snapshot();
+        if let Some(leading) = new_leader {
+            self.on_new_leader(leading);
+        }
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for m in &msgs {
+            if m.get_msg_type() == MessageType::MsgHeartbeat {
+                self.heartbeat_sent.entry(m.to).or_insert(now);
+            }
+        }
+        self.net.send(msgs);
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut answered = Vec::new();
+        {
+            let mut state = self.shared.state_mut();
+            for e in &entries {
+                if e.index <= state.applied_index {
+                    continue;
+                }
+                let decoded = match e.get_entry_type() {
+                    EntryType::EntryNormal if !e.data.is_empty() => {
+                        match postcard::from_bytes::<LogEntry>(&e.data) {
+                            Ok(le) => Some(le),
+                            Err(err) => {
+                                // Every member holds the same bytes, so every
+                                // member skips it alike.
+                                tracing::error!(index = e.index, error = %err, "undecodable log entry skipped");
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                match decoded {
+                    None => state.skip_to(e.index),
+                    Some(le) => {
+                        let outcome = state.apply(e.index, &le.cmd);
+                        if le.origin == self.member_id {
+                            if self.publish_attempt.is_some_and(|(id, _)| id == le.id) {
+                                self.published = true;
+                                self.shared.ready.send_replace(true);
+                            }
+                            if let Some(w) = self.waiters.remove(&le.id) {
+                                answered.push((w, outcome));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let pos = LogPosition {
+            commit_index: self.shared.commit_index.load(Ordering::Acquire),
+            term: self.node.raft.term,
+        };
+        for (w, outcome) in answered {
+            let _ = w.send(Ok((outcome, pos)));
+        }
+    }
+
+    fn release_reads(&mut self) {
+        if self.reads_ready.is_empty() {
+            return;
+        }
+        let applied = self.shared.state().applied_index;
+        let mut i = 0;
+        while i < self.reads_ready.len() {
+            if self.reads_ready[i].0 <= applied {
+                let (_, reply) = self.reads_ready.swap_remove(i);
+                let _ = reply.send(Ok(()));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn install_snapshot(&mut self, snap: Snapshot) {
+        let meta = snap.get_metadata().clone();
+        let payload: SnapshotPayload = match postcard::from_bytes(&snap.data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(index = meta.index, error = %e, "snapshot from the leader is undecodable");
+                std::process::exit(1);
+            }
+        };
+        {
+            let mut state = self.shared.state_mut();
+            if let Err(e) = state.v2.restore_in_place(&payload.v2) {
+                tracing::error!(index = meta.index, error = %e, "snapshot from the leader is corrupt");
+                std::process::exit(1);
+            }
+            state.applied_index = meta.index;
+        }
+        // The snapshot file first, then the WAL marker: a crash between the
+        // two leaves a snapshot the WAL does not yet point past, which is
+        // harmless.
+        fatal_on_err(
+            ferret_wal::snap::save_snapshot(&self.snap_dir, meta.index, meta.term, &snap.data),
+            "snapshot save",
+        );
+        fatal_on_err(
+            self.wal.mark_snapshot(meta.index, meta.term),
+            "snapshot mark",
+        );
+        fatal_on_err(self.wal.sync(), "sync");
+        self.node.mut_store().apply_snapshot(meta.clone());
+        self.snapshot_index = meta.index;
+        self.shared
+            .commit_index
+            .fetch_max(meta.index, Ordering::AcqRel);
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            "installed a snapshot from the leader"
+        );
+    }
+
+    /// Every `snapshot_count` applied entries: snapshot the state machines,
+    /// compact the in-memory log and release WAL segments.
+    fn maybe_snapshot(&mut self) {
+        let applied = self.shared.state().applied_index;
+        if self.snapshot_in_flight.is_some() || applied < self.snapshot_index + self.snapshot_count
+        {
+            return;
+        }
+        let Some(term) = self.node.store().term_of(applied) else {
+            return;
+        };
+        // Encoding needs a consistent store, so it runs here, between
+        // rounds (about 0.2 s per million keys). Writing and fsyncing the
+        // file, the slow part, runs on a thread of its own, so the loop
+        // keeps replicating and answering meanwhile.
+        let data = {
+            let state = self.shared.state();
+            postcard::to_stdvec(&SnapshotPayload {
+                v2: state.v2.snapshot(),
+            })
+            .expect("snapshot payload encodes")
+        };
+        self.snapshot_in_flight = Some(applied);
+        let dir = self.snap_dir.clone();
+        let tx = self.inbox_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                let result = ferret_wal::snap::save_snapshot(&dir, applied, term, &data)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                // Blocking send: the loop must learn the outcome, and it
+                // drains its inbox continuously.
+                drop(data);
+                let _ = tx.send(Input::SnapshotSaved {
+                    index: applied,
+                    term,
+                    result,
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the snapshot writer");
+            self.snapshot_in_flight = None;
+        }
+    }
+
+    /// The snapshot file is durable: only now may the WAL point past it,
+    /// the in-memory log be compacted and old segments go.
+    fn on_snapshot_saved(&mut self, index: u64, term: u64, result: Result<(), String>) {
+        self.snapshot_in_flight = None;
+        if let Err(e) = result {
+            // Nothing depends on the file yet; the next trigger retries.
+            tracing::warn!(index, error = %e, "could not save a snapshot");
+            return;
+        }
+        if index <= self.snapshot_index {
+            // A leader's snapshot was installed meanwhile; this one is older.
+            return;
+        }
+        fatal_on_err(self.wal.mark_snapshot(index, term), "snapshot mark");
+        fatal_on_err(self.wal.sync(), "sync");
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.node.store().conf_state().clone());
+        self.node.mut_store().set_snapshot(meta);
+        let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
+        if compact_to > 1 {
+            self.node.mut_store().compact_to(compact_to);
+            if let Err(e) = self.wal.release_before(compact_to) {
+                tracing::warn!(error = %e, "could not release old WAL segments");
+            }
+        }
+        if let Err(e) = ferret_wal::snap::purge(&self.snap_dir, SNAPSHOTS_KEPT) {
+            tracing::warn!(error = %e, "could not purge old snapshots");
+        }
+        self.snapshot_index = index;
+        tracing::info!(index, term, "saved a snapshot");
+    }
+
+    /// Periodic work: publish this member's attributes, propose TTL expiry
+    /// and the cluster version as leader, retry stalled proposals and
+    /// unanswered read indexes, forget clients that gave up.
+    fn housekeeping(&mut self) {
+        self.waiters.retain(|_, w| !w.is_closed());
+        self.reads_pending.retain(|_, (_, batch)| {
+            batch.retain(|w| !w.is_closed());
+            !batch.is_empty()
+        });
+        self.reads_ready.retain(|(_, w)| !w.is_closed());
+        let has_leader = self.node.raft.leader_id != 0;
+        if !has_leader {
+            return;
+        }
+        // etcd retries an unanswered ReadIndex after 500 ms too.
+        let overdue: Vec<u64> = self
+            .reads_pending
+            .iter()
+            .filter(|(_, (asked, _))| asked.elapsed() >= READ_INDEX_RETRY)
+            .map(|(id, _)| *id)
+            .collect();
+        self.ask_read_index_again(&overdue);
+        if !self.stalled.is_empty() {
+            let stalled = std::mem::take(&mut self.stalled);
+            for (id, data) in stalled {
+                if self.waiters.contains_key(&id) {
+                    self.propose(id, data);
+                }
+            }
+        }
+        if !self.published {
+            let due = self
+                .publish_attempt
+                .is_none_or(|(_, at)| at.elapsed() > Duration::from_secs(2));
+            if due {
+                self.publish_attributes();
+            }
+        }
+        if self.node.raft.state == StateRole::Leader {
+            let now = now_ns();
+            let (expired_due, version_missing) = {
+                let state = self.shared.state();
+                (
+                    state.v2.next_expiry_ns().is_some_and(|t| t <= now),
+                    state.v2.get(b"/0/version", false, now).is_err(),
+                )
+            };
+            if expired_due {
+                self.propose_internal(Command::ExpireV2 { now_ns: now });
+            }
+            if version_missing {
+                self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
+            }
+        }
+    }
+
+    /// Right when a leader is known: the leader sets the cluster version if
+    /// the cluster has none, and a member not yet published publishes
+    /// itself. Doing both at once, in this order, gives a new cluster the
+    /// same first indexes as etcd's.
+    fn on_new_leader(&mut self, leading: bool) {
+        if leading {
+            let missing = self
+                .shared
+                .state()
+                .v2
+                .get(b"/0/version", false, now_ns())
+                .is_err();
+            if missing {
+                self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
+            }
+        }
+        if !self.published {
+            self.publish_attributes();
+        }
+        // Read requests waiting for a read index die with the leader that
+        // was to answer them (raft-rs drops them on a step-down, a dead
+        // leader never answers). Asking the new leader again is safe: a
+        // read index from any leader is linearizable.
+        let ids: Vec<u64> = self.reads_pending.keys().copied().collect();
+        self.ask_read_index_again(&ids);
+    }
+
+    /// Asks for the read index of pending batches again. A batch's request
+    /// or its answer can be lost (a peer stream breaks, a leader steps
+    /// down); raft-rs does not retry, and the batch's reads would wait for
+    /// their timeout. Asking again is safe: the answer is at least as new.
+    fn ask_read_index_again(&mut self, ids: &[u64]) {
+        let now = Instant::now();
+        for id in ids {
+            if let Some((asked, _)) = self.reads_pending.get_mut(id) {
+                *asked = now;
+                self.node.read_index(read_ctx(self.member_id, *id));
+            }
+        }
+    }
+
+    fn propose_internal(&mut self, cmd: Command) -> u64 {
+        let id = self.take_id();
+        let data = encode_entry(&LogEntry {
+            origin: self.member_id,
+            id,
+            cmd,
+        });
+        if let Err(e) = self.node.propose(Vec::new(), data) {
+            tracing::debug!(error = %e, "internal proposal dropped");
+        }
+        id
+    }
+
+    fn publish_attributes(&mut self) {
+        let value = serde_json::json!({"name": self.name, "clientURLs": self.client_urls});
+        let cmd = internal_put(
+            format!("/0/members/{:x}/attributes", self.member_id),
+            value.to_string(),
+        );
+        let id = self.propose_internal(cmd);
+        self.publish_attempt = Some((id, Instant::now()));
+    }
+}
+
+fn fatal_on_err<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing unsynced was acknowledged; stopping is safe, going
+            // on is not (the WAL may be missing what Raft believes is
+            // persisted).
+            tracing::error!(error = %e, "write-ahead log {what} failed; stopping");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The context of a ReadIndex request: the member's id, then the batch's.
+/// The leader keeps pending requests by context and ignores one whose
+/// context is already pending, so contexts must be unique cluster-wide: with
+/// the batch id alone, two members' batches with the same number collided
+/// and the second one's reads waited for their timeout (the unexplained
+/// `errorCode 300` answers of the quorum GET benchmark).
+fn read_ctx(member_id: u64, id: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(16);
+    ctx.extend_from_slice(&member_id.to_le_bytes());
+    ctx.extend_from_slice(&id.to_le_bytes());
+    ctx
+}
+
+/// The batch id of a read state for one of this member's requests.
+fn read_id(member_id: u64, ctx: &[u8]) -> Option<u64> {
+    let (member, id) = ctx.split_at_checked(8)?;
+    if member != member_id.to_le_bytes() {
+        return None;
+    }
+    Some(u64::from_le_bytes(id.try_into().ok()?))
+}
+
+fn internal_put(path: String, value: String) -> Command {
+    Command::V2(Write::put(path, value, now_ns()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_contexts_are_unique_across_members() {
+        assert_ne!(read_ctx(1, 57), read_ctx(2, 57));
+        assert_eq!(read_id(1, &read_ctx(1, 57)), Some(57));
+        assert_eq!(read_id(2, &read_ctx(1, 57)), None);
+        assert_eq!(read_id(1, &57u64.to_le_bytes()), None);
+        assert_eq!(read_id(1, b""), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! What the Ready loop and the client-facing handles share, and the types
+//! a request's answer is made of (its log position, its errors).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use crate::apply::StateMachines;
+use crate::transport::TransportStats;
+
+/// Why a request did not produce an outcome.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ServerError {
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    #[error("etcdserver: proposal dropped, not applied (leader changing)")]
+    ProposalDropped,
+}
+
+/// Where the log stands, for the `X-Raft-Index` and `X-Raft-Term` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    pub commit_index: u64,
+    pub term: u64,
+}
+
+/// Who this member is and which cluster it belongs to.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+}
+
+/// A member as `/v2/members` lists it (from the replicated store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+}
+
+/// What the leader measured of one follower, for `/v2/stats/leader`:
+/// heartbeat round trips (milliseconds) and send outcomes.
+#[derive(Debug, Clone, Default)]
+pub struct FollowerStats {
+    pub success: u64,
+    pub fail: u64,
+    pub current_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    sum_ms: f64,
+    sum_sq_ms: f64,
+}
+
+impl FollowerStats {
+    pub fn record_rtt(&mut self, ms: f64) {
+        if self.success == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        if ms > self.max_ms {
+            self.max_ms = ms;
+        }
+        self.success += 1;
+        self.current_ms = ms;
+        self.sum_ms += ms;
+        self.sum_sq_ms += ms * ms;
+    }
+
+    pub fn average_ms(&self) -> f64 {
+        if self.success == 0 {
+            0.0
+        } else {
+            self.sum_ms / self.success as f64
+        }
+    }
+
+    pub fn stddev_ms(&self) -> f64 {
+        if self.success == 0 {
+            return 0.0;
+        }
+        let n = self.success as f64;
+        let mean = self.sum_ms / n;
+        (self.sum_sq_ms / n - mean * mean).max(0.0).sqrt()
+    }
+}
+
+/// What the Ready loop and the handles share: the state machines, where
+/// the log and the leadership stand, this member's identity and the
+/// measurements the stats endpoints report. The loop writes, handles read.
+pub struct Shared {
+    pub(crate) state: RwLock<StateMachines>,
+    pub(crate) commit_index: AtomicU64,
+    pub(crate) term: AtomicU64,
+    /// 0 while there is no known leader.
+    pub(crate) leader_id: AtomicU64,
+    pub(crate) is_leader: AtomicBool,
+    pub(crate) leader_since_ns: AtomicI64,
+    pub transport_stats: Arc<TransportStats>,
+    pub(crate) followers: std::sync::Mutex<std::collections::HashMap<u64, FollowerStats>>,
+    pub(crate) membership: RwLock<Membership>,
+    pub(crate) request_timeout: Duration,
+    /// Becomes true once this member's attributes are applied, i.e. it is
+    /// a published member of the cluster; client traffic is served only
+    /// from then on, as etcd does.
+    pub(crate) ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn follower(&self, id: u64, f: impl FnOnce(&mut FollowerStats)) {
+        let mut map = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        f(map.entry(id).or_default());
+    }
+
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, StateMachines> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn state_mut(&self) -> RwLockWriteGuard<'_, StateMachines> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,53 @@
+//! The binaries under test, and the reference etcd.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A binary of this workspace, from the target directory and profile of
+/// the running test (`target/<profile>/<name>`), built with cargo if it is
+/// not there yet (as when only another package's tests were asked for).
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>-<hash>, or target/<profile>/<bin>.
+    let mut dir = exe.parent().expect("a directory").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", package, "--bin", name]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo build");
+        assert!(st.success(), "cargo build -p {package} --bin {name} failed");
+    }
+    assert!(path.exists(), "no {name} at {}", path.display());
+    path
+}
+
+/// The ferretcd binary of this build.
+pub fn ferretcd() -> PathBuf {
+    workspace_binary("ferretcd", "ferretcd")
+}
+
+/// Where the reference etcd lives: $ETCD_BIN, else `etcd` on PATH, else
+/// /usr/bin/etcd.
+pub fn find_etcd() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ETCD_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            let c = d.join("etcd");
+            if c.is_file() {
+                return Some(c);
+            }
+        }
+    }
+    let p = Path::new("/usr/bin/etcd");
+    p.is_file().then(|| p.to_path_buf())
+}

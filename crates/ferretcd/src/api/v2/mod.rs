@@ -1,0 +1,45 @@
+//! etcd 3.4's v2 HTTP API: `/v2/keys` ([`keys`]), the member, stats,
+//! version and health endpoints ([`info`]), v2 auth ([`auth`]), and the
+//! table that routes a clean path to them.
+
+pub mod auth;
+pub mod info;
+pub mod keys;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use crate::api::context::Api;
+use crate::api::http::body::Body;
+use crate::api::http::{wire, Routes};
+
+impl Routes for Api {
+    async fn route(&self, req: Request<Incoming>, path: Vec<u8>) -> Response<Body> {
+        let method = req.method().clone();
+        let server = &self.server;
+        match path.as_slice() {
+            b"/version" => info::version(&method),
+            b"/health" => info::health(server, &method),
+            b"/v2/machines" => info::machines(server, &method),
+            b"/v2/stats/store" => info::stats_store(server, &method),
+            b"/v2/stats/self" => info::stats_self(server, &method, self.started_ns),
+            b"/v2/stats/leader" => info::stats_leader(server, &method),
+            p if p == b"/v2/members" || p.starts_with(b"/v2/members/") => {
+                let rest = String::from_utf8_lossy(&p[b"/v2/members".len()..]).into_owned();
+                info::members(
+                    server,
+                    req,
+                    rest.trim_start_matches('/'),
+                    self.max_request_bytes,
+                )
+                .await
+            }
+            p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
+                let key = p[b"/v2/keys".len()..].to_vec();
+                keys::endpoint(self, req, &key).await
+            }
+            p if p.starts_with(b"/v2/auth/") => auth::http::handle(self, req, p).await,
+            _ => wire::text_error(StatusCode::NOT_FOUND, "404 page not found"),
+        }
+    }
+}
