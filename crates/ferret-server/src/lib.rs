@@ -3,7 +3,7 @@
 //! client APIs use.
 //!
 //! The API layers never touch the store directly for writes: they build a
-//! [`Command`], [`Server::propose`] it and wait for the outcome, which
+//! request, [`Server::propose`] it and wait for the outcome, which
 //! arrives only after the entry is committed (durable on a quorum) and
 //! applied. Local reads take the state lock briefly; linearizable reads
 //! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
@@ -12,7 +12,10 @@
 //! Modules, each depending only on the ones listed before it:
 //! - [`ids`]: member and cluster ids, derived as etcd derives them.
 //! - [`clock`]: the wall clock; only this layer reads it.
-//! - [`apply`]: the log entry ([`Command`]) and the state machines.
+//! - [`entry`]: the formats: log entries (etcd's `InternalRaftRequest`),
+//!   WAL metadata and snapshot payloads, versioned.
+//! - [`apply`]: the state machines (v2 store, v3 store) and applying an
+//!   entry to them.
 //! - [`raft_log`]: raft-rs's `Storage` over the in-memory log.
 //! - [`inbox`]: the Ready loop's bounded input queue, which wakes its poller.
 //! - [`transport`]: the peer streams, driven by the Raft thread.
@@ -22,6 +25,7 @@
 
 pub mod apply;
 pub mod clock;
+pub mod entry;
 pub mod ids;
 pub mod inbox;
 pub mod raft_log;
@@ -30,9 +34,10 @@ pub mod server;
 pub mod shared;
 pub mod transport;
 
-pub use apply::{Command, Outcome, StateMachines, KEYS_PREFIX};
+pub use apply::{Applied, StateMachines, KEYS_PREFIX};
 pub use clock::now_ns;
-pub use raft_node::{InitialMember, StartError, WalMetadata, CLUSTER_VERSION};
-pub use server::{Server, ServerConfig};
+pub use entry::{InitialMember, WalMetadata};
+pub use raft_node::{StartError, CLUSTER_VERSION};
+pub use server::{LeaseTtl, RenewOutcome, Server, ServerConfig, V3Settings};
 pub use shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError};
 pub use transport::TransportStats;

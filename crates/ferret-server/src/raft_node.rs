@@ -29,17 +29,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferret_mvcc::Mvcc;
+use ferret_proto::etcdserverpb::{
+    InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest,
+};
 use ferret_v2store::Write;
 use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
 use raft::eraftpb::{
     ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot, SnapshotMetadata,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::apply::{Command, Outcome};
+use crate::apply::Applied;
 use crate::clock::now_ns;
+use crate::entry::{self, WalMetadata};
 use crate::inbox::{Inbox, InboxSender};
 use crate::raft_log::RaftLog;
 use crate::shared::{LogPosition, ServerError, Shared};
@@ -51,8 +55,10 @@ pub const CLUSTER_VERSION: &str = "3.4.0";
 
 /// What the Ready loop's inbox carries.
 pub enum Input {
+    /// An encoded entry (see [`crate::entry`]) with its proposal id.
     Propose {
-        cmd: Command,
+        id: u64,
+        data: Vec<u8>,
         reply: Reply,
     },
     ReadIndex {
@@ -67,7 +73,7 @@ pub enum Input {
     Stop,
 }
 
-pub type Reply = oneshot::Sender<Result<(Outcome, LogPosition), ServerError>>;
+pub type Reply = oneshot::Sender<Result<(Applied, LogPosition), ServerError>>;
 type ReadReply = oneshot::Sender<Result<(), ServerError>>;
 
 /// Inputs handled before one Ready round; bounds the latency a burst adds
@@ -89,39 +95,9 @@ const SNAPSHOTS_KEPT: usize = 5;
 /// waiters whose client gave up).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The payload of a normal log entry.
-#[derive(Serialize, Deserialize)]
-struct LogEntry {
-    /// The member that proposed it, and its id there: the proposer answers
-    /// its waiting client when the entry is applied.
-    origin: u64,
-    id: u64,
-    cmd: Command,
-}
-
-/// A member of the initial cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InitialMember {
-    pub id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-}
-
-/// Written once into a new WAL: who this member is, in which cluster, and
-/// the initial configuration. A restart takes these from the WAL and
-/// ignores the bootstrap flags, as etcd does.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WalMetadata {
-    pub member_id: u64,
-    pub cluster_id: u64,
-    pub members: Vec<InitialMember>,
-}
-
-/// The data of a snapshot: one field per state machine.
-#[derive(Serialize, Deserialize)]
-struct SnapshotPayload {
-    v2: Vec<u8>,
-}
+/// Lease revocations proposed per housekeeping round at most: half of
+/// etcd's `leaseRevokeRate` (1000/s) per 500 ms.
+const LEASE_REVOKES_PER_ROUND: usize = ferret_mvcc::lease::LEASE_REVOKE_RATE / 2;
 
 /// Everything the Ready loop needs to start.
 pub struct NodeConfig {
@@ -132,6 +108,9 @@ pub struct NodeConfig {
     pub join_existing: bool,
     pub name: String,
     pub client_urls: Vec<String>,
+    /// How long a new leader extends every lease (etcd: the election
+    /// timeout).
+    pub lease_extend: Duration,
 }
 
 /// Why a member could not start.
@@ -139,8 +118,10 @@ pub struct NodeConfig {
 pub enum StartError {
     #[error("write-ahead log: {0}")]
     Wal(#[from] ferret_wal::WalError),
-    #[error("the write-ahead log metadata is unreadable: {0}")]
+    #[error("cannot read the write-ahead log: {0}")]
     Metadata(String),
+    #[error("the v3 backend: {0}")]
+    Backend(String),
     #[error("snapshot {0}")]
     Snapshot(String),
     #[error("raft: {0}")]
@@ -171,8 +152,8 @@ pub struct RaftNode {
     snapshot_in_flight: Option<u64>,
     /// For the background snapshot writer to report back.
     inbox_tx: InboxSender<Input>,
-    /// Proposal ids of this member, never reused while it runs.
-    next_id: u64,
+    /// Ids of read batches (ReadIndex contexts), never reused while it runs.
+    next_read_id: u64,
     /// Clients waiting for their entry to be applied, by proposal id.
     waiters: HashMap<u64, Reply>,
     /// Proposals raft-rs refused for want of a leader; proposed again once
@@ -195,6 +176,11 @@ pub struct RaftNode {
     last_housekeeping: Instant,
     /// When the last heartbeat to each follower left, to time its response.
     heartbeat_sent: HashMap<u64, Instant>,
+    /// The v3 store, for the leader's lease duties and snapshots.
+    mvcc: Arc<Mvcc>,
+    lease_extend: Duration,
+    /// Whether this member led at the end of the last round.
+    leading: bool,
 }
 
 fn logger() -> slog::Logger {
@@ -239,27 +225,18 @@ fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
         .enumerate()
         .map(|(i, m)| {
             let urls = serde_json::to_string(&m.peer_urls).unwrap_or_default();
-            let cmd = Command::V2(Write::create(
+            let w = Write::create(
                 format!("/0/members/{:x}/raftAttributes", m.id),
                 format!("{{\"peerURLs\":{urls}}}"),
                 0,
-            ));
+            );
             let mut e = Entry::default();
             e.index = i as u64 + 1;
             e.term = 1;
-            e.data = encode_entry(&LogEntry {
-                origin: 0,
-                id: 0,
-                cmd,
-            })
-            .into();
+            e.data = entry::encode(&entry::v2(&w)).into();
             e
         })
         .collect()
-}
-
-fn encode_entry(e: &LogEntry) -> Vec<u8> {
-    postcard::to_stdvec(e).expect("commands always encode")
 }
 
 fn to_wal(e: &Entry) -> EntryRecord {
@@ -310,17 +287,28 @@ pub fn start(
     let mut snapshot_index = 0;
     if Wal::exists(&wal_path) {
         let (w, rec) = Wal::open(&wal_path)?;
-        meta =
-            postcard::from_bytes(&rec.metadata).map_err(|e| StartError::Metadata(e.to_string()))?;
+        meta = entry::decode_wal_metadata(&rec.metadata)
+            .map_err(|e| StartError::Metadata(format!("{}: {e}", wal_path.display())))?;
         log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
         if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
-            let payload: SnapshotPayload = postcard::from_bytes(&data)
+            let v2 = entry::decode_snapshot(&data)
                 .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
             let mut state = shared.state_mut();
             state
                 .v2
-                .restore_in_place(&payload.v2)
+                .restore_in_place(&v2)
                 .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
+            let backend_index = state.v3.applied_index();
+            if backend_index < index {
+                // The snapshot writer waits for the backend, so this means
+                // the backend file was lost or replaced by an older one:
+                // the entries in between are gone from the log.
+                return Err(StartError::Backend(format!(
+                    "it holds the log up to entry {backend_index}, but the newest snapshot \
+                     covers up to {index} and the log before it is gone: the backend file \
+                     is missing or older than the rest of the data dir"
+                )));
+            }
             state.applied_index = index;
             drop(state);
             let mut snap = SnapshotMetadata::default();
@@ -365,7 +353,7 @@ pub fn start(
         return Err(StartError::CannotJoin(cfg.data_dir.display().to_string()));
     } else {
         meta = new_cluster;
-        let metadata = postcard::to_stdvec(&meta).expect("metadata encodes");
+        let metadata = entry::encode_wal_metadata(&meta);
         let mut w = Wal::create(&wal_path, &metadata)?;
         let entries = bootstrap_entries(&meta);
         let mut hs = HardState::default();
@@ -405,6 +393,7 @@ pub fn start(
     raft_cfg.validate()?;
     let node = RawNode::new(&raft_cfg, log, &logger())?;
     let net = make_net(&meta).map_err(StartError::PeerNet)?;
+    let mvcc = shared.state().v3.store().clone();
     shared
         .commit_index
         .store(node.store().hard_state().commit, Ordering::Release);
@@ -421,7 +410,7 @@ pub fn start(
         snapshot_index,
         snapshot_in_flight: None,
         inbox_tx,
-        next_id: 1,
+        next_read_id: 1,
         waiters: HashMap::new(),
         stalled: Vec::new(),
         reads_pending: HashMap::new(),
@@ -433,6 +422,9 @@ pub fn start(
         publish_attempt: None,
         last_housekeeping: Instant::now(),
         heartbeat_sent: HashMap::new(),
+        mvcc,
+        lease_extend: cfg.lease_extend,
+        leading: false,
     };
     Ok((rn, meta))
 }
@@ -484,7 +476,8 @@ impl RaftNode {
             }
             if !self.reads_next.is_empty() {
                 let batch = std::mem::take(&mut self.reads_next);
-                let id = self.take_id();
+                let id = self.next_read_id;
+                self.next_read_id += 1;
                 self.reads_pending.insert(id, (Instant::now(), batch));
                 self.node.read_index(read_ctx(self.member_id, id));
             }
@@ -501,13 +494,7 @@ impl RaftNode {
     /// Handles one input; `false` means stop.
     fn handle(&mut self, input: Input) -> bool {
         match input {
-            Input::Propose { cmd, reply } => {
-                let id = self.take_id();
-                let data = encode_entry(&LogEntry {
-                    origin: self.member_id,
-                    id,
-                    cmd,
-                });
+            Input::Propose { id, data, reply } => {
                 self.waiters.insert(id, reply);
                 self.propose(id, data);
             }
@@ -551,12 +538,6 @@ impl RaftNode {
         }
     }
 
-    fn take_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
     fn propose(&mut self, id: u64, data: Vec<u8>) {
         if self.node.raft.leader_id == 0 {
             // No leader to forward to (an election is under way): keep it
@@ -591,6 +572,11 @@ impl RaftNode {
             }
             let leading = ss.raft_state == StateRole::Leader;
             self.shared.is_leader.store(leading, Ordering::Release);
+            if !leading {
+                // Leases stop expiring here at once; a new leader promotes
+                // only once it applied its first entry (below).
+                self.on_role_change(false);
+            }
             // Proposing is not allowed between ready() and advance(): note
             // the change and act on it at the end of the round.
             if previous != ss.leader_id && ss.leader_id != 0 {
@@ -676,42 +662,58 @@ impl RaftNode {
             return;
         }
         let mut answered = Vec::new();
+        let mut first_of_term = false;
         {
             let mut state = self.shared.state_mut();
             for e in &entries {
                 if e.index <= state.applied_index {
                     continue;
                 }
+                if e.get_entry_type() == EntryType::EntryNormal && e.data.is_empty() {
+                    // A leader's first entry of its term: everything from
+                    // earlier terms is applied now.
+                    first_of_term = true;
+                }
                 let decoded = match e.get_entry_type() {
-                    EntryType::EntryNormal if !e.data.is_empty() => {
-                        match postcard::from_bytes::<LogEntry>(&e.data) {
-                            Ok(le) => Some(le),
-                            Err(err) => {
-                                // Every member holds the same bytes, so every
-                                // member skips it alike.
-                                tracing::error!(index = e.index, error = %err, "undecodable log entry skipped");
-                                None
-                            }
+                    EntryType::EntryNormal if !e.data.is_empty() => match entry::decode(&e.data) {
+                        Ok(req) => Some(req),
+                        Err(err) => {
+                            // Every member holds the same bytes, so every
+                            // member skips it alike.
+                            tracing::error!(index = e.index, error = %err, "undecodable log entry skipped");
+                            None
                         }
-                    }
+                    },
                     _ => None,
                 };
                 match decoded {
                     None => state.skip_to(e.index),
-                    Some(le) => {
-                        let outcome = state.apply(e.index, &le.cmd);
-                        if le.origin == self.member_id {
-                            if self.publish_attempt.is_some_and(|(id, _)| id == le.id) {
+                    Some(req) => {
+                        let outcome = state.apply(e.index, &req);
+                        if let Applied::Invalid(why) = &outcome {
+                            tracing::error!(index = e.index, error = %why, "log entry skipped");
+                        }
+                        // Ids carry the proposing member's id, so only the
+                        // proposer finds a waiter.
+                        let id = entry::id_of(&req);
+                        if id != 0 {
+                            if self.publish_attempt.is_some_and(|(p, _)| p == id) {
                                 self.published = true;
                                 self.shared.ready.send_replace(true);
                             }
-                            if let Some(w) = self.waiters.remove(&le.id) {
+                            if let Some(w) = self.waiters.remove(&id) {
                                 answered.push((w, outcome));
                             }
                         }
                     }
                 }
             }
+        }
+        if first_of_term && self.node.raft.state == StateRole::Leader {
+            // As etcd: lease expiry starts once the new leader applied all
+            // entries of earlier terms (revocations the old leader proposed
+            // included).
+            self.on_role_change(true);
         }
         let pos = LogPosition {
             commit_index: self.shared.commit_index.load(Ordering::Acquire),
@@ -740,7 +742,7 @@ impl RaftNode {
 
     fn install_snapshot(&mut self, snap: Snapshot) {
         let meta = snap.get_metadata().clone();
-        let payload: SnapshotPayload = match postcard::from_bytes(&snap.data) {
+        let v2 = match entry::decode_snapshot(&snap.data) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(index = meta.index, error = %e, "snapshot from the leader is undecodable");
@@ -749,7 +751,18 @@ impl RaftNode {
         };
         {
             let mut state = self.shared.state_mut();
-            if let Err(e) = state.v2.restore_in_place(&payload.v2) {
+            if state.v3.applied_index() < meta.index {
+                // The v3 backend must come with the snapshot; stopping is
+                // safe (nothing is lost: the leader has it all), going on
+                // with a stale v3 store is not.
+                tracing::error!(
+                    index = meta.index,
+                    backend_index = state.v3.applied_index(),
+                    "a snapshot from the leader arrived without the v3 backend it needs; stopping"
+                );
+                std::process::exit(1);
+            }
+            if let Err(e) = state.v2.restore_in_place(&v2) {
                 tracing::error!(index = meta.index, error = %e, "snapshot from the leader is corrupt");
                 std::process::exit(1);
             }
@@ -796,20 +809,23 @@ impl RaftNode {
         // keeps replicating and answering meanwhile.
         let data = {
             let state = self.shared.state();
-            postcard::to_stdvec(&SnapshotPayload {
-                v2: state.v2.snapshot(),
-            })
-            .expect("snapshot payload encodes")
+            entry::encode_snapshot(state.v2.snapshot())
         };
         self.snapshot_in_flight = Some(applied);
         let dir = self.snap_dir.clone();
         let tx = self.inbox_tx.clone();
+        let mvcc = self.mvcc.clone();
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
-                let result = ferret_wal::snap::save_snapshot(&dir, applied, term, &data)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
+                // The v3 backend first: once the WAL points past this
+                // snapshot, the entries before it are gone, so the backend
+                // must hold them all (its consistent index >= `applied`).
+                let result = mvcc.flush().map_err(|e| e.to_string()).and_then(|()| {
+                    ferret_wal::snap::save_snapshot(&dir, applied, term, &data)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
                 // Blocking send: the loop must learn the outcome, and it
                 // drains its inbox continuously.
                 drop(data);
@@ -907,11 +923,60 @@ impl RaftNode {
                 )
             };
             if expired_due {
-                self.propose_internal(Command::ExpireV2 { now_ns: now });
+                self.propose_internal(entry::v2_expire(now));
             }
             if version_missing {
                 self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
             }
+            self.lease_duties();
+        }
+    }
+
+    /// The leader's lease duties (etcd's lessor loop, every 500 ms):
+    /// propose revoking the leases that ran out, and checkpointing remaining
+    /// TTLs when checkpoints are on. Time enters the replicated state only
+    /// through these proposals.
+    fn lease_duties(&mut self) {
+        let now = Instant::now();
+        let (expired, checkpoints) = {
+            let mut le = self.mvcc.lessor();
+            (
+                le.expired(now, LEASE_REVOKES_PER_ROUND),
+                le.due_checkpoints(now, ferret_mvcc::lease::MAX_CHECKPOINT_BATCH),
+            )
+        };
+        for id in expired {
+            self.propose_internal(InternalRaftRequest {
+                lease_revoke: Some(LeaseRevokeRequest { id }),
+                ..Default::default()
+            });
+        }
+        if !checkpoints.is_empty() {
+            self.propose_internal(InternalRaftRequest {
+                lease_checkpoint: Some(LeaseCheckpointRequest {
+                    checkpoints: checkpoints
+                        .into_iter()
+                        .map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                        .collect(),
+                }),
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Leadership came or went: only a leader tracks lease expiry. A new
+    /// leader gives every lease its full TTL plus the election timeout
+    /// (etcd 3.4's default), so no lease expires for want of a leader.
+    fn on_role_change(&mut self, leading: bool) {
+        if leading == self.leading {
+            return;
+        }
+        self.leading = leading;
+        let mut le = self.mvcc.lessor();
+        if leading {
+            le.promote(Instant::now(), self.lease_extend);
+        } else {
+            le.demote();
         }
     }
 
@@ -956,13 +1021,9 @@ impl RaftNode {
         }
     }
 
-    fn propose_internal(&mut self, cmd: Command) -> u64 {
-        let id = self.take_id();
-        let data = encode_entry(&LogEntry {
-            origin: self.member_id,
-            id,
-            cmd,
-        });
+    fn propose_internal(&mut self, req: InternalRaftRequest) -> u64 {
+        let id = self.shared.ids.next();
+        let data = entry::encode(&entry::with_id(req, id));
         if let Err(e) = self.node.propose(Vec::new(), data) {
             tracing::debug!(error = %e, "internal proposal dropped");
         }
@@ -1015,8 +1076,8 @@ fn read_id(member_id: u64, ctx: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(id.try_into().ok()?))
 }
 
-fn internal_put(path: String, value: String) -> Command {
-    Command::V2(Write::put(path, value, now_ns()))
+fn internal_put(path: String, value: String) -> InternalRaftRequest {
+    entry::v2(&Write::put(path, value, now_ns()))
 }
 
 #[cfg(test)]

@@ -12,12 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use ferret_mvcc::{Applier, Mvcc, MvccConfig, Renewal, Storage};
+use ferret_proto::etcdserverpb::{InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest};
 use tokio::sync::oneshot;
 
-use crate::apply::{Command, Outcome, StateMachines};
+use crate::apply::{Applied, StateMachines};
 use crate::clock::now_ns;
+use crate::entry::{self, IdGenerator, InitialMember, WalMetadata};
 use crate::inbox::{self, InboxSender, QueueError};
-use crate::raft_node::{self, InitialMember, Input, NodeConfig, StartError, WalMetadata};
+use crate::raft_node::{self, Input, NodeConfig, StartError};
 use crate::shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError, Shared};
 use crate::transport::{self, PeerNet, TransportStats};
 
@@ -44,6 +47,60 @@ pub struct ServerConfig {
     /// How long a proposal may wait for its outcome (etcd: 5 s plus two
     /// election timeouts).
     pub request_timeout: Duration,
+    pub v3: V3Settings,
+}
+
+/// The v3 store's settings, from etcd's flags.
+#[derive(Debug, Clone)]
+pub struct V3Settings {
+    /// `--max-request-bytes`: the largest encoded proposal.
+    pub max_request_bytes: usize,
+    /// `--backend-batch-interval`, `--backend-batch-limit`.
+    pub batch_interval: Duration,
+    pub batch_limit: usize,
+    /// `--experimental-compaction-batch-limit`.
+    pub compaction_batch_limit: usize,
+    /// `--experimental-enable-lease-checkpoint` (at etcd's 5-minute
+    /// interval) and `--experimental-enable-lease-checkpoint-persist`.
+    pub lease_checkpoint: bool,
+    pub lease_checkpoint_persist: bool,
+}
+
+impl Default for V3Settings {
+    fn default() -> Self {
+        V3Settings {
+            max_request_bytes: 1_572_864,
+            batch_interval: Duration::from_millis(100),
+            batch_limit: 10_000,
+            compaction_batch_limit: 1000,
+            lease_checkpoint: false,
+            lease_checkpoint_persist: false,
+        }
+    }
+}
+
+/// What a keep-alive achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewOutcome {
+    /// Renewed; the lease's TTL, seconds.
+    Renewed(i64),
+    /// No such lease (or it expired and was revoked).
+    NotFound,
+}
+
+/// A lease's remaining time, as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTtl {
+    /// Seconds left (truncated, as etcd).
+    pub ttl: i64,
+    pub granted_ttl: i64,
+    /// Attached keys, sorted (only if asked for).
+    pub keys: Vec<bytes::Bytes>,
+}
+
+/// Where a member's v3 backend lives.
+pub fn backend_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("v3").join("backend.redb")
 }
 
 /// Inputs waiting for the Ready loop. Bounded so a flood of requests is
@@ -56,6 +113,7 @@ const INBOX_CAPACITY: usize = 16384;
 pub struct Server {
     shared: Arc<Shared>,
     inbox: InboxSender<Input>,
+    max_request_bytes: usize,
 }
 
 /// A planted bug for the fault-injection suite (`ferret-jepsen`) to catch:
@@ -88,8 +146,11 @@ impl Server {
             listeners.push(l);
         }
         let stats = Arc::new(TransportStats::default());
+        let (mvcc, applier) = open_v3(&cfg)?;
         let shared = Arc::new(Shared {
-            state: RwLock::new(StateMachines::new()),
+            state: RwLock::new(StateMachines::new(applier)),
+            mvcc,
+            ids: IdGenerator::new(cfg.member_id, (now_ns() / 1_000_000) as u64),
             commit_index: AtomicU64::new(0),
             term: AtomicU64::new(0),
             leader_id: AtomicU64::new(0),
@@ -117,6 +178,7 @@ impl Server {
             join_existing: cfg.join_existing,
             name: cfg.name.clone(),
             client_urls: cfg.client_urls.clone(),
+            lease_extend: cfg.election_timeout,
         };
         let new_cluster = WalMetadata {
             member_id: cfg.member_id,
@@ -172,7 +234,11 @@ impl Server {
                 }
             })
             .map_err(StartError::Thread)?;
-        Ok(Server { shared, inbox: tx })
+        Ok(Server {
+            shared,
+            inbox: tx,
+            max_request_bytes: cfg.v3.max_request_bytes,
+        })
     }
 
     /// Waits until this member has published itself to the cluster (its
@@ -187,10 +253,38 @@ impl Server {
         let _ = self.inbox.send(Input::Stop);
     }
 
-    /// Orders `cmd` through the log and returns what applying it produced.
-    pub async fn propose(&self, cmd: Command) -> Result<(Outcome, LogPosition), ServerError> {
+    /// Orders a request through the log and returns what applying it
+    /// produced. The request is encoded here, off the Raft thread; one
+    /// over `--max-request-bytes` is refused, as etcd refuses a v3 request.
+    pub async fn propose(
+        &self,
+        req: InternalRaftRequest,
+    ) -> Result<(Applied, LogPosition), ServerError> {
+        self.propose_checked(req, true).await
+    }
+
+    /// A v2 write through the log. etcd 3.4's v2 API does not apply
+    /// `--max-request-bytes` (only its HTTP form limit), and neither does
+    /// this.
+    pub async fn propose_v2(
+        &self,
+        w: &ferret_v2store::Write,
+    ) -> Result<(Applied, LogPosition), ServerError> {
+        self.propose_checked(entry::v2(w), false).await
+    }
+
+    async fn propose_checked(
+        &self,
+        req: InternalRaftRequest,
+        limit: bool,
+    ) -> Result<(Applied, LogPosition), ServerError> {
+        let id = self.shared.ids.next();
+        let data = entry::encode(&entry::with_id(req, id));
+        if limit && data.len() > self.max_request_bytes {
+            return Err(ServerError::RequestTooLarge);
+        }
         let (reply, rx) = oneshot::channel();
-        self.send(Input::Propose { cmd, reply })?;
+        self.send(Input::Propose { id, data, reply })?;
         match tokio::time::timeout(self.shared.request_timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(ServerError::Stopped),
@@ -211,6 +305,92 @@ impl Server {
             Ok(Err(_)) => Err(ServerError::Stopped),
             Err(_) => Err(ServerError::Timeout),
         }
+    }
+
+    /// A v3 request through the log.
+    pub async fn propose_v3(&self, req: InternalRaftRequest) -> Result<Applied, ServerError> {
+        self.propose(req).await.map(|(a, _)| a)
+    }
+
+    /// The v3 store.
+    pub fn mvcc(&self) -> &Arc<Mvcc> {
+        &self.shared.mvcc
+    }
+
+    /// A fresh id, unique across the cluster (etcd's request ids; lease
+    /// grants without an id use one).
+    pub fn next_request_id(&self) -> u64 {
+        self.shared.ids.next()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.shared.request_timeout
+    }
+
+    /// A keep-alive. Only the leader tracks expiry, so only the leader
+    /// renews.
+    pub async fn lease_renew(&self, id: i64) -> Result<RenewOutcome, ServerError> {
+        let deadline = tokio::time::Instant::now() + self.shared.request_timeout;
+        loop {
+            if !self.is_leader() {
+                // Keep-alives reach only the leader today: a follower that
+                // receives one says so rather than pretend (forwarding to
+                // the leader over the peer connection comes next).
+                return Err(ServerError::NoLeader);
+            }
+            let outcome = self.mvcc().lessor().renew(id, std::time::Instant::now());
+            match outcome {
+                Renewal::Renewed(ttl) => return Ok(RenewOutcome::Renewed(ttl)),
+                Renewal::NotFound => return Ok(RenewOutcome::NotFound),
+                Renewal::NotPrimary => {
+                    // Leader, but not yet promoted (its first entry of the
+                    // term is not applied yet): wait a moment.
+                }
+                Renewal::Expired => {
+                    // etcd answers once the revocation is applied.
+                }
+                Renewal::ClearCheckpointFirst => {
+                    let req = InternalRaftRequest {
+                        lease_checkpoint: Some(LeaseCheckpointRequest {
+                            checkpoints: vec![LeaseCheckpoint {
+                                id,
+                                remaining_ttl: 0,
+                            }],
+                        }),
+                        ..Default::default()
+                    };
+                    self.propose(req).await?;
+                    continue;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ServerError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A lease's remaining time (the leader's view); `None` if it does
+    /// not exist.
+    pub async fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<Option<LeaseTtl>, ServerError> {
+        if !self.is_leader() {
+            return Err(ServerError::NoLeader);
+        }
+        let now = std::time::Instant::now();
+        let le = self.mvcc().lessor();
+        Ok(le.get(id).map(|l| LeaseTtl {
+            ttl: l.remaining(now).map_or(l.ttl, |d| d.as_secs() as i64),
+            granted_ttl: l.ttl,
+            keys: if keys {
+                l.keys.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        }))
     }
 
     fn send(&self, input: Input) -> Result<(), ServerError> {
@@ -323,4 +503,46 @@ impl Server {
         out.sort_by_key(|m| m.id);
         out
     }
+}
+
+/// Opens the v3 store (creating it on a new member) and its applier.
+fn open_v3(cfg: &ServerConfig) -> Result<(Arc<Mvcc>, Applier), StartError> {
+    let path = backend_path(&cfg.data_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::Backend(format!("{}: {e}", dir.display())))?;
+    }
+    // etcd's minLeaseTTL: 1.5 election timeouts, rounded up to a second.
+    let min_ttl = (cfg.election_timeout.as_secs_f64() * 1.5).ceil().max(1.0) as i64;
+    let mcfg = MvccConfig {
+        min_lease_ttl: min_ttl,
+        lease_checkpoint_interval: cfg
+            .v3
+            .lease_checkpoint
+            .then_some(ferret_mvcc::lease::DEFAULT_CHECKPOINT_INTERVAL),
+        lease_checkpoint_persist: cfg.v3.lease_checkpoint_persist,
+        batch_interval: cfg.v3.batch_interval,
+        batch_limit: cfg.v3.batch_limit,
+        compaction_batch_limit: cfg.v3.compaction_batch_limit,
+        on_fatal: Arc::new(|e| {
+            // Nothing the backend lost was acknowledged only by it (the
+            // WAL is the point of durability): stopping is safe, and the
+            // next start replays the log into the backend.
+            tracing::error!(error = %e, "the v3 backend failed; stopping");
+            std::process::exit(1);
+        }),
+    };
+    let (m, restored) = Mvcc::open(Storage::File(path.clone()), mcfg)
+        .map_err(|e| StartError::Backend(format!("{}: {e}", path.display())))?;
+    tracing::info!(
+        path = %path.display(),
+        consistent_index = restored.consistent_index,
+        revision = restored.current_rev,
+        compacted = restored.compact_rev,
+        keys = restored.keys,
+        leases = restored.leases,
+        "opened the v3 backend"
+    );
+    let a = Applier::new(m.clone(), &restored);
+    Ok((m, a))
 }

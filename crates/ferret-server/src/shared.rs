@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use ferret_mvcc::Mvcc;
+
 use crate::apply::StateMachines;
+use crate::entry::IdGenerator;
 use crate::transport::TransportStats;
 
 /// Why a request did not produce an outcome.
@@ -19,6 +22,12 @@ pub enum ServerError {
     TooManyRequests,
     #[error("etcdserver: proposal dropped, not applied (leader changing)")]
     ProposalDropped,
+    /// The encoded request is over `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// No leader is known (for what only a leader can do).
+    #[error("etcdserver: no leader")]
+    NoLeader,
 }
 
 /// Where the log stands, for the `X-Raft-Index` and `X-Raft-Term` headers.
@@ -97,6 +106,10 @@ impl FollowerStats {
 /// measurements the stats endpoints report. The loop writes, handles read.
 pub struct Shared {
     pub(crate) state: RwLock<StateMachines>,
+    /// The v3 store: read without the state lock (it has its own).
+    pub(crate) mvcc: Arc<Mvcc>,
+    /// Proposal (and lease) ids, etcd's way.
+    pub(crate) ids: IdGenerator,
     pub(crate) commit_index: AtomicU64,
     pub(crate) term: AtomicU64,
     /// 0 while there is no known leader.

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig};
+use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig, V3Settings};
 use ferretcd::api::context::Api;
-use ferretcd::api::{http, v2};
+use ferretcd::api::{http, v2, v3};
 use ferretcd::config::{self, Config, ConfigOutcome};
 use tokio::net::TcpListener;
 
@@ -135,6 +135,31 @@ fn server_config(cfg: &Config) -> ServerConfig {
         election_timeout: election,
         snapshot_count: cfg.snapshot_count,
         request_timeout: Duration::from_secs(5) + 2 * election,
+        v3: V3Settings {
+            max_request_bytes: cfg.max_request_bytes as usize,
+            ..V3Settings::default()
+        },
+    }
+}
+
+/// The v3 API's settings from etcd's flags.
+fn v3_config(cfg: &Config) -> v3::V3Config {
+    v3::V3Config {
+        max_txn_ops: 128,
+        max_request_bytes: cfg.max_request_bytes as usize,
+        // etcd's default quota: 2 GiB.
+        quota_bytes: Some(2 * 1024 * 1024 * 1024),
+        progress_interval: v3::progress_interval(None),
+    }
+}
+
+/// etcd's gRPC server defaults: keepalive pings every 2 h, answered
+/// within 20 s; no limit on concurrent streams worth the name.
+fn http2_settings() -> http::Http2Settings {
+    http::Http2Settings {
+        keepalive_interval: Duration::from_secs(2 * 3600),
+        keepalive_timeout: Duration::from_secs(20),
+        max_concurrent_streams: u32::MAX,
     }
 }
 
@@ -186,7 +211,16 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let mut tasks = Vec::new();
     for (url, l) in listeners {
         tracing::info!(address = %url, "serving client requests");
-        tasks.push(tokio::spawn(http::serve(l, api.clone(), stop_rx.clone())));
+        let grpc = v3::service(v3::V3 {
+            server: server.clone(),
+            cfg: Arc::new(v3_config(&cfg)),
+        });
+        tasks.push(tokio::spawn(http::serve(
+            l,
+            api.clone(),
+            Some((grpc, http2_settings())),
+            stop_rx.clone(),
+        )));
     }
     tracing::info!("ready to serve client requests");
 

@@ -1,4 +1,7 @@
-//! The one client listener, as etcd 3.4's Go HTTP server behaves: each
+//! The one client listener, split as etcd 3.4's `cmux` splits a plaintext
+//! port: a connection that opens with the HTTP/2 preface is gRPC (served
+//! by whatever service the caller passes: `api::v3`), any other is
+//! HTTP/1.1, served as etcd 3.4's Go HTTP server behaves: each
 //! connection on its own task, Go's answers before any handler runs
 //! (`OPTIONS *`, a bad escape in the path), `ServeMux`'s path rules
 //! (unclean paths redirected with 301), CORS headers on every response.
@@ -22,8 +25,9 @@ use ferret_gocompat::url;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::http::body::Body;
 
@@ -41,13 +45,36 @@ pub trait Routes: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
+/// HTTP/2 settings of the gRPC side (etcd's `--grpc-keepalive-*` and
+/// `--max-concurrent-streams`).
+#[derive(Debug, Clone)]
+pub struct Http2Settings {
+    /// Pings an idle connection this often (etcd: 2 h)...
+    pub keepalive_interval: Duration,
+    /// ...and closes it if no answer comes within this (etcd: 20 s).
+    pub keepalive_timeout: Duration,
+    /// Streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+}
+
 /// Accepts connections until `shutdown` resolves; each connection is served
-/// on its own task.
-pub async fn serve<R: Routes>(
+/// on its own task: HTTP/2 ones by `h2` (if any), the others by `routes`.
+pub async fn serve<R, G>(
     listener: TcpListener,
     routes: Arc<R>,
+    h2: Option<(G, Http2Settings)>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    R: Routes,
+    G: tower::Service<
+            Request<Incoming>,
+            Response = Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    G::Future: Send + 'static,
+{
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -62,7 +89,16 @@ pub async fn serve<R: Routes>(
         };
         let _ = stream.set_nodelay(true);
         let routes = routes.clone();
+        let h2 = h2.clone();
         tokio::spawn(async move {
+            if let Some((grpc, settings)) = h2 {
+                match tokio::time::timeout(HEADER_READ_TIMEOUT, opens_http2(&stream)).await {
+                    Ok(Ok(true)) => return serve_http2(stream, grpc, &settings).await,
+                    Ok(Ok(false)) => {}
+                    // Nothing sent in time, or the connection broke.
+                    Ok(Err(_)) | Err(_) => return,
+                }
+            }
             let service = hyper::service::service_fn(move |req| {
                 let routes = routes.clone();
                 async move { Ok::<_, Infallible>(handle(&*routes, req).await) }
@@ -78,6 +114,48 @@ pub async fn serve<R: Routes>(
                 tracing::debug!(error = %e, "client connection ended");
             }
         });
+    }
+}
+
+/// The HTTP/2 client preface starts with "PRI"; no HTTP/1 method does.
+async fn opens_http2(stream: &TcpStream) -> std::io::Result<bool> {
+    const PREFACE: &[u8] = b"PRI";
+    let mut buf = [0u8; 3];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if buf[..n] != PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == PREFACE.len() {
+            return Ok(true);
+        }
+        // A prefix of the preface: wait for the rest.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn serve_http2<G>(stream: TcpStream, grpc: G, settings: &Http2Settings)
+where
+    G: tower::Service<
+            Request<Incoming>,
+            Response = Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    G::Future: Send + 'static,
+{
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .keep_alive_interval(Some(settings.keepalive_interval))
+        .keep_alive_timeout(settings.keepalive_timeout)
+        .max_concurrent_streams(settings.max_concurrent_streams);
+    let conn = b.serve_connection(TokioIo::new(stream), TowerToHyperService::new(grpc));
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "gRPC connection ended");
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferret_gocompat::strconv::parse_bool;
-use ferret_server::{now_ns, Command, LogPosition, Outcome, Server, KEYS_PREFIX};
+use ferret_server::{now_ns, Applied, LogPosition, Server, KEYS_PREFIX};
 use ferret_v2store::{Code, Error as StoreError, Event, Method, WatchStart, Write};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -276,9 +276,9 @@ pub async fn serve(server: &Server, req: KeyRequest) -> Response<Body> {
         }
         KeyMethod::Put | KeyMethod::Post | KeyMethod::Delete => {
             let no_value_on_success = req.no_value_on_success;
-            match server.propose(Command::V2(req.into_write())).await {
-                Ok((Outcome::V2(Ok(e)), pos)) => event_response(&e, pos, no_value_on_success),
-                Ok((Outcome::V2(Err(e)), _)) => wire::v2_error(e),
+            match server.propose_v2(&req.into_write()).await {
+                Ok((Applied::V2(Ok(e)), pos)) => event_response(&e, pos, no_value_on_success),
+                Ok((Applied::V2(Err(e)), _)) => wire::v2_error(e),
                 Ok((other, _)) => wire::v2_error(StoreError::new(
                     Code::RaftInternal,
                     format!("unexpected outcome {other:?}"),

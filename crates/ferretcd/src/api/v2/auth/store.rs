@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use ferret_server::{now_ns, Command, Outcome, Server};
+use ferret_server::{now_ns, Applied, Server};
 use ferret_v2store::{Code, Error as StoreError, Event, Method, Write};
 use hyper::header::HeaderValue;
 
@@ -240,9 +240,9 @@ impl<'a> AuthStore<'a> {
             expire_ns: None,
             time_ns: now_ns(),
         };
-        match self.server.propose(Command::V2(w)).await? {
-            (Outcome::V2(Ok(_)), _) => Ok(()),
-            (Outcome::V2(Err(e)), _) => Err(AuthError::Store(e)),
+        match self.server.propose_v2(&w).await? {
+            (Applied::V2(Ok(_)), _) => Ok(()),
+            (Applied::V2(Err(e)), _) => Err(AuthError::Store(e)),
             (other, _) => Err(AuthError::Internal(format!("unexpected outcome {other:?}"))),
         }
     }

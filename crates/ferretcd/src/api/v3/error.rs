@@ -1,0 +1,161 @@
+//! Every way a v3 call can fail, and the one table that turns each into
+//! etcd 3.4's gRPC status: the same code and the same message, byte for
+//! byte (etcd's `rpctypes/error.go` and `v3rpc/util.go`), because clients
+//! match on the message text (`clientv3`'s `rpctypes.ErrorDesc`).
+
+use ferret_mvcc::MvccError;
+use ferret_server::ServerError;
+use tonic::{Code, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum V3Error {
+    #[error("key is not provided")]
+    EmptyKey,
+    #[error("key not found")]
+    KeyNotFound,
+    #[error("value is provided")]
+    ValueProvided,
+    #[error("lease is provided")]
+    LeaseProvided,
+    #[error("too many operations in txn request")]
+    TooManyOps,
+    #[error("duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("required revision has been compacted")]
+    Compacted,
+    #[error("required revision is a future revision")]
+    FutureRev,
+    #[error("database space exceeded")]
+    NoSpace,
+    #[error("requested lease not found")]
+    LeaseNotFound,
+    #[error("lease already exists")]
+    LeaseExist,
+    #[error("too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("request is too large")]
+    RequestTooLarge,
+    #[error("too many requests")]
+    TooManyRequests,
+    #[error("no leader")]
+    NoLeader,
+    #[error("leader changed")]
+    LeaderChanged,
+    #[error("server stopped")]
+    Stopped,
+    #[error("request timed out")]
+    Timeout,
+    #[error("corrupt cluster")]
+    Corrupt,
+    /// raft-rs refused a proposal (a leadership transfer under way);
+    /// etcd passes raft's own error through as Unknown.
+    #[error("raft proposal dropped")]
+    ProposalDropped,
+    /// A service or method ferretcd does not serve yet.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// The member's storage failed; it is stopping.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<MvccError> for V3Error {
+    fn from(e: MvccError) -> V3Error {
+        match e {
+            MvccError::Compacted => V3Error::Compacted,
+            MvccError::FutureRev => V3Error::FutureRev,
+            MvccError::KeyNotFound => V3Error::KeyNotFound,
+            MvccError::LeaseNotFound => V3Error::LeaseNotFound,
+            MvccError::LeaseExists => V3Error::LeaseExist,
+            MvccError::LeaseTtlTooLarge => V3Error::LeaseTtlTooLarge,
+            MvccError::NoSpace => V3Error::NoSpace,
+            MvccError::NotPrimary => V3Error::NoLeader,
+            MvccError::Corrupt => V3Error::Corrupt,
+            e @ (MvccError::Backend { .. } | MvccError::Format(_)) => {
+                V3Error::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ServerError> for V3Error {
+    fn from(e: ServerError) -> V3Error {
+        match e {
+            ServerError::Timeout => V3Error::Timeout,
+            ServerError::Stopped => V3Error::Stopped,
+            ServerError::TooManyRequests => V3Error::TooManyRequests,
+            ServerError::ProposalDropped => V3Error::ProposalDropped,
+            ServerError::RequestTooLarge => V3Error::RequestTooLarge,
+            ServerError::NoLeader => V3Error::NoLeader,
+        }
+    }
+}
+
+impl From<V3Error> for Status {
+    fn from(e: V3Error) -> Status {
+        use V3Error::*;
+        let (code, msg): (Code, &str) = match &e {
+            EmptyKey => (Code::InvalidArgument, "etcdserver: key is not provided"),
+            KeyNotFound => (Code::InvalidArgument, "etcdserver: key not found"),
+            ValueProvided => (Code::InvalidArgument, "etcdserver: value is provided"),
+            LeaseProvided => (Code::InvalidArgument, "etcdserver: lease is provided"),
+            TooManyOps => (
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            DuplicateKey => (
+                Code::InvalidArgument,
+                "etcdserver: duplicate key given in txn request",
+            ),
+            Compacted => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            FutureRev => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            NoSpace => (
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+            LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+            LeaseExist => (Code::FailedPrecondition, "etcdserver: lease already exists"),
+            LeaseTtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
+            RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
+            TooManyRequests => (Code::ResourceExhausted, "etcdserver: too many requests"),
+            NoLeader => (Code::Unavailable, "etcdserver: no leader"),
+            LeaderChanged => (Code::Unavailable, "etcdserver: leader changed"),
+            Stopped => (Code::Unavailable, "etcdserver: server stopped"),
+            Timeout => (Code::Unavailable, "etcdserver: request timed out"),
+            Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
+            ProposalDropped => (Code::Unknown, "raft proposal dropped"),
+            Unimplemented(m) => return Status::new(Code::Unimplemented, m.clone()),
+            Internal(m) => return Status::new(Code::Internal, format!("ferretcd: {m}")),
+        };
+        Status::new(code, msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_etcds() {
+        let s = Status::from(V3Error::Compacted);
+        assert_eq!(s.code(), Code::OutOfRange);
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        assert_eq!(
+            Status::from(V3Error::from(MvccError::LeaseNotFound)).message(),
+            "etcdserver: requested lease not found"
+        );
+        assert_eq!(
+            Status::from(V3Error::DuplicateKey).code(),
+            Code::InvalidArgument
+        );
+    }
+}
