@@ -35,7 +35,6 @@ mod v3diff;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use ferret_proto::etcdserverpb::{
@@ -50,40 +49,7 @@ use tonic::transport::{Channel, Endpoint};
 use v3diff::corpus;
 use v3diff::runner::{self, Clients, Runner, Side, Stats};
 use v3diff::server::{self, Server, Target};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// The candidate to compare with, or `None` after announcing a skip.
-fn candidate(test: &str, etcd: &std::path::Path) -> Option<Target> {
-    let target = Target::from_env(etcd, std::path::Path::new(env!("CARGO_BIN_EXE_ferretcd")));
-    if target.is_ferretcd() && !v3diff::FERRETCD_SERVES_V3 {
-        server::skip_notice(
-            test,
-            "ferretcd does not serve the v3 API yet (v3diff::FERRETCD_SERVES_V3);\n  \
-             run with FERRET_DIFF_TARGET=etcd to validate the harness against a second etcd",
-        );
-        return None;
-    }
-    Some(target)
-}
-
-/// Starts the reference and the candidate at once.
-fn start_pair(etcd: &std::path::Path, target: &Target, flags: &[String]) -> (Server, Server) {
-    let (r, c) = thread::scope(|s| {
-        let r = s.spawn(|| Server::start("etcd", etcd, flags));
-        let c = s.spawn(|| target.start(flags));
-        (r.join().unwrap(), c.join().unwrap())
-    });
-    let r = r.unwrap_or_else(|e| panic!("v3 differential: the reference failed to start: {e}"));
-    let c = c.unwrap_or_else(|e| panic!("v3 differential: the candidate failed to start: {e}"));
-    (r, c)
-}
+use v3diff::{candidate, runtime, start_pair};
 
 #[test]
 fn differential_v3_api_matches_etcd() {

@@ -21,3 +21,44 @@ pub mod server;
 /// against a second etcd regardless, which validates the harness (CI does
 /// that run too, see .ci/run).
 pub const FERRETCD_SERVES_V3: bool = false;
+
+/// A tokio runtime on two threads (the machine's two cores are shared).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The candidate to compare with (from `FERRET_DIFF_TARGET` /
+/// `FERRET_DIFF_CANDIDATE`), or `None` after announcing a skip.
+pub fn candidate(test: &str, etcd: &std::path::Path) -> Option<server::Target> {
+    let target =
+        server::Target::from_env(etcd, std::path::Path::new(env!("CARGO_BIN_EXE_ferretcd")));
+    if target.is_ferretcd() && !FERRETCD_SERVES_V3 {
+        server::skip_notice(
+            test,
+            "ferretcd does not serve the v3 API yet (v3diff::FERRETCD_SERVES_V3);\n  \
+             run with FERRET_DIFF_TARGET=etcd to validate the harness against a second etcd",
+        );
+        return None;
+    }
+    Some(target)
+}
+
+/// Starts the reference and the candidate at once, with the same flags.
+pub fn start_pair(
+    etcd: &std::path::Path,
+    target: &server::Target,
+    flags: &[String],
+) -> (server::Server, server::Server) {
+    let (r, c) = std::thread::scope(|s| {
+        let r = s.spawn(|| server::Server::start("etcd", etcd, flags));
+        let c = s.spawn(|| target.start(flags));
+        (r.join().unwrap(), c.join().unwrap())
+    });
+    let r = r.unwrap_or_else(|e| panic!("the reference failed to start: {e}"));
+    let c = c.unwrap_or_else(|e| panic!("the candidate failed to start: {e}"));
+    (r, c)
+}
