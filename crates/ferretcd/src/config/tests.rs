@@ -1239,3 +1239,27 @@ fn readme_lists_every_refused_flag() {
         }
     }
 }
+
+#[test]
+fn log_levels_map_to_tracing_levels() {
+    for (level, filter) in [
+        ("debug", "debug"),
+        ("info", "info"),
+        ("warn", "warn"),
+        ("error", "error"),
+        // tracing has nothing above error: etcd's crash levels show errors.
+        ("dpanic", "error"),
+        ("panic", "error"),
+        ("fatal", "error"),
+    ] {
+        let cfg = config(&[&format!("--log-level={level}")], &[]);
+        assert_eq!(cfg.log_level.as_str(), level);
+        assert_eq!(cfg.log_filter(), filter, "{level}");
+    }
+    assert_eq!(
+        config(&["--debug", "--log-level=error"], &[]).log_filter(),
+        "debug"
+    );
+    assert!(config(&["--log-outputs=stdout"], &[]).logs_to_stdout());
+    assert!(!config(&["--log-outputs=stderr"], &[]).logs_to_stdout());
+}
