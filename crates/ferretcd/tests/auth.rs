@@ -570,7 +570,7 @@ fn find_etcd() -> Option<PathBuf> {
 fn v2_auth_scenario_matches_etcd() {
     let ferret = start(
         std::path::Path::new(env!("CARGO_BIN_EXE_ferretcd")),
-        &[],
+        &["--enable-v2"],
         "ferretcd",
     );
     let ours = scenario(ferret.client_port, true);
