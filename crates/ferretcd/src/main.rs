@@ -169,7 +169,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
     );
     let api = Arc::new(Api {
         server: server.clone(),
-        max_request_bytes: cfg.max_request_bytes,
         started_ns,
     });
 

@@ -35,12 +35,16 @@ use crate::server::{now_ns, Server};
 /// client costs one idle task until then, never a stuck server.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest v2 request body. etcd 3.4's v2 API ignores
+/// `--max-request-bytes` (a v3 limit): its only bound is Go's form limit
+/// (`maxFormSize`, 10 MiB), past which a form is "http: POST too large".
+/// etcd reads the JSON bodies of `/v2/members` and `/v2/auth` without a
+/// bound; ferretcd bounds them the same way.
+pub const V2_MAX_BODY_BYTES: u64 = 10 << 20;
+
 /// Everything a request handler needs.
 pub struct Api {
     pub server: Server,
-    /// Requests whose body exceeds this get a clear error (etcd's
-    /// `--max-request-bytes`, default 1.5 MiB).
-    pub max_request_bytes: u64,
     /// When this member started, Unix ns (for `/v2/stats/self`).
     pub started_ns: i64,
 }
@@ -168,13 +172,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Body> {
         b"/v2/stats/leader" => info::stats_leader(server, &method),
         p if p == b"/v2/members" || p.starts_with(b"/v2/members/") => {
             let rest = String::from_utf8_lossy(&p[b"/v2/members".len()..]).into_owned();
-            info::members(
-                server,
-                req,
-                rest.trim_start_matches('/'),
-                api.max_request_bytes,
-            )
-            .await
+            info::members(server, req, rest.trim_start_matches('/'), V2_MAX_BODY_BYTES).await
         }
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
             let key = p[b"/v2/keys".len()..].to_vec();
@@ -199,7 +197,7 @@ async fn keys_endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Respons
     // Taken before the body is read; checked after the parameters parse,
     // as etcd does (against the URL key, not the cleaned store path).
     let authorization = req.headers().get(hyper::header::AUTHORIZATION).cloned();
-    let mut resp = match read_form(api, req).await {
+    let mut resp = match read_form(req).await {
         Err(e) => wire::v2_error(e),
         Ok(form) => match keys::parse(method, key, &form, now_ns()) {
             Err(e) => wire::v2_error(e),
@@ -227,7 +225,7 @@ async fn keys_endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Respons
 
 /// Reads the parameters as Go's `ParseForm`: a URL-encoded body of a PUT or
 /// POST first, then the query string.
-async fn read_form(api: &Api, req: Request<Incoming>) -> Result<Form, StoreError> {
+async fn read_form(req: Request<Incoming>) -> Result<Form, StoreError> {
     let form_err = |cause: String| StoreError::request(Code::InvalidForm, cause);
     let mut form = Form::default();
     let mut first_err = None;
@@ -242,7 +240,7 @@ async fn read_form(api: &Api, req: Request<Incoming>) -> Result<Form, StoreError
         match media_type(&content_type) {
             Err(e) => first_err = Some(e),
             Ok(t) if t == "application/x-www-form-urlencoded" => {
-                let body = read_body(req.into_body(), api.max_request_bytes)
+                let body = read_body(req.into_body(), V2_MAX_BODY_BYTES)
                     .await
                     .map_err(form_err)?;
                 if let Err(e) = form.parse_into(&body) {
@@ -263,14 +261,15 @@ async fn read_form(api: &Api, req: Request<Incoming>) -> Result<Form, StoreError
     }
 }
 
-/// Reads a request body of at most `limit` bytes.
+/// Reads a request body of at most `limit` bytes; a longer one is Go's
+/// `http: POST too large`.
 pub(crate) async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, String> {
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(format!(
-            "http: request body too large (limit is {limit} bytes, --max-request-bytes)"
-        )),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err("http: POST too large".to_string())
+        }
         Err(e) => Err(e.to_string()),
     }
 }
