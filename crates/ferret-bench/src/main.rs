@@ -1,7 +1,7 @@
 //! ferret-bench: a load generator for the etcd v2 HTTP API, in the spirit of
 //! etcd's tools/benchmark. It speaks raw HTTP/1.1 over keep-alive
-//! connections, so it runs unchanged against etcd 3.4 (`--enable-v2`) and
-//! ferretcd. See BENCHMARKS.md.
+//! connections, so it runs unchanged against etcd 3.4 and ferretcd, both
+//! started with `--enable-v2` (bench/compare.sh does). See BENCHMARKS.md.
 
 mod args;
 mod hist;

@@ -40,7 +40,6 @@ pub struct Member {
 
 pub struct Cluster {
     pub binary: PathBuf,
-    pub flavor: Flavor,
     pub members: Vec<Member>,
     pub links: Arc<Links>,
     initial_cluster: String,
@@ -92,7 +91,6 @@ impl Cluster {
             .join(",");
         let mut c = Cluster {
             binary: binary.to_path_buf(),
-            flavor,
             members,
             links: Arc::new(Links::default()),
             initial_cluster,
@@ -183,10 +181,9 @@ impl Cluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string()])
-            .args(["--election-timeout", &ELECTION_MS.to_string()]);
-        if self.flavor == Flavor::Etcd {
-            cmd.arg("--enable-v2");
-        }
+            .args(["--election-timeout", &ELECTION_MS.to_string()])
+            // Both serve the v2 API only with it, as etcd 3.4 does.
+            .arg("--enable-v2");
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)

@@ -263,7 +263,9 @@ impl Cluster {
         );
         let (curl, purl) = (m.client_url(), m.peer_url());
         let mut cmd = Command::new(&opts.binary);
-        cmd.args(["--name", &m.name])
+        // As etcd 3.4, ferretcd serves the v2 API only with --enable-v2.
+        cmd.arg("--enable-v2")
+            .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(["--listen-client-urls", &curl])

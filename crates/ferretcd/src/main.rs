@@ -70,17 +70,26 @@ fn run(cfg: Config) -> ExitCode {
 }
 
 fn init_logging(cfg: &Config) {
-    let level = if cfg.debug {
-        "debug"
-    } else {
-        cfg.log_level.as_str()
-    };
+    use std::io::IsTerminal;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRETCD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_filter()));
+    // --log-outputs: stdout, or stderr (`default`, `stderr`).
+    let (writer, ansi) = if cfg.logs_to_stdout() {
+        (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        )
+    } else {
+        (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        )
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(writer)
+        .with_ansi(ansi)
         .init();
     for note in &cfg.notes {
         match note.level {
@@ -185,7 +194,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
     );
     let api = Arc::new(Api {
         server: server.clone(),
-        max_request_bytes: cfg.max_request_bytes,
         started_ns,
     });
 

@@ -2,12 +2,16 @@
 
 use ferret_server::Server;
 
+/// The largest v2 request body. etcd 3.4's v2 API ignores
+/// `--max-request-bytes` (a v3 limit): its only bound is Go's form limit
+/// (`maxFormSize`, 10 MiB), past which a form is "http: POST too large".
+/// etcd reads the JSON bodies of `/v2/members` and `/v2/auth` without a
+/// bound; ferretcd bounds them the same way.
+pub const V2_MAX_BODY_BYTES: u64 = 10 << 20;
+
 /// Everything a request handler needs.
 pub struct Api {
     pub server: Server,
-    /// Requests whose body exceeds this get a clear error (etcd's
-    /// `--max-request-bytes`, default 1.5 MiB).
-    pub max_request_bytes: u64,
     /// When this member started, Unix ns (for `/v2/stats/self`).
     pub started_ns: i64,
 }

@@ -44,14 +44,15 @@ pub async fn read_form(req: Request<Incoming>, limit: u64) -> Result<Form, Strin
     }
 }
 
-/// Reads a request body of at most `limit` bytes.
+/// Reads a request body of at most `limit` bytes; a longer one is Go's
+/// `http: POST too large`.
 pub async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, String> {
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(format!(
-            "http: request body too large (limit is {limit} bytes, --max-request-bytes)"
-        )),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err("http: POST too large".to_string())
+        }
         Err(e) => Err(e.to_string()),
     }
 }

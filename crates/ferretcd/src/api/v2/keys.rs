@@ -93,8 +93,7 @@ pub async fn endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Response
     // Taken before the body is read; checked after the parameters parse,
     // as etcd does (against the URL key, not the cleaned store path).
     let authorization = req.headers().get(hyper::header::AUTHORIZATION).cloned();
-    let limit = api.max_request_bytes;
-    let form = read_form(req, limit)
+    let form = read_form(req, crate::api::context::V2_MAX_BODY_BYTES)
         .await
         .map_err(|cause| StoreError::request(Code::InvalidForm, cause));
     let mut resp = match form {

@@ -30,7 +30,7 @@ impl Routes for Api {
                     server,
                     req,
                     rest.trim_start_matches('/'),
-                    self.max_request_bytes,
+                    crate::api::context::V2_MAX_BODY_BYTES,
                 )
                 .await
             }

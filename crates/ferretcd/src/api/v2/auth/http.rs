@@ -131,7 +131,7 @@ pub async fn handle(api: &Api, req: Request<Incoming>, path: &[u8]) -> Response<
         Target::Users(None) => all_users(&store, &query),
         Target::Roles(Some(name)) => match method {
             Method::GET => store.get_role(&name).map(|r| ok_json(|o| r.write_json(o))),
-            Method::PUT => match read_json(api, req).await {
+            Method::PUT => match read_json(req).await {
                 Ok(v) => put_role(&mut store, &name, &v).await,
                 Err(e) => Err(e),
             },
@@ -139,7 +139,7 @@ pub async fn handle(api: &Api, req: Request<Incoming>, path: &[u8]) -> Response<
         },
         Target::Users(Some(name)) => match method {
             Method::GET => get_user(&store, &name, &query),
-            Method::PUT => match read_json(api, req).await {
+            Method::PUT => match read_json(req).await {
                 Ok(v) => put_user(&mut store, &name, &v).await,
                 Err(e) => Err(e),
             },
@@ -184,8 +184,8 @@ fn parse_query(query: &[u8]) -> Result<(), AuthError> {
 }
 
 /// The first JSON value of the body; any failure is etcd's "Invalid JSON".
-async fn read_json(api: &Api, req: Request<Incoming>) -> Result<json::GoValue, AuthError> {
-    let body = read_body(req.into_body(), api.max_request_bytes)
+async fn read_json(req: Request<Incoming>) -> Result<json::GoValue, AuthError> {
+    let body = read_body(req.into_body(), crate::api::context::V2_MAX_BODY_BYTES)
         .await
         .map_err(|_| AuthError::InvalidJson)?;
     json::parse_first(&body).ok_or(AuthError::InvalidJson)

@@ -1,0 +1,356 @@
+//! The flags ferretcd does not honour (yet), in one list.
+//!
+//! ferretcd never fails open: a flag etcd accepts but ferretcd cannot
+//! honour is refused at start, before anything listens, with one line that
+//! names it and says why; its default value is always accepted (scripts
+//! written for etcd often spell defaults out, e.g. `--proxy off`).
+//!
+//! **Whoever implements one of these flags removes its entry here** (and its
+//! line under "Limitations" in README.md; a unit test keeps the two in
+//! step). Each entry names the issue its work belongs to, or says that
+//! ferretcd will not implement it.
+
+use std::path::Path;
+
+use super::build::table_defaults;
+use super::sources::{Origin, Settings};
+use super::{
+    ClusterState, CompactionMode, CompactionRetention, Config, ConfigError, Logger, ProxyMode,
+    PROGRAM,
+};
+
+/// What is planned for a refused flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// To be implemented, in the named issue.
+    Issue(&'static str),
+    /// Not to be implemented: ferretcd has no such thing.
+    Never,
+}
+
+/// The issues that will implement the flags refused today.
+pub const TLS_METRICS_LOGS: Plan = Plan::Issue("TLS, metrics and logs");
+pub const CLUSTER_MAINTENANCE_AUTH: Plan = Plan::Issue("Cluster, Maintenance and Auth");
+/// The v3 API's data plane (KV, watch, lease, compaction).
+pub const V3_DATA_PLANE: Plan = Plan::Issue("v3 data plane");
+/// v3 storage and Raft options wired after the data plane.
+pub const V3_STORAGE: Plan = Plan::Issue("v3 storage and Raft options");
+
+/// One flag ferretcd refuses, unless it has its default value.
+pub struct Unsupported {
+    /// The flag, as etcd names it.
+    pub flag: &'static str,
+    pub plan: Plan,
+    /// Why, in a few words: ends the refusal message.
+    pub reason: &'static str,
+    /// Whether `config` uses the flag in a way ferretcd cannot honour;
+    /// `defaults` holds the flag table's defaults.
+    pub refuses: fn(config: &Config, defaults: &Config) -> bool,
+    /// Whether the message shows the value given (`--pre-vote=false`)
+    /// rather than only the flag (`--cert-file`).
+    pub show_value: bool,
+}
+
+const TLS: &str = "TLS is not implemented";
+const DISCOVERY: &str =
+    "ferretcd does not support discovery, list the members with --initial-cluster";
+const PROXY: &str = "ferretcd has no v2 proxy mode";
+const NO_V3: &str = "there is no v3 API yet";
+
+const fn refuse(
+    flag: &'static str,
+    plan: Plan,
+    reason: &'static str,
+    refuses: fn(&Config, &Config) -> bool,
+) -> Unsupported {
+    Unsupported {
+        flag,
+        plan,
+        reason,
+        refuses,
+        show_value: false,
+    }
+}
+
+/// The same, with the value shown in the message.
+const fn refuse_value(
+    flag: &'static str,
+    plan: Plan,
+    reason: &'static str,
+    refuses: fn(&Config, &Config) -> bool,
+) -> Unsupported {
+    Unsupported {
+        show_value: true,
+        ..refuse(flag, plan, reason, refuses)
+    }
+}
+
+fn set(path: &Path) -> bool {
+    !path.as_os_str().is_empty()
+}
+
+/// Every flag ferretcd refuses today, checked in this order.
+pub const UNSUPPORTED: &[Unsupported] = &[
+    // TLS, metrics and logs.
+    refuse_value("listen-client-urls", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.listen_client_urls.iter().any(|u| u.is_tls())
+    }),
+    refuse_value("listen-peer-urls", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.listen_peer_urls.iter().any(|u| u.is_tls())
+    }),
+    refuse("cert-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.cert_file)),
+    refuse("key-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.key_file)),
+    refuse("client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| c.client_tls.client_cert_auth),
+    refuse("trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.trusted_ca_file)),
+    refuse("auto-tls", TLS_METRICS_LOGS, TLS, |c, _| c.client_tls.auto_tls),
+    refuse("client-crl-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.crl_file)),
+    refuse("client-cert-allowed-hostname", TLS_METRICS_LOGS, TLS, |c, _| {
+        !c.client_tls.allowed_hostname.is_empty()
+    }),
+    refuse("peer-cert-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.cert_file)),
+    refuse("peer-key-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.key_file)),
+    refuse("peer-client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| c.peer_tls.client_cert_auth),
+    refuse("peer-trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.trusted_ca_file)),
+    refuse("peer-auto-tls", TLS_METRICS_LOGS, TLS, |c, _| c.peer_tls.auto_tls),
+    refuse("peer-crl-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.crl_file)),
+    refuse("peer-cert-allowed-cn", TLS_METRICS_LOGS, TLS, |c, _| !c.peer_tls.allowed_cn.is_empty()),
+    refuse("peer-cert-allowed-hostname", TLS_METRICS_LOGS, TLS, |c, _| {
+        !c.peer_tls.allowed_hostname.is_empty()
+    }),
+    refuse("experimental-peer-skip-client-san-verification", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.peer_tls.skip_client_san_verification
+    }),
+    refuse("cipher-suites", TLS_METRICS_LOGS, TLS, |c, _| !c.cipher_suites.is_empty()),
+    refuse(
+        "cors",
+        TLS_METRICS_LOGS,
+        "the CORS whitelist is not applied: every origin is allowed",
+        |c, d| c.cors != d.cors,
+    ),
+    refuse(
+        "host-whitelist",
+        TLS_METRICS_LOGS,
+        "Host headers are not checked",
+        |c, d| c.host_whitelist != d.host_whitelist,
+    ),
+    refuse(
+        "listen-metrics-urls",
+        TLS_METRICS_LOGS,
+        "there is no metrics listener",
+        |c, _| !c.listen_metrics_urls.is_empty(),
+    ),
+    refuse_value("metrics", TLS_METRICS_LOGS, "metrics are not exported", |c, _| {
+        c.metrics == "extensive"
+    }),
+    refuse("enable-pprof", TLS_METRICS_LOGS, "there is no profiling endpoint", |c, _| {
+        c.enable_pprof
+    }),
+    refuse_value("logger", TLS_METRICS_LOGS, "zap's structured logs are not implemented", |c, _| {
+        c.logger == Logger::Zap
+    }),
+    refuse_value("log-outputs", TLS_METRICS_LOGS, "logs go only to stderr or stdout", |c, _| {
+        c.log_outputs
+            .iter()
+            .any(|o| !matches!(o.as_str(), "default" | "stderr" | "stdout"))
+    }),
+    refuse(
+        "log-package-levels",
+        TLS_METRICS_LOGS,
+        "per-package log levels are not implemented",
+        |c, _| !c.log_package_levels.is_empty(),
+    ),
+    // Cluster, Maintenance and Auth.
+    refuse_value(
+        "initial-cluster-state",
+        CLUSTER_MAINTENANCE_AUTH,
+        "the data dir holds no member, and joining a running cluster needs runtime membership changes, which are not implemented",
+        |c, _| c.initial_cluster_state == ClusterState::Existing && !holds_member(c),
+    ),
+    refuse_value(
+        "strict-reconfig-check",
+        CLUSTER_MAINTENANCE_AUTH,
+        "runtime membership changes are not implemented",
+        |c, _| !c.strict_reconfig_check,
+    ),
+    refuse("force-new-cluster", CLUSTER_MAINTENANCE_AUTH, "not implemented", |c, _| {
+        c.force_new_cluster
+    }),
+    refuse(
+        "experimental-initial-corrupt-check",
+        CLUSTER_MAINTENANCE_AUTH,
+        "corruption checks between members are not implemented",
+        |c, _| c.experimental_initial_corrupt_check,
+    ),
+    refuse(
+        "experimental-corrupt-check-time",
+        CLUSTER_MAINTENANCE_AUTH,
+        "corruption checks between members are not implemented",
+        |c, d| c.experimental_corrupt_check_time != d.experimental_corrupt_check_time,
+    ),
+    refuse_value("auth-token", CLUSTER_MAINTENANCE_AUTH, "v3 auth is not implemented", |c, d| {
+        c.auth_token != d.auth_token
+    }),
+    refuse_value(
+        "bcrypt-cost",
+        CLUSTER_MAINTENANCE_AUTH,
+        "v3 auth is not implemented (v2 auth uses bcrypt's default cost, as in etcd)",
+        |c, d| c.bcrypt_cost != d.bcrypt_cost,
+    ),
+    refuse_value("auth-token-ttl", CLUSTER_MAINTENANCE_AUTH, "v3 auth is not implemented", |c, d| {
+        c.auth_token_ttl_s != d.auth_token_ttl_s
+    }),
+    // The v3 data plane.
+    refuse_value("max-txn-ops", V3_DATA_PLANE, NO_V3, |c, d| c.max_txn_ops != d.max_txn_ops),
+    refuse_value(
+        "max-request-bytes",
+        V3_DATA_PLANE,
+        "it limits v3 requests, and there is no v3 API yet; etcd's v2 API ignores it too",
+        |c, d| c.max_request_bytes != d.max_request_bytes,
+    ),
+    refuse_value("quota-backend-bytes", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.quota_backend_bytes != d.quota_backend_bytes
+    }),
+    refuse_value("backend-batch-interval", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.backend_batch_interval != d.backend_batch_interval
+    }),
+    refuse_value("backend-batch-limit", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.backend_batch_limit != d.backend_batch_limit
+    }),
+    refuse_value("auto-compaction-mode", V3_DATA_PLANE, NO_V3, |c, _| {
+        c.auto_compaction_mode != CompactionMode::Periodic
+    }),
+    refuse_value("auto-compaction-retention", V3_DATA_PLANE, NO_V3, |c, _| {
+        c.auto_compaction_retention != CompactionRetention::Off
+    }),
+    refuse("experimental-enable-lease-checkpoint-persist", V3_DATA_PLANE, NO_V3, |c, _| {
+        c.experimental_enable_lease_checkpoint_persist
+    }),
+    refuse("experimental-enable-lease-checkpoint", V3_DATA_PLANE, NO_V3, |c, _| {
+        c.experimental_enable_lease_checkpoint
+    }),
+    refuse_value("experimental-compaction-batch-limit", V3_DATA_PLANE, NO_V3, |c, _| {
+        // 0 means etcd's 1000, the default its --help shows.
+        !matches!(c.experimental_compaction_batch_limit, 0 | 1000)
+    }),
+    refuse_value("experimental-watch-progress-notify-interval", V3_DATA_PLANE, NO_V3, |c, _| {
+        // 0 means etcd's 10 minutes, the default its --help shows.
+        !matches!(c.experimental_watch_progress_notify_interval.nanos(), 0 | 600_000_000_000)
+    }),
+    refuse_value("grpc-keepalive-min-time", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.grpc_keepalive_min_time != d.grpc_keepalive_min_time
+    }),
+    refuse_value("grpc-keepalive-interval", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.grpc_keepalive_interval != d.grpc_keepalive_interval
+    }),
+    refuse_value("grpc-keepalive-timeout", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.grpc_keepalive_timeout != d.grpc_keepalive_timeout
+    }),
+    refuse_value("max-concurrent-streams", V3_DATA_PLANE, NO_V3, |c, d| {
+        c.max_concurrent_streams != d.max_concurrent_streams
+    }),
+    // v3 storage and Raft options.
+    refuse("wal-dir", V3_STORAGE, "the WAL is always under --data-dir", |c, _| {
+        c.wal_dir.is_some()
+    }),
+    refuse_value("max-snapshots", V3_STORAGE, "ferretcd keeps the newest 5 snapshots", |c, d| {
+        c.max_snapshots != d.max_snapshots
+    }),
+    refuse_value(
+        "max-wals",
+        V3_STORAGE,
+        "ferretcd releases WAL segments after each snapshot",
+        |c, d| c.max_wals != d.max_wals,
+    ),
+    refuse_value("pre-vote", V3_STORAGE, "ferretcd always runs Raft with PreVote", |c, _| {
+        c.pre_vote == Some(false)
+    }),
+    refuse("unsafe-no-fsync", V3_STORAGE, "ferretcd always fsyncs", |c, _| c.unsafe_no_fsync),
+    refuse_value(
+        "experimental-warning-apply-duration",
+        V3_STORAGE,
+        "slow-apply warnings are not implemented",
+        |c, d| c.experimental_warning_apply_duration != d.experimental_warning_apply_duration,
+    ),
+    // Never: ferretcd has no such thing.
+    refuse("discovery", Plan::Never, DISCOVERY, |c, _| !c.discovery.is_empty()),
+    refuse("discovery-srv", Plan::Never, DISCOVERY, |c, _| !c.discovery_srv.is_empty()),
+    refuse("discovery-srv-name", Plan::Never, DISCOVERY, |c, _| {
+        !c.discovery_srv_name.is_empty()
+    }),
+    refuse("discovery-proxy", Plan::Never, DISCOVERY, |c, _| !c.discovery_proxy.is_empty()),
+    refuse_value("discovery-fallback", Plan::Never, DISCOVERY, |c, d| {
+        c.discovery_fallback != d.discovery_fallback
+    }),
+    refuse_value("proxy", Plan::Never, PROXY, |c, _| c.proxy != ProxyMode::Off),
+    refuse_value("proxy-failure-wait", Plan::Never, PROXY, |c, d| {
+        c.proxy_failure_wait_ms != d.proxy_failure_wait_ms
+    }),
+    refuse_value("proxy-refresh-interval", Plan::Never, PROXY, |c, d| {
+        c.proxy_refresh_interval_ms != d.proxy_refresh_interval_ms
+    }),
+    refuse_value("proxy-dial-timeout", Plan::Never, PROXY, |c, d| {
+        c.proxy_dial_timeout_ms != d.proxy_dial_timeout_ms
+    }),
+    refuse_value("proxy-write-timeout", Plan::Never, PROXY, |c, d| {
+        c.proxy_write_timeout_ms != d.proxy_write_timeout_ms
+    }),
+    refuse_value("proxy-read-timeout", Plan::Never, PROXY, |c, d| {
+        c.proxy_read_timeout_ms != d.proxy_read_timeout_ms
+    }),
+    refuse(
+        "experimental-enable-v2v3",
+        Plan::Never,
+        "ferretcd serves the v2 API from its own v2 store",
+        |c, _| !c.experimental_enable_v2v3.is_empty(),
+    ),
+    refuse_value(
+        "experimental-backend-bbolt-freelist-type",
+        Plan::Never,
+        "ferretcd's backend is redb, not bbolt",
+        |c, _| !matches!(c.experimental_backend_bbolt_freelist_type.as_str(), "" | "array"),
+    ),
+];
+
+/// Whether the data directory already holds a member (a write-ahead log in
+/// `<data-dir>/member/wal`, see ARCHITECTURE.md "On-disk format"): then
+/// `--initial-cluster-state` is ignored and the member restarts.
+fn holds_member(cfg: &Config) -> bool {
+    ferret_wal::Wal::exists(&cfg.data_dir.join("member").join("wal"))
+}
+
+/// Refuses the first use of an unsupported flag, naming it as it was given
+/// (`--flag`, `ETCD_FLAG` or the config-file key).
+pub(super) fn check(cfg: &Config, st: &Settings) -> Result<(), ConfigError> {
+    let defaults = table_defaults();
+    let Some(entry) = UNSUPPORTED.iter().find(|u| (u.refuses)(cfg, &defaults)) else {
+        return Ok(());
+    };
+    let given = st.given(entry.flag);
+    let value = given
+        .filter(|_| entry.show_value)
+        .map(|(text, _)| format!("={text}"))
+        .unwrap_or_default();
+    let what = match given.map(|(_, origin)| origin) {
+        None | Some(Origin::CommandLine) => format!("--{}{value}", entry.flag),
+        Some(Origin::Env(key)) => format!("{key}{value}"),
+        Some(Origin::File(key)) => {
+            let file = cfg
+                .config_file
+                .as_deref()
+                .map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default();
+            format!("config key {key}{}{file}", value.replacen('=', ": ", 1))
+        }
+    };
+    let yet = match entry.plan {
+        Plan::Issue(_) => " yet",
+        Plan::Never => "",
+    };
+    Err(ConfigError::Unsupported {
+        flag: entry.flag,
+        message: format!(
+            "{PROGRAM}: {what} is not supported{yet} ({}; see README \"Limitations\")",
+            entry.reason
+        ),
+    })
+}
