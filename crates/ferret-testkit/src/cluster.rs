@@ -15,6 +15,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use ferret_gocompat::url::escape_query;
+
 use crate::bin;
 use crate::dir::TempDir;
 use crate::http::{self, BodyMode, Request, Response};
@@ -142,19 +144,6 @@ pub fn json_str(body: &str, path: &[&str]) -> Option<String> {
         v = v.get(p)?;
     }
     v.as_str().map(str::to_string)
-}
-
-/// Percent-encodes a form value or key segment.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Polls `f` every `every` until it returns `Some`, or panics with `what`
@@ -518,7 +507,7 @@ impl Cluster {
             i,
             "PUT",
             &format!("/v2/keys/{}", key.trim_start_matches('/')),
-            Some(&format!("value={}", encode(value))),
+            Some(&format!("value={}", escape_query(value))),
         )
     }
 
