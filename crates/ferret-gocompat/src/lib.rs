@@ -16,6 +16,7 @@
 //!
 //! - [`strconv`]: `ParseBool`, `ParseInt`, `ParseUint`, `Quote`.
 //! - [`flag`]: how Go's `flag` package reads numbers and words their errors.
+//! - [`fmt`]: `fmt.Sprintf` of a text without arguments.
 //! - [`path`]: `path.Clean`, and `net/http`'s cleaning of request paths.
 //! - [`url`]: `net/url` escaping and unescaping.
 //! - [`json`]: `encoding/json` output (strings, numbers, RFC 3339 times).
@@ -25,6 +26,7 @@
 
 pub mod base64;
 pub mod flag;
+pub mod fmt;
 pub mod json;
 pub mod json_syntax;
 pub mod path;

@@ -7,7 +7,7 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferret_testkit::ports::free_ports;
+use ferret_testkit::process::Proc;
 
 use crate::disk::Tmpfs;
 pub use crate::flavor::Flavor;
@@ -34,7 +35,7 @@ pub struct Member {
     pub peer_proxy: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
-    child: Option<Child>,
+    proc: Proc,
     pub paused: bool,
 }
 
@@ -80,7 +81,7 @@ impl Cluster {
                 peer_proxy: SocketAddr::from(([127, 0, 0, 1], ports[3 * i + 2])),
                 data_dir: dir.join(format!("m{i}.data")),
                 log: dir.join(format!("m{i}.log")),
-                child: None,
+                proc: Proc(None),
                 paused: false,
             })
             .collect();
@@ -156,7 +157,7 @@ impl Cluster {
 
     pub fn spawn(&mut self, i: usize) -> Result<(), String> {
         let m = &mut self.members[i];
-        assert!(m.child.is_none(), "{} already runs", m.name);
+        assert!(!m.proc.is_running(), "{} already runs", m.name);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -190,21 +191,19 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
-        m.child = Some(child);
+        m.proc = Proc(Some(child));
         m.paused = false;
         Ok(())
     }
 
     pub fn is_running(&self, i: usize) -> bool {
-        self.members[i].child.is_some()
+        self.members[i].proc.is_running()
     }
 
     /// Whether member `i`'s process exited on its own (reaping it).
     pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
         let m = &mut self.members[i];
-        let st = m.child.as_mut()?.try_wait().ok()??;
-        m.child = None;
-        Some(st)
+        m.proc.exited()
     }
 
     /// Whether member `i` answers `/health` with `true` right now.
@@ -251,28 +250,17 @@ impl Cluster {
     }
 
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.members[i].proc.kill();
         self.members[i].paused = false;
     }
 
-    fn signal(&self, i: usize, sig: &str) {
-        if let Some(c) = &self.members[i].child {
-            let _ = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
-        }
-    }
-
     pub fn pause(&mut self, i: usize) {
-        self.signal(i, "-STOP");
+        self.members[i].proc.pause();
         self.members[i].paused = true;
     }
 
     pub fn resume(&mut self, i: usize) {
-        self.signal(i, "-CONT");
+        self.members[i].proc.resume();
         self.members[i].paused = false;
     }
 
@@ -280,7 +268,7 @@ impl Cluster {
     pub fn leader(&self) -> Option<usize> {
         let mut leaders = Vec::new();
         for (i, m) in self.members.iter().enumerate() {
-            if m.child.is_none() || m.paused {
+            if !m.proc.is_running() || m.paused {
                 continue;
             }
             if let Ok(r) = http::request(

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use ferret_check::set::Create;
 use ferret_check::watch::{Event, Segment, Watcher};
 use ferret_check::{Call, Op, Ret, Status};
+use ferret_gocompat::url::escape_query as encode;
 use serde_json::Value;
 
-use crate::http::{self, encode, HttpError};
+use crate::http::{self, HttpError};
 use crate::rng::Rng;
 
 /// A client request's deadline: above ferretcd's and etcd's own request

@@ -9,30 +9,33 @@
 //! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
 //! sink in the store's hub.
 //!
-//! Modules, each depending only on the ones listed before it:
+//! The public API is what the binary and the client APIs need: the handle
+//! and its configuration, the log entry formats and outcomes, the state
+//! machines, ids, the clock and the errors (re-exported below). Modules,
+//! each depending only on the ones listed before it:
 //! - [`ids`]: member and cluster ids, derived as etcd derives them.
-//! - [`clock`]: the wall clock; only this layer reads it.
+//! - `clock`: the wall clock; only this layer reads it.
 //! - [`entry`]: the formats: log entries (etcd's `InternalRaftRequest`),
 //!   WAL metadata and snapshot payloads, versioned.
 //! - [`apply`]: the state machines (v2 store, v3 store) and applying an
 //!   entry to them.
-//! - [`raft_log`]: raft-rs's `Storage` over the in-memory log.
-//! - [`inbox`]: the Ready loop's bounded input queue, which wakes its poller.
-//! - [`transport`]: the peer streams, driven by the Raft thread.
-//! - [`shared`]: what the loop and the handles share; answers and errors.
-//! - [`raft_node`]: the Ready loop.
-//! - [`server`]: the [`Server`] handle: start, propose, read barrier, state.
+//! - `raft_log`: raft-rs's `Storage` over the in-memory log.
+//! - `inbox`: the Ready loop's bounded input queue, which wakes its poller.
+//! - `transport`: the peer streams, driven by the Raft thread.
+//! - `shared`: what the loop and the handles share; answers and errors.
+//! - `raft_node`: the Ready loop.
+//! - `server`: the [`Server`] handle: start, propose, read barrier, state.
 
 pub mod apply;
-pub mod clock;
+mod clock;
 pub mod entry;
 pub mod ids;
-pub mod inbox;
-pub mod raft_log;
-pub mod raft_node;
-pub mod server;
-pub mod shared;
-pub mod transport;
+mod inbox;
+mod raft_log;
+mod raft_node;
+mod server;
+mod shared;
+mod transport;
 
 pub use apply::{Applied, StateMachines, KEYS_PREFIX};
 pub use clock::now_ns;

@@ -124,10 +124,6 @@ impl RaftLog {
         self.offset_term = term;
     }
 
-    pub fn entry_count(&self) -> usize {
-        self.entries.len()
-    }
-
     pub fn term_of(&self, idx: u64) -> Option<u64> {
         if idx == self.offset_index {
             return Some(self.offset_term);

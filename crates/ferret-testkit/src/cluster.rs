@@ -11,14 +11,17 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use ferret_gocompat::url::escape_query;
 
 use crate::bin;
 use crate::dir::TempDir;
 use crate::http::{self, BodyMode, Request, Response};
 use crate::ports::free_ports;
+use crate::process::Proc;
 
 /// Whether a log says a listener could not bind its port.
 fn port_was_busy(log: &str) -> bool {
@@ -74,7 +77,7 @@ pub struct Member {
     pub peer: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
-    child: Option<Child>,
+    proc: Proc,
     paused: bool,
     /// How many times the process was started (the log is appended to).
     pub starts: usize,
@@ -91,11 +94,11 @@ impl Member {
 
     /// Whether a process was started and not yet killed or stopped.
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.proc.is_running()
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.proc.pid()
     }
 
     /// The whole log, over every start.
@@ -141,19 +144,6 @@ pub fn json_str(body: &str, path: &[&str]) -> Option<String> {
         v = v.get(p)?;
     }
     v.as_str().map(str::to_string)
-}
-
-/// Percent-encodes a form value or key segment.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Polls `f` every `every` until it returns `Some`, or panics with `what`
@@ -214,7 +204,7 @@ impl Cluster {
                 data_dir: dir.0.join(format!("{name}.etcd")),
                 log: dir.0.join(format!("{name}.log")),
                 name,
-                child: None,
+                proc: Proc(None),
                 paused: false,
                 starts: 0,
             });
@@ -248,7 +238,7 @@ impl Cluster {
         let opts = self.opts.clone();
         let ic = self.initial_cluster.clone();
         let m = &mut self.members[i];
-        assert!(m.child.is_none(), "{} is already running", m.name);
+        assert!(!m.proc.is_running(), "{} is already running", m.name);
         m.starts += 1;
         let mut logf = fs::OpenOptions::new()
             .create(true)
@@ -286,16 +276,14 @@ impl Cluster {
             .stderr(logf)
             .spawn()
             .expect("spawn ferretcd");
-        m.child = Some(child);
+        m.proc = Proc(Some(child));
         m.paused = false;
     }
 
     /// Whether member `i`'s process has exited (reaping it), with its status.
     pub fn exited(&mut self, i: usize) -> Option<ExitStatus> {
         let m = &mut self.members[i];
-        let st = m.child.as_mut()?.try_wait().ok()??;
-        m.child = None;
-        Some(st)
+        m.proc.exited()
     }
 
     /// Waits until member `i` answers `/health` with `{"health":"true"}`
@@ -331,7 +319,7 @@ impl Cluster {
                     self.members[i].name
                 ));
             }
-            if self.members[i].child.is_none() {
+            if !self.members[i].proc.is_running() {
                 return Err(format!("{} is not running", self.members[i].name));
             }
             let last = match http::get(self.client(i), "/health", Duration::from_secs(1)) {
@@ -368,7 +356,7 @@ impl Cluster {
     /// Members whose process runs and is not paused.
     pub fn live(&self) -> Vec<usize> {
         (0..self.members.len())
-            .filter(|&i| self.members[i].child.is_some() && !self.members[i].paused)
+            .filter(|&i| self.members[i].proc.is_running() && !self.members[i].paused)
             .collect()
     }
 
@@ -426,20 +414,13 @@ impl Cluster {
 
     /// SIGKILL, then reap.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.members[i].proc.kill();
         self.members[i].paused = false;
     }
 
-    fn signal(&self, i: usize, sig: &str) {
+    fn signal(&self, i: usize, send: impl Fn(&Proc) -> bool, what: &str) {
         let pid = self.members[i].pid().expect("member runs");
-        let st = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill {sig} {pid}: {st}");
+        assert!(send(&self.members[i].proc), "{what} {pid} failed");
     }
 
     /// SIGTERM, then waits (at most 10 s) for the process to exit; returns
@@ -448,7 +429,7 @@ impl Cluster {
         if self.members[i].paused {
             self.resume(i);
         }
-        self.signal(i, "-TERM");
+        self.signal(i, Proc::terminate, "SIGTERM");
         let start = Instant::now();
         loop {
             if let Some(st) = self.exited(i) {
@@ -465,13 +446,13 @@ impl Cluster {
 
     /// SIGSTOP: the process stays, frozen.
     pub fn pause(&mut self, i: usize) {
-        self.signal(i, "-STOP");
+        self.signal(i, Proc::pause, "SIGSTOP");
         self.members[i].paused = true;
     }
 
     /// SIGCONT.
     pub fn resume(&mut self, i: usize) {
-        self.signal(i, "-CONT");
+        self.signal(i, Proc::resume, "SIGCONT");
         self.members[i].paused = false;
     }
 
@@ -528,7 +509,7 @@ impl Cluster {
             i,
             "PUT",
             &format!("/v2/keys/{}", key.trim_start_matches('/')),
-            Some(&format!("value={}", encode(value))),
+            Some(&format!("value={}", escape_query(value))),
         )
     }
 
@@ -581,7 +562,7 @@ impl Cluster {
                 "--- {} ({}, {}), last lines of {} ---\n{}",
                 m.name,
                 m.client_url(),
-                if m.child.is_some() {
+                if m.proc.is_running() {
                     "running"
                 } else {
                     "not running"

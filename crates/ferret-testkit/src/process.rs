@@ -31,14 +31,29 @@ impl Proc {
         Some(st)
     }
 
-    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, `SIGTERM`, ...).
-    pub fn signal(&self, sig: libc::c_int) {
-        if let Some(pid) = self.pid() {
+    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, `SIGTERM`, ...); false
+    /// if there is no process or the signal could not be sent.
+    pub fn signal(&self, sig: libc::c_int) -> bool {
+        match self.pid() {
             // SAFETY: plain kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(pid as libc::pid_t, sig);
-            }
+            Some(pid) => unsafe { libc::kill(pid as libc::pid_t, sig) == 0 },
+            None => false,
         }
+    }
+
+    /// SIGSTOP: the process stays, frozen.
+    pub fn pause(&self) -> bool {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) -> bool {
+        self.signal(libc::SIGCONT)
+    }
+
+    /// SIGTERM: asks the process to stop.
+    pub fn terminate(&self) -> bool {
+        self.signal(libc::SIGTERM)
     }
 
     /// Sends SIGINT and waits (bounded) for the process to end; returns

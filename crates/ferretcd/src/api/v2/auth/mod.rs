@@ -14,7 +14,7 @@
 //!
 //! Modules, each depending only on those before it: [`error`] (etcd's
 //! texts), [`model`] (users, roles, permissions and their rules),
-//! [`json`] (their JSON, as Go reads and writes it), [`store`] (the records
+//! `json` (their JSON, as Go reads and writes it), [`store`] (the records
 //! in the v2 store, passwords, the access checks other endpoints call),
 //! [`http`] (`/v2/auth`; auth errors become HTTP there, in one place).
 
