@@ -15,6 +15,7 @@ pub mod event;
 pub mod json;
 mod name;
 pub mod path;
+mod pmap;
 pub mod request;
 pub mod snapshot;
 pub mod store;

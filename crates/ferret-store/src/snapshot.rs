@@ -83,13 +83,14 @@
 //! stores give equal bytes. The tree is encoded and decoded without
 //! recursion, so a deep tree cannot overflow the stack here.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::event::{Action, Event, NodeView};
 use crate::name::Name;
 use crate::path;
+use crate::pmap::PMap;
 use crate::store::{Content, Node, Stats, Store, MIN_EXPIRE_NS};
 use crate::watch::{History, HISTORY_CAPACITY};
 
@@ -701,9 +702,9 @@ fn decode_tree(r: &mut Reader<'_>, current_index: u64) -> Result<(Node, TtlIndex
         let top = stack.last_mut().expect("the root frame is popped last");
         if top.remaining == 0 {
             let f = stack.pop().expect("not empty");
-            // Names were checked strictly increasing: the sort inside
-            // `collect` finds one run and the map is built in bulk.
-            let children: BTreeMap<Name, Node> = pending.drain(f.first_child..).collect();
+            // Names were checked strictly increasing: the map is built in
+            // bulk.
+            let children = PMap::from_sorted(pending.drain(f.first_child..));
             let node = f.head.node(Content::Dir(children));
             match f.name {
                 None => return Ok((node, ttl.into_iter().collect())),

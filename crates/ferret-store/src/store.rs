@@ -11,14 +11,14 @@
 //! and records exactly one event** whose node's modified index is the new
 //! index, so the history holds consecutive indexes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Code, Error};
 use crate::event::{Action, Event, NodeView};
-use crate::name::Name;
 use crate::path;
+use crate::pmap::PMap;
 use crate::watch::{History, Hub, WatchSink, WatchStart, WatcherId};
 
 /// Expiry times before 2000-01-01T00:00:00Z mean "no TTL", as in etcd
@@ -40,8 +40,9 @@ pub(crate) struct Node {
 pub(crate) enum Content {
     File(Box<[u8]>),
     /// Children by name. A B-tree keeps names in byte order, which is the
-    /// order of etcd's `sorted=true` listings, so listings are always sorted.
-    Dir(BTreeMap<Name, Node>),
+    /// order of etcd's `sorted=true` listings, so listings are always sorted;
+    /// a persistent one, so that a copy of the tree can share its nodes.
+    Dir(PMap<Node>),
 }
 
 impl Node {
@@ -59,7 +60,7 @@ impl Node {
             created_index: index,
             modified_index: index,
             expire_ns,
-            content: Content::Dir(BTreeMap::new()),
+            content: Content::Dir(PMap::new()),
         }
     }
 
@@ -74,14 +75,14 @@ impl Node {
         }
     }
 
-    fn children(&self) -> Option<&BTreeMap<Name, Node>> {
+    fn children(&self) -> Option<&PMap<Node>> {
         match &self.content {
             Content::Dir(c) => Some(c),
             Content::File(_) => None,
         }
     }
 
-    fn children_mut(&mut self) -> Option<&mut BTreeMap<Name, Node>> {
+    fn children_mut(&mut self) -> Option<&mut PMap<Node>> {
         match &mut self.content {
             Content::Dir(c) => Some(c),
             Content::File(_) => None,
@@ -140,12 +141,7 @@ impl Node {
     }
 }
 
-fn list(
-    children: &BTreeMap<Name, Node>,
-    dir_path: &[u8],
-    recursive: bool,
-    now_ns: i64,
-) -> Vec<NodeView> {
+fn list(children: &PMap<Node>, dir_path: &[u8], recursive: bool, now_ns: i64) -> Vec<NodeView> {
     children
         .iter()
         .filter(|(name, _)| name.first() != Some(&b'_'))

@@ -7,6 +7,7 @@ use crate::{Error, Event, Store, TtlOptions, WatchSink, WatchStart, WatcherId};
 mod history;
 mod indexes;
 mod json;
+mod pmap;
 mod snapshot;
 mod tree;
 mod ttl;
