@@ -24,7 +24,7 @@ pub mod watch;
 pub use error::{Code, Error};
 pub use event::{Action, Event, NodeView};
 pub use request::{Method, Write};
-pub use snapshot::{SnapshotError, SNAPSHOT_VERSION};
+pub use snapshot::{FrozenStore, SnapshotError, SNAPSHOT_VERSION};
 pub use store::{Store, TtlOptions, MIN_EXPIRE_NS};
 pub use watch::{WatchSink, WatchStart, WatcherId, HISTORY_CAPACITY};
 

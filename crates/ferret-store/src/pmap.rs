@@ -4,8 +4,9 @@
 //! map that shares nodes with a clone copies only the nodes on the way to
 //! the written key, at most the tree's height (5 for 100,000 keys, 7 for
 //! 10 million) of at most 11 entries each, and the clone keeps the old
-//! ones. That is what lets the store take a consistent view of the whole
-//! tree in O(1) and go on changing while another thread encodes the view.
+//! ones. That is what lets [`crate::Store::frozen`] take a consistent view
+//! of the whole tree in O(1) and lets the store go on changing while
+//! another thread encodes the view.
 //!
 //! A node that nobody else holds is written in place (`Arc::make_mut` finds
 //! it unique), so while no view is alive a write costs what a std

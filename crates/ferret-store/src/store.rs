@@ -41,7 +41,7 @@ pub(crate) enum Content {
     File(Box<[u8]>),
     /// Children by name. A B-tree keeps names in byte order, which is the
     /// order of etcd's `sorted=true` listings, so listings are always sorted;
-    /// a persistent one, so that a copy of the tree can share its nodes.
+    /// a persistent one, so that [`Store::frozen`] can share the tree.
     Dir(PMap<Node>),
 }
 
@@ -195,8 +195,9 @@ impl TtlOptions {
 pub struct Store {
     pub(crate) root: Node,
     pub(crate) current_index: u64,
-    /// Paths that no write may touch: the root and the namespaces.
-    pub(crate) read_only: Vec<Box<[u8]>>,
+    /// Paths that no write may touch: the root and the namespaces. Shared
+    /// with frozen views, and never changed but by a restore.
+    pub(crate) read_only: Arc<[Box<[u8]>]>,
     /// Nodes with a TTL, ordered by expiry time, for the expiry sweep.
     pub(crate) ttl_index: BTreeSet<(i64, Box<[u8]>)>,
     pub(crate) history: History,
@@ -221,7 +222,7 @@ impl Store {
         Store {
             root,
             current_index: 0,
-            read_only,
+            read_only: read_only.into(),
             ttl_index: BTreeSet::new(),
             history: History::default(),
             hub: Hub::default(),

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::{Error, Event, Store, TtlOptions, WatchSink, WatchStart, WatcherId};
 
+mod frozen;
 mod history;
 mod indexes;
 mod json;
