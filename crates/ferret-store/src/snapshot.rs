@@ -152,6 +152,31 @@ const MAX_INDEX: u64 = i64::MAX as u64;
 /// applies and hand it to a thread that encodes and writes it. Dropping it
 /// frees the old nodes the store has replaced since, on whichever thread
 /// drops it.
+///
+/// ```
+/// use ferret_store::{Store, TtlOptions};
+///
+/// let perm = TtlOptions::default();
+/// let mut store = Store::new(&["/0", "/1"]);
+/// store.set(b"/1/a", false, b"old", perm, 0).unwrap();
+///
+/// // The Ready loop, between two applies: no work per key.
+/// let view = store.frozen();
+/// let index = view.index();
+/// let writer = std::thread::spawn(move || {
+///     let data = view.encode();
+///     // ... write and fsync the file, then tell the loop `index` is durable.
+///     data
+/// });
+/// // Meanwhile the loop goes on applying.
+/// store.set(b"/1/a", false, b"new", perm, 0).unwrap();
+///
+/// let data = writer.join().unwrap();
+/// let restored = Store::from_snapshot(&data).unwrap();
+/// assert_eq!(restored.index(), index);
+/// let a = restored.get(b"/1/a", false, 0).unwrap();
+/// assert_eq!(a.node.value.as_deref(), Some(&b"old"[..]));
+/// ```
 #[derive(Clone)]
 pub struct FrozenStore {
     root: Node,
