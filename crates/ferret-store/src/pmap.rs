@@ -8,21 +8,26 @@
 //! of the whole tree in O(1) and lets the store go on changing while
 //! another thread encodes the view.
 //!
-//! A node that nobody else holds is written in place (`Arc::make_mut` finds
-//! it unique), so while no view is alive a write costs what a std
-//! `BTreeMap` write costs plus one uncontended atomic compare-and-swap per
-//! node on its path; reads cost the same as std's. The layout is std's:
-//! B = 6, so 5 to 11 entries per node (the root: 1 to 11), keys and values
-//! in separate arrays inside the node and searched linearly, so a lookup
-//! compares inline [`Name`]s without following a pointer but at each level.
+//! A node that nobody else holds is written in place. Finding that out
+//! costs one load of its reference count (`writable`; `Arc::make_mut`
+//! would take an atomic compare-and-swap for it), so while no view is alive
+//! a write costs about what a std `BTreeMap` write costs. The layout is
+//! std's: B = 6, so 5 to 11 entries per node (the root: 1 to 11), keys and
+//! values in separate arrays inside the node and searched linearly, so a
+//! lookup compares inline [`Name`]s without following a pointer but at each
+//! level; nodes split where std's split, so they fill as std's do.
 //!
-//! Deleting rebalances as a B-tree does (borrow from a sibling or merge with
-//! it), so a map that shrank does not stay tall. Nothing here recurses more
-//! than the tree's height.
+//! An insert or a remove goes down once, comparing keys. When the leaf
+//! must split (insert) or cannot spare an entry (remove), only the part of
+//! the way that the split or the loss climbs is walked again, by the child
+//! indexes taken, and rebalanced on the way back as a B-tree does (borrow
+//! from a sibling or merge with it), so a map that shrank does not stay
+//! tall. Nothing here recurses deeper than the tree's height.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::mem;
+use std::sync::atomic::{fence, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
@@ -154,12 +159,32 @@ impl<V> Entries<V> {
     /// it and returns it, which goes up, and the entries after it.
     fn split(&mut self, middle: usize) -> (Name, V, Entries<V>) {
         debug_assert_eq!(self.len(), CAP);
-        let upper = Entries {
-            keys: self.keys.drain(middle + 1..).collect(),
-            vals: self.vals.drain(middle + 1..).collect(),
-        };
+        // Popped from the end and put back in order: cheaper than a drain.
+        let mut upper = Entries::new();
+        while self.len() > middle + 1 {
+            let (k, v) = self.pop();
+            upper.push(k, v);
+        }
+        upper.keys.reverse();
+        upper.vals.reverse();
         let (key, val) = self.pop();
         (key, val, upper)
+    }
+
+    /// Inserts at `i`, splitting a full node (see [`split_point`]): then
+    /// returns the entry that goes up and the new node right of it.
+    fn insert_or_split(&mut self, i: usize, key: Name, val: V) -> Option<(Name, V, Entries<V>)> {
+        if self.len() < CAP {
+            self.insert(i, key, val);
+            return None;
+        }
+        let (middle, at) = split_point(i);
+        let (up_key, up_val, mut upper) = self.split(middle);
+        match at {
+            Ok(at) => self.insert(at, key, val),
+            Err(at) => upper.insert(at, key, val),
+        }
+        Some((up_key, up_val, upper))
     }
 }
 
@@ -177,15 +202,36 @@ fn split_point(i: usize) -> (usize, Result<usize, usize>) {
     }
 }
 
-/// What an insertion below a node did.
-enum Inserted<V> {
-    /// The key was there; its old value.
-    Replaced(V),
-    Added,
-    /// The node split: the entry that goes up into its parent, and the new
-    /// node right of it.
-    Split(Name, V, Edge<V>),
+/// The node behind `arc`, writable: copied first if another map holds it
+/// too (what `Arc::make_mut` does), but without its atomic
+/// compare-and-swap on the path where the node is ours alone, which is
+/// every node of every write while no view is alive.
+#[inline]
+fn writable<T: Clone>(arc: &mut Arc<T>) -> &mut T {
+    if Arc::strong_count(arc) != 1 {
+        copy(arc);
+    }
+    // Pairs with the release decrement of the last other holder, so that
+    // its reads of the node happen before our writes.
+    fence(AtomicOrdering::Acquire);
+    // SAFETY: the count is 1 and `arc` is borrowed mutably, so no other
+    // `Arc` points at the node and none can be made; and no `Weak` exists
+    // (this module never makes one), so nothing can upgrade to a second
+    // holder either. That is `Arc::get_mut`'s condition. `Arc::as_ptr`
+    // keeps the allocation's write permission.
+    unsafe { &mut *(Arc::as_ptr(arc) as *mut T) }
 }
+
+/// Replaces a shared node with a copy of its own.
+#[cold]
+#[inline(never)]
+fn copy<T: Clone>(arc: &mut Arc<T>) {
+    *arc = Arc::new(T::clone(arc));
+}
+
+/// An entry that goes up into a parent after its child split, and the new
+/// node right of it.
+type Split<V> = (Name, V, Edge<V>);
 
 impl<V> Edge<V> {
     fn len(&self) -> usize {
@@ -201,57 +247,41 @@ impl<V: Clone> Edge<V> {
     /// writable: copied first if another map shares the node.
     fn open(&mut self) -> (&mut Entries<V>, Option<&mut ArrayVec<Edge<V>, EDGES>>) {
         match self {
-            Edge::Leaf(l) => (Arc::make_mut(l), None),
+            Edge::Leaf(l) => (writable(l), None),
             Edge::Internal(n) => {
-                let n = Arc::make_mut(n);
+                let n = writable(n);
                 (&mut n.entries, Some(&mut n.edges))
             }
         }
     }
 
-    fn insert(&mut self, key: Name, val: V) -> Inserted<V> {
+    /// Inserts a key that is not in the tree at the place found on the way
+    /// down: `route` holds the child taken at each internal node below
+    /// this one, and `at` the index in the leaf. Returns the split that
+    /// goes up when this node was full.
+    fn insert_routed(&mut self, route: &[u8], at: usize, key: Name, val: V) -> Option<Split<V>> {
         match self {
             Edge::Leaf(l) => {
-                let l = Arc::make_mut(l);
-                match search(&l.keys, &key) {
-                    Ok(i) => Inserted::Replaced(mem::replace(&mut l.vals[i], val)),
-                    Err(i) if l.len() < CAP => {
-                        l.insert(i, key, val);
-                        Inserted::Added
-                    }
-                    Err(i) => {
-                        let (middle, at) = split_point(i);
-                        let (up_key, up_val, mut upper) = l.split(middle);
-                        match at {
-                            Ok(at) => l.insert(at, key, val),
-                            Err(at) => upper.insert(at, key, val),
-                        }
-                        Inserted::Split(up_key, up_val, Edge::Leaf(Arc::new(upper)))
-                    }
-                }
+                debug_assert!(route.is_empty());
+                let (k, v, upper) = writable(l).insert_or_split(at, key, val)?;
+                Some((k, v, Edge::Leaf(Arc::new(upper))))
             }
             Edge::Internal(n) => {
-                let n = Arc::make_mut(n);
-                let i = match search(&n.entries.keys, &key) {
-                    Ok(i) => return Inserted::Replaced(mem::replace(&mut n.entries.vals[i], val)),
-                    Err(i) => i,
-                };
-                let (key, val, edge) = match n.edges[i].insert(key, val) {
-                    Inserted::Split(key, val, edge) => (key, val, edge),
-                    done => return done,
-                };
+                let n = writable(n);
+                let i = usize::from(route[0]);
+                let (key, val, edge) = n.edges[i].insert_routed(&route[1..], at, key, val)?;
                 // `edges[i]` split: the entry goes at `i`, the new node
                 // right of it.
                 if n.entries.len() < CAP {
                     n.entries.insert(i, key, val);
                     n.edges.insert(i + 1, edge);
-                    return Inserted::Added;
+                    return None;
                 }
-                let (middle, at) = split_point(i);
+                let (middle, side) = split_point(i);
                 let (up_key, up_val, mut upper_entries) = n.entries.split(middle);
                 let mut upper_edges: ArrayVec<Edge<V>, EDGES> =
                     n.edges.drain(middle + 1..).collect();
-                match at {
+                match side {
                     Ok(at) => {
                         n.entries.insert(at, key, val);
                         n.edges.insert(at + 1, edge);
@@ -265,36 +295,35 @@ impl<V: Clone> Edge<V> {
                     entries: upper_entries,
                     edges: upper_edges,
                 };
-                Inserted::Split(up_key, up_val, Edge::Internal(Arc::new(upper)))
+                Some((up_key, up_val, Edge::Internal(Arc::new(upper))))
             }
         }
     }
 
-    /// Removes `key` from below this node, which may be left with fewer
-    /// than [`MIN`] entries (its parent fixes that).
-    fn remove(&mut self, key: &[u8]) -> Option<V> {
+    /// Removes the entry found on the way down: `route` holds the child
+    /// taken at each internal node below this one, and `at` the index of
+    /// the entry in the node where the route ends. This node may be left
+    /// with fewer than [`MIN`] entries (its parent fixes that).
+    fn remove_routed(&mut self, route: &[u8], at: usize) -> V {
         match self {
             Edge::Leaf(l) => {
-                let i = search(&l.keys, key).ok()?;
-                Some(Arc::make_mut(l).remove(i).1)
+                debug_assert!(route.is_empty());
+                writable(l).remove(at).1
             }
             Edge::Internal(n) => {
-                let n = Arc::make_mut(n);
-                match search(&n.entries.keys, key) {
-                    Ok(i) => {
-                        // Its predecessor, the last entry of the subtree
-                        // left of it, takes its place.
-                        let (k, v) = n.edges[i].pop_last();
-                        let (_, old) = n.entries.replace(i, k, v);
-                        n.fix_child(i);
-                        Some(old)
-                    }
-                    Err(i) => {
-                        let old = n.edges[i].remove(key)?;
-                        n.fix_child(i);
-                        Some(old)
-                    }
-                }
+                let n = writable(n);
+                let Some((&i, route)) = route.split_first() else {
+                    // The entry is here. Its predecessor, the last entry of
+                    // the subtree left of it, takes its place.
+                    let (k, v) = n.edges[at].pop_last();
+                    let (_, old) = n.entries.replace(at, k, v);
+                    n.fix_child(at);
+                    return old;
+                };
+                let i = usize::from(i);
+                let old = n.edges[i].remove_routed(route, at);
+                n.fix_child(i);
+                old
             }
         }
     }
@@ -302,9 +331,9 @@ impl<V: Clone> Edge<V> {
     /// Removes the last entry below this node (which is not empty).
     fn pop_last(&mut self) -> (Name, V) {
         match self {
-            Edge::Leaf(l) => Arc::make_mut(l).pop(),
+            Edge::Leaf(l) => writable(l).pop(),
             Edge::Internal(n) => {
-                let n = Arc::make_mut(n);
+                let n = writable(n);
                 let last = n.edges.len() - 1;
                 let kv = n.edges[last].pop_last();
                 n.fix_child(last);
@@ -458,11 +487,11 @@ impl<V: Clone> PMap<V> {
         loop {
             match edge {
                 Edge::Leaf(l) => {
-                    let l = Arc::make_mut(l);
+                    let l = writable(l);
                     return search(&l.keys, key).ok().map(|i| &mut l.vals[i]);
                 }
                 Edge::Internal(n) => {
-                    let n = Arc::make_mut(n);
+                    let n = writable(n);
                     match search(&n.entries.keys, key) {
                         Ok(i) => return Some(&mut n.entries.vals[i]),
                         Err(i) => edge = &mut n.edges[i],
@@ -474,36 +503,117 @@ impl<V: Clone> PMap<V> {
 
     /// Inserts or replaces; returns the replaced value.
     pub(crate) fn insert(&mut self, key: Name, val: V) -> Option<V> {
-        let Some(root) = &mut self.root else {
-            let mut leaf = Entries::new();
-            leaf.push(key, val);
-            self.root = Some(Edge::Leaf(Arc::new(leaf)));
-            self.len = 1;
+        // One loop down, which replaces or inserts into a leaf with room.
+        // A full leaf splits, and the split goes up to the deepest node on
+        // the way that has room: only that part is walked again, by the
+        // route taken, without comparing keys.
+        let mut edge = match &mut self.root {
+            Some(root) => root,
+            None => {
+                let mut leaf = Entries::new();
+                leaf.push(key, val);
+                self.root = Some(Edge::Leaf(Arc::new(leaf)));
+                self.len = 1;
+                return None;
+            }
+        };
+        let mut route = Route::new();
+        let mut room = None;
+        let at = loop {
+            match edge {
+                Edge::Leaf(l) => {
+                    let l = writable(l);
+                    match search(&l.keys, &key) {
+                        Ok(i) => return Some(mem::replace(&mut l.vals[i], val)),
+                        Err(i) if l.len() < CAP => {
+                            l.insert(i, key, val);
+                            self.len += 1;
+                            return None;
+                        }
+                        Err(i) => break i,
+                    }
+                }
+                Edge::Internal(n) => {
+                    let n = writable(n);
+                    match search(&n.entries.keys, &key) {
+                        Ok(i) => return Some(mem::replace(&mut n.entries.vals[i], val)),
+                        Err(i) => {
+                            if n.entries.len() < CAP {
+                                room = Some(route.len());
+                            }
+                            route.push(i as u8);
+                            edge = &mut n.edges[i];
+                        }
+                    }
+                }
+            }
+        };
+        self.len += 1;
+        let root = self.root.as_mut().expect("not empty");
+        let Some(depth) = room else {
+            // Every node on the way is full: the root splits too.
+            let (key, val, right) = root
+                .insert_routed(&route, at, key, val)
+                .expect("a full path splits up to the root");
+            let left = self.root.take().expect("the root was there");
+            let mut entries = Entries::new();
+            entries.push(key, val);
+            let mut edges = ArrayVec::new();
+            edges.push(left);
+            edges.push(right);
+            self.root = Some(Edge::Internal(Arc::new(Internal { entries, edges })));
             return None;
         };
-        match root.insert(key, val) {
-            Inserted::Replaced(old) => return Some(old),
-            Inserted::Added => {}
-            Inserted::Split(key, val, right) => {
-                let left = self.root.take().expect("the root was there");
-                let mut entries = Entries::new();
-                entries.push(key, val);
-                let mut edges = ArrayVec::new();
-                edges.push(left);
-                edges.push(right);
-                self.root = Some(Edge::Internal(Arc::new(Internal { entries, edges })));
-            }
-        }
-        self.len += 1;
+        let split = follow(root, &route[..depth]).insert_routed(&route[depth..], at, key, val);
+        debug_assert!(split.is_none(), "a node with room takes the split below it");
         None
     }
 
     /// Removes `key`; returns its value. The nodes on the way are copied
     /// first if another map shares them.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let root = self.root.as_mut()?;
-        let old = root.remove(key)?;
+        // One loop down, which removes from a leaf that can spare an entry.
+        // Otherwise the loss may go up to the deepest node on the way that
+        // can spare one (or the root): only that part is walked again, by
+        // the route taken, rebalancing on the way back.
+        let mut edge = self.root.as_mut()?;
+        let mut route = Route::new();
+        let mut spare = 0;
+        let at = loop {
+            match edge {
+                Edge::Leaf(l) => {
+                    let i = search(&l.keys, key).ok()?;
+                    if l.len() > MIN || route.is_empty() {
+                        let (_, old) = writable(l).remove(i);
+                        self.len -= 1;
+                        if self.len == 0 {
+                            self.root = None;
+                        }
+                        return Some(old);
+                    }
+                    break i;
+                }
+                Edge::Internal(n) => {
+                    let n = writable(n);
+                    if n.entries.len() > MIN {
+                        spare = route.len();
+                    }
+                    match search(&n.entries.keys, key) {
+                        Ok(i) => break i,
+                        Err(i) => {
+                            route.push(i as u8);
+                            edge = &mut n.edges[i];
+                        }
+                    }
+                }
+            }
+        };
         self.len -= 1;
+        let root = self.root.as_mut().expect("not empty");
+        if spare > 0 {
+            return Some(follow(root, &route[..spare]).remove_routed(&route[spare..], at));
+        }
+        let old = root.remove_routed(&route, at);
         // The root may have lost its last entry: the tree gets shorter.
         match root {
             Edge::Leaf(l) if l.len() == 0 => self.root = None,
@@ -515,6 +625,22 @@ impl<V: Clone> PMap<V> {
         }
         Some(old)
     }
+}
+
+/// The child indexes taken on the way down from the root. No tree gets
+/// near 32 levels: that would take more than 6^31 entries.
+type Route = ArrayVec<u8, 32>;
+
+/// The node reached from `edge` by `route`, every node on the way writable
+/// (they already are: this only goes down again a way just taken).
+fn follow<'a, V: Clone>(mut edge: &'a mut Edge<V>, route: &[u8]) -> &'a mut Edge<V> {
+    for &i in route {
+        match edge {
+            Edge::Internal(n) => edge = &mut writable(n).edges[usize::from(i)],
+            Edge::Leaf(_) => unreachable!("a route ends at or above the leaves"),
+        }
+    }
+    edge
 }
 
 /// Entries a tree of this height holds at most (a leaf has height 0).
