@@ -360,8 +360,10 @@ impl Store {
         now_ns: i64,
     ) -> Result<Event, Error> {
         let p = clean(p);
+        // The look-up gives etcd's errors; only a refresh needs the value.
         let existing = match self.lookup(&p) {
-            Ok(n) => Some(n.value().to_vec()),
+            Ok(n) if ttl.refresh => Some(n.value().to_vec()),
+            Ok(_) => None,
             Err(e) if e.code == Code::KeyNotFound && !ttl.refresh => None,
             Err(e) => return Err(e),
         };
@@ -429,7 +431,9 @@ impl Store {
 
         let mut e = Event::new(action, &p, next, next);
         let mut removed_ttl = None;
-        if let Some(old) = children.get(name) {
+        // One walk down the directory for both the check and the write.
+        let old = children.get_mut(name);
+        if let Some(old) = &old {
             if !replace {
                 return Err(Error::new(Code::NodeExist, lossy(&p), curr));
             }
@@ -449,7 +453,12 @@ impl Store {
         let (expiration_ns, ttl_s) = node.expiration_and_ttl(now_ns);
         e.node.expiration_ns = expiration_ns;
         e.node.ttl_s = ttl_s;
-        children.insert(name.into(), node);
+        match old {
+            Some(old) => *old = node,
+            None => {
+                children.insert(name.into(), node);
+            }
+        }
 
         if let Some(old_exp) = removed_ttl {
             self.ttl_index.remove(&(old_exp, p.clone().into()));
