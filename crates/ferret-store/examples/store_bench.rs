@@ -6,21 +6,39 @@
 //! cargo run --release -p ferret-store --example store_bench [-- --keys N --hot N --ops N --reps N]
 //! ```
 //!
-//! Phases, each reported in ns per operation (the best of `--reps` runs):
-//! `set` overwrites random keys of a store of `--hot` keys, `get` reads
-//! random keys of it; `load` sets `--keys` new keys of 256 bytes in key
-//! order into one directory (as `ferret-bench put --sequential-keys` does),
-//! and reports how much the process grew; `snapshot` encodes that store and
-//! `restore` decodes it. Memory is read from `/proc/self/status` (VmRSS,
-//! and VmHWM, the peak).
+//! Phases, each the best of `--reps` runs:
+//! - `set` overwrites random keys of a store of `--hot` keys, `get` reads
+//!   random keys of it (`--ops` each);
+//! - `load` sets `--keys` new keys of 256 bytes in key order into one
+//!   directory (as `ferret-bench put --sequential-keys` does) and reports
+//!   how much the process grew;
+//! - on that store: `frozen` is the time to take a [`FrozenStore`], what the
+//!   Raft loop waits for; `encode` encodes it (on another thread in the
+//!   server); `snapshot` is `Store::snapshot`, both at once; `restore` is
+//!   `Store::from_snapshot`;
+//! - `set, view held` overwrites `--ops / 10` random keys of the big store
+//!   while a frozen view is alive, so that each write copies the nodes on
+//!   its path the first time; `set, no view` the same keys without one;
+//! - `loop` plays the Raft loop: `--ops / 10` random overwrites, with a
+//!   snapshot started before the first, taken with `frozen` and encoded on
+//!   a thread; it reports the longest time one write waited.
+//!
+//! Memory is read from `/proc/self/status` (VmRSS, and VmHWM, the peak).
+//! Each phase is a function of its own, so that
+//! `valgrind --tool=callgrind` with `callgrind_annotate --inclusive=yes`
+//! gives instruction counts per phase.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use ferret_store::{Store, TtlOptions};
+use ferret_store::{FrozenStore, Store, TtlOptions};
 
 const NOW_NS: i64 = 1_700_000_000_000_000_000;
 const VALUE_BYTES: usize = 256;
+const PERM: TtlOptions = TtlOptions {
+    expire_ns: None,
+    refresh: false,
+};
 
 struct Args {
     keys: usize,
@@ -43,9 +61,9 @@ fn parse_args() -> Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{flag} needs a number"));
         match flag.as_str() {
-            "--keys" => a.keys = v,
-            "--hot" => a.hot = v,
-            "--ops" => a.ops = v,
+            "--keys" => a.keys = v.max(1),
+            "--hot" => a.hot = v.max(1),
+            "--ops" => a.ops = v.max(10),
             "--reps" => a.reps = v.max(1),
             _ => panic!("unknown flag {flag}"),
         }
@@ -65,23 +83,22 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+    /// `n` random numbers below `below`.
+    fn picks(&mut self, n: usize, below: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| (self.next() % below as u64) as usize)
+            .collect()
     }
 }
 
-/// `/1/bench/` and an 8-digit key number, written into `buf`.
-fn key(buf: &mut Vec<u8>, n: usize) -> &[u8] {
-    buf.clear();
-    buf.extend_from_slice(b"/1/bench/");
-    buf.extend_from_slice(format!("{n:08}").as_bytes());
-    buf
+/// `/1/bench/` and an 8-digit key number.
+fn key(n: usize) -> Vec<u8> {
+    format!("/1/bench/{n:08}").into_bytes()
 }
 
 /// The keys of `0..n`, precomputed so that formatting is not timed.
 fn keys(n: usize) -> Vec<Vec<u8>> {
-    let mut buf = Vec::new();
-    (0..n).map(|i| key(&mut buf, i).to_vec()).collect()
+    (0..n).map(key).collect()
 }
 
 fn status_kib(field: &str) -> u64 {
@@ -100,8 +117,8 @@ fn hwm_mib() -> f64 {
     status_kib("VmHWM:") as f64 / 1024.0
 }
 
-/// Runs `f` `reps` times and returns the best time in ns, divided by `ops`.
-fn best_ns_per_op(reps: usize, ops: usize, mut f: impl FnMut()) -> f64 {
+/// Runs `f` `reps` times and returns the best time divided by `ops`, in ns.
+fn best_ns(reps: usize, ops: usize, mut f: impl FnMut()) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..reps {
         let t = Instant::now();
@@ -111,72 +128,147 @@ fn best_ns_per_op(reps: usize, ops: usize, mut f: impl FnMut()) -> f64 {
     best
 }
 
+#[inline(never)]
+fn phase_set(s: &mut Store, keys: &[Vec<u8>], picks: &[usize], value: &[u8]) {
+    for &i in picks {
+        black_box(s.set(&keys[i], false, value, PERM, NOW_NS).unwrap());
+    }
+}
+
+#[inline(never)]
+fn phase_get(s: &Store, keys: &[Vec<u8>], picks: &[usize]) {
+    for &i in picks {
+        black_box(s.get(&keys[i], false, NOW_NS).unwrap());
+    }
+}
+
+#[inline(never)]
+fn phase_load(s: &mut Store, keys: &[Vec<u8>], value: &[u8]) {
+    for k in keys {
+        black_box(s.set(k, false, value, PERM, NOW_NS).unwrap());
+    }
+}
+
+#[inline(never)]
+fn phase_frozen(s: &Store) -> FrozenStore {
+    s.frozen()
+}
+
+#[inline(never)]
+fn phase_encode(f: &FrozenStore) -> Vec<u8> {
+    f.encode()
+}
+
+#[inline(never)]
+fn phase_snapshot(s: &Store) -> Vec<u8> {
+    s.snapshot()
+}
+
+#[inline(never)]
+fn phase_restore(bytes: &[u8]) -> Store {
+    Store::from_snapshot(bytes).unwrap()
+}
+
+/// Overwrites while an encoder thread works on a view taken just before:
+/// the longest single write, and the encoder's time.
+#[inline(never)]
+fn phase_loop(
+    s: &mut Store,
+    keys: &[Vec<u8>],
+    picks: &[usize],
+    value: &[u8],
+) -> (Duration, Duration) {
+    let started = Instant::now();
+    let view = s.frozen();
+    let encoder = std::thread::spawn(move || {
+        let t = Instant::now();
+        black_box(view.encode());
+        t.elapsed()
+    });
+    let mut longest = started.elapsed();
+    for &i in picks {
+        let t = Instant::now();
+        black_box(s.set(&keys[i], false, value, PERM, NOW_NS).unwrap());
+        longest = longest.max(t.elapsed());
+    }
+    (longest, encoder.join().unwrap())
+}
+
 fn main() {
     let a = parse_args();
     let value = vec![b'v'; VALUE_BYTES];
-    let perm = TtlOptions::default();
+    let mut rng = Rng(1);
 
-    // ----- hot set and get on `hot` keys --------------------------------
+    // ----- set and get on `hot` keys -------------------------------------
     let hot_keys = keys(a.hot);
     let mut s = Store::new(&["/0", "/1"]);
-    for k in &hot_keys {
-        s.set(k, false, &value, perm, NOW_NS).unwrap();
-    }
-    let mut rng = Rng(1);
-    let picks: Vec<usize> = (0..a.ops).map(|_| rng.below(a.hot)).collect();
-    let set_ns = best_ns_per_op(a.reps, a.ops, || {
-        for &i in &picks {
-            black_box(s.set(&hot_keys[i], false, &value, perm, NOW_NS).unwrap());
-        }
+    phase_load(&mut s, &hot_keys, &value);
+    let picks = rng.picks(a.ops, a.hot);
+    let set_ns = best_ns(a.reps, a.ops, || {
+        phase_set(&mut s, &hot_keys, &picks, &value)
     });
-    let get_ns = best_ns_per_op(a.reps, a.ops, || {
-        for &i in &picks {
-            black_box(s.get(&hot_keys[i], false, NOW_NS).unwrap());
-        }
-    });
+    let get_ns = best_ns(a.reps, a.ops, || phase_get(&s, &hot_keys, &picks));
     println!(
-        "set   {set_ns:8.0} ns/op  ({} random overwrites of {} keys)",
+        "set             {set_ns:8.0} ns/op  ({} random overwrites of {} keys)",
         a.ops, a.hot
     );
     println!(
-        "get   {get_ns:8.0} ns/op  ({} random reads of {} keys)",
+        "get             {get_ns:8.0} ns/op  ({} random reads of {} keys)",
         a.ops, a.hot
     );
-    drop(s);
-    drop(hot_keys);
-    drop(picks);
+    drop((s, hot_keys, picks));
 
-    // ----- load `keys` keys, snapshot and restore -------------------------
-    let mut buf = Vec::new();
+    // ----- load `keys` keys ----------------------------------------------
+    let big_keys = keys(a.keys);
     let rss_before = rss_mib();
     let mut s = Store::new(&["/0", "/1"]);
-    let t = Instant::now();
-    for i in 0..a.keys {
-        s.set(key(&mut buf, i), false, &value, perm, NOW_NS)
-            .unwrap();
-    }
-    let load_ns = t.elapsed().as_nanos() as f64 / a.keys as f64;
-    let store_mib = rss_mib() - rss_before;
+    let load_ns = best_ns(1, a.keys, || phase_load(&mut s, &big_keys, &value));
     println!(
-        "load  {load_ns:8.0} ns/op  ({} new keys of {VALUE_BYTES} B in key order; process grew {store_mib:.1} MiB)",
-        a.keys
+        "load            {load_ns:8.0} ns/op  ({} new keys of {VALUE_BYTES} B in key order; process grew {:.1} MiB)",
+        a.keys,
+        rss_mib() - rss_before
     );
 
+    // ----- frozen view, encode, snapshot, restore -------------------------
+    let frozen_ns = best_ns(a.reps, 1, || drop(black_box(phase_frozen(&s))));
+    let view = phase_frozen(&s);
     let mut bytes = Vec::new();
-    let snap_ns = best_ns_per_op(a.reps, 1, || bytes = black_box(s.snapshot()));
+    let encode_ns = best_ns(a.reps, 1, || bytes = phase_encode(&view));
+    drop(view);
+    let snapshot_ns = best_ns(a.reps, 1, || bytes = phase_snapshot(&s));
+    println!("frozen          {:8.3} ms", frozen_ns / 1e6);
     println!(
-        "snapshot {:8.1} ms  (Store::snapshot, {:.1} MiB)",
-        snap_ns / 1e6,
+        "encode          {:8.1} ms  ({:.1} MiB)",
+        encode_ns / 1e6,
         bytes.len() as f64 / (1024.0 * 1024.0)
     );
-    drop(s);
+    println!("snapshot        {:8.1} ms", snapshot_ns / 1e6);
+    let restore_ns = best_ns(a.reps, 1, || drop(black_box(phase_restore(&bytes))));
+    println!("restore         {:8.1} ms", restore_ns / 1e6);
+    drop(bytes);
 
-    let restore_ns = best_ns_per_op(a.reps, 1, || {
-        black_box(Store::from_snapshot(&bytes).unwrap());
-    });
+    // ----- writes while a view is held -------------------------------------
+    let n = a.ops / 10;
+    let picks = rng.picks(n, a.keys);
+    let view = phase_frozen(&s);
+    let rss_before = rss_mib();
+    let held_ns = best_ns(1, n, || phase_set(&mut s, &big_keys, &picks, &value));
+    let held_mib = rss_mib() - rss_before;
+    drop(view);
+    let free_ns = best_ns(1, n, || phase_set(&mut s, &big_keys, &picks, &value));
     println!(
-        "restore  {:8.1} ms  (Store::from_snapshot)",
-        restore_ns / 1e6
+        "set, view held  {held_ns:8.0} ns/op  ({n} random overwrites of {} keys; process grew {held_mib:.1} MiB)",
+        a.keys
     );
-    println!("peak RSS {:8.1} MiB (VmHWM)", hwm_mib());
+    println!("set, no view    {free_ns:8.0} ns/op  (the same overwrites again)");
+
+    // ----- the Raft loop's view of a snapshot --------------------------------
+    let picks = rng.picks(n, a.keys);
+    let (longest, encoder) = phase_loop(&mut s, &big_keys, &picks, &value);
+    println!(
+        "loop            {:8.3} ms longest write of {n} while a snapshot was taken (encoder thread: {:.1} ms)",
+        longest.as_secs_f64() * 1e3,
+        encoder.as_secs_f64() * 1e3
+    );
+    println!("peak RSS        {:8.1} MiB (VmHWM)", hwm_mib());
 }
