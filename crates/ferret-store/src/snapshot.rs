@@ -149,9 +149,11 @@ const MAX_INDEX: u64 = i64::MAX as u64;
 /// snapshot, and the TTL index follows from the tree.
 ///
 /// It is `Send + Sync + 'static`, so the Raft loop can take one between two
-/// applies and hand it to a thread that encodes and writes it. Dropping it
-/// frees the old nodes the store has replaced since, on whichever thread
-/// drops it.
+/// applies and hand it to a thread that encodes and writes it. While it is
+/// alive, the first write to each B-tree node it shares copies that node
+/// (a leaf with its up to 11 values), and the view keeps the old one: drop
+/// it as soon as it is encoded. Dropping it frees the old nodes the store
+/// has replaced since, on whichever thread drops it.
 ///
 /// ```
 /// use ferret_store::{Store, TtlOptions};
