@@ -2,8 +2,8 @@
 //!
 //! Cloning a map costs one reference count, whatever its size. A write to a
 //! map that shares nodes with a clone copies only the nodes on the way to
-//! the written key, at most the tree's height (5 for 100,000 keys, 7 for
-//! 10 million) of at most 11 entries each, and the clone keeps the old
+//! the written key, one per level (5 to 7 levels for 100,000 keys, 7 to 9
+//! for 10 million) of at most 11 entries each, and the clone keeps the old
 //! ones. That is what lets [`crate::Store::frozen`] take a consistent view
 //! of the whole tree in O(1) and lets the store go on changing while
 //! another thread encodes the view.
