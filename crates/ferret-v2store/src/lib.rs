@@ -4,7 +4,9 @@
 //! a ring of the last 1000 events for `waitIndex` replay, a hub of waiting
 //! watchers, and an index of TTLs. It knows nothing of HTTP, consensus or
 //! disks, and it never reads the clock: the same sequence of writes gives
-//! the same store on every member.
+//! the same store on every member. Its durable state can be frozen in O(1)
+//! ([`Store::frozen`]: the tree's directories are persistent B-trees that
+//! the view shares) and encoded on another thread while it goes on.
 //!
 //! Paths are byte strings, rooted and cleaned like Go's `path.Clean`. The
 //! server keeps user keys under the `/1` namespace as etcd does, so errors
@@ -14,6 +16,7 @@ pub mod error;
 pub mod event;
 mod name;
 pub mod path;
+mod pmap;
 pub mod request;
 pub mod snapshot;
 pub mod store;
@@ -26,7 +29,7 @@ pub(crate) use ferret_gocompat::json;
 pub use error::{Code, Error};
 pub use event::{Action, Event, NodeView};
 pub use request::{Method, Write};
-pub use snapshot::{SnapshotError, SNAPSHOT_VERSION};
+pub use snapshot::{FrozenStore, SnapshotError, SNAPSHOT_VERSION};
 pub use store::{Store, TtlOptions, MIN_EXPIRE_NS};
 pub use watch::{WatchSink, WatchStart, WatcherId, HISTORY_CAPACITY};
 

@@ -83,13 +83,14 @@
 //! stores give equal bytes. The tree is encoded and decoded without
 //! recursion, so a deep tree cannot overflow the stack here.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::event::{Action, Event, NodeView};
 use crate::name::Name;
 use crate::path;
+use crate::pmap::PMap;
 use crate::store::{Content, Node, Stats, Store, MIN_EXPIRE_NS};
 use crate::watch::{History, HISTORY_CAPACITY};
 
@@ -134,21 +135,78 @@ const MAX_VIEW_DEPTH: usize = 64;
 /// No real store gets near it, and the next writes must not overflow.
 const MAX_INDEX: u64 = i64::MAX as u64;
 
-impl Store {
-    /// The store's durable state in the format of this module: everything
-    /// but the waiting watchers (and the TTL index, which follows from the
-    /// tree). Takes well under a second for a million keys.
-    pub fn snapshot(&self) -> Vec<u8> {
+/// The store's durable state at one index, frozen: [`FrozenStore::encode`]
+/// gives exactly the bytes [`Store::snapshot`] gave when
+/// [`Store::frozen`] took it, however the store changed since.
+///
+/// Taking one does no work per key: the tree's directories are persistent
+/// B-trees (`pmap.rs`), so the view shares every node with the store and
+/// the store copies a node only when it writes to one the view still holds
+/// (the nodes on a written key's path: O(depth × log(children)) for the
+/// first write there, nothing for later ones). The rest is copied or
+/// shared: the index, the stats counters' values, the history's (at most
+/// 1000) event pointers, the read-only paths. Watchers are not part of a
+/// snapshot, and the TTL index follows from the tree.
+///
+/// It is `Send + Sync + 'static`, so the Raft loop can take one between two
+/// applies and hand it to a thread that encodes and writes it. While it is
+/// alive, the first write to each B-tree node it shares copies that node
+/// (a leaf with its up to 11 values), and the view keeps the old one: drop
+/// it as soon as it is encoded. Dropping it frees the old nodes the store
+/// has replaced since, on whichever thread drops it.
+///
+/// ```
+/// use ferret_v2store::{Store, TtlOptions};
+///
+/// let perm = TtlOptions::default();
+/// let mut store = Store::new(&["/0", "/1"]);
+/// store.set(b"/1/a", false, b"old", perm, 0).unwrap();
+///
+/// // The Ready loop, between two applies: no work per key.
+/// let view = store.frozen();
+/// let index = view.index();
+/// let writer = std::thread::spawn(move || {
+///     let data = view.encode();
+///     // ... write and fsync the file, then tell the loop `index` is durable.
+///     data
+/// });
+/// // Meanwhile the loop goes on applying.
+/// store.set(b"/1/a", false, b"new", perm, 0).unwrap();
+///
+/// let data = writer.join().unwrap();
+/// let restored = Store::from_snapshot(&data).unwrap();
+/// assert_eq!(restored.index(), index);
+/// let a = restored.get(b"/1/a", false, 0).unwrap();
+/// assert_eq!(a.node.value.as_deref(), Some(&b"old"[..]));
+/// ```
+#[derive(Clone)]
+pub struct FrozenStore {
+    root: Node,
+    current_index: u64,
+    read_only: Arc<[Box<[u8]>]>,
+    /// In snapshot order (see [`counters`]).
+    stats: [u64; 15],
+    history: History,
+}
+
+impl FrozenStore {
+    /// The index of the last write the view holds.
+    pub fn index(&self) -> u64 {
+        self.current_index
+    }
+
+    /// The view in the format of this module.
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.push(SNAPSHOT_VERSION);
         put_varint(&mut out, self.current_index);
         put_varint(&mut out, self.read_only.len() as u64);
-        for p in &self.read_only {
+        for p in self.read_only.iter() {
             put_bytes(&mut out, p);
         }
-        for c in counters(&self.stats) {
-            put_varint(&mut out, c.load(Ordering::Relaxed));
+        for c in self.stats {
+            put_varint(&mut out, c);
         }
         let events: Vec<&Arc<Event>> = self.history.events().collect();
         put_varint(&mut out, events.len() as u64);
@@ -158,6 +216,29 @@ impl Store {
         put_tree(&mut out, &self.root);
         out
     }
+}
+
+impl Store {
+    /// A frozen view of the store's durable state, for encoding elsewhere
+    /// while the store goes on (see [`FrozenStore`]). O(1) in the number of
+    /// keys.
+    pub fn frozen(&self) -> FrozenStore {
+        FrozenStore {
+            root: self.root.clone(),
+            current_index: self.current_index,
+            read_only: Arc::clone(&self.read_only),
+            stats: counters(&self.stats).map(|c| c.load(Ordering::Relaxed)),
+            history: self.history.clone(),
+        }
+    }
+
+    /// The store's durable state in the format of this module: everything
+    /// but the waiting watchers (and the TTL index, which follows from the
+    /// tree). Takes well under a second for a million keys; the Raft loop
+    /// should take [`Store::frozen`] and encode it on another thread.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.frozen().encode()
+    }
 
     /// A store from a snapshot, with no waiting watchers.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store> {
@@ -165,7 +246,7 @@ impl Store {
         Ok(Store {
             root: d.root,
             current_index: d.current_index,
-            read_only: d.read_only,
+            read_only: d.read_only.into(),
             ttl_index: d.ttl_index,
             history: d.history,
             hub: Default::default(),
@@ -197,7 +278,7 @@ impl Store {
         let seen_up_to = self.current_index;
         self.root = d.root;
         self.current_index = d.current_index;
-        self.read_only = d.read_only;
+        self.read_only = d.read_only.into();
         self.ttl_index = d.ttl_index;
         self.history = d.history;
         self.stats = d.stats;
@@ -701,9 +782,9 @@ fn decode_tree(r: &mut Reader<'_>, current_index: u64) -> Result<(Node, TtlIndex
         let top = stack.last_mut().expect("the root frame is popped last");
         if top.remaining == 0 {
             let f = stack.pop().expect("not empty");
-            // Names were checked strictly increasing: the sort inside
-            // `collect` finds one run and the map is built in bulk.
-            let children: BTreeMap<Name, Node> = pending.drain(f.first_child..).collect();
+            // Names were checked strictly increasing: the map is built in
+            // bulk.
+            let children = PMap::from_sorted(pending.drain(f.first_child..));
             let node = f.head.node(Content::Dir(children));
             match f.name {
                 None => return Ok((node, ttl.into_iter().collect())),

@@ -11,14 +11,14 @@
 //! and records exactly one event** whose node's modified index is the new
 //! index, so the history holds consecutive indexes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Code, Error};
 use crate::event::{Action, Event, NodeView};
-use crate::name::Name;
 use crate::path;
+use crate::pmap::PMap;
 use crate::watch::{History, Hub, WatchSink, WatchStart, WatcherId};
 
 /// Expiry times before 2000-01-01T00:00:00Z mean "no TTL", as in etcd
@@ -40,8 +40,9 @@ pub(crate) struct Node {
 pub(crate) enum Content {
     File(Box<[u8]>),
     /// Children by name. A B-tree keeps names in byte order, which is the
-    /// order of etcd's `sorted=true` listings, so listings are always sorted.
-    Dir(BTreeMap<Name, Node>),
+    /// order of etcd's `sorted=true` listings, so listings are always sorted;
+    /// a persistent one, so that [`Store::frozen`] can share the tree.
+    Dir(PMap<Node>),
 }
 
 impl Node {
@@ -59,7 +60,7 @@ impl Node {
             created_index: index,
             modified_index: index,
             expire_ns,
-            content: Content::Dir(BTreeMap::new()),
+            content: Content::Dir(PMap::new()),
         }
     }
 
@@ -74,14 +75,14 @@ impl Node {
         }
     }
 
-    fn children(&self) -> Option<&BTreeMap<Name, Node>> {
+    fn children(&self) -> Option<&PMap<Node>> {
         match &self.content {
             Content::Dir(c) => Some(c),
             Content::File(_) => None,
         }
     }
 
-    fn children_mut(&mut self) -> Option<&mut BTreeMap<Name, Node>> {
+    fn children_mut(&mut self) -> Option<&mut PMap<Node>> {
         match &mut self.content {
             Content::Dir(c) => Some(c),
             Content::File(_) => None,
@@ -140,12 +141,7 @@ impl Node {
     }
 }
 
-fn list(
-    children: &BTreeMap<Name, Node>,
-    dir_path: &[u8],
-    recursive: bool,
-    now_ns: i64,
-) -> Vec<NodeView> {
+fn list(children: &PMap<Node>, dir_path: &[u8], recursive: bool, now_ns: i64) -> Vec<NodeView> {
     children
         .iter()
         .filter(|(name, _)| name.first() != Some(&b'_'))
@@ -199,8 +195,9 @@ impl TtlOptions {
 pub struct Store {
     pub(crate) root: Node,
     pub(crate) current_index: u64,
-    /// Paths that no write may touch: the root and the namespaces.
-    pub(crate) read_only: Vec<Box<[u8]>>,
+    /// Paths that no write may touch: the root and the namespaces. Shared
+    /// with frozen views, and never changed but by a restore.
+    pub(crate) read_only: Arc<[Box<[u8]>]>,
     /// Nodes with a TTL, ordered by expiry time, for the expiry sweep.
     pub(crate) ttl_index: BTreeSet<(i64, Box<[u8]>)>,
     pub(crate) history: History,
@@ -225,7 +222,7 @@ impl Store {
         Store {
             root,
             current_index: 0,
-            read_only,
+            read_only: read_only.into(),
             ttl_index: BTreeSet::new(),
             history: History::default(),
             hub: Hub::default(),
@@ -363,8 +360,10 @@ impl Store {
         now_ns: i64,
     ) -> Result<Event, Error> {
         let p = clean(p);
+        // The look-up gives etcd's errors; only a refresh needs the value.
         let existing = match self.lookup(&p) {
-            Ok(n) => Some(n.value().to_vec()),
+            Ok(n) if ttl.refresh => Some(n.value().to_vec()),
+            Ok(_) => None,
             Err(e) if e.code == Code::KeyNotFound && !ttl.refresh => None,
             Err(e) => return Err(e),
         };
@@ -432,7 +431,9 @@ impl Store {
 
         let mut e = Event::new(action, &p, next, next);
         let mut removed_ttl = None;
-        if let Some(old) = children.get(name) {
+        // One walk down the directory for both the check and the write.
+        let old = children.get_mut(name);
+        if let Some(old) = &old {
             if !replace {
                 return Err(Error::new(Code::NodeExist, lossy(&p), curr));
             }
@@ -452,7 +453,12 @@ impl Store {
         let (expiration_ns, ttl_s) = node.expiration_and_ttl(now_ns);
         e.node.expiration_ns = expiration_ns;
         e.node.ttl_s = ttl_s;
-        children.insert(name.into(), node);
+        match old {
+            Some(old) => *old = node,
+            None => {
+                children.insert(name.into(), node);
+            }
+        }
 
         if let Some(old_exp) = removed_ttl {
             self.ttl_index.remove(&(old_exp, p.clone().into()));

@@ -45,7 +45,8 @@ pub enum WatchStart {
     Waiting(WatcherId),
 }
 
-#[derive(Default)]
+/// Cloned by [`crate::Store::frozen`]: at most 1000 reference counts.
+#[derive(Default, Clone)]
 pub(crate) struct History {
     events: VecDeque<Arc<Event>>,
 }

@@ -4,9 +4,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::{Error, Event, Store, TtlOptions, WatchSink, WatchStart, WatcherId};
 
+mod frozen;
 mod history;
 mod indexes;
 mod json;
+mod pmap;
 mod snapshot;
 mod tree;
 mod ttl;

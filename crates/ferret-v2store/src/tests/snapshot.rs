@@ -11,7 +11,7 @@ const HIDDEN: &[&str] = &["/_hidden", "/d/_h", "/_hd", "/_hd/x"];
 /// values, and a history with refresh, expire, delete, CAS and CAD events
 /// and failed operations in the stats. With `churn`, more than 1000 writes,
 /// so the history has lost its oldest events.
-fn rich(churn: bool) -> Store {
+pub(super) fn rich(churn: bool) -> Store {
     let mut s = store();
     s.set(b"/0/members/m1", false, b"peer", perm(), NOW)
         .unwrap();
@@ -62,7 +62,7 @@ fn rich(churn: bool) -> Store {
 /// Everything visible about a store but its watchers, as text: the stats,
 /// the index, the next expiry, the history, and (after which the gets
 /// count) the tree listing and each hidden key.
-fn dump(s: &Store) -> Vec<String> {
+pub(super) fn dump(s: &Store) -> Vec<String> {
     let stats = String::from_utf8(s.stats_json()).unwrap();
     let mut out = vec![
         stats[..stats.find(",\"watchers\"").unwrap()].to_string(),
@@ -88,7 +88,7 @@ fn round_trip(s: &Store) -> Store {
 }
 
 /// The same writes on both stores give the same events (or errors).
-fn same_behaviour(a: &mut Store, b: &mut Store) {
+pub(super) fn same_behaviour(a: &mut Store, b: &mut Store) {
     type Op = fn(&mut Store) -> Vec<Result<Arc<Event>, Error>>;
     let ops: &[Op] = &[
         |s| vec![s.set(&k("/a"), false, b"after", perm(), NOW)],
