@@ -418,9 +418,10 @@ impl WatchHub {
                     continue;
                 }
                 if w.min_rev < compact {
+                    // etcd sends the compaction notice with revision 0.
                     let b = WatchBatch {
                         watch_id: w.spec.watch_id,
-                        revision: current,
+                        revision: 0,
                         events: Vec::new(),
                         compact_revision: compact,
                     };

@@ -25,9 +25,11 @@
 //! - `shared`: what the loop and the handles share; answers and errors.
 //! - `raft_node`: the Ready loop.
 //! - `server`: the [`Server`] handle: start, propose, read barrier, state.
+//! - [`compactor`]: automatic compaction, proposed by the leader.
 
 pub mod apply;
 mod clock;
+pub mod compactor;
 pub mod entry;
 pub mod ids;
 mod inbox;

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferret_server::compactor::AutoCompaction;
 use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig, V3Settings};
 use ferretcd::api::context::Api;
 use ferretcd::api::{http, v2, v3};
-use ferretcd::config::{self, Config, ConfigOutcome};
+use ferretcd::config::{self, CompactionRetention, Config, ConfigOutcome};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -144,9 +145,40 @@ fn server_config(cfg: &Config) -> ServerConfig {
         election_timeout: election,
         snapshot_count: cfg.snapshot_count,
         request_timeout: Duration::from_secs(5) + 2 * election,
-        v3: V3Settings {
-            max_request_bytes: cfg.max_request_bytes as usize,
-            ..V3Settings::default()
+        v3: v3_settings(cfg),
+    }
+}
+
+/// The v3 store's settings from etcd's flags (0 meaning the default, as in
+/// etcd).
+fn v3_settings(cfg: &Config) -> V3Settings {
+    let d = V3Settings::default();
+    V3Settings {
+        max_request_bytes: cfg.max_request_bytes as usize,
+        batch_interval: cfg
+            .backend_batch_interval
+            .to_std()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(d.batch_interval),
+        batch_limit: match cfg.backend_batch_limit {
+            n if n > 0 => n as usize,
+            _ => d.batch_limit,
+        },
+        compaction_batch_limit: match cfg.experimental_compaction_batch_limit {
+            n if n > 0 => n as usize,
+            _ => d.compaction_batch_limit,
+        },
+        lease_checkpoint: cfg.experimental_enable_lease_checkpoint,
+        lease_checkpoint_persist: cfg.experimental_enable_lease_checkpoint_persist,
+        auto_compaction: match cfg.auto_compaction_retention {
+            CompactionRetention::Off => None,
+            // etcd: a negative period compacts at every check.
+            CompactionRetention::Period(p) => Some(AutoCompaction::Periodic(
+                p.to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(10)),
+            )),
+            CompactionRetention::Revisions(n) => Some(AutoCompaction::Revision(n)),
         },
     }
 }
@@ -154,21 +186,25 @@ fn server_config(cfg: &Config) -> ServerConfig {
 /// The v3 API's settings from etcd's flags.
 fn v3_config(cfg: &Config) -> v3::V3Config {
     v3::V3Config {
-        max_txn_ops: 128,
+        max_txn_ops: cfg.max_txn_ops.min(i64::MAX as u64) as i64,
         max_request_bytes: cfg.max_request_bytes as usize,
-        // etcd's default quota: 2 GiB.
-        quota_bytes: Some(2 * 1024 * 1024 * 1024),
-        progress_interval: v3::progress_interval(None),
+        quota_bytes: cfg.backend_quota_bytes(),
+        progress_interval: v3::progress_interval(
+            cfg.experimental_watch_progress_notify_interval
+                .to_std()
+                .filter(|d| !d.is_zero()),
+        ),
     }
 }
 
-/// etcd's gRPC server defaults: keepalive pings every 2 h, answered
-/// within 20 s; no limit on concurrent streams worth the name.
-fn http2_settings() -> http::Http2Settings {
+/// The gRPC side's HTTP/2 settings (etcd's `--grpc-keepalive-*`, where 0
+/// disables, and `--max-concurrent-streams`).
+fn http2_settings(cfg: &Config) -> http::Http2Settings {
+    let positive = |d: config::GoDuration| d.to_std().filter(|d| !d.is_zero());
     http::Http2Settings {
-        keepalive_interval: Duration::from_secs(2 * 3600),
-        keepalive_timeout: Duration::from_secs(20),
-        max_concurrent_streams: u32::MAX,
+        keepalive_interval: positive(cfg.grpc_keepalive_interval),
+        keepalive_timeout: positive(cfg.grpc_keepalive_timeout).unwrap_or(Duration::from_secs(20)),
+        max_concurrent_streams: cfg.max_concurrent_streams,
     }
 }
 
@@ -194,6 +230,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     );
     let api = Arc::new(Api {
         server: server.clone(),
+        enable_v2: cfg.enable_v2,
         started_ns,
     });
 
@@ -226,7 +263,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tasks.push(tokio::spawn(http::serve(
             l,
             api.clone(),
-            Some((grpc, http2_settings())),
+            Some((grpc, http2_settings(&cfg))),
             stop_rx.clone(),
         )));
     }

@@ -12,6 +12,9 @@ pub const V2_MAX_BODY_BYTES: u64 = 10 << 20;
 /// Everything a request handler needs.
 pub struct Api {
     pub server: Server,
+    /// `--enable-v2`: serve the v2 API (`/v2/*`); without it, as etcd 3.4,
+    /// only `/version` and `/health` answer on HTTP.
+    pub enable_v2: bool,
     /// When this member started, Unix ns (for `/v2/stats/self`).
     pub started_ns: i64,
 }

@@ -1155,8 +1155,8 @@ fn refusals_name_the_flag_as_given() {
         "ferretcd: --pre-vote=false is not supported yet (ferretcd always runs Raft with PreVote; see README \"Limitations\")"
     );
     assert_eq!(
-        error(&[], &[("ETCD_MAX_TXN_OPS", "1024")]).to_string(),
-        "ferretcd: ETCD_MAX_TXN_OPS=1024 is not supported yet (there is no v3 API yet; see README \"Limitations\")"
+        error(&[], &[("ETCD_MAX_WALS", "3")]).to_string(),
+        "ferretcd: ETCD_MAX_WALS=3 is not supported yet (ferretcd releases WAL segments after each snapshot; see README \"Limitations\")"
     );
     assert_eq!(
         error(&["--proxy", "readonly"], &[]).to_string(),

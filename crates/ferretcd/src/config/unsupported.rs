@@ -14,10 +14,7 @@ use std::path::Path;
 
 use super::build::table_defaults;
 use super::sources::{Origin, Settings};
-use super::{
-    ClusterState, CompactionMode, CompactionRetention, Config, ConfigError, Logger, ProxyMode,
-    PROGRAM,
-};
+use super::{ClusterState, Config, ConfigError, Logger, ProxyMode, PROGRAM};
 
 /// What is planned for a refused flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +28,6 @@ pub enum Plan {
 /// The issues that will implement the flags refused today.
 pub const TLS_METRICS_LOGS: Plan = Plan::Issue("TLS, metrics and logs");
 pub const CLUSTER_MAINTENANCE_AUTH: Plan = Plan::Issue("Cluster, Maintenance and Auth");
-/// The v3 API's data plane (KV, watch, lease, compaction).
-pub const V3_DATA_PLANE: Plan = Plan::Issue("v3 data plane");
 /// v3 storage and Raft options wired after the data plane.
 pub const V3_STORAGE: Plan = Plan::Issue("v3 storage and Raft options");
 
@@ -55,7 +50,6 @@ const TLS: &str = "TLS is not implemented";
 const DISCOVERY: &str =
     "ferretcd does not support discovery, list the members with --initial-cluster";
 const PROXY: &str = "ferretcd has no v2 proxy mode";
-const NO_V3: &str = "there is no v3 API yet";
 
 const fn refuse(
     flag: &'static str,
@@ -200,54 +194,12 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         c.auth_token_ttl_s != d.auth_token_ttl_s
     }),
     // The v3 data plane.
-    refuse_value("max-txn-ops", V3_DATA_PLANE, NO_V3, |c, d| c.max_txn_ops != d.max_txn_ops),
     refuse_value(
-        "max-request-bytes",
-        V3_DATA_PLANE,
-        "it limits v3 requests, and there is no v3 API yet; etcd's v2 API ignores it too",
-        |c, d| c.max_request_bytes != d.max_request_bytes,
+        "grpc-keepalive-min-time",
+        V3_STORAGE,
+        "ferretcd's HTTP/2 server does not police how often clients ping",
+        |c, d| c.grpc_keepalive_min_time != d.grpc_keepalive_min_time,
     ),
-    refuse_value("quota-backend-bytes", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.quota_backend_bytes != d.quota_backend_bytes
-    }),
-    refuse_value("backend-batch-interval", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.backend_batch_interval != d.backend_batch_interval
-    }),
-    refuse_value("backend-batch-limit", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.backend_batch_limit != d.backend_batch_limit
-    }),
-    refuse_value("auto-compaction-mode", V3_DATA_PLANE, NO_V3, |c, _| {
-        c.auto_compaction_mode != CompactionMode::Periodic
-    }),
-    refuse_value("auto-compaction-retention", V3_DATA_PLANE, NO_V3, |c, _| {
-        c.auto_compaction_retention != CompactionRetention::Off
-    }),
-    refuse("experimental-enable-lease-checkpoint-persist", V3_DATA_PLANE, NO_V3, |c, _| {
-        c.experimental_enable_lease_checkpoint_persist
-    }),
-    refuse("experimental-enable-lease-checkpoint", V3_DATA_PLANE, NO_V3, |c, _| {
-        c.experimental_enable_lease_checkpoint
-    }),
-    refuse_value("experimental-compaction-batch-limit", V3_DATA_PLANE, NO_V3, |c, _| {
-        // 0 means etcd's 1000, the default its --help shows.
-        !matches!(c.experimental_compaction_batch_limit, 0 | 1000)
-    }),
-    refuse_value("experimental-watch-progress-notify-interval", V3_DATA_PLANE, NO_V3, |c, _| {
-        // 0 means etcd's 10 minutes, the default its --help shows.
-        !matches!(c.experimental_watch_progress_notify_interval.nanos(), 0 | 600_000_000_000)
-    }),
-    refuse_value("grpc-keepalive-min-time", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.grpc_keepalive_min_time != d.grpc_keepalive_min_time
-    }),
-    refuse_value("grpc-keepalive-interval", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.grpc_keepalive_interval != d.grpc_keepalive_interval
-    }),
-    refuse_value("grpc-keepalive-timeout", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.grpc_keepalive_timeout != d.grpc_keepalive_timeout
-    }),
-    refuse_value("max-concurrent-streams", V3_DATA_PLANE, NO_V3, |c, d| {
-        c.max_concurrent_streams != d.max_concurrent_streams
-    }),
     // v3 storage and Raft options.
     refuse("wal-dir", V3_STORAGE, "the WAL is always under --data-dir", |c, _| {
         c.wal_dir.is_some()

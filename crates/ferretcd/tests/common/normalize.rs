@@ -207,6 +207,11 @@ fn part(text: &str, ctx: &Ctx, notes: &mut Vec<String>) -> Part {
 fn walk(v: &mut Json, key: Option<&str>, fresh: bool, ctx: &Ctx, notes: &mut Vec<String>) {
     match v {
         Json::Obj(members) => {
+            // `/version` names ferretcd's own version beside etcd's fields
+            // (a deliberate addition; clients ignore unknown fields).
+            if key.is_none() && members.iter().any(|(_, k, _)| k == "etcdserver") {
+                members.retain(|(_, k, _)| k != "ferretcd");
+            }
             let code = members
                 .iter()
                 .find(|(_, k, _)| k == "errorCode")

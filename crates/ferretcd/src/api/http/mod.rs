@@ -49,8 +49,8 @@ pub trait Routes: Send + Sync + 'static {
 /// `--max-concurrent-streams`).
 #[derive(Debug, Clone)]
 pub struct Http2Settings {
-    /// Pings an idle connection this often (etcd: 2 h)...
-    pub keepalive_interval: Duration,
+    /// Pings an idle connection this often (etcd: 2 h; `None`: never)...
+    pub keepalive_interval: Option<Duration>,
     /// ...and closes it if no answer comes within this (etcd: 20 s).
     pub keepalive_timeout: Duration,
     /// Streams one connection may have open at once.
@@ -150,7 +150,7 @@ where
 {
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     b.timer(TokioTimer::new())
-        .keep_alive_interval(Some(settings.keepalive_interval))
+        .keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout)
         .max_concurrent_streams(settings.max_concurrent_streams);
     let conn = b.serve_connection(TokioIo::new(stream), TowerToHyperService::new(grpc));

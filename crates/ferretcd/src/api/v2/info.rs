@@ -27,8 +27,10 @@ pub fn version(method: &Method) -> Response<Body> {
     if method != Method::GET {
         return wire::method_not_allowed("GET");
     }
+    // etcd's two fields, which clients check, then ferretcd's own.
     let body = format!(
-        "{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"{ETCD_CLUSTER_VERSION}\"}}"
+        "{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"{ETCD_CLUSTER_VERSION}\",\"ferretcd\":\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
     );
     wire::json(StatusCode::OK, body)
 }

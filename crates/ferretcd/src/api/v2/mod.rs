@@ -17,6 +17,11 @@ impl Routes for Api {
     async fn route(&self, req: Request<Incoming>, path: Vec<u8>) -> Response<Body> {
         let method = req.method().clone();
         let server = &self.server;
+        if !self.enable_v2 && path.starts_with(b"/v2") {
+            // Without --enable-v2, etcd 3.4 registers no v2 handler: every
+            // /v2 path is the mux's 404 (`/version`, `/health` stay).
+            return wire::text_error(StatusCode::NOT_FOUND, "404 page not found");
+        }
         match path.as_slice() {
             b"/version" => info::version(&method),
             b"/health" => info::health(server, &method),

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod kv;
 pub mod lease;
+mod limit;
 pub mod quota;
 pub mod validate;
 pub mod watch;
@@ -70,6 +71,17 @@ impl V3 {
         if h.revision == 0 {
             h.revision = self.server.mvcc().current_rev();
         }
+    }
+
+    /// A header at exactly `revision` (etcd's `newResponseHeader`).
+    pub fn header_exact(&self, revision: i64) -> Option<ResponseHeader> {
+        let m = self.server.membership();
+        Some(ResponseHeader {
+            cluster_id: m.cluster_id,
+            member_id: m.member_id,
+            revision,
+            raft_term: self.server.position().term,
+        })
     }
 
     /// A filled header at `revision` (0: the current one).
@@ -140,22 +152,27 @@ impl V3 {
 /// `UNIMPLEMENTED` for everything else.
 pub fn service(v3: V3) -> Grpc {
     let max_in = v3.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    // The message limit is enforced on the way in (`limit::Frames`, with
+    // grpc-go's status and text); tonic's own check only backs it up.
     let routes = tonic::service::Routes::new(
         KvServer::new(kv::KvService(v3.clone()))
-            .max_decoding_message_size(max_in)
+            .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(
         WatchServer::new(watch::WatchService(v3.clone()))
-            .max_decoding_message_size(max_in)
+            .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(
         LeaseServer::new(lease::LeaseService(v3))
-            .max_decoding_message_size(max_in)
+            .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
     );
-    Grpc { routes }
+    Grpc {
+        routes,
+        max_message_bytes: max_in,
+    }
 }
 
 /// Services of etcd's API that ferretcd does not serve yet, by path prefix.
@@ -172,6 +189,8 @@ const NOT_YET: &[&str] = &[
 #[derive(Clone)]
 pub struct Grpc {
     routes: tonic::service::Routes,
+    /// The largest request message accepted.
+    max_message_bytes: usize,
 }
 
 impl tower::Service<http::Request<Incoming>> for Grpc {
@@ -186,7 +205,8 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
     }
 
     fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
-        let req = req.map(Body::new);
+        let max = self.max_message_bytes;
+        let req = req.map(|b| Body::new(limit::Frames::new(b, max)));
         let path = req.uri().path().to_string();
         let method = path.trim_start_matches('/');
         let refusal = if NOT_YET.iter().any(|p| path.starts_with(p)) {

@@ -276,8 +276,11 @@ async fn send(
     );
     loop {
         tokio::select! {
-            item = rx.recv() => {
-                let Some(item) = item else { return };
+            item = rx.recv(), if !rx.is_closed() || !rx.is_empty() => {
+                // Nothing left to send (the client half-closed and no
+                // watcher remains): the stream stays open until the client
+                // goes away, as etcd keeps it.
+                let Some(item) = item else { continue };
                 let responses = match item {
                     Out::Control(r) => vec![r],
                     Out::Batch(b) => batch_responses(&v3, &guard, b),
@@ -325,12 +328,11 @@ fn batch_responses(v3: &V3, guard: &StreamGuard, b: WatchBatch) -> Vec<WatchResp
             }
         }
         if b.compact_revision != 0 {
-            // The hub removed the watcher: forget it here too.
-            let w = ws.by_id.remove(&b.watch_id).expect("present");
-            (w.prev_kv, w.fragment)
-        } else {
-            (w.prev_kv, w.fragment)
+            // The hub dropped the watcher; like etcd, the stream still
+            // knows its id until the client cancels it.
+            w.key = None;
         }
+        (w.prev_kv, w.fragment)
     };
     let mut events = b.events;
     if prev_kv {
@@ -339,7 +341,9 @@ fn batch_responses(v3: &V3, guard: &StreamGuard, b: WatchBatch) -> Vec<WatchResp
         }
     }
     let resp = WatchResponse {
-        header: v3.header(b.revision),
+        // etcd's `newResponseHeader(rev)`: the batch's revision as is (0
+        // for a compaction notice).
+        header: v3.header_exact(b.revision),
         watch_id: b.watch_id,
         created: false,
         canceled: b.compact_revision != 0,
@@ -349,7 +353,9 @@ fn batch_responses(v3: &V3, guard: &StreamGuard, b: WatchBatch) -> Vec<WatchResp
         events,
     };
     if fragment {
-        fragments(resp, v3.cfg.max_request_bytes)
+        // etcd cuts fragments at its gRPC message limit, the request limit
+        // plus its gRPC overhead allowance.
+        fragments(resp, v3.cfg.max_request_bytes + super::GRPC_OVERHEAD_BYTES)
     } else {
         vec![resp]
     }
