@@ -45,6 +45,9 @@ pub struct Options {
     pub heartbeat_ms: u64,
     pub election_ms: u64,
     pub snapshot_count: Option<u64>,
+    /// More flags for every member, after the ones above (the binary may
+    /// be etcd itself, which takes the same flags).
+    pub extra: Vec<String>,
 }
 
 impl Default for Options {
@@ -55,6 +58,7 @@ impl Default for Options {
             heartbeat_ms: 50,
             election_ms: 500,
             snapshot_count: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -269,6 +273,7 @@ impl Cluster {
         if let Some(n) = opts.snapshot_count {
             cmd.args(["--snapshot-count", &n.to_string()]);
         }
+        cmd.args(&opts.extra);
         let child = cmd
             .env_remove("FERRETCD_LOG")
             .stdin(Stdio::null())
@@ -299,7 +304,10 @@ impl Cluster {
         }
     }
 
-    fn try_wait_ready(&mut self, i: usize, limit: Duration) -> Result<(), String> {
+    /// [`Cluster::wait_ready`] within `limit`, answering why not instead of
+    /// panicking (a test that restarts members on purpose reports a member
+    /// that stopped itself, and goes on).
+    pub fn try_wait_ready(&mut self, i: usize, limit: Duration) -> Result<(), String> {
         let start = Instant::now();
         let mut busy = 0;
         loop {
