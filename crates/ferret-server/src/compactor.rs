@@ -3,7 +3,7 @@
 //!
 //! Every member samples its revision; only the leader proposes, so a
 //! cluster compacts once. A compaction is an ordinary `Compaction` request
-//! through the log.
+//! through the log. The binary starts it beside the server ([`run`]).
 //!
 //! - **Periodic**, retention `P`: every `min(P, 1h) / 10` the member notes
 //!   its current revision, keeping the samples of the last `P`; once `P`

@@ -64,8 +64,6 @@ pub struct V3Settings {
     /// interval) and `--experimental-enable-lease-checkpoint-persist`.
     pub lease_checkpoint: bool,
     pub lease_checkpoint_persist: bool,
-    /// `--auto-compaction-mode` and `--auto-compaction-retention`.
-    pub auto_compaction: Option<crate::compactor::AutoCompaction>,
 }
 
 impl Default for V3Settings {
@@ -77,7 +75,6 @@ impl Default for V3Settings {
             compaction_batch_limit: 1000,
             lease_checkpoint: false,
             lease_checkpoint_persist: false,
-            auto_compaction: None,
         }
     }
 }
@@ -237,15 +234,11 @@ impl Server {
                 }
             })
             .map_err(StartError::Thread)?;
-        let server = Server {
+        Ok(Server {
             shared,
             inbox: tx,
             max_request_bytes: cfg.v3.max_request_bytes,
-        };
-        if let Some(mode) = cfg.v3.auto_compaction {
-            tokio::spawn(crate::compactor::run(server.clone(), mode));
-        }
-        Ok(server)
+        })
     }
 
     /// Waits until this member has published itself to the cluster (its

@@ -170,16 +170,20 @@ fn v3_settings(cfg: &Config) -> V3Settings {
         },
         lease_checkpoint: cfg.experimental_enable_lease_checkpoint,
         lease_checkpoint_persist: cfg.experimental_enable_lease_checkpoint_persist,
-        auto_compaction: match cfg.auto_compaction_retention {
-            CompactionRetention::Off => None,
-            // etcd: a negative period compacts at every check.
-            CompactionRetention::Period(p) => Some(AutoCompaction::Periodic(
-                p.to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .max(Duration::from_millis(10)),
-            )),
-            CompactionRetention::Revisions(n) => Some(AutoCompaction::Revision(n)),
-        },
+    }
+}
+
+/// `--auto-compaction-mode` and `--auto-compaction-retention`.
+fn auto_compaction(cfg: &Config) -> Option<AutoCompaction> {
+    match cfg.auto_compaction_retention {
+        CompactionRetention::Off => None,
+        // etcd: a negative period compacts at every check.
+        CompactionRetention::Period(p) => Some(AutoCompaction::Periodic(
+            p.to_std()
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_millis(10)),
+        )),
+        CompactionRetention::Revisions(n) => Some(AutoCompaction::Revision(n)),
     }
 }
 
@@ -222,6 +226,9 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let server = Server::start(server_cfg)
         .await
         .map_err(|e| format!("cannot start: {e}"))?;
+    if let Some(mode) = auto_compaction(&cfg) {
+        tokio::spawn(ferret_server::compactor::run(server.clone(), mode));
+    }
     let m = server.membership();
     tracing::info!(
         member_id = %ids::format_id(m.member_id),

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 use super::flags::{lookup, Field, Val, FLAGS};
 use super::gosyntax::{self, GoDuration};
-use super::sources::Settings;
-use super::url::{join_urls, Url};
-use super::{
+use super::model::{
     ClusterState, CompactionMode, CompactionRetention, Config, ConfigError, DiscoveryFallback,
     LogLevel, Logger, Note, NoteLevel, ProxyMode,
 };
+use super::sources::Settings;
+use super::url::{join_urls, Url};
 
 /// etcd refuses election timeouts above this many milliseconds.
 pub(super) const MAX_ELECTION_TIMEOUT_MS: u64 = 50_000;
@@ -583,4 +583,13 @@ fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
         .find(|a| a.is_ipv4())
         .or_else(|| addrs.first())
         .copied()
+}
+
+impl Default for Config {
+    /// The configuration etcd runs with when given no flags at all: every
+    /// default of the flag table, with etcd's rules applied (the data
+    /// directory and the initial cluster follow the name).
+    fn default() -> Self {
+        defaults()
+    }
 }

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use super::gosyntax::{self, GoDuration};
+use super::model::{Config, DiscoveryFallback, ProxyMode};
 use super::url::{parse_url_list, Url};
-use super::{Config, DiscoveryFallback, ProxyMode};
 
 /// How a flag's text is read: the Go flag type etcd registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1275,7 +1275,7 @@ pub fn help_text() -> String {
     }
     out.push_str(&format!(
         "\n{} refuses to start with a flag it does not implement yet, unless the flag has its default value: see \"Limitations\" in README.md.\n",
-        super::PROGRAM
+        super::model::PROGRAM
     ));
     out
 }

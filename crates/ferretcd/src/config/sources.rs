@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use super::flags::{self, lookup, value_from_text, Field, Flag, Kind, Val, Yaml};
+use super::model::{ConfigError, Note, NoteLevel, PROGRAM};
 use super::url::parse_url_list;
-use super::{ConfigError, Note, NoteLevel, PROGRAM};
 
 /// How a flag's value reached us, for messages that name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,7 +340,7 @@ fn value_from_yaml(
                 Kind::Uint | Kind::Uint32 => Val::Uint(i as u64),
                 Kind::Int => Val::Int(i as i64),
                 // A time.Duration in etcd's config file is a count of nanoseconds.
-                _ => Val::Duration(super::GoDuration::from_nanos(i as i64)),
+                _ => Val::Duration(super::gosyntax::GoDuration::from_nanos(i as i64)),
             })
         }
         (

@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use super::build::table_defaults;
+use super::model::{ClusterState, Config, ConfigError, Logger, ProxyMode, PROGRAM};
 use super::sources::{Origin, Settings};
-use super::{ClusterState, Config, ConfigError, Logger, ProxyMode, PROGRAM};
 
 /// What is planned for a refused flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

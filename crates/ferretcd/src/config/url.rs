@@ -4,8 +4,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::PROGRAM;
-
 /// A URL as etcd accepts it in its URL flags: `http` or `https`, a host
 /// (name, IPv4 address or bracketed IPv6 address) and a port, nothing else.
 /// `Display` prints it as given, with the scheme in lowercase.
@@ -34,7 +32,7 @@ impl Url {
             "http" | "https" => {}
             "unix" | "unixs" => {
                 return Err(format!(
-                    "{PROGRAM} does not support unix socket URLs: {text}"
+                    "ferretcd does not support unix socket URLs: {text}"
                 ))
             }
             _ => return Err(scheme_err()),

@@ -13,7 +13,8 @@ use ferret_proto::etcdserverpb::{
 use tonic::{Request, Response, Status};
 
 use super::error::V3Error;
-use super::{quota, validate, V3};
+use super::handle::{unexpected, V3};
+use super::{quota, validate};
 
 pub struct KvService(pub V3);
 
@@ -145,10 +146,4 @@ impl Kv for KvService {
         self.0.fill(&mut resp.header);
         Ok(Response::new(resp))
     }
-}
-
-/// The log answered a request with another request's response: a bug.
-pub(super) fn unexpected(r: V3Response) -> Status {
-    tracing::error!(response = ?r, "a v3 proposal was answered with the wrong response");
-    V3Error::Internal("unexpected response to a proposal".into()).into()
 }

@@ -18,8 +18,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::error::V3Error;
-use super::kv::unexpected;
-use super::{quota, V3};
+use super::handle::{unexpected, V3};
+use super::quota;
 
 pub struct LeaseService(pub V3);
 

@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use ferret_mvcc::{WatchBatch, WatchSink, WatchSpec, WatcherKey};
@@ -33,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::V3;
+use super::handle::V3;
 
 pub struct WatchService(pub V3);
 
@@ -355,7 +354,10 @@ fn batch_responses(v3: &V3, guard: &StreamGuard, b: WatchBatch) -> Vec<WatchResp
     if fragment {
         // etcd cuts fragments at its gRPC message limit, the request limit
         // plus its gRPC overhead allowance.
-        fragments(resp, v3.cfg.max_request_bytes + super::GRPC_OVERHEAD_BYTES)
+        fragments(
+            resp,
+            v3.cfg.max_request_bytes + super::handle::GRPC_OVERHEAD_BYTES,
+        )
     } else {
         vec![resp]
     }
@@ -408,11 +410,4 @@ fn fragments(resp: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
         out.push(cur);
     }
     out
-}
-
-/// How often a watcher that asked for progress notifications gets one
-/// when it had no events (etcd: 10 minutes, plus up to 10% jitter;
-/// `--experimental-watch-progress-notify-interval`).
-pub fn progress_interval(configured: Option<Duration>) -> Duration {
-    configured.unwrap_or(Duration::from_secs(600))
 }

@@ -1,0 +1,123 @@
+//! The gRPC service of a member: the served services behind a fallback
+//! that answers `UNIMPLEMENTED`, with a message, for every other path,
+//! and the request message limit enforced as grpc-go enforces it.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use ferret_proto::etcdserverpb::{
+    kv_server::KvServer, lease_server::LeaseServer, watch_server::WatchServer,
+};
+use hyper::body::Incoming;
+use tonic::body::Body;
+use tonic::Status;
+
+use super::error::V3Error;
+use super::handle::{GRPC_OVERHEAD_BYTES, V3};
+use super::kv::KvService;
+use super::lease::LeaseService;
+use super::limit::Frames;
+use super::watch::WatchService;
+
+/// The gRPC services of a member, behind the fallback that answers
+/// `UNIMPLEMENTED` for everything else.
+pub fn service(v3: V3) -> Grpc {
+    let max_in = v3.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    // The message limit is enforced on the way in (`limit::Frames`, with
+    // grpc-go's status and text); tonic's own check only backs it up.
+    let routes = tonic::service::Routes::new(
+        KvServer::new(KvService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        WatchServer::new(WatchService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        LeaseServer::new(LeaseService(v3))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    );
+    Grpc {
+        routes,
+        max_message_bytes: max_in,
+    }
+}
+
+/// Services of etcd's API that ferretcd does not serve yet, by path prefix.
+const NOT_YET: &[&str] = &[
+    "/etcdserverpb.Cluster/",
+    "/etcdserverpb.Maintenance/",
+    "/etcdserverpb.Auth/",
+    "/v3lockpb.Lock/",
+    "/v3electionpb.Election/",
+];
+
+/// Served paths: the routes; everything else: `UNIMPLEMENTED`, with a
+/// message.
+#[derive(Clone)]
+pub struct Grpc {
+    routes: tonic::service::Routes,
+    /// The largest request message accepted.
+    max_message_bytes: usize,
+}
+
+impl tower::Service<http::Request<Incoming>> for Grpc {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<http::Response<Body>, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<Body>>::poll_ready(&mut self.routes, cx)
+    }
+
+    fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
+        let max = self.max_message_bytes;
+        let req = req.map(|b| Body::new(Frames::new(b, max)));
+        let path = req.uri().path().to_string();
+        let method = path.trim_start_matches('/');
+        let refusal = if NOT_YET.iter().any(|p| path.starts_with(p)) {
+            Some(format!(
+                "ferretcd does not serve {method} yet (the Cluster, Maintenance, Auth, Lock and Election services come in a later release)"
+            ))
+        } else if !is_served(&path) {
+            Some(format!("unknown service or method {method}"))
+        } else {
+            None
+        };
+        if let Some(msg) = refusal {
+            return Box::pin(async move {
+                // Read the request to its end first: answering a stream
+                // the client is still sending on makes HTTP/2 reset it,
+                // which gRPC clients report as a protocol error instead of
+                // this status.
+                use http_body_util::BodyExt;
+                let _ = req.into_body().collect().await;
+                Ok(Status::from(V3Error::Unimplemented(msg)).into_http())
+            });
+        }
+        let fut = tower::Service::call(&mut self.routes, req);
+        Box::pin(fut)
+    }
+}
+
+fn is_served(path: &str) -> bool {
+    const METHODS: &[&str] = &[
+        "/etcdserverpb.KV/Range",
+        "/etcdserverpb.KV/Put",
+        "/etcdserverpb.KV/DeleteRange",
+        "/etcdserverpb.KV/Txn",
+        "/etcdserverpb.KV/Compact",
+        "/etcdserverpb.Watch/Watch",
+        "/etcdserverpb.Lease/LeaseGrant",
+        "/etcdserverpb.Lease/LeaseRevoke",
+        "/etcdserverpb.Lease/LeaseKeepAlive",
+        "/etcdserverpb.Lease/LeaseTimeToLive",
+        "/etcdserverpb.Lease/LeaseLeases",
+    ];
+    METHODS.contains(&path)
+}
