@@ -737,8 +737,9 @@ impl WriteTxn<'_> {
         if let Some((m, raised)) = change {
             self.alarms.push((m.encode_to_vec(), raised));
         }
+        // etcd answers alarm requests without a header.
         AlarmResponse {
-            header: Some(header(self.begin_rev)),
+            header: None,
             alarms,
         }
     }

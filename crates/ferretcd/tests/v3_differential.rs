@@ -38,9 +38,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferret_proto::etcdserverpb::{
-    alarm_request::AlarmAction, auth_client::AuthClient, cluster_client::ClusterClient,
-    maintenance_client::MaintenanceClient, AlarmRequest, AuthRoleListRequest, AuthUserListRequest,
-    AuthenticateRequest, HashKvRequest, HashRequest, MemberListRequest, StatusRequest,
+    auth_client::AuthClient, cluster_client::ClusterClient, maintenance_client::MaintenanceClient,
+    AuthRoleListRequest, AuthUserListRequest, AuthenticateRequest, HashKvRequest, HashRequest,
+    MemberListRequest, StatusRequest,
 };
 use ferret_proto::v3electionpb::{election_client::ElectionClient, LeaderRequest};
 use ferret_proto::v3lockpb::{lock_client::LockClient, UnlockRequest};
@@ -199,15 +199,7 @@ async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
             "Maintenance.Status",
             m.status(StatusRequest {}).await.map(drop),
         ),
-        (
-            "Maintenance.Alarm(GET)",
-            m.alarm(AlarmRequest {
-                action: AlarmAction::Get as i32,
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        ),
+        // Maintenance.Alarm is served: tests/v3_recovery.rs checks it.
         (
             "Maintenance.HashKV",
             m.hash_kv(HashKvRequest { revision: 0 }).await.map(drop),

@@ -1,7 +1,8 @@
 //! etcd's v3 API over gRPC: one module per service.
 //!
 //! - [`kv`]: `etcdserverpb.KV`; [`watch`]: `etcdserverpb.Watch`;
-//!   [`lease`]: `etcdserverpb.Lease`.
+//!   [`lease`]: `etcdserverpb.Lease`; [`maintenance`]: `Alarm` of
+//!   `etcdserverpb.Maintenance`.
 //! - [`validate`]: etcd's request checks; [`quota`]: write costs against
 //!   `--quota-backend-bytes`; [`error`]: the one table from errors to
 //!   gRPC statuses.
@@ -17,6 +18,7 @@ pub mod handle;
 pub mod kv;
 pub mod lease;
 mod limit;
+pub mod maintenance;
 pub mod quota;
 pub mod service;
 pub mod validate;

@@ -6,7 +6,8 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use ferret_proto::etcdserverpb::{
-    kv_server::KvServer, lease_server::LeaseServer, watch_server::WatchServer,
+    kv_server::KvServer, lease_server::LeaseServer, maintenance_server::MaintenanceServer,
+    watch_server::WatchServer,
 };
 use hyper::body::Incoming;
 use tonic::body::Body;
@@ -17,6 +18,7 @@ use super::handle::{GRPC_OVERHEAD_BYTES, V3};
 use super::kv::KvService;
 use super::lease::LeaseService;
 use super::limit::Frames;
+use super::maintenance::MaintenanceService;
 use super::watch::WatchService;
 
 /// The gRPC services of a member, behind the fallback that answers
@@ -36,6 +38,11 @@ pub fn service(v3: V3) -> Grpc {
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(
+        MaintenanceServer::new(MaintenanceService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
         LeaseServer::new(LeaseService(v3))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
@@ -49,7 +56,6 @@ pub fn service(v3: V3) -> Grpc {
 /// Services of etcd's API that ferretcd does not serve yet, by path prefix.
 const NOT_YET: &[&str] = &[
     "/etcdserverpb.Cluster/",
-    "/etcdserverpb.Maintenance/",
     "/etcdserverpb.Auth/",
     "/v3lockpb.Lock/",
     "/v3electionpb.Election/",
@@ -118,6 +124,13 @@ fn is_served(path: &str) -> bool {
         "/etcdserverpb.Lease/LeaseKeepAlive",
         "/etcdserverpb.Lease/LeaseTimeToLive",
         "/etcdserverpb.Lease/LeaseLeases",
+        "/etcdserverpb.Maintenance/Alarm",
+        "/etcdserverpb.Maintenance/Status",
+        "/etcdserverpb.Maintenance/Defragment",
+        "/etcdserverpb.Maintenance/Hash",
+        "/etcdserverpb.Maintenance/HashKV",
+        "/etcdserverpb.Maintenance/Snapshot",
+        "/etcdserverpb.Maintenance/MoveLeader",
     ];
     METHODS.contains(&path)
 }
