@@ -282,6 +282,12 @@ impl Mvcc {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How the store was opened (a received snapshot is read in with the
+    /// same lease settings).
+    pub fn config(&self) -> &MvccConfig {
+        &self.cfg
+    }
+
     pub fn lessor(&self) -> MutexGuard<'_, Lessor> {
         self.lessor.lock().unwrap_or_else(|p| p.into_inner())
     }
