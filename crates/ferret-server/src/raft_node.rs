@@ -1209,6 +1209,8 @@ impl RaftNode {
                     std::process::exit(1);
                 }
             };
+            // Tests: a crash with the backend installed and nothing else.
+            ferret_mvcc::failpoint("snapshot-install-after-backend");
             // The receiver checked it; entries between the snapshot and
             // the copy's consistent index are applied to the v2 store only.
             assert!(

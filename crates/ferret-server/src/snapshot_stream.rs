@@ -379,6 +379,8 @@ fn receive_inner(
                 chunk.extend_from_slice(&body);
                 if kind == FRAME_SNAP_BACKEND {
                     writer.push(&chunk).map_err(|e| e.to_string())?;
+                    // Tests: a crash with part of the backend written.
+                    ferret_mvcc::failpoint("snapshot-receive-midway");
                     chunk.clear();
                     if chunk.capacity() > 4 * SNAPSHOT_PIECE_BYTES {
                         chunk.shrink_to(SNAPSHOT_PIECE_BYTES);

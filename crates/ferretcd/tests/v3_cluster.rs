@@ -235,6 +235,74 @@ async fn assert_same_store(l: &Clients, f: &Clients, who: &str, compacted: i64) 
     }
 }
 
+/// Writes, through the leader `lc`, more entries than --snapshot-count
+/// (100) plus the 5000 catch-up entries, so the leader's log is compacted
+/// past a member that is down: puts (1 KiB, some with leases, one of
+/// 1.2 MiB several times: a backend chunk that spans frames), deletes,
+/// grants, revokes and a compaction. Returns the compaction's revision.
+async fn write_past_compaction(lc: &Clients) -> i64 {
+    for id in 2..=301 {
+        retry("grant", || lc.grant(id, 600)).await;
+    }
+    let mut tasks = Vec::new();
+    for t in 0..8i64 {
+        let lc = lc.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..640i64 {
+                let key = format!("k/{:04}", (i * 8 + t) % 1200);
+                let lease = if i % 10 == 0 { 2 + (i + t) % 300 } else { 0 };
+                let value = format!("{t}-{i}-").into_bytes().repeat(100);
+                retry("put", || lc.put(key.clone(), value.clone(), lease)).await;
+                if i % 8 == 7 {
+                    let key = format!("k/{:04}", (i * 3 + t) % 1200);
+                    retry("delete", || {
+                        let mut kv = lc.kv.clone();
+                        let key = key.clone();
+                        async move {
+                            kv.delete_range(DeleteRangeRequest {
+                                key: key.into_bytes().into(),
+                                ..Default::default()
+                            })
+                            .await
+                        }
+                    })
+                    .await;
+                }
+            }
+        }));
+    }
+    for round in 0..4 {
+        retry("big put", || {
+            lc.put("big".into(), vec![b'a' + round; 1_200_000], 0)
+        })
+        .await;
+    }
+    for t in tasks {
+        t.await.expect("writer task");
+    }
+    for id in 290..=301 {
+        retry("revoke", || {
+            let mut le = lc.lease.clone();
+            async move { le.lease_revoke(LeaseRevokeRequest { id }).await }
+        })
+        .await;
+    }
+    let rev = lc.revision().await.unwrap();
+    let compacted = rev / 2;
+    retry("compact", || {
+        let mut kv = lc.kv.clone();
+        async move {
+            kv.compact(CompactionRequest {
+                revision: compacted,
+                physical: true,
+            })
+            .await
+        }
+    })
+    .await;
+    compacted
+}
+
 #[test]
 fn a_member_behind_the_compacted_log_catches_up_through_the_snapshot_stream() {
     let rt = runtime();
@@ -255,73 +323,8 @@ fn a_member_behind_the_compacted_log_catches_up_through_the_snapshot_stream() {
     });
     c.stop(f);
 
-    // More than --snapshot-count + the 5000 catch-up entries, so the
-    // leader's log is compacted past the stopped member: puts (1 KiB,
-    // some with leases, one of 1.2 MiB several times: a backend chunk
-    // that spans frames), deletes, grants, revokes and a compaction.
     let started = Instant::now();
-    let compacted = rt.block_on(async {
-        for id in 2..=301 {
-            retry("grant", || lc.grant(id, 600)).await;
-        }
-        let mut tasks = Vec::new();
-        for t in 0..8i64 {
-            let lc = lc.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..640i64 {
-                    let key = format!("k/{:04}", (i * 8 + t) % 1200);
-                    let lease = if i % 10 == 0 { 2 + (i + t) % 300 } else { 0 };
-                    let value = format!("{t}-{i}-").into_bytes().repeat(100);
-                    retry("put", || lc.put(key.clone(), value.clone(), lease)).await;
-                    if i % 8 == 7 {
-                        let key = format!("k/{:04}", (i * 3 + t) % 1200);
-                        retry("delete", || {
-                            let mut kv = lc.kv.clone();
-                            let key = key.clone();
-                            async move {
-                                kv.delete_range(DeleteRangeRequest {
-                                    key: key.into_bytes().into(),
-                                    ..Default::default()
-                                })
-                                .await
-                            }
-                        })
-                        .await;
-                    }
-                }
-            }));
-        }
-        for round in 0..4 {
-            retry("big put", || {
-                lc.put("big".into(), vec![b'a' + round; 1_200_000], 0)
-            })
-            .await;
-        }
-        for t in tasks {
-            t.await.expect("writer task");
-        }
-        for id in 290..=301 {
-            retry("revoke", || {
-                let mut le = lc.lease.clone();
-                async move { le.lease_revoke(LeaseRevokeRequest { id }).await }
-            })
-            .await;
-        }
-        let rev = lc.revision().await.unwrap();
-        let compacted = rev / 2;
-        retry("compact", || {
-            let mut kv = lc.kv.clone();
-            async move {
-                kv.compact(CompactionRequest {
-                    revision: compacted,
-                    physical: true,
-                })
-                .await
-            }
-        })
-        .await;
-        compacted
-    });
+    let compacted = rt.block_on(write_past_compaction(&lc));
     println!("writes with m{f} down took {:?}", started.elapsed());
 
     c.restart(f);
@@ -377,6 +380,66 @@ fn a_member_behind_the_compacted_log_catches_up_through_the_snapshot_stream() {
         !log.contains("installed a snapshot"),
         "m{f} needed another snapshot after a restart; its log:\n{log}"
     );
+}
+
+/// The crash cases of `snapshot_stream.rs`: a member killed while it
+/// receives a snapshot (a partial `backend.redb.recv` left behind), then
+/// killed again right after installing the received backend (before its
+/// v2 store, snapshot file and WAL follow), still catches up and ends up
+/// equal to the leader.
+#[test]
+fn a_member_killed_while_receiving_or_installing_a_snapshot_recovers() {
+    let rt = runtime();
+    // Channels are made (lazily) inside the runtime.
+    let _rt = rt.enter();
+    let mut c = Cluster::start(Options {
+        snapshot_count: Some(100),
+        ..Options::default()
+    });
+    let l = c.leader();
+    let f = c.follower_of(l);
+    let (lc, fc) = (Clients::new(c.client(l)), Clients::new(c.client(f)));
+    let who = format!("m{f}");
+    c.stop(f);
+    let compacted = rt.block_on(write_past_compaction(&lc));
+    let v3_dir = c.members[f].data_dir.join("member").join("v3");
+    let recv = v3_dir.join("backend.redb.recv");
+
+    for (failpoint, recv_left) in [
+        ("snapshot-receive-midway", true),
+        ("snapshot-install-after-backend", false),
+    ] {
+        c.restart_with_env(f, &[("FERRETCD_FAILPOINT", failpoint)]);
+        let status = c.wait_exit(f, SETTLE);
+        let log = c.members[f].last_start_log();
+        assert!(
+            status.is_some() && log.contains(&format!("FERRETCD_FAILPOINT {failpoint}")),
+            "m{f} did not stop at {failpoint} ({status:?}); its log:\n{log}"
+        );
+        assert_eq!(recv.exists(), recv_left, "{failpoint}: {}", recv.display());
+    }
+    let log = c.members[f].last_start_log();
+    assert!(
+        log.contains("deleted a snapshot backend whose receive was interrupted"),
+        "{log}"
+    );
+
+    // The installed backend is newer than the rest of the data dir: the
+    // member starts with it, and takes a snapshot again.
+    c.restart(f);
+    c.wait_ready(f);
+    rt.block_on(assert_same_store(&lc, &fc, &who, compacted));
+    let log = c.members[f].last_start_log();
+    assert!(
+        log.contains("installed a snapshot from the leader"),
+        "{log}"
+    );
+    assert!(!recv.exists());
+    for line in log.lines() {
+        if line.contains("v3 backend") || line.contains("snapshot") {
+            println!("{line}");
+        }
+    }
 }
 
 /// A keep-alive stream on member `at`, sending one request per call.
