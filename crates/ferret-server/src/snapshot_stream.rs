@@ -48,10 +48,10 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
 use crate::transport::{
-    hello, CONNECT_TIMEOUT, FRAME_HEAD_BYTES, FRAME_SNAP_ACK, FRAME_SNAP_BACKEND,
-    FRAME_SNAP_BACKEND_PART, FRAME_SNAP_END, FRAME_SNAP_MESSAGE, FRAME_SNAP_V2,
-    MAX_BACKEND_CHUNK_BYTES, MAX_SNAPSHOT_FRAME_BYTES, MAX_V2_SNAPSHOT_BYTES, SNAPSHOT_ACK_TIMEOUT,
-    SNAPSHOT_IO_TIMEOUT, SNAPSHOT_PIECE_BYTES, STREAM_SNAPSHOT,
+    hello, snapshot_ack_timeout, CONNECT_TIMEOUT, FRAME_HEAD_BYTES, FRAME_SNAP_ACK,
+    FRAME_SNAP_BACKEND, FRAME_SNAP_BACKEND_PART, FRAME_SNAP_END, FRAME_SNAP_MESSAGE, FRAME_SNAP_V2,
+    MAX_BACKEND_CHUNK_BYTES, MAX_SNAPSHOT_FRAME_BYTES, MAX_V2_SNAPSHOT_BYTES, SNAPSHOT_IO_TIMEOUT,
+    SNAPSHOT_PIECE_BYTES, STREAM_SNAPSHOT,
 };
 
 /// The end frame's body.
@@ -225,7 +225,7 @@ pub(crate) fn send_on(
     drop(out);
     // The receiver syncs and indexes the backend before it answers.
     stream
-        .set_read_timeout(Some(SNAPSHOT_ACK_TIMEOUT))
+        .set_read_timeout(Some(snapshot_ack_timeout(bytes)))
         .map_err(|e| io("socket", e))?;
     let mut ack = [0u8; FRAME_HEAD_BYTES + 1];
     (&stream)

@@ -127,7 +127,7 @@
 //! already receives a snapshot; a broken or bad stream) closes the
 //! connection without an acknowledgement, and the receiver deletes what it
 //! wrote. The sender gives up after [`SNAPSHOT_IO_TIMEOUT`] without
-//! progress, or [`SNAPSHOT_ACK_TIMEOUT`] waiting for the acknowledgement;
+//! progress, or [`snapshot_ack_timeout`] waiting for the acknowledgement;
 //! the receiver after [`SNAPSHOT_IO_TIMEOUT`] without a byte.
 
 use std::collections::HashMap;
@@ -192,10 +192,15 @@ pub const MAX_BACKEND_CHUNK_BYTES: usize = (256 << 20) + (2 << 20);
 /// A snapshot stream making no progress for this long (a write the peer
 /// does not take, a read that gets nothing) is abandoned.
 pub const SNAPSHOT_IO_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the sender waits for the acknowledgement after the end frame:
-/// the receiver syncs the backend to disk and reads it whole to build its
-/// index first, which takes about a minute per few GiB.
-pub const SNAPSHOT_ACK_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the sender waits for the acknowledgement after the end frame
+/// of a stream of `bytes`: the receiver syncs the backend to disk and
+/// reads it whole to build its index first. 30 s, plus a second per
+/// 16 MiB (a slow disk's pace): long enough for a large backend, short
+/// enough that a peer lost at the last moment (a partition) delays the
+/// next attempt by little for a small one.
+pub fn snapshot_ack_timeout(bytes: u64) -> Duration {
+    Duration::from_secs(30 + bytes / (16 << 20))
+}
 
 /// Bytes waiting for one peer's socket beyond which new messages to it are
 /// dropped.
