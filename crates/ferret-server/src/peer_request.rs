@@ -58,6 +58,20 @@ pub enum LeaseAnswer {
     TooLarge,
 }
 
+impl LeaseAnswer {
+    /// Whether this can answer `query` (a renewal gets no TTL, a
+    /// TimeToLive no renewal): a peer's answer that does not is dropped.
+    pub fn fits(&self, query: &LeaseQuery) -> bool {
+        match self {
+            LeaseAnswer::Renewed { .. } => matches!(query, LeaseQuery::Renew(_)),
+            LeaseAnswer::TimeToLive { .. } | LeaseAnswer::TooLarge => {
+                matches!(query, LeaseQuery::TimeToLive { .. })
+            }
+            LeaseAnswer::NotFound | LeaseAnswer::Retry | LeaseAnswer::NotLeader => true,
+        }
+    }
+}
+
 /// A request on the wire: the asker's id for it and the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerRequest {
@@ -349,6 +363,19 @@ mod tests {
         assert!(PeerAnswer::decode(&status).is_err(), "keys only with a TTL");
         status[8] = 0;
         assert!(PeerAnswer::decode(&status).is_err());
+
+        let renew = LeaseQuery::Renew(1);
+        let ttl = LeaseQuery::TimeToLive { id: 1, keys: false };
+        assert!(LeaseAnswer::Renewed { ttl: 5 }.fits(&renew));
+        assert!(!LeaseAnswer::Renewed { ttl: 5 }.fits(&ttl));
+        assert!(!LeaseAnswer::TooLarge.fits(&renew));
+        assert!(LeaseAnswer::NotFound.fits(&ttl) && LeaseAnswer::Retry.fits(&renew));
+        let t = LeaseAnswer::TimeToLive {
+            ttl: 1,
+            granted_ttl: 2,
+            keys: vec![],
+        };
+        assert!(t.fits(&ttl) && !t.fits(&renew));
     }
 
     #[test]

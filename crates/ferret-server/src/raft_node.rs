@@ -179,6 +179,7 @@ pub struct NodeConfig {
 struct Forward {
     /// The leader it was sent to: only its answer counts.
     to: u64,
+    query: LeaseQuery,
     reply: ForwardReply,
 }
 
@@ -669,12 +670,20 @@ impl RaftNode {
             }
             NetEvent::PeerRequest { from, request } => self.answer_peer(from, request),
             NetEvent::PeerAnswer { from, answer } => match self.forwards.remove(&answer.id) {
-                Some(f) if f.to == from => {
+                Some(f) if f.to == from && answer.answer.fits(&f.query) => {
                     let _ = f.reply.send(Ok(answer.answer));
                 }
-                // Ids are ours: an answer from another member is a bug
-                // somewhere; the asker asks again.
+                // Ids are ours: an answer from another member, or one
+                // that does not fit the question, is a bug somewhere; the
+                // asker asks again.
                 Some(f) => {
+                    tracing::warn!(
+                        from = %format!("{from:x}"),
+                        asked = %format!("{:x}", f.to),
+                        query = ?f.query,
+                        answer = ?answer.answer,
+                        "a peer answer that does not fit its request dropped"
+                    );
                     let _ = f.reply.send(Ok(LeaseAnswer::Retry));
                 }
                 // Its asker gave up (timed out) already.
@@ -708,7 +717,14 @@ impl RaftNode {
             .net
             .send_peer(leader, FRAME_PEER_REQUEST, |b| request.encode_into(b))
         {
-            self.forwards.insert(id, Forward { to: leader, reply });
+            self.forwards.insert(
+                id,
+                Forward {
+                    to: leader,
+                    query: request.query,
+                    reply,
+                },
+            );
         } else {
             // Not connected to the leader (yet): the network reports it
             // unreachable; the handle asks again in a moment.

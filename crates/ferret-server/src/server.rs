@@ -345,6 +345,7 @@ impl Server {
         match self.lease_query(LeaseQuery::Renew(id)).await? {
             LeaseAnswer::Renewed { ttl } => Ok(RenewOutcome::Renewed(ttl)),
             LeaseAnswer::NotFound => Ok(RenewOutcome::NotFound),
+            // The loop drops answers that do not fit (`LeaseAnswer::fits`).
             other => unreachable!("a renewal answered {other:?}"),
         }
     }
@@ -370,6 +371,7 @@ impl Server {
                 keys,
             })),
             LeaseAnswer::NotFound => Ok(None),
+            // The loop drops answers that do not fit (`LeaseAnswer::fits`).
             other => unreachable!("a time-to-live answered {other:?}"),
         }
     }
@@ -404,6 +406,9 @@ impl Server {
                         ..Default::default()
                     })
                     .await?;
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ServerError::Timeout);
+                    }
                     continue;
                 }
                 answer
