@@ -5,9 +5,12 @@
 //! passes through proxy `j`. The proxy learns which member is on the other
 //! end from the first bytes of the connection:
 //!
-//! - ferretcd: the 21-byte handshake `FRFT`, version, cluster id (8, LE),
-//!   sender member id (8, LE). Streams are one-way (sender → receiver), so
-//!   a connection into `j` from `i` carries the directed link `i → j`.
+//! - ferretcd: the handshake `FRFT`, version, cluster id (8, LE), sender
+//!   member id (8, LE), then (version 2) the stream kind; only the first 21
+//!   bytes are needed. Message streams are one-way (sender → receiver), so
+//!   a connection into `j` from `i` carries the directed link `i → j`; a
+//!   snapshot stream carries an acknowledgement back too, which the
+//!   directed link's fate decides.
 //! - etcd: an HTTP request whose head names the other member (path
 //!   `/raft/stream/<type>/<id>` or header `X-Server-From: <id>`). etcd's
 //!   streams carry data both ways, so for etcd a blocked link blocks its

@@ -57,7 +57,7 @@ pub use index::KeyRange;
 pub use lease::{Lessor, Renewal, MAX_LEASE_TTL};
 pub use revision::Revision;
 pub use snapshot::{Prepared, SnapshotReader, SnapshotWriter};
-pub use store::{Completion, Mvcc, MvccConfig, ReadView, Restored};
+pub use store::{failpoint, Completion, Mvcc, MvccConfig, ReadView, Restored};
 pub use watch::{WatchBatch, WatchSink, WatchSpec, WatcherKey};
 
 #[cfg(test)]

@@ -282,6 +282,12 @@ impl Mvcc {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How the store was opened (a received snapshot is read in with the
+    /// same lease settings).
+    pub fn config(&self) -> &MvccConfig {
+        &self.cfg
+    }
+
     pub fn lessor(&self) -> MutexGuard<'_, Lessor> {
         self.lessor.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -670,8 +676,10 @@ impl Target {
 }
 
 /// A named point where tests may kill the process
-/// (`FERRETCD_FAILPOINT=<name>` aborts when the point is reached).
-pub(crate) fn failpoint(name: &str) {
+/// (`FERRETCD_FAILPOINT=<name>` aborts when the point is reached). Public
+/// for the server core's own points; not an API.
+#[doc(hidden)]
+pub fn failpoint(name: &str) {
     static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let armed = FAILPOINT.get_or_init(|| std::env::var("FERRETCD_FAILPOINT").ok());
     if armed.as_deref() == Some(name) {

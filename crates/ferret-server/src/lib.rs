@@ -21,7 +21,12 @@
 //!   entry to them.
 //! - `raft_log`: raft-rs's `Storage` over the in-memory log.
 //! - `inbox`: the Ready loop's bounded input queue, which wakes its poller.
-//! - `transport`: the peer streams, driven by the Raft thread.
+//! - `peer_request`: lease queries a follower forwards to the leader, and
+//!   their answers (the leader answers from its lessor).
+//! - `transport`: the peer streams, driven by the Raft thread, and the
+//!   peer wire format (message streams and snapshot streams, to the byte).
+//! - `snapshot_stream`: sending and receiving a snapshot (v2 store and v3
+//!   backend) on a connection of its own, on threads of their own.
 //! - `shared`: what the loop and the handles share; answers and errors.
 //! - `raft_node`: the Ready loop.
 //! - `server`: the [`Server`] handle: start, propose, read barrier, state.
@@ -33,10 +38,12 @@ pub mod compactor;
 pub mod entry;
 pub mod ids;
 mod inbox;
+mod peer_request;
 mod raft_log;
 mod raft_node;
 mod server;
 mod shared;
+mod snapshot_stream;
 mod transport;
 
 pub use apply::{Applied, StateMachines, KEYS_PREFIX};

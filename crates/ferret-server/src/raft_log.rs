@@ -1,12 +1,15 @@
 //! The Raft log in memory: what raft-rs reads through its `Storage` trait.
 //!
-//! It holds the entries after the last snapshot, the last snapshot itself
-//! (data included, so a lagging follower can be sent it), the hard state and
-//! the configuration. Durability is not its job: the Ready loop writes the
-//! same entries and hard state to the WAL, and restores this from the WAL
-//! and the newest snapshot file at start.
-
-use std::path::PathBuf;
+//! It holds the entries after the last snapshot, the last snapshot's
+//! metadata, the hard state and the configuration. Durability is not its
+//! job: the Ready loop writes the same entries and hard state to the WAL,
+//! and restores this from the WAL and the newest snapshot file at start.
+//!
+//! A snapshot raft-rs asks for to send a lagging follower is only its
+//! metadata: the snapshot-sender thread reads the data (the v2 store from
+//! the snapshot file, the v3 backend from redb) and streams it, so the
+//! Raft thread never reads a snapshot from disk
+//! (`crate::snapshot_stream`).
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
@@ -15,13 +18,10 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 pub struct RaftLog {
     hard_state: HardState,
     conf_state: ConfState,
-    /// The newest snapshot's metadata. Its data stays on disk until a
-    /// follower needs it (a store of a million keys is hundreds of MB).
-    /// Entries it covers may still be kept (so a follower slightly behind
-    /// gets entries, not a whole snapshot).
+    /// The newest snapshot's metadata; its data is on disk. Entries it
+    /// covers may still be kept (so a follower slightly behind gets
+    /// entries, not a whole snapshot).
     snapshot: SnapshotMetadata,
-    /// Where the snapshot files are; `None` in unit tests without disk.
-    snap_dir: Option<PathBuf>,
     /// Index and term of the entry just before `entries[0]`: the point up
     /// to which the log is compacted.
     offset_index: u64,
@@ -31,10 +31,9 @@ pub struct RaftLog {
 }
 
 impl RaftLog {
-    pub fn new(conf_state: ConfState, snap_dir: Option<PathBuf>) -> Self {
+    pub fn new(conf_state: ConfState) -> Self {
         RaftLog {
             conf_state,
-            snap_dir,
             ..Default::default()
         }
     }
@@ -188,28 +187,17 @@ impl Storage for RaftLog {
         Ok(self.last())
     }
 
+    /// The newest snapshot's metadata, without data: the snapshot sender
+    /// reads and streams the data off the Raft thread.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let unavailable = raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable);
         if self.snapshot_index() < request_index || self.snapshot_index() == 0 {
-            return Err(unavailable);
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
-        let Some(dir) = &self.snap_dir else {
-            return Err(unavailable);
-        };
-        // Read from disk: rare (a follower fell behind the compacted log)
-        // and worth it, since keeping it in memory would double the RSS.
-        match ferret_wal::snap::load(dir, self.snapshot.index, self.snapshot.term) {
-            Ok(data) => {
-                let mut snap = Snapshot::default();
-                snap.set_metadata(self.snapshot.clone());
-                snap.data = data.into();
-                Ok(snap)
-            }
-            Err(e) => {
-                tracing::error!(index = self.snapshot.index, error = %e, "cannot read the snapshot to send");
-                Err(unavailable)
-            }
-        }
+        let mut snap = Snapshot::default();
+        snap.set_metadata(self.snapshot.clone());
+        Ok(snap)
     }
 }
 
@@ -261,6 +249,22 @@ mod tests {
             .entries(2, 4, None, GetEntriesContext::empty(false))
             .is_err());
         assert_eq!(log.snapshot_index(), 3);
+    }
+
+    #[test]
+    fn a_snapshot_to_send_is_its_metadata_only() {
+        let mut log = RaftLog::default();
+        assert!(log.snapshot(0, 2).is_err(), "none yet");
+        log.append(&[ent(1, 1), ent(2, 1), ent(3, 2)]);
+        log.set_snapshot(SnapshotMetadata {
+            index: 3,
+            term: 2,
+            ..Default::default()
+        });
+        let snap = log.snapshot(2, 2).unwrap();
+        assert_eq!(snap.get_metadata().index, 3);
+        assert!(snap.data.is_empty(), "the sender thread reads the data");
+        assert!(log.snapshot(4, 2).is_err(), "not that new yet");
     }
 
     #[test]

@@ -6,7 +6,20 @@
 //! 1. **Send the messages that need no local write**: the leader's appends
 //!    and heartbeats go out before it writes the same entries to its own
 //!    log, so replication overlaps the leader's fsync (Raft thesis §10.2.1).
+//!    A `MsgSnapshot` never goes on a message stream: a snapshot-sender
+//!    thread streams it, with the v2 store and the v3 backend, on a
+//!    connection of its own (`crate::snapshot_stream`), and reports the
+//!    outcome through the inbox once the follower acknowledged it.
 //! 2. **Install a snapshot** sent by the leader, before any entry after it.
+//!    Its v3 backend arrived first: the receiver thread wrote and indexed
+//!    it, and the loop keeps it (by snapshot index) from the moment it
+//!    steps the snapshot's message into raft-rs. The backend is installed
+//!    first (renamed over the member's own and swapped in; the v3 applier
+//!    then skips entries up to the copy's consistent index, which may be
+//!    past the snapshot), then the v2 store is restored, then the snapshot
+//!    file is saved and the WAL marked. A snapshot whose backend did not
+//!    arrive is never installed (the member stops: nothing is lost, the
+//!    leader has it all).
 //! 3. **Apply entries committed earlier**: they are durable on a quorum
 //!    already, so they need not wait for this round's fsync.
 //! 4. **Persist new entries and the hard state**: all of them appended to
@@ -19,17 +32,27 @@
 //!
 //! A write is answered in step 3 or 6, when its entry is applied, which is
 //! after it is durable on a quorum. Nothing is acknowledged earlier.
+//!
+//! Between rounds the loop handles what the network and the inbox bring:
+//! raft messages (stepped), lease queries from followers (answered at once
+//! from the lessor, when this member leads: `crate::peer_request`), its
+//! own clients' lease queries for the leader (forwarded on the stream to
+//! the leader, and answered when the leader's answer comes back), received
+//! snapshots (kept, and their message stepped), and what the background
+//! threads report. Nothing here waits for the disk or for another member:
+//! sending and receiving snapshots, writing snapshot files and flushing
+//! the v3 backend happen on threads of their own.
 
 // raft-rs messages are rust-protobuf structs, built field by field as
 // raft-rs's own examples do.
 #![allow(clippy::field_reassign_with_default)]
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferret_mvcc::Mvcc;
+use ferret_mvcc::{Mvcc, Prepared};
 use ferret_proto::etcdserverpb::{
     InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest,
 };
@@ -45,9 +68,11 @@ use crate::apply::Applied;
 use crate::clock::now_ns;
 use crate::entry::{self, WalMetadata};
 use crate::inbox::{Inbox, InboxSender};
+use crate::peer_request::{self, LeaseAnswer, LeaseQuery, PeerAnswer, PeerRequest};
 use crate::raft_log::RaftLog;
 use crate::shared::{LogPosition, ServerError, Shared};
-use crate::transport::{NetEvent, PeerNet};
+use crate::snapshot_stream::{self, Received};
+use crate::transport::{NetEvent, PeerNet, FRAME_PEER_ANSWER, FRAME_PEER_REQUEST};
 
 /// The cluster version a cluster of ferretcd members reports (etcd's API
 /// level it implements).
@@ -70,10 +95,27 @@ pub enum Input {
         term: u64,
         result: Result<(), String>,
     },
+    /// A lease query for the leader, from a client of this member (a
+    /// follower): sent on the stream to the leader; the reply is the
+    /// leader's answer, or "retry" if it cannot be asked now.
+    Forward {
+        query: LeaseQuery,
+        reply: ForwardReply,
+    },
+    /// A snapshot sender finished: `ok` once the follower acknowledged
+    /// that it wrote everything.
+    SnapshotSent {
+        to: u64,
+        ok: bool,
+    },
+    /// A snapshot receiver finished (its thread deleted what it wrote if
+    /// it failed).
+    SnapshotReceived(Result<Box<Received>, String>),
     Stop,
 }
 
 pub type Reply = oneshot::Sender<Result<(Applied, LogPosition), ServerError>>;
+pub type ForwardReply = oneshot::Sender<Result<LeaseAnswer, ServerError>>;
 type ReadReply = oneshot::Sender<Result<(), ServerError>>;
 
 /// Inputs handled before one Ready round; bounds the latency a burst adds
@@ -99,6 +141,26 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// etcd's `leaseRevokeRate` (1000/s) per 500 ms.
 const LEASE_REVOKES_PER_ROUND: usize = ferret_mvcc::lease::LEASE_REVOKE_RATE / 2;
 
+/// Lease queries forwarded to the leader and not answered yet, at most
+/// (all go to one peer, the leader); more are refused as "too many
+/// requests". An answer takes one round trip, so this is thousands of
+/// keep-alives per round trip, far beyond what the client side sends.
+const MAX_FORWARDS_IN_FLIGHT: usize = 4096;
+
+/// A lease whose checkpoint the leader proposed to clear (so a follower's
+/// keep-alive can renew it) is not proposed again for this long: the
+/// asker retries every few tens of milliseconds meanwhile.
+const CHECKPOINT_CLEAR_INTERVAL: Duration = Duration::from_secs(1);
+/// Leases remembered for that, at most (beyond, clearing is proposed
+/// again on every retry, which is harmless).
+const MAX_CHECKPOINT_CLEARS: usize = 4096;
+
+/// The file a snapshot's v3 backend is received into, next to the
+/// member's backend (which it replaces when installed).
+pub fn received_backend_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("v3").join("backend.redb.recv")
+}
+
 /// Everything the Ready loop needs to start.
 pub struct NodeConfig {
     pub data_dir: PathBuf,
@@ -111,6 +173,29 @@ pub struct NodeConfig {
     /// How long a new leader extends every lease (etcd: the election
     /// timeout).
     pub lease_extend: Duration,
+}
+
+/// A lease query sent to the leader, waiting for its answer.
+struct Forward {
+    /// The leader it was sent to: only its answer counts.
+    to: u64,
+    query: LeaseQuery,
+    reply: ForwardReply,
+}
+
+/// A snapshot coming from the leader.
+enum Receive {
+    Idle,
+    /// A receiver thread reads a snapshot stream (one at a time: a second
+    /// stream is refused, and its sender reports a failure).
+    Receiving,
+    /// Received whole and stepped into raft-rs, which took it: installed
+    /// when its Ready carries the snapshot at this index and term.
+    Held {
+        index: u64,
+        term: u64,
+        prepared: Box<Prepared>,
+    },
 }
 
 /// Why a member could not start.
@@ -181,6 +266,22 @@ pub struct RaftNode {
     lease_extend: Duration,
     /// Whether this member led at the end of the last round.
     leading: bool,
+    /// Lease queries forwarded to the leader, by request id (at most
+    /// [`MAX_FORWARDS_IN_FLIGHT`]).
+    forwards: HashMap<u64, Forward>,
+    next_forward_id: u64,
+    /// Leases whose checkpoint clearing this leader proposed, and when.
+    checkpoint_clears: HashMap<i64, Instant>,
+    /// Peers a snapshot-sender thread is sending a snapshot to.
+    snapshot_senders: HashSet<u64>,
+    /// The snapshot being received, or received and not installed yet.
+    receive: Receive,
+    /// Where a received backend is written ([`received_backend_path`]).
+    recv_path: PathBuf,
+    /// Network events made by the loop itself (a snapshot that could not
+    /// be sent), handled at the start of the next round: raft-rs must not
+    /// hear of them between `ready()` and `advance()`.
+    deferred: Vec<NetEvent>,
 }
 
 fn logger() -> slog::Logger {
@@ -280,6 +381,18 @@ pub fn start(
     let wal_path = wal_dir(&cfg.data_dir);
     let snap_path = snap_dir(&cfg.data_dir);
     std::fs::create_dir_all(&snap_path).map_err(|e| StartError::Snapshot(e.to_string()))?;
+    // A backend being received when the member stopped: nothing refers
+    // to it (it is renamed over the member's backend only when installed),
+    // and the leader sends the snapshot again.
+    let recv_path = received_backend_path(&cfg.data_dir);
+    match std::fs::remove_file(&recv_path) {
+        Ok(()) => tracing::warn!(
+            path = %recv_path.display(),
+            "deleted a snapshot backend whose receive was interrupted"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StartError::Backend(format!("{}: {e}", recv_path.display()))),
+    }
     let mut log;
     let wal;
     let meta: WalMetadata;
@@ -289,7 +402,7 @@ pub fn start(
         let (w, rec) = Wal::open(&wal_path)?;
         meta = entry::decode_wal_metadata(&rec.metadata)
             .map_err(|e| StartError::Metadata(format!("{}: {e}", wal_path.display())))?;
-        log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
+        log = RaftLog::new(conf_state(&meta));
         if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
             let v2 = entry::decode_snapshot(&data)
                 .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
@@ -366,7 +479,7 @@ pub fn start(
             commit: hs.commit,
         })?;
         w.sync()?;
-        log = RaftLog::new(conf_state(&meta), Some(snap_path.clone()));
+        log = RaftLog::new(conf_state(&meta));
         log.append(&entries);
         log.set_hard_state(hs);
         wal = w;
@@ -425,6 +538,13 @@ pub fn start(
         mvcc,
         lease_extend: cfg.lease_extend,
         leading: false,
+        forwards: HashMap::new(),
+        next_forward_id: 1,
+        checkpoint_clears: HashMap::new(),
+        snapshot_senders: HashSet::new(),
+        receive: Receive::Idle,
+        recv_path,
+        deferred: Vec::new(),
     };
     Ok((rn, meta))
 }
@@ -444,8 +564,13 @@ impl RaftNode {
         'run: loop {
             // Sleep until peer traffic, an input or the next tick; the
             // network does its ready socket work before returning.
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let wait = if self.deferred.is_empty() {
+                next_tick.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             self.net.wait(wait, &mut self.inbox, &mut events);
+            events.append(&mut self.deferred);
             for event in events.drain(..) {
                 self.on_net(event);
             }
@@ -504,6 +629,12 @@ impl RaftNode {
                 term,
                 result,
             } => self.on_snapshot_saved(index, term, result),
+            Input::Forward { query, reply } => self.forward(query, reply),
+            Input::SnapshotSent { to, ok } => {
+                self.snapshot_senders.remove(&to);
+                self.on_net(NetEvent::SnapshotSent { to, ok });
+            }
+            Input::SnapshotReceived(result) => self.on_snapshot_received(result),
             Input::Stop => return false,
         }
         true
@@ -534,6 +665,301 @@ impl RaftNode {
             NetEvent::Unreachable(id) => {
                 self.shared.follower(id, |f| f.fail += 1);
                 self.node.report_unreachable(id);
+                // Requests on a broken stream may be lost: ask again.
+                self.fail_forwards(|to| to == id);
+            }
+            NetEvent::PeerRequest { from, request } => self.answer_peer(from, request),
+            NetEvent::PeerAnswer { from, answer } => match self.forwards.remove(&answer.id) {
+                Some(f) if f.to == from && answer.answer.fits(&f.query) => {
+                    let _ = f.reply.send(Ok(answer.answer));
+                }
+                // Ids are ours: an answer from another member, or one
+                // that does not fit the question, is a bug somewhere; the
+                // asker asks again.
+                Some(f) => {
+                    tracing::warn!(
+                        from = %format!("{from:x}"),
+                        asked = %format!("{:x}", f.to),
+                        query = ?f.query,
+                        answer = ?answer.answer,
+                        "a peer answer that does not fit its request dropped"
+                    );
+                    let _ = f.reply.send(Ok(LeaseAnswer::Retry));
+                }
+                // Its asker gave up (timed out) already.
+                None => {}
+            },
+            NetEvent::SnapshotStream {
+                from,
+                stream,
+                buffered,
+            } => self.receive_snapshot(from, stream, buffered),
+        }
+    }
+
+    /// A lease query from a client of this member, for the leader.
+    fn forward(&mut self, query: LeaseQuery, reply: ForwardReply) {
+        let leader = self.node.raft.leader_id;
+        if leader == 0 || leader == self.member_id {
+            // No leader to ask, or this member leads now and its handle
+            // answers from the lessor itself: the handle asks again.
+            let _ = reply.send(Ok(LeaseAnswer::Retry));
+            return;
+        }
+        if self.forwards.len() >= MAX_FORWARDS_IN_FLIGHT {
+            let _ = reply.send(Err(ServerError::TooManyRequests));
+            return;
+        }
+        let id = self.next_forward_id;
+        self.next_forward_id += 1;
+        let request = PeerRequest { id, query };
+        if self
+            .net
+            .send_peer(leader, FRAME_PEER_REQUEST, |b| request.encode_into(b))
+        {
+            self.forwards.insert(
+                id,
+                Forward {
+                    to: leader,
+                    query: request.query,
+                    reply,
+                },
+            );
+        } else {
+            // Not connected to the leader (yet): the network reports it
+            // unreachable; the handle asks again in a moment.
+            let _ = reply.send(Ok(LeaseAnswer::Retry));
+        }
+    }
+
+    /// Answers "retry" to the forwarded queries sent to members `lost`
+    /// selects: their stream broke, or another member leads now.
+    fn fail_forwards(&mut self, lost: impl Fn(u64) -> bool) {
+        let ids: Vec<u64> = self
+            .forwards
+            .iter()
+            .filter(|(_, f)| lost(f.to))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(f) = self.forwards.remove(&id) {
+                let _ = f.reply.send(Ok(LeaseAnswer::Retry));
+            }
+        }
+    }
+
+    /// A follower's lease query: answered at once from the lessor if this
+    /// member leads (etcd's leader answers its `leasehttp` handler the
+    /// same way), else "not leader". An answer that cannot be queued (the
+    /// stream to the asker is down) is dropped: the asker asks again.
+    fn answer_peer(&mut self, from: u64, request: PeerRequest) {
+        let answer = if self.node.raft.state != StateRole::Leader {
+            LeaseAnswer::NotLeader
+        } else {
+            let (answer, clear) = {
+                let mut le = self.mvcc.lessor();
+                peer_request::answer(
+                    &mut le,
+                    &request.query,
+                    Instant::now(),
+                    peer_request::MAX_ANSWER_BYTES,
+                )
+            };
+            if let Some(id) = clear {
+                self.clear_checkpoint(id);
+            }
+            answer
+        };
+        let reply = PeerAnswer {
+            id: request.id,
+            answer,
+        };
+        self.net
+            .send_peer(from, FRAME_PEER_ANSWER, |b| reply.encode_into(b));
+    }
+
+    /// Proposes clearing a lease's checkpointed remaining TTL, so that a
+    /// keep-alive can renew it (etcd's lessor proposes the same), unless
+    /// that was proposed just now.
+    fn clear_checkpoint(&mut self, id: i64) {
+        let now = Instant::now();
+        if let Some(at) = self.checkpoint_clears.get(&id) {
+            if now.duration_since(*at) < CHECKPOINT_CLEAR_INTERVAL {
+                return;
+            }
+        }
+        if self.checkpoint_clears.len() < MAX_CHECKPOINT_CLEARS
+            || self.checkpoint_clears.contains_key(&id)
+        {
+            self.checkpoint_clears.insert(id, now);
+        }
+        self.propose_internal(InternalRaftRequest {
+            lease_checkpoint: Some(LeaseCheckpointRequest {
+                checkpoints: vec![LeaseCheckpoint {
+                    id,
+                    remaining_ttl: 0,
+                }],
+            }),
+            ..Default::default()
+        });
+    }
+
+    /// raft-rs wants a snapshot sent to a follower: a thread of its own
+    /// streams it (one per peer at a time) and reports through the inbox.
+    fn send_snapshot(&mut self, msg: Message) {
+        let to = msg.to;
+        if self.snapshot_senders.contains(&to) {
+            // raft-rs sends a peer one snapshot until it hears how it
+            // went; a second one while the first is on its way (after a
+            // change of term) waits for the first to finish.
+            self.deferred.push(NetEvent::SnapshotSent { to, ok: false });
+            return;
+        }
+        let index = msg.get_snapshot().get_metadata().index;
+        let job = snapshot_stream::Outgoing {
+            msg,
+            addrs: self.net.peer_addrs(to),
+            cluster_id: self.net.cluster_id(),
+            self_id: self.member_id,
+            snap_dir: self.snap_dir.clone(),
+            mvcc: self.mvcc.clone(),
+        };
+        let tx = self.inbox_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-send".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let to_hex = format!("{to:x}");
+                let ok = match snapshot_stream::send(job) {
+                    Ok(sent) => {
+                        tracing::info!(
+                            to = %to_hex,
+                            index,
+                            consistent_index = sent.consistent_index,
+                            frames = sent.frames,
+                            bytes = sent.bytes,
+                            backend_chunks = sent.backend_chunks,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "sent a snapshot"
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(to = %to_hex, index, error = %e, "could not send a snapshot");
+                        false
+                    }
+                };
+                // Blocking send: raft-rs must hear of it (it sends this
+                // peer nothing else until then).
+                let _ = tx.send(Input::SnapshotSent { to, ok });
+            });
+        match spawned {
+            Ok(_) => {
+                self.snapshot_senders.insert(to);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start a snapshot sender");
+                self.deferred.push(NetEvent::SnapshotSent { to, ok: false });
+            }
+        }
+    }
+
+    /// A peer opened a snapshot stream: a receiver thread reads it, unless
+    /// a snapshot is being received or waits to be installed (then the
+    /// stream is closed, and its sender reports a failure to raft-rs,
+    /// which tries again later).
+    fn receive_snapshot(&mut self, from: u64, stream: std::net::TcpStream, buffered: Vec<u8>) {
+        if !matches!(self.receive, Receive::Idle) {
+            tracing::info!(
+                from = %format!("{from:x}"),
+                "refused a snapshot stream: another snapshot is being received"
+            );
+            return;
+        }
+        let path = self.recv_path.clone();
+        let self_id = self.member_id;
+        let cfg = self.mvcc.config();
+        let (min_ttl, checkpoint_interval) = (cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
+        let tx = self.inbox_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-recv".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    snapshot_stream::receive(
+                        stream,
+                        buffered,
+                        from,
+                        self_id,
+                        &path,
+                        min_ttl,
+                        checkpoint_interval,
+                    )
+                    .map(Box::new)
+                }))
+                .unwrap_or_else(|_| {
+                    let _ = std::fs::remove_file(&path);
+                    Err("the snapshot receiver panicked".into())
+                });
+                // Blocking send: the loop must learn the receive is over.
+                let _ = tx.send(Input::SnapshotReceived(result));
+            });
+        match spawned {
+            Ok(_) => self.receive = Receive::Receiving,
+            Err(e) => tracing::warn!(error = %e, "could not start a snapshot receiver"),
+        }
+    }
+
+    /// A snapshot arrived whole (backend written, checked, indexed, and
+    /// acknowledged to the leader): keep the backend and step the message
+    /// into raft-rs. If raft-rs does not take it (it is not newer than
+    /// what this member has committed, or matches its log), drop it.
+    fn on_snapshot_received(&mut self, result: Result<Box<Received>, String>) {
+        let r = match result {
+            Ok(r) => *r,
+            Err(e) => {
+                tracing::warn!(error = %e, "a snapshot stream failed");
+                self.receive = Receive::Idle;
+                return;
+            }
+        };
+        let meta = r.msg.get_snapshot().get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        tracing::info!(
+            from = %format!("{:x}", r.msg.from),
+            index,
+            term,
+            consistent_index = r.prepared.restored().consistent_index,
+            bytes = r.bytes,
+            "received a snapshot"
+        );
+        self.receive = Receive::Held {
+            index,
+            term,
+            prepared: Box::new(r.prepared),
+        };
+        if let Err(e) = self.node.step(r.msg) {
+            tracing::debug!(error = %e, "raft refused a snapshot");
+        }
+        let taken = self
+            .node
+            .raft
+            .raft_log
+            .unstable_snapshot()
+            .as_ref()
+            .is_some_and(|s| s.get_metadata().index == index && s.get_metadata().term == term);
+        if !taken {
+            tracing::info!(index, term, "raft-rs did not need the received snapshot");
+            self.discard_received();
+        }
+    }
+
+    /// Drops a received backend that will not be installed, and its file.
+    fn discard_received(&mut self) {
+        if let Receive::Held { prepared, .. } = std::mem::replace(&mut self.receive, Receive::Idle)
+        {
+            drop(prepared);
+            if let Err(e) = std::fs::remove_file(&self.recv_path) {
+                tracing::warn!(path = %self.recv_path.display(), error = %e, "cannot delete a received backend");
             }
         }
     }
@@ -569,6 +995,9 @@ impl RaftNode {
                     .leader_since_ns
                     .store(now_ns(), Ordering::Release);
                 tracing::info!(leader = %format!("{:x}", ss.leader_id), "leader changed");
+                // Queries sent to the old leader will not be answered.
+                let leader = ss.leader_id;
+                self.fail_forwards(|to| to != leader);
             }
             let leading = ss.raft_state == StateRole::Leader;
             self.shared.is_leader.store(leading, Ordering::Release);
@@ -649,12 +1078,21 @@ impl RaftNode {
             return;
         }
         let now = Instant::now();
-        for m in &msgs {
-            if m.get_msg_type() == MessageType::MsgHeartbeat {
-                self.heartbeat_sent.entry(m.to).or_insert(now);
+        let mut stream = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            match m.get_msg_type() {
+                MessageType::MsgSnapshot => {
+                    self.send_snapshot(m);
+                    continue;
+                }
+                MessageType::MsgHeartbeat => {
+                    self.heartbeat_sent.entry(m.to).or_insert(now);
+                }
+                _ => {}
             }
+            stream.push(m);
         }
-        self.net.send(msgs);
+        self.net.send(stream);
     }
 
     fn apply(&mut self, entries: Vec<Entry>) {
@@ -740,8 +1178,33 @@ impl RaftNode {
         }
     }
 
+    /// Installs a snapshot raft-rs took from the leader: the v3 backend
+    /// received with it first, then the v2 store; the caller's step 2.
     fn install_snapshot(&mut self, snap: Snapshot) {
         let meta = snap.get_metadata().clone();
+        let prepared = match std::mem::replace(&mut self.receive, Receive::Idle) {
+            Receive::Held {
+                index,
+                term,
+                prepared,
+            } if index == meta.index && term == meta.term => prepared,
+            other => {
+                // raft-rs gets snapshots only from the snapshot stream,
+                // with their backend: this cannot happen. Stopping is
+                // safe (the leader has it all); installing the v2 store
+                // with a stale v3 store is not.
+                let held = match &other {
+                    Receive::Held { index, .. } => Some(*index),
+                    _ => None,
+                };
+                tracing::error!(
+                    index = meta.index,
+                    held = ?held,
+                    "a snapshot from the leader arrived without the v3 backend it needs; stopping"
+                );
+                std::process::exit(1);
+            }
+        };
         let v2 = match entry::decode_snapshot(&snap.data) {
             Ok(p) => p,
             Err(e) => {
@@ -749,19 +1212,29 @@ impl RaftNode {
                 std::process::exit(1);
             }
         };
+        let restored;
         {
             let mut state = self.shared.state_mut();
-            if state.v3.applied_index() < meta.index {
-                // The v3 backend must come with the snapshot; stopping is
-                // safe (nothing is lost: the leader has it all), going on
-                // with a stale v3 store is not.
-                tracing::error!(
-                    index = meta.index,
-                    backend_index = state.v3.applied_index(),
-                    "a snapshot from the leader arrived without the v3 backend it needs; stopping"
-                );
-                std::process::exit(1);
-            }
+            // The backend first: renamed over the member's own file (the
+            // rest of the data dir does not refer to it, see
+            // `snapshot_stream`'s crash cases), then swapped in.
+            restored = match state.v3.install(*prepared) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(index = meta.index, error = %e, "cannot install the v3 backend of a snapshot; stopping");
+                    std::process::exit(1);
+                }
+            };
+            // Tests: a crash with the backend installed and nothing else.
+            ferret_mvcc::failpoint("snapshot-install-after-backend");
+            // The receiver checked it; entries between the snapshot and
+            // the copy's consistent index are applied to the v2 store only.
+            assert!(
+                restored.consistent_index >= meta.index,
+                "a backend up to {} for a snapshot at {}",
+                restored.consistent_index,
+                meta.index
+            );
             if let Err(e) = state.v2.restore_in_place(&v2) {
                 tracing::error!(index = meta.index, error = %e, "snapshot from the leader is corrupt");
                 std::process::exit(1);
@@ -788,6 +1261,10 @@ impl RaftNode {
         tracing::info!(
             index = meta.index,
             term = meta.term,
+            consistent_index = restored.consistent_index,
+            revision = restored.current_rev,
+            keys = restored.keys,
+            leases = restored.leases,
             "installed a snapshot from the leader"
         );
     }
@@ -881,6 +1358,9 @@ impl RaftNode {
     /// unanswered read indexes, forget clients that gave up.
     fn housekeeping(&mut self) {
         self.waiters.retain(|_, w| !w.is_closed());
+        self.forwards.retain(|_, f| !f.reply.is_closed());
+        self.checkpoint_clears
+            .retain(|_, at| at.elapsed() < CHECKPOINT_CLEAR_INTERVAL);
         self.reads_pending.retain(|_, (_, batch)| {
             batch.retain(|w| !w.is_closed());
             !batch.is_empty()

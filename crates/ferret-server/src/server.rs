@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use ferret_mvcc::{Applier, Mvcc, MvccConfig, Renewal, Storage};
+use ferret_mvcc::{Applier, Mvcc, MvccConfig, Storage};
 use ferret_proto::etcdserverpb::{InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest};
 use tokio::sync::oneshot;
 
@@ -20,6 +20,7 @@ use crate::apply::{Applied, StateMachines};
 use crate::clock::now_ns;
 use crate::entry::{self, IdGenerator, InitialMember, WalMetadata};
 use crate::inbox::{self, InboxSender, QueueError};
+use crate::peer_request::{self, LeaseAnswer, LeaseQuery};
 use crate::raft_node::{self, Input, NodeConfig, StartError};
 use crate::shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError, Shared};
 use crate::transport::{self, PeerNet, TransportStats};
@@ -107,6 +108,16 @@ pub fn backend_path(data_dir: &std::path::Path) -> PathBuf {
 /// refused ("too many requests") instead of growing memory; 16384 is a few
 /// Ready rounds of work.
 const INBOX_CAPACITY: usize = 16384;
+
+/// How long a lease query waits before asking again when the leader said
+/// "retry" (or there is none): etcd's renewal waits for a revocation in
+/// flight the same way, on a channel instead.
+const LEASE_RETRY_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A lease query forwarded to the leader and not answered within this is
+/// asked again (a stream can lose a request without breaking, when the
+/// leader restarts; the answer normally takes one round trip).
+const FORWARD_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A cheap, cloneable handle on a running member.
 #[derive(Clone)]
@@ -328,29 +339,64 @@ impl Server {
     }
 
     /// A keep-alive. Only the leader tracks expiry, so only the leader
-    /// renews.
+    /// renews: a follower forwards it to the leader over the peer stream
+    /// and waits for the answer (etcd's `LeaseRenew`).
     pub async fn lease_renew(&self, id: i64) -> Result<RenewOutcome, ServerError> {
+        match self.lease_query(LeaseQuery::Renew(id)).await? {
+            LeaseAnswer::Renewed { ttl } => Ok(RenewOutcome::Renewed(ttl)),
+            LeaseAnswer::NotFound => Ok(RenewOutcome::NotFound),
+            // The loop drops answers that do not fit (`LeaseAnswer::fits`).
+            other => unreachable!("a renewal answered {other:?}"),
+        }
+    }
+
+    /// A lease's remaining time, as the leader sees it (a follower asks
+    /// the leader); `None` if it does not exist.
+    pub async fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<Option<LeaseTtl>, ServerError> {
+        match self
+            .lease_query(LeaseQuery::TimeToLive { id, keys })
+            .await?
+        {
+            LeaseAnswer::TimeToLive {
+                ttl,
+                granted_ttl,
+                keys,
+            } => Ok(Some(LeaseTtl {
+                ttl,
+                granted_ttl,
+                keys,
+            })),
+            LeaseAnswer::NotFound => Ok(None),
+            // The loop drops answers that do not fit (`LeaseAnswer::fits`).
+            other => unreachable!("a time-to-live answered {other:?}"),
+        }
+    }
+
+    /// Asks the leader's lessor, from its own lessor on the leader or over
+    /// the peer stream from a follower, again and again until it answers,
+    /// within the request timeout: while the leader is not promoted yet, a
+    /// lease expired and is being revoked, a checkpoint is being cleared,
+    /// the leader changes or a request is lost. Answers only
+    /// [`LeaseAnswer::Renewed`], [`LeaseAnswer::TimeToLive`] or
+    /// [`LeaseAnswer::NotFound`]. Fails with `NoLeader` if no leader was
+    /// known the whole time, `Timeout` if one was.
+    async fn lease_query(&self, query: LeaseQuery) -> Result<LeaseAnswer, ServerError> {
         let deadline = tokio::time::Instant::now() + self.shared.request_timeout;
+        let mut saw_leader = false;
         loop {
-            if !self.is_leader() {
-                // Keep-alives reach only the leader today: a follower that
-                // receives one says so rather than pretend (forwarding to
-                // the leader over the peer connection comes next).
-                return Err(ServerError::NoLeader);
-            }
-            let outcome = self.mvcc().lessor().renew(id, std::time::Instant::now());
-            match outcome {
-                Renewal::Renewed(ttl) => return Ok(RenewOutcome::Renewed(ttl)),
-                Renewal::NotFound => return Ok(RenewOutcome::NotFound),
-                Renewal::NotPrimary => {
-                    // Leader, but not yet promoted (its first entry of the
-                    // term is not applied yet): wait a moment.
-                }
-                Renewal::Expired => {
-                    // etcd answers once the revocation is applied.
-                }
-                Renewal::ClearCheckpointFirst => {
-                    let req = InternalRaftRequest {
+            let answer = if self.is_leader() {
+                saw_leader = true;
+                let (answer, clear) = {
+                    let mut le = self.mvcc().lessor();
+                    // Local: no wire, no bound on the keys listed.
+                    peer_request::answer(&mut le, &query, std::time::Instant::now(), usize::MAX)
+                };
+                if let Some(id) = clear {
+                    self.propose(InternalRaftRequest {
                         lease_checkpoint: Some(LeaseCheckpointRequest {
                             checkpoints: vec![LeaseCheckpoint {
                                 id,
@@ -358,39 +404,58 @@ impl Server {
                             }],
                         }),
                         ..Default::default()
-                    };
-                    self.propose(req).await?;
+                    })
+                    .await?;
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ServerError::Timeout);
+                    }
                     continue;
                 }
+                answer
+            } else if self.leader_id().is_some() {
+                saw_leader = true;
+                self.forward(query.clone(), deadline).await?
+            } else {
+                LeaseAnswer::Retry
+            };
+            match answer {
+                LeaseAnswer::Renewed { .. }
+                | LeaseAnswer::TimeToLive { .. }
+                | LeaseAnswer::NotFound => return Ok(answer),
+                // The keys do not fit in one peer answer.
+                LeaseAnswer::TooLarge => return Err(ServerError::RequestTooLarge),
+                LeaseAnswer::Retry | LeaseAnswer::NotLeader => {}
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ServerError::Timeout);
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(if saw_leader {
+                    ServerError::Timeout
+                } else {
+                    ServerError::NoLeader
+                });
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(LEASE_RETRY_INTERVAL.min(deadline - now)).await;
         }
     }
 
-    /// A lease's remaining time (the leader's view); `None` if it does
-    /// not exist.
-    pub async fn lease_time_to_live(
+    /// One attempt at asking the leader through the Raft thread; a lost
+    /// request or answer is "retry" after [`FORWARD_ATTEMPT_TIMEOUT`].
+    async fn forward(
         &self,
-        id: i64,
-        keys: bool,
-    ) -> Result<Option<LeaseTtl>, ServerError> {
-        if !self.is_leader() {
-            return Err(ServerError::NoLeader);
+        query: LeaseQuery,
+        deadline: tokio::time::Instant,
+    ) -> Result<LeaseAnswer, ServerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Forward { query, reply })?;
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(FORWARD_ATTEMPT_TIMEOUT);
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            // The Raft thread forgets it once this receiver is gone.
+            Err(_) => Ok(LeaseAnswer::Retry),
         }
-        let now = std::time::Instant::now();
-        let le = self.mvcc().lessor();
-        Ok(le.get(id).map(|l| LeaseTtl {
-            ttl: l.remaining(now).map_or(l.ttl, |d| d.as_secs() as i64),
-            granted_ttl: l.ttl,
-            keys: if keys {
-                l.keys.iter().cloned().collect()
-            } else {
-                Vec::new()
-            },
-        }))
     }
 
     fn send(&self, input: Input) -> Result<(), ServerError> {

@@ -16,13 +16,119 @@
 //! unreachable (Raft retransmits), so memory stays bounded and the loop
 //! never blocks.
 //!
-//! Wire format, per connection:
-//! - handshake, 21 bytes: magic `FRFT` (4), version `1` (1), cluster id
-//!   (8, LE), sender member id (8, LE); a receiver closes a stream whose
-//!   cluster id is not its own (a member of another cluster, or a stale one);
-//! - then frames: length (4, LE) followed by that many bytes of a
-//!   protobuf-encoded `raft::eraftpb::Message`. A frame over
-//!   [`MAX_FRAME_BYTES`] is refused as corrupt and closes the stream.
+//! A follower's lease keep-alives and TimeToLive queries travel on the
+//! same streams as small request and answer frames (see
+//! [`crate::peer_request`]). A snapshot does not: raft-rs's `MsgSnapshot`
+//! goes to a snapshot-sender thread, which opens a connection of its own
+//! and streams the v2 store and the v3 backend in bounded frames (see
+//! `crate::snapshot_stream`); on the receiving member this module only
+//! accepts the connection and hands the socket over.
+//!
+//! # Wire format, version 2
+//!
+//! All integers are little-endian. Every connection starts with a 22-byte
+//! handshake, from the member that opened it:
+//!
+//! ```text
+//! offset size
+//!  0      4   magic "FRFT"
+//!  4      1   version: 2
+//!  5      8   cluster id (u64)
+//! 13      8   sender's member id (u64)
+//! 21      1   stream kind: 1 = message stream, 2 = snapshot stream
+//! ```
+//!
+//! A receiver closes a connection whose magic, version or kind it does
+//! not know, or whose cluster id is not its own (a member of another
+//! cluster, or a stale one). Version 1 was the same handshake without the
+//! kind byte; members of versions 1 and 2 cannot talk to each other, so a
+//! cluster moves to this version by restarting every member on it.
+//!
+//! Then frames, in both kinds of stream:
+//!
+//! ```text
+//! offset size
+//!  0      4   n: the frame's size after this field (u32), n >= 1
+//!  4      1   frame kind
+//!  5    n-1   body
+//! ```
+//!
+//! A frame whose kind the stream does not carry, whose size exceeds its
+//! kind's bound, or whose body does not decode closes the connection.
+//!
+//! ## Message stream
+//!
+//! One per ordered pair of members, written only by the member that opened
+//! it (the other end never writes: readable means closed). So a request
+//! travels on the asker's stream and its answer on the answerer's.
+//!
+//! - kind 1, **raft message**: the body is a protobuf
+//!   `raft::eraftpb::Message`, never a `MsgSnapshot` (one arriving here
+//!   closes the stream: it would be installed without its v3 backend);
+//!   n - 1 <= [`MAX_FRAME_BYTES`].
+//! - kind 2, **peer request**: 18 bytes:
+//!
+//!   ```text
+//!    0  8  request id (u64): the asker's, unique among its requests in flight
+//!    8  1  op: 1 = lease renew (keep-alive), 2 = lease time-to-live
+//!    9  8  lease id (i64)
+//!   17  1  flags: bit 0 = list the lease's keys (op 2 only); others 0
+//!   ```
+//!
+//! - kind 3, **peer answer**: 29 bytes, then the keys; at most
+//!   [`crate::peer_request::MAX_ANSWER_BYTES`]:
+//!
+//!   ```text
+//!    0  8  request id (u64) of the request answered
+//!    8  1  status: 1 renewed, 2 not found, 3 time-to-live, 4 retry,
+//!          5 not leader, 6 too large
+//!    9  8  ttl (i64): renewed: the lease's TTL; time-to-live: seconds
+//!          left; otherwise 0
+//!   17  8  granted ttl (i64): time-to-live only, otherwise 0
+//!   25  4  key count (u32): time-to-live with keys only, otherwise 0
+//!   29     per key: its length (u32), then its bytes
+//!   ```
+//!
+//!   "Retry" means ask again in a moment (leader not promoted yet, lease
+//!   expired but its revocation not applied yet, a checkpoint to clear
+//!   first); "not leader" means ask the current leader.
+//!
+//! ## Snapshot stream
+//!
+//! One connection per snapshot, opened by the leader's snapshot sender.
+//! The sender writes, in this order:
+//!
+//! - kind 16, **snapshot message**, once: a protobuf `MsgSnapshot` whose
+//!   snapshot carries the metadata (index, term, configuration) and no
+//!   data; at most [`MAX_SNAPSHOT_FRAME_BYTES`].
+//! - kind 17, **v2 piece**, zero or more: the next bytes of the snapshot
+//!   payload (what the snapshot file holds: `ferretpb.Snapshot` with the
+//!   v2 store), at most [`SNAPSHOT_PIECE_BYTES`] each; the payload is
+//!   their concatenation, at most [`MAX_V2_SNAPSHOT_BYTES`].
+//! - kind 18, **backend piece**, and kind 19, **backend chunk end**, zero
+//!   or more: one encoded `ferretpb.BackendChunk` (about 1 MiB of one
+//!   table of the backend, see `ferret_mvcc::snapshot`) is the
+//!   concatenation of the kind-18 pieces before a kind-19 frame and that
+//!   frame's body; each piece at most [`SNAPSHOT_PIECE_BYTES`], a chunk
+//!   at most [`MAX_BACKEND_CHUNK_BYTES`]. Splitting keeps every frame
+//!   small even when one value is large.
+//! - kind 20, **end**, 20 bytes:
+//!
+//!   ```text
+//!    0  8  frames before this one (u64)
+//!    8  8  bytes of those frames, size fields and kinds included (u64)
+//!   16  4  CRC-32C (Castagnoli) of those bytes, in order
+//!   ```
+//!
+//! The receiver answers with one frame, kind 21, **acknowledgement**, a
+//! 1-byte body `0`, once it has written the backend to disk, checked the
+//! end frame and read the copy in (`SnapshotWriter::finish`). Only then is
+//! the snapshot reported sent. Any other outcome (a refusal: the receiver
+//! already receives a snapshot; a broken or bad stream) closes the
+//! connection without an acknowledgement, and the receiver deletes what it
+//! wrote. The sender gives up after [`SNAPSHOT_IO_TIMEOUT`] without
+//! progress, or [`snapshot_ack_timeout`] waiting for the acknowledgement;
+//! the receiver after [`SNAPSHOT_IO_TIMEOUT`] without a byte.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -38,17 +144,66 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
 use crate::inbox::{Inbox, WAKER};
+use crate::peer_request::{self, PeerAnswer, PeerRequest};
 
 const MAGIC: &[u8; 4] = b"FRFT";
-const VERSION: u8 = 1;
-const HELLO_LEN: usize = 21;
+/// The wire format's version (see the module docs).
+const VERSION: u8 = 2;
+/// The handshake's length.
+pub const HELLO_LEN: usize = 22;
+/// Stream kinds, the handshake's last byte.
+pub const STREAM_MESSAGES: u8 = 1;
+pub const STREAM_SNAPSHOT: u8 = 2;
 
-/// Largest frame accepted: a snapshot of a large store travels in one
-/// message, so this is generous; anything larger is corruption.
-pub const MAX_FRAME_BYTES: usize = 1 << 30;
+/// A frame's size field and kind.
+pub const FRAME_HEAD_BYTES: usize = 5;
+
+/// Frame kinds of the message stream.
+pub const FRAME_RAFT: u8 = 1;
+pub const FRAME_PEER_REQUEST: u8 = 2;
+pub const FRAME_PEER_ANSWER: u8 = 3;
+
+/// Frame kinds of the snapshot stream.
+pub const FRAME_SNAP_MESSAGE: u8 = 16;
+pub const FRAME_SNAP_V2: u8 = 17;
+pub const FRAME_SNAP_BACKEND_PART: u8 = 18;
+pub const FRAME_SNAP_BACKEND: u8 = 19;
+pub const FRAME_SNAP_END: u8 = 20;
+pub const FRAME_SNAP_ACK: u8 = 21;
+
+/// Largest raft message accepted. Snapshots no longer travel as one
+/// message, so the largest is an append carrying one large entry, which
+/// the WAL bounds at 256 MiB (a record); the rest is the message around
+/// it. Anything larger is corruption.
+pub const MAX_FRAME_BYTES: usize = (256 << 20) + (1 << 20);
+
+/// The sender's pieces of the v2 payload and of backend chunks.
+pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
+/// Largest frame of a snapshot stream: a piece and its head, with room
+/// to spare; the receiver refuses anything larger.
+pub const MAX_SNAPSHOT_FRAME_BYTES: usize = 4 << 20;
+/// Largest v2 payload received (it is held in memory, as the v2 store
+/// itself is): the bound a whole snapshot message had before it was
+/// streamed.
+pub const MAX_V2_SNAPSHOT_BYTES: usize = 1 << 30;
+/// Largest backend chunk received: about 1 MiB plus one entry, which the
+/// WAL bounds at 256 MiB.
+pub const MAX_BACKEND_CHUNK_BYTES: usize = (256 << 20) + (2 << 20);
+/// A snapshot stream making no progress for this long (a write the peer
+/// does not take, a read that gets nothing) is abandoned.
+pub const SNAPSHOT_IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the sender waits for the acknowledgement after the end frame
+/// of a stream of `bytes`: the receiver syncs the backend to disk and
+/// reads it whole to build its index first. 30 s, plus a second per
+/// 16 MiB (a slow disk's pace): long enough for a large backend, short
+/// enough that a peer lost at the last moment (a partition) delays the
+/// next attempt by little for a small one.
+pub fn snapshot_ack_timeout(bytes: u64) -> Duration {
+    Duration::from_secs(30 + bytes / (16 << 20))
+}
 
 /// Bytes waiting for one peer's socket beyond which new messages to it are
-/// dropped (a snapshot is always accepted into an empty buffer).
+/// dropped.
 pub const MAX_PENDING_BYTES: usize = 64 << 20;
 
 /// Reconnect backoff bounds.
@@ -58,9 +213,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// A connection attempt not finished by then is abandoned and retried (a
 /// peer whose packets are dropped would otherwise hold it for the
 /// kernel's SYN retries, minutes).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Buffers grown past this (by a snapshot) are given back once empty.
+/// Buffers grown past this (by a large message) are given back once empty.
 const BUFFER_KEEP_BYTES: usize = 1 << 20;
 
 const FIRST_LISTENER: usize = 1;
@@ -77,13 +232,42 @@ pub struct TransportStats {
 /// What the peer network reports to the Ready loop.
 pub enum NetEvent {
     Step(Message),
-    /// A snapshot message was written out whole (`ok`) or lost with its
-    /// connection.
+    /// A snapshot stream's outcome: the receiver acknowledged that it
+    /// wrote everything (`ok`), or the stream failed. Reported by the
+    /// snapshot sender (`crate::snapshot_stream`), not by this module.
     SnapshotSent {
         to: u64,
         ok: bool,
     },
     Unreachable(u64),
+    /// A peer asks something of this member (it should lead).
+    PeerRequest {
+        from: u64,
+        request: PeerRequest,
+    },
+    /// A peer answers one of this member's requests.
+    PeerAnswer {
+        from: u64,
+        answer: PeerAnswer,
+    },
+    /// A peer opened a snapshot stream: its socket, in blocking mode, and
+    /// the bytes already read after the handshake, for a receiver thread.
+    SnapshotStream {
+        from: u64,
+        stream: std::net::TcpStream,
+        buffered: Vec<u8>,
+    },
+}
+
+/// The handshake that opens a connection of `kind` from `from`.
+pub fn hello(cluster_id: u64, from: u64, kind: u8) -> [u8; HELLO_LEN] {
+    let mut h = [0u8; HELLO_LEN];
+    h[..4].copy_from_slice(MAGIC);
+    h[4] = VERSION;
+    h[5..13].copy_from_slice(&cluster_id.to_le_bytes());
+    h[13..21].copy_from_slice(&from.to_le_bytes());
+    h[21] = kind;
+    h
 }
 
 /// Binds a peer listener (before the Raft thread starts, so a port in use
@@ -120,8 +304,6 @@ struct Outbound {
     /// Handshake and frames; `buf[sent..]` is still to be written.
     buf: Vec<u8>,
     sent: usize,
-    /// End offsets in `buf` of snapshot frames not yet written whole.
-    snapshots: Vec<usize>,
 }
 
 /// A stream a peer opened to us.
@@ -139,6 +321,9 @@ struct FrameReader {
     start: usize,
     /// The sender, once its handshake is read.
     from: Option<u64>,
+    /// The stream's kind, once its handshake is read. Frames are parsed
+    /// only on a message stream; a snapshot stream is handed over whole.
+    kind: Option<u8>,
 }
 
 /// All of a member's peer streams, for the Raft thread.
@@ -209,7 +394,6 @@ impl PeerNet {
                 backoff: BACKOFF_MIN,
                 buf: Vec::new(),
                 sent: 0,
-                snapshots: Vec::new(),
             });
         }
         net.connect_due(now);
@@ -219,44 +403,25 @@ impl PeerNet {
     /// Writes messages to their peers' sockets, buffering what the kernel
     /// will not take yet. A peer a message could not be queued for (not
     /// connected, or too far behind) is reported unreachable by the next
-    /// `wait`, like every other failure.
+    /// `wait`, like every other failure. Snapshots never come here: they
+    /// travel on a stream of their own (`crate::snapshot_stream`).
     pub fn send(&mut self, msgs: Vec<Message>) {
         let mut touched = std::mem::take(&mut self.touched);
         for m in msgs {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                debug_assert!(false, "a snapshot for the message stream");
+                tracing::error!(to = m.to, "a snapshot for the message stream dropped");
+                continue;
+            }
             let Some(&i) = self.by_peer.get(&m.to) else {
                 tracing::debug!(to = m.to, "message for an unknown peer dropped");
                 continue;
             };
-            let out = &mut self.outbound[i];
-            let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
-            let connected = matches!(out.conn, Conn::Connecting(_) | Conn::Up(_));
-            if !connected || out.buf.len() - out.sent > MAX_PENDING_BYTES {
-                if snapshot {
-                    self.deferred.push(NetEvent::SnapshotSent {
-                        to: m.to,
-                        ok: false,
-                    });
-                }
-                let reported = self
-                    .deferred
-                    .iter()
-                    .any(|e| matches!(e, NetEvent::Unreachable(p) if *p == m.to));
-                if !reported {
-                    self.deferred.push(NetEvent::Unreachable(m.to));
-                }
+            let queued = self.queue(i, FRAME_RAFT, |buf| {
+                m.write_to_vec(buf).map_err(|e| e.to_string())
+            });
+            if !queued {
                 continue;
-            }
-            let at = out.buf.len();
-            out.buf.extend_from_slice(&[0; 4]);
-            if let Err(e) = m.write_to_vec(&mut out.buf) {
-                tracing::warn!(error = %e, "unencodable raft message dropped");
-                out.buf.truncate(at);
-                continue;
-            }
-            let len = (out.buf.len() - at - 4) as u32;
-            out.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
-            if snapshot {
-                out.snapshots.push(out.buf.len());
             }
             if m.get_msg_type() == MessageType::MsgAppend {
                 self.stats.sent_appends.fetch_add(1, Ordering::Relaxed);
@@ -270,6 +435,70 @@ impl PeerNet {
         }
         touched.clear();
         self.touched = touched;
+    }
+
+    /// Sends a peer request or answer (a frame of `kind` whose body
+    /// `encode` appends) to peer `to`; `false` if it could not be queued
+    /// (unknown peer, not connected, too far behind: reported unreachable
+    /// by the next `wait`, as for raft messages).
+    pub fn send_peer(&mut self, to: u64, kind: u8, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let Some(&i) = self.by_peer.get(&to) else {
+            return false;
+        };
+        let queued = self.queue(i, kind, |buf| {
+            encode(buf);
+            Ok(())
+        });
+        if queued {
+            self.flush(i);
+        }
+        queued
+    }
+
+    /// Appends one frame to peer `i`'s buffer; `false` if the peer cannot
+    /// take it now.
+    fn queue(
+        &mut self,
+        i: usize,
+        kind: u8,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> bool {
+        let out = &mut self.outbound[i];
+        let connected = matches!(out.conn, Conn::Connecting(_) | Conn::Up(_));
+        if !connected || out.buf.len() - out.sent > MAX_PENDING_BYTES {
+            let peer = out.peer;
+            let reported = self
+                .deferred
+                .iter()
+                .any(|e| matches!(e, NetEvent::Unreachable(p) if *p == peer));
+            if !reported {
+                self.deferred.push(NetEvent::Unreachable(peer));
+            }
+            return false;
+        }
+        let at = out.buf.len();
+        out.buf.extend_from_slice(&[0, 0, 0, 0, kind]);
+        if let Err(e) = encode(&mut out.buf) {
+            tracing::warn!(error = %e, "unencodable peer frame dropped");
+            out.buf.truncate(at);
+            return false;
+        }
+        let len = (out.buf.len() - at - 4) as u32;
+        out.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        true
+    }
+
+    /// The peer URLs' `host:port`s of member `id`, for a connection of
+    /// another kind (a snapshot stream).
+    pub fn peer_addrs(&self, id: u64) -> Vec<String> {
+        self.by_peer
+            .get(&id)
+            .map(|&i| self.outbound[i].addrs.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
     }
 
     /// Waits up to `timeout` for peer traffic or an input, does the socket
@@ -405,10 +634,8 @@ impl PeerNet {
                     o.retry_at = now;
                     o.buf.clear();
                     o.sent = 0;
-                    o.buf.extend_from_slice(MAGIC);
-                    o.buf.push(VERSION);
-                    o.buf.extend_from_slice(&self.cluster_id.to_le_bytes());
-                    o.buf.extend_from_slice(&self.self_id.to_le_bytes());
+                    o.buf
+                        .extend_from_slice(&hello(self.cluster_id, self.self_id, STREAM_MESSAGES));
                 }
                 Err(e) => self.fail(i, &e),
             }
@@ -485,20 +712,8 @@ impl PeerNet {
                 }
             }
         }
-        let sent = o.sent;
-        let done = o.snapshots.iter().filter(|&&end| end <= sent).count();
-        for _ in 0..done {
-            self.deferred.push(NetEvent::SnapshotSent {
-                to: o.peer,
-                ok: true,
-            });
-        }
-        o.snapshots.retain(|&end| end > sent);
-        let removed = compact(&mut o.buf, sent);
+        let removed = compact(&mut o.buf, o.sent);
         o.sent -= removed;
-        for end in &mut o.snapshots {
-            *end -= removed;
-        }
     }
 
     /// Drops a peer's stream and what was waiting for it; reconnects after
@@ -510,12 +725,6 @@ impl PeerNet {
             std::mem::replace(&mut o.conn, Conn::Idle)
         {
             let _ = self.poll.registry().deregister(&mut s);
-        }
-        for _ in o.snapshots.drain(..) {
-            self.deferred.push(NetEvent::SnapshotSent {
-                to: o.peer,
-                ok: false,
-            });
         }
         let everything = o.buf.len();
         compact(&mut o.buf, everything);
@@ -579,16 +788,40 @@ impl PeerNet {
                     {
                         break Err(e);
                     }
+                    if c.frames.kind == Some(STREAM_SNAPSHOT) {
+                        // Not ours to read: the rest goes to a receiver
+                        // thread, with the bytes read past the handshake.
+                        break Ok(());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e.to_string()),
             }
         };
+        let snapshot = c.frames.kind == Some(STREAM_SNAPSHOT);
         if let Err(e) = result {
             tracing::debug!(error = %e, "peer stream ended");
             if let Some(mut c) = self.inbound.remove(&token) {
                 let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+            return;
+        }
+        if snapshot {
+            let Some(mut c) = self.inbound.remove(&token) else {
+                return;
+            };
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            let from = c.frames.from.expect("the handshake is read");
+            let buffered = c.frames.buf.split_off(c.frames.start);
+            let stream = std::net::TcpStream::from(c.stream);
+            match stream.set_nonblocking(false) {
+                Ok(()) => out.push(NetEvent::SnapshotStream {
+                    from,
+                    stream,
+                    buffered,
+                }),
+                Err(e) => tracing::warn!(error = %e, "cannot take over a snapshot stream"),
             }
         }
     }
@@ -596,7 +829,9 @@ impl PeerNet {
 
 impl FrameReader {
     /// Takes the next bytes of the stream; every message they complete is
-    /// appended to `out`. An error means the stream must be closed.
+    /// appended to `out`. An error means the stream must be closed. Once
+    /// the handshake says this is a snapshot stream, nothing more is
+    /// parsed: `buf[start..]` holds what followed it.
     fn push(
         &mut self,
         bytes: &[u8],
@@ -607,12 +842,12 @@ impl FrameReader {
         self.buf.extend_from_slice(bytes);
         loop {
             let rest = &self.buf[self.start..];
-            if self.from.is_none() {
+            let Some(from) = self.from else {
                 if rest.len() < HELLO_LEN {
                     break;
                 }
                 if &rest[..4] != MAGIC || rest[4] != VERSION {
-                    return Err("not a ferretcd peer stream".into());
+                    return Err("not a ferretcd peer stream of this version".into());
                 }
                 let their_cluster = u64::from_le_bytes(rest[5..13].try_into().expect("8 bytes"));
                 let from = u64::from_le_bytes(rest[13..21].try_into().expect("8 bytes"));
@@ -624,29 +859,65 @@ impl FrameReader {
                     );
                     return Err("cluster id mismatch".into());
                 }
+                let kind = rest[21];
+                if kind != STREAM_MESSAGES && kind != STREAM_SNAPSHOT {
+                    return Err(format!("a peer stream of kind {kind}"));
+                }
                 self.from = Some(from);
+                self.kind = Some(kind);
                 self.start += HELLO_LEN;
+                if kind == STREAM_SNAPSHOT {
+                    return Ok(());
+                }
                 continue;
-            }
-            if rest.len() < 4 {
+            };
+            if rest.len() < FRAME_HEAD_BYTES {
                 break;
             }
             let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-            if len > MAX_FRAME_BYTES {
-                return Err(format!("frame of {len} bytes"));
+            let kind = rest[4];
+            // The bound is checked before the body arrives: a frame's
+            // announced size is never trusted with memory.
+            let max = match kind {
+                FRAME_RAFT => MAX_FRAME_BYTES,
+                FRAME_PEER_REQUEST => peer_request::REQUEST_BYTES,
+                FRAME_PEER_ANSWER => peer_request::MAX_ANSWER_BYTES,
+                _ => return Err(format!("a frame of kind {kind} on a message stream")),
+            };
+            if len == 0 || len - 1 > max {
+                return Err(format!("a frame of kind {kind} and {len} bytes"));
             }
             if rest.len() < 4 + len {
                 let missing = 4 + len - rest.len();
                 self.buf.reserve(missing);
                 break;
             }
-            let m = Message::parse_from_bytes(&rest[4..4 + len])
-                .map_err(|e| format!("bad raft message: {e}"))?;
-            self.start += 4 + len;
-            if m.get_msg_type() == MessageType::MsgAppend {
-                stats.received_appends.fetch_add(1, Ordering::Relaxed);
+            let body = &rest[FRAME_HEAD_BYTES..4 + len];
+            match kind {
+                FRAME_RAFT => {
+                    let m = Message::parse_from_bytes(body)
+                        .map_err(|e| format!("bad raft message: {e}"))?;
+                    match m.get_msg_type() {
+                        MessageType::MsgSnapshot => {
+                            return Err("a snapshot on the message stream".into())
+                        }
+                        MessageType::MsgAppend => {
+                            stats.received_appends.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                    out.push(NetEvent::Step(m));
+                }
+                FRAME_PEER_REQUEST => out.push(NetEvent::PeerRequest {
+                    from,
+                    request: PeerRequest::decode(body)?,
+                }),
+                _ => out.push(NetEvent::PeerAnswer {
+                    from,
+                    answer: PeerAnswer::decode(body)?,
+                }),
             }
-            out.push(NetEvent::Step(m));
+            self.start += 4 + len;
         }
         self.start -= compact(&mut self.buf, self.start);
         Ok(())
@@ -684,16 +955,13 @@ fn host_port(url: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::inbox::{channel, InboxSender};
+    use crate::peer_request::{LeaseAnswer, LeaseQuery};
     use crate::raft_node::Input;
 
     const CLUSTER: u64 = 0xc1;
 
     fn hello(cluster: u64, from: u64) -> Vec<u8> {
-        let mut b = MAGIC.to_vec();
-        b.push(VERSION);
-        b.extend_from_slice(&cluster.to_le_bytes());
-        b.extend_from_slice(&from.to_le_bytes());
-        b
+        super::hello(cluster, from, STREAM_MESSAGES).to_vec()
     }
 
     fn message(to: u64, index: u64, kind: MessageType) -> Message {
@@ -706,10 +974,20 @@ mod tests {
     }
 
     fn frame(m: &Message) -> Vec<u8> {
-        let body = m.write_to_bytes().unwrap();
-        let mut b = (body.len() as u32).to_le_bytes().to_vec();
-        b.extend_from_slice(&body);
+        raw_frame(FRAME_RAFT, &m.write_to_bytes().unwrap())
+    }
+
+    fn raw_frame(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut b = (body.len() as u32 + 1).to_le_bytes().to_vec();
+        b.push(kind);
+        b.extend_from_slice(body);
         b
+    }
+
+    fn request_frame(id: u64, query: LeaseQuery) -> Vec<u8> {
+        let mut body = Vec::new();
+        PeerRequest { id, query }.encode_into(&mut body);
+        raw_frame(FRAME_PEER_REQUEST, &body)
     }
 
     fn indexes(events: &[NetEvent]) -> Vec<u64> {
@@ -723,10 +1001,38 @@ mod tests {
     }
 
     #[test]
+    fn handshakes_are_22_bytes_as_documented() {
+        let h = super::hello(
+            0x0102_0304_0506_0708,
+            0x1112_1314_1516_1718,
+            STREAM_SNAPSHOT,
+        );
+        assert_eq!(
+            h,
+            [
+                b'F', b'R', b'F', b'T', 2, // magic, version
+                8, 7, 6, 5, 4, 3, 2, 1, // cluster id
+                0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11, // sender
+                2,    // stream kind: snapshot
+            ]
+        );
+    }
+
+    #[test]
     fn frames_are_found_whatever_the_read_sizes() {
         let mut stream = hello(CLUSTER, 7);
         for i in 0..50 {
             stream.extend(frame(&message(2, i, MessageType::MsgAppend)));
+            if i % 10 == 0 {
+                stream.extend(request_frame(i, LeaseQuery::Renew(i as i64)));
+                let mut body = Vec::new();
+                PeerAnswer {
+                    id: i,
+                    answer: LeaseAnswer::Renewed { ttl: 5 },
+                }
+                .encode_into(&mut body);
+                stream.extend(raw_frame(FRAME_PEER_ANSWER, &body));
+            }
         }
         for chunk in [1, 2, 3, 5, 21, 22, 64, 4096] {
             let mut r = FrameReader::default();
@@ -737,8 +1043,47 @@ mod tests {
             }
             assert_eq!(r.from, Some(7));
             assert_eq!(indexes(&out), (0..50).collect::<Vec<_>>(), "chunk {chunk}");
+            let requests: Vec<u64> = out
+                .iter()
+                .filter_map(|e| match e {
+                    NetEvent::PeerRequest { from: 7, request } => Some(request.id),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(requests, vec![0, 10, 20, 30, 40]);
+            let answers = out
+                .iter()
+                .filter(|e| matches!(e, NetEvent::PeerAnswer { from: 7, answer } if answer.answer == LeaseAnswer::Renewed { ttl: 5 }))
+                .count();
+            assert_eq!(answers, 5);
             assert_eq!(stats.received_appends.load(Ordering::Relaxed), 50);
             assert!(r.buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_snapshot_stream_is_left_unparsed_after_its_handshake() {
+        let mut stream = super::hello(CLUSTER, 7, STREAM_SNAPSHOT).to_vec();
+        stream.extend_from_slice(b"whatever follows");
+        for chunk in [1, 5, 22, 23, 4096] {
+            let mut r = FrameReader::default();
+            let stats = TransportStats::default();
+            let mut out = Vec::new();
+            for piece in stream.chunks(chunk) {
+                r.push(piece, CLUSTER, &stats, &mut out).unwrap();
+                if r.kind == Some(STREAM_SNAPSHOT) {
+                    // What the network does: stop reading, hand it over.
+                    break;
+                }
+            }
+            assert!(out.is_empty());
+            assert_eq!(r.from, Some(7));
+            let taken = r.buf[r.start..].len();
+            assert_eq!(
+                &r.buf[r.start..],
+                &stream[HELLO_LEN..HELLO_LEN + taken],
+                "chunk {chunk}"
+            );
         }
     }
 
@@ -756,20 +1101,58 @@ mod tests {
             &stats,
             &mut Vec::new(),
         );
-        assert_eq!(e.unwrap_err(), "not a ferretcd peer stream");
+        assert_eq!(e.unwrap_err(), "not a ferretcd peer stream of this version");
 
-        let mut r = FrameReader::default();
-        let mut b = hello(CLUSTER, 7);
-        b.extend_from_slice(&(MAX_FRAME_BYTES as u32 + 1).to_le_bytes());
-        let e = r.push(&b, CLUSTER, &stats, &mut Vec::new());
-        assert!(e.unwrap_err().starts_with("frame of"));
+        // Version 1: 21 bytes, no kind.
+        let mut v1 = hello(CLUSTER, 7);
+        v1[4] = 1;
+        v1.pop();
+        v1.extend(frame(&message(2, 1, MessageType::MsgAppend)));
+        let e = FrameReader::default().push(&v1, CLUSTER, &stats, &mut Vec::new());
+        assert_eq!(e.unwrap_err(), "not a ferretcd peer stream of this version");
 
-        let mut r = FrameReader::default();
         let mut b = hello(CLUSTER, 7);
-        b.extend_from_slice(&3u32.to_le_bytes());
-        b.extend_from_slice(&[0xff, 0xff, 0xff]);
-        let e = r.push(&b, CLUSTER, &stats, &mut Vec::new());
+        b[21] = 9;
+        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        assert_eq!(e.unwrap_err(), "a peer stream of kind 9");
+
+        for (kind, len) in [
+            (FRAME_RAFT, MAX_FRAME_BYTES + 2),
+            (FRAME_PEER_REQUEST, peer_request::REQUEST_BYTES + 2),
+            (FRAME_PEER_ANSWER, peer_request::MAX_ANSWER_BYTES + 2),
+            (FRAME_RAFT, 0),
+        ] {
+            let mut b = hello(CLUSTER, 7);
+            b.extend_from_slice(&(len as u32).to_le_bytes());
+            b.push(kind);
+            let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+            assert!(
+                e.unwrap_err().starts_with("a frame of kind"),
+                "{kind} {len}"
+            );
+        }
+        let mut b = hello(CLUSTER, 7);
+        b.extend(raw_frame(FRAME_SNAP_V2, b"x"));
+        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        assert_eq!(e.unwrap_err(), "a frame of kind 17 on a message stream");
+
+        let mut b = hello(CLUSTER, 7);
+        b.extend(raw_frame(FRAME_RAFT, &[0xff, 0xff, 0xff]));
+        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
         assert!(e.unwrap_err().starts_with("bad raft message"));
+
+        // A snapshot would be installed without its v3 backend.
+        let mut b = hello(CLUSTER, 7);
+        b.extend(frame(&message(2, 9, MessageType::MsgSnapshot)));
+        let mut out = Vec::new();
+        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut out);
+        assert_eq!(e.unwrap_err(), "a snapshot on the message stream");
+        assert!(out.is_empty());
+
+        let mut b = hello(CLUSTER, 7);
+        b.extend(raw_frame(FRAME_PEER_REQUEST, &[0; 17]));
+        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        assert!(e.unwrap_err().starts_with("a peer request of 17 bytes"));
     }
 
     struct Member {
@@ -875,24 +1258,27 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        // A snapshot for a peer that is not connected fails at once.
-        a.net.send(vec![message(2, 9, MessageType::MsgSnapshot)]);
-        a.events.clear();
-        a.net.wait(Duration::ZERO, &mut a.inbox, &mut a.events);
-        assert!(a
-            .events
-            .iter()
-            .any(|e| matches!(e, NetEvent::SnapshotSent { to: 2, ok: false })));
+        assert!(
+            !a.net.send_peer(99, FRAME_PEER_REQUEST, |_| {}),
+            "unknown peer"
+        );
 
-        // It comes back on the same address: messages flow again, and a
-        // snapshot written whole is reported sent.
+        // It comes back on the same address: messages and requests flow
+        // again.
         let lb = TcpListener::bind(addr_b.parse().unwrap()).unwrap();
         let mut b = member(2, Some(lb), &peers);
         let deadline = Instant::now() + Duration::from_secs(10);
+        let request = PeerRequest {
+            id: 42,
+            query: LeaseQuery::TimeToLive { id: 7, keys: true },
+        };
         loop {
             assert!(Instant::now() < deadline, "never reconnected");
             a.events.clear();
-            a.net.send(vec![message(2, 5000, MessageType::MsgSnapshot)]);
+            a.net
+                .send(vec![message(2, 5000, MessageType::MsgHeartbeat)]);
+            a.net
+                .send_peer(2, FRAME_PEER_REQUEST, |buf| request.encode_into(buf));
             pump(&mut a, &mut b, |_| true);
             a.net
                 .wait(Duration::from_millis(20), &mut a.inbox, &mut a.events);
@@ -902,16 +1288,60 @@ mod tests {
                 break;
             }
         }
+        pump(&mut a, &mut b, |e| {
+            e.iter().any(
+                |e| matches!(e, NetEvent::PeerRequest { from: 1, request: r } if *r == request),
+            )
+        });
+    }
+
+    #[test]
+    fn a_snapshot_connection_is_handed_over_with_what_was_read() {
+        let (lb, addr_b) = listener();
+        let mut b = member(2, Some(lb), &[(2, vec![])]);
+        let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
+        let mut bytes = super::hello(CLUSTER, 9, STREAM_SNAPSHOT).to_vec();
+        bytes.extend_from_slice(b"first bytes");
+        s.write_all(&bytes).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !a
-            .events
-            .iter()
-            .any(|e| matches!(e, NetEvent::SnapshotSent { to: 2, ok: true }))
-        {
-            assert!(Instant::now() < deadline, "snapshot never reported sent");
-            a.net
-                .wait(Duration::from_millis(5), &mut a.inbox, &mut a.events);
+        let (from, mut stream, mut got) = loop {
+            assert!(Instant::now() < deadline, "never handed over");
+            b.net
+                .wait(Duration::from_millis(5), &mut b.inbox, &mut b.events);
+            if let Some(i) = b
+                .events
+                .iter()
+                .position(|e| matches!(e, NetEvent::SnapshotStream { .. }))
+            {
+                let NetEvent::SnapshotStream {
+                    from,
+                    stream,
+                    buffered,
+                } = b.events.swap_remove(i)
+                else {
+                    unreachable!()
+                };
+                break (from, stream, buffered);
+            }
+        };
+        assert_eq!(from, 9);
+        assert!(b.net.inbound.is_empty(), "no longer polled");
+        // The socket blocks now; what the network did not read is still
+        // in it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        while got.len() < b"first bytes".len() {
+            let mut buf = [0u8; 64];
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
         }
+        assert_eq!(got, b"first bytes");
+        stream.write_all(b"answer").unwrap();
+        let mut buf = [0u8; 6];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"answer");
     }
 
     #[test]

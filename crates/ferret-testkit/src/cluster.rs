@@ -239,6 +239,10 @@ impl Cluster {
     }
 
     fn spawn_member(&mut self, i: usize) {
+        self.spawn_member_with(i, &[]);
+    }
+
+    fn spawn_member_with(&mut self, i: usize, env: &[(&str, &str)]) {
         let opts = self.opts.clone();
         let ic = self.initial_cluster.clone();
         let m = &mut self.members[i];
@@ -274,6 +278,7 @@ impl Cluster {
             cmd.args(["--snapshot-count", &n.to_string()]);
         }
         cmd.args(&opts.extra);
+        cmd.envs(env.iter().copied());
         let child = cmd
             .env_remove("FERRETCD_LOG")
             .stdin(Stdio::null())
@@ -468,6 +473,12 @@ impl Cluster {
     /// have been killed or stopped). Does not wait for it to be ready.
     pub fn restart(&mut self, i: usize) {
         self.spawn_member(i);
+    }
+
+    /// Like [`Cluster::restart`], with these environment variables for
+    /// this start only (a failpoint, say: `FERRETCD_FAILPOINT=<name>`).
+    pub fn restart_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.spawn_member_with(i, env);
     }
 
     /// Waits (at most `limit`) for member `i` to exit, returning its status.
