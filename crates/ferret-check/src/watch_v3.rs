@@ -18,8 +18,8 @@
 //! (`compact_revision`, the stream canceled) resumes from that revision.
 //! Each stream is a [`Segment`] that says which of the two it was, and the
 //! check follows the concatenation: a resume must start exactly where the
-//! previous stream stopped, a compaction must be declared at a revision
-//! past that (else the server hid a gap or will replay events), and only
+//! previous stream stopped, a compaction must not be declared below that
+//! (resuming there would replay events), and only
 //! the revisions below a declared compaction may be missing. The compaction
 //! revision itself may arrive partly or not at all: compacting at `C` keeps
 //! each key's last version up to `C` but drops a deletion at `C`.
@@ -276,7 +276,10 @@ fn check_one(
                 "stream {s} resumed from revision {}, not {n} (after the last revision received)",
                 seg.from_revision
             )),
-            (Start::Compacted, Some(n)) if seg.from_revision <= n => problems.push(format!(
+            // etcd declares a compaction only for a start revision below
+            // it; resuming from one at or below where the previous stream
+            // stopped would replay what it received.
+            (Start::Compacted, Some(n)) if seg.from_revision < n => problems.push(format!(
                 "stream {s}: compaction declared at revision {} for a watch from {n}, which was not compacted away",
                 seg.from_revision
             )),
