@@ -527,14 +527,15 @@ impl Results {
             let reference_events: usize = self.reference.iter().map(events_of).sum();
             c.lines.push(format!(
                 "v3 watch: {} watchers, {} events in {} responses, {} resumes, {} after a compaction \
-                 (compacted at {:?}); reference stream from revision {}: {} events; \
-                 {} acknowledged revisions compared",
+                 ({} compactions acknowledged, the last at revision {}); reference stream from \
+                 revision {}: {} events; {} acknowledged revisions compared",
                 self.watchers.len(),
                 r.events - reference_events,
                 r.responses,
                 r.resumes,
                 r.compacted,
-                self.compactions.acknowledged,
+                self.compactions.acknowledged.len(),
+                self.compactions.acknowledged.last().unwrap_or(&0),
                 self.reference_from,
                 reference_events,
                 self.claims.len()
