@@ -993,7 +993,8 @@ fn main() {
             println!("{l}");
         }
     }
-    for note in known_limitations(&cluster) {
+    let v3_notes = v3_checked.iter().flat_map(|c| c.notes.iter().cloned());
+    for note in known_limitations(&cluster).into_iter().chain(v3_notes) {
         println!("NOTE {note}");
     }
     for m in &inconclusive {

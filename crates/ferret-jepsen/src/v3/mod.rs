@@ -413,6 +413,8 @@ pub struct Checked {
     pub lines: Vec<String>,
     pub violations: Vec<String>,
     pub inconclusive: Vec<String>,
+    /// Known limitations of the server that the run met.
+    pub notes: Vec<String>,
 }
 
 impl Results {
@@ -601,6 +603,18 @@ impl Results {
             for (m, n) in &refused {
                 c.lines
                     .push(format!("  keep-alive refused or unanswered {n}x: {m}"));
+            }
+            let no_leader: usize = refused
+                .iter()
+                .filter(|(m, _)| m.contains("etcdserver: no leader"))
+                .map(|(_, n)| n)
+                .sum();
+            if no_leader > 0 {
+                c.notes.push(format!(
+                    "{no_leader} keep-alives answered \"etcdserver: no leader\" (a member without a \
+                     leader, or one of ferretcd's followers, which do not forward keep-alives to the \
+                     leader yet); each round went on to the next member"
+                ));
             }
             c.violations
                 .extend(r.violations.iter().map(|v| format!("v3 lease: {v}")));
