@@ -20,14 +20,9 @@ use ferret_proto::etcdserverpb::{
 use ferret_proto::mvccpb::KeyValue;
 
 use super::conn::{Conns, Outcome, MESSAGE_BYTES_MAX};
-use super::{prefix_end, BATCH, PREFIX, REGISTERS, SET};
+use super::keys::{prefix_end, register_key, BATCH, PREFIX, REGISTERS, SET};
 use crate::rng::Rng;
 use crate::workload::{Clock, CLIENT_TIMEOUT};
-
-/// The register keys.
-pub fn register_key(k: usize) -> String {
-    format!("{PREFIX}r{k}")
-}
 
 pub fn kv(ch: tonic::transport::Channel) -> KvClient<tonic::transport::Channel> {
     KvClient::new(ch).max_decoding_message_size(MESSAGE_BYTES_MAX)

@@ -26,8 +26,8 @@ use ferret_proto::etcdserverpb::{
 use tokio::sync::mpsc;
 
 use super::conn::{Conns, Outcome};
+use super::keys::{LEASES, PREFIX};
 use super::kv::{kv, put_claim, Counts};
-use super::{LEASES, PREFIX};
 use crate::rng::Rng;
 use crate::workload::{Clock, CLIENT_TIMEOUT};
 

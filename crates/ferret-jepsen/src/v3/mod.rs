@@ -1,7 +1,7 @@
 //! The v3 workloads: etcd's KV, Watch and Lease services over gRPC, on a
 //! tokio runtime of their own while the nemesis runs on the main thread.
 //!
-//! - **registers** (`v3-registers`): [`REGISTERS`] keys read with `Range`
+//! - **registers** (`v3-registers`): [`keys::REGISTERS`] keys read with `Range`
 //!   (linearizable; serializable with `--v3-reads serializable`, a control
 //!   whose stale reads the checker must reject), written with `Put` and
 //!   swapped with `Txn(mod_revision == r) then Put else Range`; checked for
@@ -20,7 +20,7 @@
 //!   any member, revoked or left to expire, read all along; checked: never
 //!   gone while kept alive.
 //!
-//! Everything is written under [`PREFIX`], and nothing else writes v3 keys,
+//! Everything is written under [`keys::PREFIX`], and nothing else writes v3 keys,
 //! so every revision of the run has an event under the watched prefix: a
 //! watcher must see every revision from where it started (the watch check
 //! is `dense`).
@@ -30,6 +30,7 @@
 //! the prefix at that revision must be the same; the set is read.
 
 mod conn;
+mod keys;
 mod kv;
 mod lease;
 mod watch;
@@ -40,7 +41,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ferret_check::lease::check_leases;
 use ferret_check::register::{check_history, Budget, Verdict};
 use ferret_check::set::{check_adds, Add};
@@ -56,31 +56,10 @@ use watch::{Churn, CompactLog};
 
 use crate::workload::Clock;
 
-/// Every key the v3 workloads write starts with this.
-pub const PREFIX: &str = "/jepsen3/";
-/// Under [`PREFIX`]: the set's keys, the batch writer's, the leased keys.
-pub const SET: &str = "set/";
-pub const BATCH: &str = "batch/";
-pub const LEASES: &str = "lease/";
-/// How many register keys.
-pub const REGISTERS: usize = 3;
-
 /// How many clients of each of the other workloads.
 const SET_CLIENTS: usize = 2;
 const LEASE_CLIENTS: usize = 4;
 const WATCHERS: usize = 3;
-
-/// The end of the range of keys starting with `prefix` (its last byte + 1).
-pub fn prefix_end(prefix: &str) -> Bytes {
-    let mut b = prefix.as_bytes().to_vec();
-    let last = b.last_mut().expect("a non-empty prefix");
-    assert!(
-        *last < 0xff,
-        "the prefix ends in a byte that can be incremented"
-    );
-    *last += 1;
-    Bytes::from(b)
-}
 
 /// Which v3 workloads run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

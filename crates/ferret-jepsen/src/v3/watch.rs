@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
 use super::conn::{Conns, Outcome, MESSAGE_BYTES_MAX};
+use super::keys::{prefix_end, PREFIX};
 use super::kv::{current_revision, Counts};
-use super::{prefix_end, PREFIX};
 use crate::rng::Rng;
 use crate::workload::CLIENT_TIMEOUT;
 
