@@ -1,4 +1,10 @@
 //! The history model: what one client asked of one key and what it was told.
+//!
+//! One model serves both APIs: etcd's v2 keys API (`modifiedIndex`, swaps by
+//! value or by index) and its v3 KV API (`mod_revision`, swaps by revision in
+//! a `Txn`). Where the two differ, the call says which it is: a v2 swap by
+//! index fails on an absent key, while a v3 comparison of `mod_revision`
+//! sees an absent key as revision 0.
 
 /// What the client knows about an operation's effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,27 +23,40 @@ pub enum Status {
 /// The operation asked for, on one key used as a register.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Call {
-    /// `GET ?quorum=true`.
+    /// v2 `GET ?quorum=true`, or a v3 `Range` of the key (linearizable,
+    /// unless the run deliberately asks for serializable ones).
     Read,
-    /// `PUT value=...` (unconditional set).
+    /// v2 `PUT value=...` or v3 `Put` (unconditional set).
     Write { value: String },
-    /// `PUT ?prevValue=prev value=...`.
+    /// v2 `PUT ?prevValue=prev value=...`.
     CasValue { prev: String, value: String },
-    /// `PUT ?prevIndex=prev_index value=...`.
+    /// v2 `PUT ?prevIndex=prev_index value=...`.
     CasIndex { prev_index: u64, value: String },
+    /// v3 `Txn(compare mod_revision(key) == prev_revision) then
+    /// Put(key, value) else Range(key)`. An absent key's `mod_revision` is
+    /// 0, so `prev_revision: 0` means "create if absent".
+    CasRevision { prev_revision: u64, value: String },
 }
 
 /// What the client was told (meaningful only for [`Status::Ok`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Ret {
-    /// A read's answer: `None` for "key not found" (100), else the value
-    /// and its `modifiedIndex`.
+    /// A read's answer: `None` for "key not found" (v2 100, or a v3 Range
+    /// with no kvs), else the value and its `modifiedIndex` (v3:
+    /// `mod_revision`).
     Value(Option<(String, u64)>),
-    /// A write or swap took effect at this `modifiedIndex`.
+    /// A write or swap took effect at this `modifiedIndex` (v3: the
+    /// revision in the answer's header, which is the key's new
+    /// `mod_revision`).
     Written { index: u64 },
     /// A compare-and-swap's condition was false ("compare failed" 101, or
-    /// "key not found" 100): nothing changed.
+    /// "key not found" 100; a v3 `Txn` answered `succeeded: false`):
+    /// nothing changed.
     Unchanged,
+    /// A v3 swap whose comparison was false, and what its failure branch
+    /// read of the key in the same transaction (so at the same point):
+    /// `None` if absent, else the value and its `mod_revision`.
+    UnchangedSaw(Option<(String, u64)>),
     /// No answer (unknown or failed operations).
     None,
 }
@@ -68,9 +87,10 @@ impl Op {
     pub fn written_value(&self) -> Option<&str> {
         match &self.call {
             Call::Read => None,
-            Call::Write { value } | Call::CasValue { value, .. } | Call::CasIndex { value, .. } => {
-                Some(value)
-            }
+            Call::Write { value }
+            | Call::CasValue { value, .. }
+            | Call::CasIndex { value, .. }
+            | Call::CasRevision { value, .. } => Some(value),
         }
     }
 

@@ -5,11 +5,17 @@
 //!
 //! The register holds "absent" or one value. Values are unique per key, so
 //! the state is just "which write's value is current", and the
-//! `modifiedIndex` of a value is whatever any ok answer said it was (the
-//! write's own answer, or a read of it). Two different indexes for one value
-//! are a violation by themselves. A value whose index nobody observed (it was
-//! written by an unknown write and never read) matches any `prevIndex`:
-//! the checker cannot tell, and must not report what it cannot prove.
+//! `modifiedIndex` (v3: `mod_revision`) of a value is whatever any ok answer
+//! said it was (the write's own answer, or a read of it). Two different
+//! indexes for one value are a violation by themselves. A value whose index
+//! nobody observed (it was written by an unknown write and never read)
+//! matches any `prevIndex` or `prev_revision` other than 0: the checker
+//! cannot tell, and must not report what it cannot prove.
+//!
+//! A v3 swap ([`Call::CasRevision`]) compares `mod_revision`, which is 0
+//! for an absent key and never 0 for a present one; its failure branch may
+//! read the key ([`Ret::UnchangedSaw`]), which constrains the state at the
+//! swap's linearization point as a read does.
 //!
 //! # The search
 //!
@@ -117,6 +123,17 @@ enum Step {
     },
     CasIndexUnchanged {
         prev_index: u64,
+    },
+    /// v3 swap by `mod_revision` that succeeded (or is unknown).
+    CasRevision {
+        prev_revision: u64,
+        to: State,
+    },
+    /// v3 swap by `mod_revision` that failed, having read `saw` (when its
+    /// failure branch read the key).
+    CasRevisionUnchanged {
+        prev_revision: u64,
+        saw: Option<State>,
     },
 }
 
@@ -229,6 +246,50 @@ fn prepare(ops: &[Op]) -> Result<PreparedHistory, Verdict> {
                     }
                 }
             }
+            (
+                Call::CasRevision {
+                    prev_revision,
+                    value,
+                },
+                _,
+                ret,
+            ) => {
+                let to = state_of(value).expect("numbered");
+                let prev_revision = *prev_revision;
+                match (ok, ret) {
+                    (true, Ret::Unchanged) => Step::CasRevisionUnchanged {
+                        prev_revision,
+                        saw: None,
+                    },
+                    (true, Ret::UnchangedSaw(None)) => Step::CasRevisionUnchanged {
+                        prev_revision,
+                        saw: Some(ABSENT),
+                    },
+                    (true, Ret::UnchangedSaw(Some((v, index)))) => {
+                        let Some(s) = state_of(v) else {
+                            return Err(Verdict::Violation(format!(
+                                "op {i} (process {}) is a swap that read {v:?}, a value never written to {}",
+                                op.process, op.key
+                            )));
+                        };
+                        observe(s, *index, i)?;
+                        Step::CasRevisionUnchanged {
+                            prev_revision,
+                            saw: Some(s),
+                        }
+                    }
+                    (true, Ret::Written { index }) => {
+                        observe(to, *index, i)?;
+                        Step::CasRevision { prev_revision, to }
+                    }
+                    (false, _) => Step::CasRevision { prev_revision, to },
+                    (true, r) => {
+                        return Err(Verdict::Unknown(format!(
+                            "malformed history: op {i} is a swap answered {r:?}"
+                        )))
+                    }
+                }
+            }
             (Call::Read, true, r) => {
                 return Err(Verdict::Unknown(format!(
                     "malformed history: op {i} is a read answered {r:?}"
@@ -256,6 +317,21 @@ fn apply(step: &Step, state: State, index_of: &[Option<u64>]) -> Option<State> {
         |p: u64| -> bool { state != ABSENT && index_of[state as usize].is_none_or(|i| i == p) };
     let index_may_differ =
         |p: u64| -> bool { state == ABSENT || index_of[state as usize].is_none_or(|i| i != p) };
+    // v3: an absent key has mod_revision 0, a present one never has.
+    let revision_may_be = |p: u64| -> bool {
+        if p == 0 {
+            state == ABSENT
+        } else {
+            index_may_be(p)
+        }
+    };
+    let revision_may_differ = |p: u64| -> bool {
+        if p == 0 {
+            state != ABSENT
+        } else {
+            index_may_differ(p)
+        }
+    };
     match *step {
         Step::Read(s) => (s == state).then_some(state),
         Step::Write(s) => Some(s),
@@ -263,6 +339,10 @@ fn apply(step: &Step, state: State, index_of: &[Option<u64>]) -> Option<State> {
         Step::CasValueUnchanged { prev } => (prev != state).then_some(state),
         Step::CasIndex { prev_index, to } => index_may_be(prev_index).then_some(to),
         Step::CasIndexUnchanged { prev_index } => index_may_differ(prev_index).then_some(state),
+        Step::CasRevision { prev_revision, to } => revision_may_be(prev_revision).then_some(to),
+        Step::CasRevisionUnchanged { prev_revision, saw } => {
+            (saw.is_none_or(|s| s == state) && revision_may_differ(prev_revision)).then_some(state)
+        }
     }
 }
 

@@ -35,7 +35,7 @@ fn random_history(rng: &mut Rng) -> Vec<Op> {
         let invoke = rng.below(60);
         let complete = invoke + 1 + rng.below(30);
         let point = invoke + rng.below(complete - invoke + 1);
-        let call = match rng.below(4) {
+        let call = match rng.below(5) {
             0 => Call::Read,
             1 => Call::Write {
                 value: format!("v{i}"),
@@ -44,8 +44,12 @@ fn random_history(rng: &mut Rng) -> Vec<Op> {
                 prev: format!("v{}", rng.below(n as u64)),
                 value: format!("v{i}"),
             },
-            _ => Call::CasIndex {
+            3 => Call::CasIndex {
                 prev_index: 1 + rng.below(4),
+                value: format!("v{i}"),
+            },
+            _ => Call::CasRevision {
+                prev_revision: rng.below(4),
                 value: format!("v{i}"),
             },
         };
@@ -85,6 +89,19 @@ fn random_history(rng: &mut Rng) -> Vec<Op> {
                     Ret::Unchanged
                 }
             }
+            // v3: an absent key's mod_revision is 0.
+            Call::CasRevision {
+                prev_revision,
+                value,
+            } => {
+                if state.as_ref().map_or(0, |s| s.1) == *prev_revision {
+                    write(value, &mut state)
+                } else if rng.chance(50) {
+                    Ret::UnchangedSaw(state.clone())
+                } else {
+                    Ret::Unchanged
+                }
+            }
         };
     }
     let mut ops: Vec<Op> = plan
@@ -118,6 +135,16 @@ fn random_history(rng: &mut Rng) -> Vec<Op> {
                 Ret::Unchanged => Ret::Written {
                     index: 1 + rng.below(5),
                 },
+                Ret::UnchangedSaw(_) => {
+                    if rng.chance(50) {
+                        Ret::Written {
+                            index: 1 + rng.below(5),
+                        }
+                    } else {
+                        let j = rng.below(n as u64);
+                        Ret::UnchangedSaw(Some((format!("v{j}"), 1 + rng.below(4))))
+                    }
+                }
                 Ret::None => Ret::None,
             };
         }
@@ -133,6 +160,7 @@ fn brute_force(ops: &[Op]) -> bool {
     for op in ops {
         let seen = match (&op.status, &op.call, &op.ret) {
             (Status::Ok, Call::Read, Ret::Value(Some((v, i)))) => Some((v.clone(), *i)),
+            (Status::Ok, _, Ret::UnchangedSaw(Some((v, i)))) => Some((v.clone(), *i)),
             (Status::Ok, _, Ret::Written { index }) => {
                 Some((op.written_value().unwrap().to_string(), *index))
             }
@@ -204,6 +232,40 @@ fn brute_force(ops: &[Op]) -> bool {
                         state = Some(value.clone());
                     }
                 },
+                (
+                    Call::CasRevision {
+                        prev_revision,
+                        value,
+                    },
+                    r,
+                ) => {
+                    let p = *prev_revision;
+                    // An absent key's mod_revision is 0, a present one's never.
+                    let (may_be, may_differ) = if p == 0 {
+                        (state.is_none(), state.is_some())
+                    } else {
+                        (idx_matches(&state, p), idx_differs(&state, p))
+                    };
+                    match r {
+                        Ret::Unchanged if !unknown => {
+                            if !may_differ {
+                                return false;
+                            }
+                        }
+                        Ret::UnchangedSaw(saw) if !unknown => {
+                            if !may_differ || state.as_deref() != saw.as_ref().map(|s| s.0.as_str())
+                            {
+                                return false;
+                            }
+                        }
+                        _ => {
+                            if !may_be {
+                                return false;
+                            }
+                            state = Some(value.clone());
+                        }
+                    }
+                }
                 _ => return false,
             }
         }

@@ -167,6 +167,7 @@ pub fn client(
                 let r = http::request(addr, "PUT", &target, Some(&form), CLIENT_TIMEOUT);
                 classify_write(&r, true)
             }
+            Call::CasRevision { .. } => unreachable!("a v3 call"),
         };
         let complete_ns = clock.ns();
         match (&ret, call.clone()) {

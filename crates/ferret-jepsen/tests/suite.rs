@@ -1,12 +1,18 @@
 //! The fault-injection suite, short and with fixed seeds, as CI runs it:
 //! against ferretcd, against etcd 3.4 as a control that the checks are fair,
 //! and against ferretcd with planted bugs that the checks must catch (stale
-//! quorum reads; a start on a corrupted WAL).
+//! quorum reads through v2 and through v3; a start on a corrupted WAL), and
+//! with serializable v3 reads, which the checker must reject as stale.
 //!
-//! Partitions run in a test of their own (seed 4). With the default faults
-//! (kill, pause, wal, disk), seed 1 schedules a
-//! WAL bit flip and seed 2 a torn WAL tail; both fill one member's disk
-//! where a tmpfs can be mounted (as root; CI runs as root).
+//! Every run has all workloads (v2 and v3) at once unless it says
+//! otherwise. Partitions run in a test of their own (seed 4). With the
+//! default faults (kill, pause, wal, disk), seed 1 schedules a WAL bit flip
+//! and seed 2 a torn WAL tail; both fill one member's disk where a tmpfs can
+//! be mounted (as root; CI runs as root). The whole file takes about three
+//! and a half minutes.
+//!
+//! Longer runs are behind `--ignored`: `soak` runs more seeds, longer, on
+//! both servers (`FERRET_JEPSEN_SEEDS`, `FERRET_JEPSEN_DURATION`).
 //!
 //! The runs are serialised (one cluster at a time): they measure the
 //! servers, not a contended machine.
@@ -45,6 +51,20 @@ fn run(server: &[&str], extra: &[&str], env: &[(&str, &str)], seed: u64) -> (i32
     (out.status.code().unwrap_or(-1), stdout)
 }
 
+/// The lines that say the v3 checks ran (`ferret-jepsen`'s report).
+const V3_CHECKS: [&str; 4] = [
+    "v3 registers: linearizability of 3 keys",
+    "v3 set: ",
+    "v3 watch: 3 watchers",
+    "v3 leases: ",
+];
+
+fn assert_v3_checked(seed: u64, out: &str) {
+    for line in V3_CHECKS {
+        assert!(out.contains(line), "seed {seed}: no {line:?}:\n{out}");
+    }
+}
+
 #[test]
 fn ferretcd_survives_kills_pauses_and_disk_faults() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
@@ -61,6 +81,7 @@ fn ferretcd_survives_kills_pauses_and_disk_faults() {
             out.contains("  FullDisk ") || out.contains("full-disk fault skipped: "),
             "seed {seed}: no full-disk fault:\n{out}"
         );
+        assert_v3_checked(seed, &out);
         all += &out;
     }
     for kind in ["WalTornTail", "WalBitFlip"] {
@@ -90,6 +111,7 @@ fn etcd_passes_the_same_checks() {
             "seed {seed}: violations:\n{out}"
         );
         assert_eq!(code, 0, "seed {seed}");
+        assert_v3_checked(seed, &out);
     }
 }
 
@@ -102,13 +124,70 @@ fn the_checker_catches_stale_quorum_reads() {
     let bin = ferretcd();
     let (code, out) = run(
         &["--binary", bin.to_str().unwrap()],
-        &["--faults", "pause", "--duration", "12"],
+        &["--faults", "pause", "--duration", "12", "--workloads", "v2"],
         &[("FERRETCD_UNSAFE_LOCAL_QUORUM_READS", "1")],
         7,
     );
     assert!(
-        out.contains("linearizability violation"),
+        out.contains("VIOLATION linearizability violation"),
         "the planted bug was not caught:\n{out}"
+    );
+    assert_eq!(code, 1);
+}
+
+/// The same planted bug through v3: a linearizable `Range` takes the same
+/// read barrier, which the switch turns off.
+#[test]
+fn the_checker_catches_stale_linearizable_v3_ranges() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let bin = ferretcd();
+    let (code, out) = run(
+        &["--binary", bin.to_str().unwrap()],
+        &[
+            "--faults",
+            "pause",
+            "--duration",
+            "12",
+            "--workloads",
+            "v3-registers",
+        ],
+        &[("FERRETCD_UNSAFE_LOCAL_QUORUM_READS", "1")],
+        7,
+    );
+    assert!(
+        out.contains("VIOLATION v3 linearizability violation"),
+        "the planted bug was not caught through v3:\n{out}"
+    );
+    assert_eq!(code, 1);
+}
+
+/// The control for the v3 register check: serializable ranges are served
+/// from the member's own state, which lags (a follower by a heartbeat, a
+/// member cut off by a partition by seconds); the checker must not accept
+/// what they return as linearizable.
+#[test]
+fn the_checker_rejects_stale_serializable_v3_ranges() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let bin = ferretcd();
+    let (code, out) = run(
+        &["--binary", bin.to_str().unwrap()],
+        &[
+            "--faults",
+            "partition",
+            "--duration",
+            "8",
+            "--workloads",
+            "v3-registers",
+            "--v3-reads",
+            "serializable",
+        ],
+        &[],
+        4,
+    );
+    assert!(
+        out.contains("(stale reads caught)")
+            && out.contains("VIOLATION v3 linearizability violation"),
+        "stale serializable reads were accepted:\n{out}"
     );
     assert_eq!(code, 1);
 }
@@ -183,4 +262,42 @@ fn ferretcd_survives_partitions() {
     );
     assert!(out.contains("violations: 0"), "violations:\n{out}");
     assert_eq!(code, 0, "partition run failed:\n{out}");
+    assert_v3_checked(4, &out);
+}
+
+/// Longer runs, all workloads and every fault, on ferretcd and (when
+/// installed) etcd: `cargo test --release -p ferret-jepsen -- --ignored`.
+/// `FERRET_JEPSEN_SEEDS` (a comma-separated list; default 11..=16) and
+/// `FERRET_JEPSEN_DURATION` (seconds; default 60) size it.
+#[test]
+#[ignore = "minutes per seed: run with --ignored"]
+fn soak() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let seeds: Vec<u64> = std::env::var("FERRET_JEPSEN_SEEDS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().parse().expect("a seed"))
+                .collect()
+        })
+        .unwrap_or_else(|| (11..=16).collect());
+    let duration = std::env::var("FERRET_JEPSEN_DURATION").unwrap_or_else(|_| "60".into());
+    let bin = ferretcd();
+    let mut servers = vec![vec!["--binary".to_string(), bin.display().to_string()]];
+    if Path::new("/usr/bin/etcd").exists() {
+        servers.push(vec!["--etcd".into(), "/usr/bin/etcd".into()]);
+    }
+    let faults = "kill,pause,partition,wal,disk";
+    let mut failed = Vec::new();
+    for server in &servers {
+        let server: Vec<&str> = server.iter().map(String::as_str).collect();
+        for &seed in &seeds {
+            let extra = ["--faults", faults, "--duration", &duration];
+            let (code, out) = run(&server, &extra, &[], seed);
+            if code != 0 || !out.contains("RESULT violations=0") {
+                failed.push(format!("{} seed {seed}", server[1]));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "failed: {failed:?}");
 }

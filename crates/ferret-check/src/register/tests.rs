@@ -51,6 +51,17 @@ fn casi(p: usize, t: (u64, u64), prev_index: u64, v: &str, ret: Ret) -> Op {
     };
     op(p, t, call, ret, Status::Ok)
 }
+/// A v3 swap by `mod_revision`, answered.
+fn casr(p: usize, t: (u64, u64), prev_revision: u64, v: &str, ret: Ret) -> Op {
+    let call = Call::CasRevision {
+        prev_revision,
+        value: v.into(),
+    };
+    op(p, t, call, ret, Status::Ok)
+}
+fn saw(v: Option<(&str, u64)>) -> Ret {
+    Ret::UnchangedSaw(v.map(|(v, i)| (v.to_string(), i)))
+}
 fn check(ops: &[Op]) -> Verdict {
     check_key(ops, Budget::default())
 }
@@ -295,4 +306,75 @@ fn check_history_splits_by_key() {
     let out = check_history(&[a, b], Budget::default());
     assert_eq!(out[0], ("/x".into(), Verdict::Linearizable));
     assert!(out[1].1.is_violation());
+}
+
+#[test]
+fn v3_swap_from_revision_0_creates_only_an_absent_key() {
+    assert_lin(&[
+        casr(0, (0, 1), 0, "a", Ret::Written { index: 5 }),
+        casr(1, (2, 3), 0, "b", saw(Some(("a", 5)))),
+        casr(1, (4, 5), 5, "c", Ret::Written { index: 9 }),
+        r(0, (6, 7), Some(("c", 9))),
+    ]);
+    // A v2 swap by index 0 never matches; a v3 one matches absence.
+    assert_violation(&[casr(0, (0, 1), 0, "a", Ret::Unchanged)]);
+    // Revision 0 never matches a present key.
+    assert_violation(&[
+        w(0, (0, 1), "a", 3),
+        casr(1, (2, 3), 0, "b", Ret::Written { index: 4 }),
+    ]);
+}
+
+#[test]
+fn v3_swap_that_read_a_stale_value_is_a_violation() {
+    // The failure branch runs at the swap's linearization point: it cannot
+    // see "a" after "b" was acknowledged.
+    assert_violation(&[
+        w(0, (0, 1), "a", 3),
+        w(0, (2, 3), "b", 4),
+        casr(1, (4, 5), 7, "c", saw(Some(("a", 3)))),
+    ]);
+    // A failure branch that saw the very revision it compared with: the
+    // comparison should have held.
+    assert_violation(&[
+        w(0, (0, 1), "a", 3),
+        casr(1, (2, 3), 3, "c", saw(Some(("a", 3)))),
+    ]);
+    // What it saw is a read: a value never written is a violation.
+    assert_violation(&[casr(1, (2, 3), 3, "c", saw(Some(("zz", 3))))]);
+    assert_lin(&[
+        w(0, (0, 1), "a", 3),
+        w(0, (2, 10), "b", 4),
+        casr(1, (4, 5), 7, "c", saw(Some(("a", 3)))),
+    ]);
+}
+
+#[test]
+fn v3_two_swaps_from_one_revision_both_succeeding_is_a_violation() {
+    assert_violation(&[
+        w(0, (0, 1), "a", 3),
+        casr(1, (2, 10), 3, "b", Ret::Written { index: 4 }),
+        casr(2, (3, 11), 3, "c", Ret::Written { index: 5 }),
+    ]);
+}
+
+#[test]
+fn v3_unknown_swap_of_an_unobserved_revision_may_explain_a_read() {
+    let unknown = op(
+        1,
+        (2, 0),
+        Call::CasRevision {
+            prev_revision: 0,
+            value: "b".into(),
+        },
+        Ret::None,
+        Status::Unknown,
+    );
+    assert_lin(&[unknown.clone(), r(2, (50, 51), Some(("b", 7)))]);
+    // ...but not when the key was present all along.
+    assert_violation(&[
+        w(0, (0, 1), "a", 3),
+        unknown,
+        r(2, (50, 51), Some(("b", 7))),
+    ]);
 }
