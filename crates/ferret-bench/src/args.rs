@@ -330,6 +330,11 @@ pub struct V3CompactArgs {
     /// Skip the load (the store already holds the revisions).
     #[arg(long)]
     pub no_load: bool,
+    /// Seconds to wait between the load and the measured phase, so that
+    /// the members finish what the load left them (followers catching up,
+    /// backend commits, snapshots).
+    #[arg(long, default_value_t = 5.0)]
+    pub settle: f64,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -384,10 +384,10 @@ pub fn table(a: &TableArgs) -> Result<String, String> {
         );
     }
     if !measures.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n| measurement | reps | {b} / {o} ({o} ÷ {b}) | errors |"
-        );
+        if !requests.is_empty() {
+            s.push('\n');
+        }
+        let _ = writeln!(s, "| measurement | reps | {b} / {o} ({o} ÷ {b}) | errors |");
         let _ = writeln!(s, "|---|---|---|---|");
     }
     for name in &measures {

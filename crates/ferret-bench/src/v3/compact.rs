@@ -3,7 +3,8 @@
 //!
 //! 1. Load: overwrite the key space round-robin until `--load-bytes` of
 //!    revisions (key + value per put) are written (not measured).
-//! 2. Start a put load (`--clients` over `--conns`, at `--rate`).
+//! 2. After `--settle` seconds, start a put load (`--clients` over
+//!    `--conns`, at `--rate`).
 //! 3. After `--before` seconds, ask for a compaction at the current
 //!    revision with `physical: true` (the answer comes once the member
 //!    that serves it has removed the compacted revisions from its backend:
@@ -228,6 +229,10 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
         });
     }
 
+    if !a.no_load {
+        tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
+    }
+
     // 2. The measured put load.
     let mut kv = kv_client(chans[0].clone());
     let before = ProcSnapshot::take(&c.pids);
@@ -367,6 +372,16 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
     if compact_error.is_some() {
         errors.insert("compaction failed".into(), 1);
     }
+    // With --rate, the load must keep up before the compaction, else every
+    // latency holds a backlog and the windows compare queues.
+    let sustained = c.rate <= 0.0 || win[0].count() as f64 >= 0.9 * c.rate * secs[0];
+    if !sustained {
+        errors.insert(
+            "the put load fell behind --rate before the compaction (latencies hold a backlog)"
+                .into(),
+            1,
+        );
+    }
     s.push_str(&errors_text(&errors));
     let server = server_json(&before, &after, ok, &mut s);
     let series: Vec<Value> = per_second
@@ -379,6 +394,7 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
     p["load_bytes"] = a.load_bytes.into();
     p["before_s"] = a.before.into();
     p["after_s"] = a.after.into();
+    p["settle_s"] = a.settle.into();
     let labels = labels(c);
     let p99 = |h: &Histogram| h.quantile(0.99) as f64 / 1000.0;
     let json = json!({
@@ -393,6 +409,7 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
             "answered_after_s": secs[1],
             "error": compact_error,
         },
+        "rate_sustained": sustained,
         "requests_ok": ok,
         "errors_total": errors.values().sum::<u64>(),
         "errors": errors,
