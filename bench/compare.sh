@@ -264,7 +264,7 @@ measure_keys1m() {
 # by overwriting 100,000 keys, then a put load at COMPACT_RATE; compact at
 # the current revision after COMPACT_PHASE seconds; COMPACT_PHASE seconds
 # more after the compaction's answer. Both servers keep the default backend
-# quota (2 GiB; ferretcd refuses --quota-backend-bytes for now): 1 GiB of
+# quota (2 GiB): 1 GiB of
 # revisions fits in it, and a NOSPACE would show as errors.
 measure_compact() {
   local srv base mib=$((COMPACT_BYTES >> 20)) tag
