@@ -32,16 +32,22 @@ pub async fn resolve(c: &Common) -> Result<Vec<String>, String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         for a in &all {
-            if let Ok((200, body)) = http::get_once(a, "/v2/stats/self").await {
-                if http::find(&body, b"\"StateLeader\"").is_some() {
-                    return Ok(vec![a.clone()]);
-                }
+            if v2_is_leader(a).await {
+                return Ok(vec![a.clone()]);
             }
         }
         if Instant::now() > deadline {
             return Err("no leader found among the endpoints (/v2/stats/self)".into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the member at `addr` says it leads (`/v2/stats/self`).
+pub async fn v2_is_leader(addr: &str) -> bool {
+    match http::get_once(addr, "/v2/stats/self").await {
+        Ok((200, body)) => http::find(&body, b"\"StateLeader\"").is_some(),
+        _ => false,
     }
 }
 

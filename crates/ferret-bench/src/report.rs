@@ -34,7 +34,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
     line[field.len()..]
@@ -99,11 +99,55 @@ pub fn latency_text(h: &Histogram, title: &str) -> String {
     s
 }
 
+/// What names a run in its JSON and where the JSON goes.
+pub struct Labels {
+    pub name: Option<String>,
+    pub server: Option<String>,
+    pub json: Option<PathBuf>,
+}
+
+impl Labels {
+    pub fn of(c: &Common) -> Labels {
+        Labels {
+            name: c.name.clone(),
+            server: c.server.clone(),
+            json: c.json.clone(),
+        }
+    }
+}
+
 impl RunResult {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         workload: &str,
         c: &Common,
+        params: Value,
+        hist: Histogram,
+        ok: u64,
+        errors: BTreeMap<String, u64>,
+        elapsed: f64,
+        before: ProcSnapshot,
+        after: ProcSnapshot,
+    ) -> RunResult {
+        RunResult::labelled(
+            workload,
+            Labels::of(c),
+            params,
+            hist,
+            ok,
+            errors,
+            elapsed,
+            before,
+            after,
+        )
+    }
+
+    /// A request/response run's summary and JSON: throughput, latency,
+    /// errors by kind, server CPU and memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn labelled(
+        workload: &str,
+        labels: Labels,
         params: Value,
         hist: Histogram,
         ok: u64,
@@ -128,8 +172,8 @@ impl RunResult {
         let server = server_json(&before, &after, ok, &mut s);
         let json = json!({
             "workload": workload,
-            "name": c.name.clone().unwrap_or_else(|| workload.to_string()),
-            "server": c.server,
+            "name": labels.name.clone().unwrap_or_else(|| workload.to_string()),
+            "server": labels.server,
             "params": params,
             "requests_ok": ok,
             "errors_total": errs,
@@ -142,7 +186,7 @@ impl RunResult {
         RunResult {
             json,
             summary: s,
-            path: c.json.clone(),
+            path: labels.json,
         }
     }
 }
@@ -252,8 +296,18 @@ fn cell(b: Option<f64>, o: Option<f64>) -> String {
     format!("{} / {}{ratio}", f(b), f(o))
 }
 
-/// The Markdown table: per workload name (in first-seen order), the median
-/// over repetitions of each metric, base / other (other ÷ base).
+/// A run whose JSON lists `metrics` (a measurement: restart time, disk
+/// size, RSS, latency windows of a compaction) rather than being a plain
+/// request/response workload.
+fn is_measurement(v: &Value) -> bool {
+    v.get("metrics").is_some_and(Value::is_array)
+}
+
+/// The Markdown tables of several result files: per workload name (in
+/// first-seen order), the median over repetitions of each metric,
+/// base / other (other ÷ base); then the measurements (runs with
+/// `metrics`), then each repetition's p99 of every request workload, so
+/// that a claim about every repetition can be checked.
 pub fn table(a: &TableArgs) -> Result<String, String> {
     let mut order: Vec<String> = Vec::new();
     let mut runs: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
@@ -267,30 +321,46 @@ pub fn table(a: &TableArgs) -> Result<String, String> {
         }
         runs.entry((name, server)).or_default().push(v);
     }
-    let metric = |name: &str, server: &str, path: &[&str]| -> Option<f64> {
-        let rs = runs.get(&(name.to_string(), server.to_string()))?;
-        median(rs.iter().filter_map(|r| num(r, path)).collect())
-    };
     let (b, o) = (&a.base, &a.other);
+    let runs_of = |name: &str, srv: &str| -> &[Value] {
+        runs.get(&(name.to_string(), srv.to_string()))
+            .map_or(&[], |v| v.as_slice())
+    };
+    let measurement = |name: &str| {
+        runs_of(name, b)
+            .iter()
+            .chain(runs_of(name, o))
+            .any(is_measurement)
+    };
+    let requests: Vec<&String> = order.iter().filter(|n| !measurement(n)).collect();
+    let measures: Vec<&String> = order.iter().filter(|n| measurement(n)).collect();
+    let metric = |name: &str, server: &str, path: &[&str]| -> Option<f64> {
+        median(
+            runs_of(name, server)
+                .iter()
+                .filter_map(|r| num(r, path))
+                .collect(),
+        )
+    };
     let mut s = String::new();
     let _ = writeln!(
         s,
         "Each cell: {b} / {o} ({o} ÷ {b}); medians over the repetitions.\n"
     );
-    let _ = writeln!(
-        s,
-        "| workload | reps | throughput (req/s) | p50 (ms) | p99 (ms) | server CPU-s per 1,000 req | peak RSS per member (MiB, max) | errors |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-    for name in &order {
-        let reps = |srv: &str| {
-            runs.get(&(name.clone(), srv.to_string()))
-                .map_or(0, |v| v.len())
-        };
+    if !requests.is_empty() {
+        let _ = writeln!(
+            s,
+            "| workload | reps | throughput (req/s) | p50 (ms) | p99 (ms) | server CPU-s per 1,000 req | peak RSS per member (MiB, max) | errors |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    }
+    for name in &requests {
+        let reps = |srv: &str| runs_of(name, srv).len();
         let errs = |srv: &str| -> u64 {
-            runs.get(&(name.clone(), srv.to_string())).map_or(0, |v| {
-                v.iter().filter_map(|r| r["errors_total"].as_u64()).sum()
-            })
+            runs_of(name, srv)
+                .iter()
+                .filter_map(|r| r["errors_total"].as_u64())
+                .sum()
         };
         let m = |path: &[&str]| (metric(name, b, path), metric(name, o, path));
         let (tb, to) = m(&["throughput"]);
@@ -312,6 +382,90 @@ pub fn table(a: &TableArgs) -> Result<String, String> {
             errs(b),
             errs(o)
         );
+    }
+    if !measures.is_empty() {
+        if !requests.is_empty() {
+            s.push('\n');
+        }
+        let _ = writeln!(s, "| measurement | reps | {b} / {o} ({o} ÷ {b}) | errors |");
+        let _ = writeln!(s, "|---|---|---|---|");
+    }
+    for name in &measures {
+        // The metrics in the order the first run lists them.
+        let mut names: Vec<String> = Vec::new();
+        for r in runs_of(name, b).iter().chain(runs_of(name, o)) {
+            for m in r["metrics"].as_array().into_iter().flatten() {
+                if let Some(n) = m["metric"].as_str() {
+                    if !names.iter().any(|x| x == n) {
+                        names.push(n.to_string());
+                    }
+                }
+            }
+        }
+        let value = |srv: &str, metric: &str| -> (usize, Option<f64>) {
+            let vals: Vec<f64> = runs_of(name, srv)
+                .iter()
+                .filter_map(|r| {
+                    r["metrics"]
+                        .as_array()?
+                        .iter()
+                        .find(|m| m["metric"].as_str() == Some(metric))?["value"]
+                        .as_f64()
+                })
+                .collect();
+            (vals.len(), median(vals))
+        };
+        let errs = |srv: &str| -> u64 {
+            runs_of(name, srv)
+                .iter()
+                .filter_map(|r| r["errors_total"].as_u64())
+                .sum()
+        };
+        for metric in &names {
+            let (nb, vb) = value(b, metric);
+            let (no, vo) = value(o, metric);
+            let _ = writeln!(
+                s,
+                "| {name}: {metric} | {nb} / {no} | {} | {} / {} |",
+                cell(vb, vo),
+                errs(b),
+                errs(o)
+            );
+        }
+    }
+    let max_reps = requests
+        .iter()
+        .map(|n| runs_of(n, b).len().max(runs_of(n, o).len()))
+        .max()
+        .unwrap_or(0);
+    if max_reps > 1 {
+        let _ = write!(
+            s,
+            "\np99 (ms) of each repetition, {b} / {o} ({o} ÷ {b}):\n\n| workload |"
+        );
+        for i in 1..=max_reps {
+            let _ = write!(s, " rep {i} |");
+        }
+        let _ = writeln!(s, " {o} ≤ {b} in every rep |");
+        let _ = writeln!(s, "|---|{}---|", "---|".repeat(max_reps));
+        for name in &requests {
+            let p99 = |srv: &str, i: usize| {
+                runs_of(name, srv)
+                    .get(i)
+                    .and_then(|r| num(r, &["latency", "p99_ms"]))
+            };
+            let _ = write!(s, "| {name} |");
+            let mut every = true;
+            for i in 0..max_reps {
+                let (vb, vo) = (p99(b, i), p99(o, i));
+                match (vb, vo) {
+                    (Some(x), Some(y)) => every &= y <= x,
+                    _ => every = false,
+                }
+                let _ = write!(s, " {} |", cell(vb, vo));
+            }
+            let _ = writeln!(s, " {} |", if every { "yes" } else { "no" });
+        }
     }
     Ok(s)
 }
