@@ -590,9 +590,9 @@ impl Results {
                 .sum();
             if no_leader > 0 {
                 c.notes.push(format!(
-                    "{no_leader} keep-alives answered \"etcdserver: no leader\" (a member without a \
-                     leader, or one of ferretcd's followers, which do not forward keep-alives to the \
-                     leader yet); each round went on to the next member"
+                    "{no_leader} keep-alives answered \"etcdserver: no leader\" (a member that had \
+                     no leader, or could not reach it, when asked); each round went on to the next \
+                     member"
                 ));
             }
             c.violations
