@@ -46,10 +46,11 @@ mod shared;
 mod snapshot_stream;
 mod transport;
 
+pub use apply::CLUSTER_VERSION;
 pub use apply::{Applied, StateMachines, KEYS_PREFIX};
 pub use clock::now_ns;
 pub use entry::{InitialMember, WalMetadata};
-pub use raft_node::{StartError, CLUSTER_VERSION};
+pub use raft_node::StartError;
 pub use server::{LeaseTtl, RenewOutcome, Server, ServerConfig, V3Settings};
 pub use shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError};
 pub use transport::TransportStats;

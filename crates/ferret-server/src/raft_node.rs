@@ -53,9 +53,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferret_mvcc::{Mvcc, Prepared};
-use ferret_proto::etcdserverpb::{
-    InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest,
-};
+use ferret_proto::etcdserverpb::{InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest};
 use ferret_v2store::Write;
 use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
 use raft::eraftpb::{
@@ -64,7 +62,7 @@ use raft::eraftpb::{
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
-use crate::apply::Applied;
+use crate::apply::{Applied, RestoreError};
 use crate::clock::now_ns;
 use crate::entry::{self, WalMetadata};
 use crate::inbox::{Inbox, InboxSender};
@@ -73,10 +71,6 @@ use crate::raft_log::RaftLog;
 use crate::shared::{LogPosition, ServerError, Shared};
 use crate::snapshot_stream::{self, Received};
 use crate::transport::{NetEvent, PeerNet, FRAME_PEER_ANSWER, FRAME_PEER_REQUEST};
-
-/// The cluster version a cluster of ferretcd members reports (etcd's API
-/// level it implements).
-pub const CLUSTER_VERSION: &str = "3.4.0";
 
 /// What the Ready loop's inbox carries.
 pub enum Input {
@@ -136,10 +130,6 @@ const SNAPSHOTS_KEPT: usize = 5;
 /// How often housekeeping runs (publishing attributes, TTL expiry, dropping
 /// waiters whose client gave up).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Lease revocations proposed per housekeeping round at most: half of
-/// etcd's `leaseRevokeRate` (1000/s) per 500 ms.
-const LEASE_REVOKES_PER_ROUND: usize = ferret_mvcc::lease::LEASE_REVOKE_RATE / 2;
 
 /// Lease queries forwarded to the leader and not answered yet, at most
 /// (all go to one peer, the leader); more are refused as "too many
@@ -404,26 +394,13 @@ pub fn start(
             .map_err(|e| StartError::Metadata(format!("{}: {e}", wal_path.display())))?;
         log = RaftLog::new(conf_state(&meta));
         if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
-            let v2 = entry::decode_snapshot(&data)
-                .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
-            let mut state = shared.state_mut();
-            state
-                .v2
-                .restore_in_place(&v2)
-                .map_err(|e| StartError::Snapshot(format!("at index {index}: {e}")))?;
-            let backend_index = state.v3.applied_index();
-            if backend_index < index {
-                // The snapshot writer waits for the backend, so this means
-                // the backend file was lost or replaced by an older one:
-                // the entries in between are gone from the log.
-                return Err(StartError::Backend(format!(
-                    "it holds the log up to entry {backend_index}, but the newest snapshot \
-                     covers up to {index} and the log before it is gone: the backend file \
-                     is missing or older than the rest of the data dir"
-                )));
-            }
-            state.applied_index = index;
-            drop(state);
+            shared
+                .state_mut()
+                .restore(index, &data)
+                .map_err(|e| match e {
+                    RestoreError::Backend(e) => StartError::Backend(e),
+                    e => StartError::Snapshot(format!("at index {index}: {e}")),
+                })?;
             let mut snap = SnapshotMetadata::default();
             snap.index = index;
             snap.term = term;
@@ -1205,42 +1182,19 @@ impl RaftNode {
                 std::process::exit(1);
             }
         };
-        let v2 = match entry::decode_snapshot(&snap.data) {
-            Ok(p) => p,
+        // The state machines install it (the received backend first);
+        // any failure stops the member: the leader still has it all.
+        let installed = self
+            .shared
+            .state_mut()
+            .install(meta.index, &snap.data, *prepared);
+        let restored = match installed {
+            Ok(r) => r,
             Err(e) => {
-                tracing::error!(index = meta.index, error = %e, "snapshot from the leader is undecodable");
+                tracing::error!(index = meta.index, error = %e, "cannot install a snapshot from the leader; stopping");
                 std::process::exit(1);
             }
         };
-        let restored;
-        {
-            let mut state = self.shared.state_mut();
-            // The backend first: renamed over the member's own file (the
-            // rest of the data dir does not refer to it, see
-            // `snapshot_stream`'s crash cases), then swapped in.
-            restored = match state.v3.install(*prepared) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(index = meta.index, error = %e, "cannot install the v3 backend of a snapshot; stopping");
-                    std::process::exit(1);
-                }
-            };
-            // Tests: a crash with the backend installed and nothing else.
-            ferret_mvcc::failpoint("snapshot-install-after-backend");
-            // The receiver checked it; entries between the snapshot and
-            // the copy's consistent index are applied to the v2 store only.
-            assert!(
-                restored.consistent_index >= meta.index,
-                "a backend up to {} for a snapshot at {}",
-                restored.consistent_index,
-                meta.index
-            );
-            if let Err(e) = state.v2.restore_in_place(&v2) {
-                tracing::error!(index = meta.index, error = %e, "snapshot from the leader is corrupt");
-                std::process::exit(1);
-            }
-            state.applied_index = meta.index;
-        }
         // The snapshot file first, then the WAL marker: a crash between the
         // two leaves a snapshot the WAL does not yet point past, which is
         // harmless.
@@ -1280,11 +1234,11 @@ impl RaftNode {
         let Some(term) = self.node.store().term_of(applied) else {
             return;
         };
-        // A frozen view of the v2 store, taken in O(1) between two
-        // applies: it shares the tree copy-on-write, so the loop goes on
-        // at once. Encoding it, writing and fsyncing the file run on a
+        // A view of the state machines, taken in O(1) between two
+        // applies (the v2 tree is shared copy-on-write), so the loop goes
+        // on at once. Encoding it, writing and fsyncing the file run on a
         // thread of their own.
-        let frozen = self.shared.state().v2.frozen();
+        let view = self.shared.state().snapshot_view();
         self.snapshot_in_flight = Some(applied);
         let dir = self.snap_dir.clone();
         let tx = self.inbox_tx.clone();
@@ -1295,10 +1249,7 @@ impl RaftNode {
                 // The v3 backend first: once the WAL points past this
                 // snapshot, the entries before it are gone, so the backend
                 // must hold them all (its consistent index >= `applied`).
-                let data = entry::encode_snapshot(frozen.encode());
-                // Drop the view before the slow part: while it lives, every
-                // node the loop writes is copied.
-                drop(frozen);
+                let data = view.encode();
                 let result = mvcc.flush().map_err(|e| e.to_string()).and_then(|()| {
                     ferret_wal::snap::save_snapshot(&dir, applied, term, &data)
                         .map(|_| ())
@@ -1395,53 +1346,10 @@ impl RaftNode {
             }
         }
         if self.node.raft.state == StateRole::Leader {
-            let now = now_ns();
-            let (expired_due, version_missing) = {
-                let state = self.shared.state();
-                (
-                    state.v2.next_expiry_ns().is_some_and(|t| t <= now),
-                    state.v2.get(b"/0/version", false, now).is_err(),
-                )
-            };
-            if expired_due {
-                self.propose_internal(entry::v2_expire(now));
+            let due = self.shared.state().due_proposals(now_ns(), Instant::now());
+            for req in due {
+                self.propose_internal(req);
             }
-            if version_missing {
-                self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
-            }
-            self.lease_duties();
-        }
-    }
-
-    /// The leader's lease duties (etcd's lessor loop, every 500 ms):
-    /// propose revoking the leases that ran out, and checkpointing remaining
-    /// TTLs when checkpoints are on. Time enters the replicated state only
-    /// through these proposals.
-    fn lease_duties(&mut self) {
-        let now = Instant::now();
-        let (expired, checkpoints) = {
-            let mut le = self.mvcc.lessor();
-            (
-                le.expired(now, LEASE_REVOKES_PER_ROUND),
-                le.due_checkpoints(now, ferret_mvcc::lease::MAX_CHECKPOINT_BATCH),
-            )
-        };
-        for id in expired {
-            self.propose_internal(InternalRaftRequest {
-                lease_revoke: Some(LeaseRevokeRequest { id }),
-                ..Default::default()
-            });
-        }
-        if !checkpoints.is_empty() {
-            self.propose_internal(InternalRaftRequest {
-                lease_checkpoint: Some(LeaseCheckpointRequest {
-                    checkpoints: checkpoints
-                        .into_iter()
-                        .map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
-                        .collect(),
-                }),
-                ..Default::default()
-            });
         }
     }
 
@@ -1467,14 +1375,9 @@ impl RaftNode {
     /// same first indexes as etcd's.
     fn on_new_leader(&mut self, leading: bool) {
         if leading {
-            let missing = self
-                .shared
-                .state()
-                .v2
-                .get(b"/0/version", false, now_ns())
-                .is_err();
-            if missing {
-                self.propose_internal(internal_put("/0/version".into(), CLUSTER_VERSION.into()));
+            let version = self.shared.state().cluster_version_proposal(now_ns());
+            if let Some(req) = version {
+                self.propose_internal(req);
             }
         }
         if !self.published {
