@@ -25,9 +25,11 @@
 //! # Invariants
 //!
 //! - **Applying is deterministic.** The same entries give the same keys,
-//!   revisions, leases and backend contents on every member; nothing in
-//!   the apply path reads the clock (lease expiry is the leader's local
-//!   business and enters the log only as a revocation).
+//!   revisions, leases and backend contents on every member. The apply
+//!   path is given the local clock only to set the lessor's local expiry
+//!   times (a grant, a checkpoint), which no replicated state depends on:
+//!   lease expiry is the leader's local business and enters the log only
+//!   as a revocation.
 //! - **The consistent index is committed with the data it covers.** After
 //!   a crash, replaying the log from the entry after it gives the same
 //!   store as if nothing had happened.

@@ -10,11 +10,13 @@
 //!   `batch_interval`, or sooner when `batch_limit` changes wait) in one
 //!   durable transaction with the consistent index, then drops them from
 //!   the queue; it also runs compactions.
-//! - **Readers** (any thread) open a [`ReadView`]: the published revision,
-//!   the queued batches (cheap `Arc` clones) and a redb read transaction,
-//!   taken together under the queue's mutex. Whatever the view's revision
-//!   covers is in one of the two, whichever way the backend thread moves
-//!   meanwhile, and redb's read transactions never block its writer. The
+//! - **Readers** (any thread) open a [`ReadView`]: the published revision
+//!   (read first) and a redb read transaction. A record the view's
+//!   revision covers is still queued in `pending`, or committed: looked up
+//!   in the queue, then in the view's transaction, then in a fresh one
+//!   (when the backend thread committed it after the view began), so it is
+//!   found whichever way the backend thread moves meanwhile, and redb's
+//!   read transactions never block its writer. The
 //!   index is read under its read lock in chunks of
 //!   [`crate::index::KEYS_PER_LOCK`] keys, so a large range never holds
 //!   the apply path back for long.

@@ -1,11 +1,12 @@
 //! The handle the API layers use on a running member.
 //!
-//! The HTTP layer never touches the store directly for writes: it builds a
-//! [`Command`], [`Server::propose`]s it and waits for the outcome, which
+//! The API layers never touch the stores directly for writes: they build
+//! an entry (etcd's `InternalRaftRequest`: a v2 request, or a v3 one),
+//! [`Server::propose`] it and wait for the outcome, which
 //! arrives only after the entry is committed (durable on a quorum) and
 //! applied. Local reads take the state lock briefly; linearizable reads
 //! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
-//! sink in the store's hub.
+//! sink in a store's hub (v2 or v3).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -39,8 +39,6 @@ pub enum V3Error {
     TooManyRequests,
     #[error("no leader")]
     NoLeader,
-    #[error("leader changed")]
-    LeaderChanged,
     #[error("server stopped")]
     Stopped,
     #[error("request timed out")]
@@ -125,7 +123,6 @@ impl From<V3Error> for Status {
             RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
             TooManyRequests => (Code::ResourceExhausted, "etcdserver: too many requests"),
             NoLeader => (Code::Unavailable, "etcdserver: no leader"),
-            LeaderChanged => (Code::Unavailable, "etcdserver: leader changed"),
             Stopped => (Code::Unavailable, "etcdserver: server stopped"),
             Timeout => (Code::Unavailable, "etcdserver: request timed out"),
             Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
