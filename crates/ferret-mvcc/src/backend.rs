@@ -328,16 +328,18 @@ pub(crate) fn compact_chunk(
     Ok(resume)
 }
 
-/// The database's size on disk and the part of it holding live data.
-pub(crate) fn sizes(db: &Database) -> Result<(u64, u64), MvccError> {
+/// The bytes of the database's pages in use (allocated: not free), as
+/// bbolt's size in use is its size less its free pages. Waits for the
+/// backend thread's transaction, if one is open (redb reports its
+/// statistics in a write transaction).
+pub(crate) fn allocated_bytes(db: &Database) -> Result<u64, MvccError> {
     let tx = db
         .begin_write()
         .map_err(|e| MvccError::backend("begin", e))?;
     let stats = tx.stats().map_err(|e| MvccError::backend("stats", e))?;
     let allocated = stats.allocated_pages() * stats.page_size() as u64;
-    let in_use = allocated.saturating_sub(stats.fragmented_bytes());
     tx.abort().map_err(|e| MvccError::backend("abort", e))?;
-    Ok((allocated, in_use))
+    Ok(allocated)
 }
 
 /// Number of records in the `kv` table (tests).

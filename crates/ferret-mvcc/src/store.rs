@@ -307,9 +307,7 @@ impl Mvcc {
     pub(crate) fn update_db_size(&self) {
         let size = match &self.path {
             Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            None => backend::sizes(&self.db())
-                .map(|(total, _)| total)
-                .unwrap_or(0),
+            None => backend::allocated_bytes(&self.db()).unwrap_or(0),
         };
         self.db_size.store(size, Ordering::Release);
     }
@@ -361,9 +359,16 @@ impl Mvcc {
         range(&view, view.rev, req)
     }
 
-    /// Size of the database and the part of it in use, bytes.
+    /// Size of the database after the last commit ([`Mvcc::db_size`]) and
+    /// the part of it in use, bytes (etcd's `dbSize` and `dbSizeInUse`).
+    /// May wait for the backend thread's commit: call it where blocking is
+    /// allowed.
     pub fn db_sizes(&self) -> Result<(u64, u64), MvccError> {
-        backend::sizes(&self.db())
+        let in_use = backend::allocated_bytes(&self.db())?;
+        let size = self.db_size();
+        // The size is the file's after the last commit; a commit since
+        // may have allocated more: never report more in use than there is.
+        Ok((size, if size > 0 { in_use.min(size) } else { in_use }))
     }
 
     /// Waits until the backend committed every change applied so far.

@@ -263,12 +263,9 @@ impl StateMachines {
     /// Setting the cluster version, if the cluster has none yet (a new
     /// cluster's leader proposes it at once, as etcd's does).
     pub fn cluster_version_proposal(&self, now_ns: i64) -> Option<InternalRaftRequest> {
-        self.v2.get(b"/0/version", false, now_ns).is_err().then(|| {
-            entry::v2(&Write::put(
-                "/0/version",
-                CLUSTER_VERSION,
-                now_ns,
-            ))
-        })
+        self.v2
+            .get(b"/0/version", false, now_ns)
+            .is_err()
+            .then(|| entry::v2(&Write::put("/0/version", CLUSTER_VERSION, now_ns)))
     }
 }

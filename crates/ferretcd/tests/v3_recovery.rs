@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferret_proto::etcdserverpb::{
     alarm_request::AlarmAction, kv_client::KvClient, maintenance_client::MaintenanceClient,
-    AlarmRequest, AlarmType, DeleteRangeRequest, PutRequest, RangeRequest,
+    AlarmRequest, AlarmType, DeleteRangeRequest, PutRequest, RangeRequest, StatusRequest,
 };
 use ferret_testkit::dir::TempDir;
 use ferret_testkit::ports::free_ports;
@@ -246,6 +246,22 @@ fn past_the_quota_writes_fail_with_nospace_until_the_alarm_is_disarmed() {
             .expect("header");
         let raised = alarms(ports[0], AlarmAction::Get, 0).await;
         assert_eq!(raised, vec![(header.member_id, AlarmType::Nospace as i32)]);
+        // Status lists it as etcd does (Go's compact text of the member).
+        let status = MaintenanceClient::connect(format!("http://127.0.0.1:{}", ports[0]))
+            .await
+            .expect("connect")
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        assert_eq!(
+            status.errors,
+            vec![format!("memberID:{} alarm:NOSPACE ", header.member_id)]
+        );
+        assert!(
+            status.db_size_in_use > 0 && status.db_size_in_use <= status.db_size,
+            "{status:?}"
+        );
         // Deleting still works (it frees space, as in etcd).
         kv.delete_range(DeleteRangeRequest {
             key: Bytes::from_static(b"big/"),

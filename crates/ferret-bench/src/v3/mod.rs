@@ -58,8 +58,8 @@ pub async fn connect_all(addrs: &[String], conns: usize) -> Result<Vec<Channel>,
 }
 
 /// Whether the member at `addr` says it leads: the Maintenance service's
-/// Status (etcd), else `/v2/stats/self` (ferretcd does not serve
-/// Maintenance yet; it needs `--enable-v2` for this).
+/// Status, else `/v2/stats/self` (for a server without Maintenance.Status;
+/// it needs `--enable-v2` for this).
 pub async fn is_leader(addr: &str) -> bool {
     if let Ok(ch) = connect(addr).await {
         let r = tokio::time::timeout(

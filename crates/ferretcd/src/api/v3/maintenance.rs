@@ -1,13 +1,14 @@
-//! `etcdserverpb.Maintenance`: only `Alarm` so far (listing and disarming
-//! alarms, so a member that hit `--quota-backend-bytes` can be brought
-//! back once space is freed). The other methods come with the Cluster,
-//! Maintenance and Auth work; until then they answer `UNIMPLEMENTED`.
+//! `etcdserverpb.Maintenance`: `Alarm` (listing and disarming alarms, so a
+//! member that hit `--quota-backend-bytes` can be brought back once space
+//! is freed) and `Status` (version, database sizes, Raft position, leader,
+//! alarms) so far. The other methods come with the Cluster, Maintenance
+//! and Auth work; until then they answer `UNIMPLEMENTED`.
 
 use std::pin::Pin;
 
 use ferret_mvcc::V3Response;
 use ferret_proto::etcdserverpb::{
-    maintenance_server::Maintenance, AlarmRequest, AlarmResponse, DefragmentRequest,
+    maintenance_server::Maintenance, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest,
     DefragmentResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
     InternalRaftRequest, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
     StatusRequest, StatusResponse,
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::error::V3Error;
 use super::handle::{unexpected, V3};
+use crate::api::v2::info::ETCD_SERVER_VERSION;
 
 pub struct MaintenanceService(pub V3);
 
@@ -47,8 +49,38 @@ impl Maintenance for MaintenanceService {
         }
     }
 
+    /// etcd's `maintenanceServer.Status`, field for field.
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        Err(not_yet("Status"))
+        let v3 = &self.0;
+        let (db_size, db_size_in_use) = v3.read(|m| m.db_sizes(), false)?;
+        let position = v3.server.position();
+        let leader = v3.server.leader_id().unwrap_or(0);
+        let mut errors = Vec::new();
+        if leader == 0 {
+            errors.push("etcdserver: no leader".to_string());
+        }
+        let alarms = v3.server.mvcc().alarms().get(AlarmType::None as i32);
+        // Go's `proto.CompactTextString` of each `AlarmMember`, as etcd
+        // lists them (the trailing space included).
+        errors.extend(alarms.iter().map(|a| {
+            let name = AlarmType::try_from(a.alarm)
+                .map(|t| t.as_str_name().to_string())
+                .unwrap_or_else(|_| a.alarm.to_string());
+            format!("memberID:{} alarm:{name} ", a.member_id)
+        }));
+        Ok(Response::new(StatusResponse {
+            header: v3.header(0),
+            version: ETCD_SERVER_VERSION.to_string(),
+            db_size: db_size as i64,
+            leader,
+            raft_index: position.commit_index,
+            raft_term: position.term,
+            raft_applied_index: v3.server.state().applied_index,
+            errors,
+            db_size_in_use: db_size_in_use as i64,
+            // Learners come with runtime membership.
+            is_learner: false,
+        }))
     }
 
     async fn defragment(
