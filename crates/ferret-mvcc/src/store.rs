@@ -299,14 +299,21 @@ impl Mvcc {
     }
 
     /// The database's size on disk after the last commit, bytes (what
-    /// `--quota-backend-bytes` is checked against).
+    /// `--quota-backend-bytes` is checked against, and `dbSize`): the
+    /// blocks its file occupies. redb grows its file sparsely, ahead of
+    /// need (to about twice what it holds), so the file's length would
+    /// overstate it; the blocks, like a bbolt file's length, count the
+    /// pages written, free ones included.
     pub fn db_size(&self) -> u64 {
         self.db_size.load(Ordering::Acquire)
     }
 
     pub(crate) fn update_db_size(&self) {
+        use std::os::unix::fs::MetadataExt;
         let size = match &self.path {
-            Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Some(p) => std::fs::metadata(p)
+                .map(|m| (m.blocks() * 512).min(m.len()))
+                .unwrap_or(0),
             None => backend::allocated_bytes(&self.db()).unwrap_or(0),
         };
         self.db_size.store(size, Ordering::Release);

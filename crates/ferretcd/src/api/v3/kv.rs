@@ -4,6 +4,8 @@
 //! and read-only txns are served from the local store, after a ReadIndex
 //! barrier unless serializable, as etcd 3.4 serves them.
 
+use std::time::Duration;
+
 use ferret_mvcc::{is_txn_readonly, V3Response};
 use ferret_proto::etcdserverpb::{
     kv_server::Kv, request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
@@ -134,13 +136,13 @@ impl Kv for KvService {
         };
         if physical {
             // etcd answers a physical compaction once the backend dropped
-            // the compacted revisions.
-            let timeout = self.0.server.request_timeout() * 4;
-            let finished = tokio::task::spawn_blocking(move || done.wait(timeout))
-                .await
-                .unwrap_or(false);
-            if !finished {
-                return Err(V3Error::Timeout.into());
+            // the compacted revisions, however long that takes (a GiB of
+            // revisions: a minute or more), or not at all if the client
+            // goes first. A client that goes drops this future; the blocking
+            // wait in flight then ends within a second.
+            while !done.is_done() {
+                let d = done.clone();
+                let _ = tokio::task::spawn_blocking(move || d.wait(Duration::from_secs(1))).await;
             }
         }
         self.0.fill(&mut resp.header);
