@@ -1,7 +1,11 @@
-//! Go's syntax for flag values, with Go's error texts: `strconv`'s booleans
-//! and integers, and `time.ParseDuration`.
+//! Go's syntax for flag values, with Go's error texts, as etcd's flags
+//! read them: `strconv`'s booleans and integers, and `time.Duration`.
+//! The parsing is ferret-gocompat's (written once for server and CLI);
+//! this module gives it the shapes the flag table uses.
 
 use std::fmt;
+
+use ferret_gocompat::{flag, strconv, time};
 
 /// A Go `time.Duration`: signed nanoseconds. Go's flag and YAML readers
 /// accept negative durations; etcd passes them on, so they are kept here
@@ -34,233 +38,38 @@ impl GoDuration {
 /// Go's `Duration.String()`: `0s`, `1.5s`, `2h0m0s`, `100ms`, `-5s`.
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let negative = self.nanos < 0;
-        let mut u = self.nanos.unsigned_abs();
-        let sign = if negative { "-" } else { "" };
-        if u < 1_000_000_000 {
-            // Below one second Go uses the largest unit that keeps an
-            // integer part: ns, µs or ms.
-            let (unit_ns, unit) = match u {
-                0 => return f.write_str("0s"),
-                1..=999 => (1, "ns"),
-                1_000..=999_999 => (1_000, "µs"),
-                _ => (1_000_000, "ms"),
-            };
-            return write!(f, "{sign}{}{unit}", fraction(u, unit_ns));
-        }
-        let h = u / 3_600_000_000_000;
-        u -= h * 3_600_000_000_000;
-        let m = u / 60_000_000_000;
-        u -= m * 60_000_000_000;
-        let s = fraction(u, 1_000_000_000);
-        match (h, m) {
-            (0, 0) => write!(f, "{sign}{s}s"),
-            (0, m) => write!(f, "{sign}{m}m{s}s"),
-            (h, m) => write!(f, "{sign}{h}h{m}m{s}s"),
-        }
+        let sign = if self.nanos < 0 { "-" } else { "" };
+        let magnitude = std::time::Duration::from_nanos(self.nanos.unsigned_abs());
+        write!(f, "{sign}{}", time::format_duration(magnitude))
     }
-}
-
-/// `v / unit` with the remainder as decimals, trailing zeros dropped.
-fn fraction(v: u64, unit: u64) -> String {
-    let (int, frac) = (v / unit, v % unit);
-    if frac == 0 {
-        return int.to_string();
-    }
-    let width = unit.ilog10() as usize;
-    let digits = format!("{frac:0width$}");
-    format!("{int}.{}", digits.trim_end_matches('0'))
 }
 
 /// Go's `strconv.ParseBool`.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
+    strconv::parse_bool(s)
 }
 
-/// Go's `strconv.ParseUint(s, 0, 64)` as the flag package uses it: decimal,
-/// `0x`, `0o`/`0`, `0b` prefixes (underscores are not accepted here).
-/// Errors are the flag package's texts.
+/// Go's `strconv.ParseUint(s, 0, 64)` as the flag package uses it, with
+/// the flag package's error texts.
 pub fn parse_uint(s: &str) -> Result<u64, &'static str> {
-    let (digits, radix) = if let Some(r) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (r, 16)
-    } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
-        (r, 2)
-    } else if let Some(r) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
-        (r, 8)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err("parse error");
-    }
-    u64::from_str_radix(digits, radix).map_err(|_| "value out of range")
+    flag::parse_uint(s)
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`.
+/// Go's `strconv.ParseInt(s, 0, 64)`, likewise.
 pub fn parse_int(s: &str) -> Result<i64, &'static str> {
-    let (negative, magnitude) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let n = parse_uint(magnitude)?;
-    if negative {
-        if n <= i64::MAX as u64 + 1 {
-            Ok((n as i64).wrapping_neg())
-        } else {
-            Err("value out of range")
-        }
-    } else {
-        i64::try_from(n).map_err(|_| "value out of range")
-    }
+    flag::parse_int(s)
 }
 
 /// Go's `strconv.Atoi`: base 10, an optional sign, a 64-bit result.
 pub fn atoi(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    strconv::parse_int(s, 10).ok()
 }
 
 /// Go's `time.ParseDuration`, with its error texts (`time: invalid
 /// duration "abc"`, `time: missing unit in duration "1"`, `time: unknown
 /// unit "x" in duration "1x"`).
-pub fn parse_duration(orig: &str) -> Result<GoDuration, String> {
-    let invalid = || format!("time: invalid duration {}", quote(orig));
-    let mut s = orig;
-    let mut negative = false;
-    if let Some(c) = s.chars().next() {
-        if c == '-' || c == '+' {
-            negative = c == '-';
-            s = &s[1..];
-        }
-    }
-    if s == "0" {
-        return Ok(GoDuration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    const MAX: u64 = 1 << 63;
-    let mut total: u64 = 0;
-    while !s.is_empty() {
-        if !s.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        // The integer part: digits, overflow is an error.
-        let int_len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let mut v: u64 = 0;
-        for b in s[..int_len].bytes() {
-            if v > MAX / 10 {
-                return Err(invalid());
-            }
-            v = v * 10 + u64::from(b - b'0');
-            if v > MAX {
-                return Err(invalid());
-            }
-        }
-        s = &s[int_len..];
-        // The fraction: digits past what fits are ignored, as in Go.
-        let (mut frac, mut scale, mut frac_digits) = (0u64, 1f64, 0);
-        if let Some(rest) = s.strip_prefix('.') {
-            s = rest;
-            frac_digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let mut overflow = false;
-            for b in s[..frac_digits].bytes() {
-                if overflow {
-                    continue;
-                }
-                if frac > (MAX - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let y = frac * 10 + u64::from(b - b'0');
-                if y > MAX {
-                    overflow = true;
-                    continue;
-                }
-                frac = y;
-                scale *= 10.0;
-            }
-            s = &s[frac_digits..];
-        }
-        if int_len == 0 && frac_digits == 0 {
-            return Err(invalid());
-        }
-        let unit_len = s
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
-        if unit_len == 0 {
-            return Err(format!("time: missing unit in duration {}", quote(orig)));
-        }
-        let unit_text = &s[..unit_len];
-        s = &s[unit_len..];
-        let unit: u64 = match unit_text {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    quote(unit_text),
-                    quote(orig)
-                ))
-            }
-        };
-        if v > MAX / unit {
-            return Err(invalid());
-        }
-        v *= unit;
-        if frac > 0 {
-            v += (frac as f64 * (unit as f64 / scale)) as u64;
-            if v > MAX {
-                return Err(invalid());
-            }
-        }
-        total += v;
-        if total > MAX {
-            return Err(invalid());
-        }
-    }
-    if negative {
-        return Ok(GoDuration::from_nanos((total as i64).wrapping_neg()));
-    }
-    i64::try_from(total)
-        .map(GoDuration::from_nanos)
-        .map_err(|_| invalid())
-}
-
-/// Go's `time.quote`: double quotes, `"` and `\` escaped, bytes outside
-/// printable ASCII as `\xNN`.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c.is_ascii() && c >= ' ' {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        } else {
-            let mut buf = [0; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("\\x{b:02x}"));
-            }
-        }
-    }
-    out.push('"');
-    out
+pub fn parse_duration(s: &str) -> Result<GoDuration, String> {
+    time::parse_duration(s).map(GoDuration::from_nanos)
 }
 
 #[cfg(test)]
