@@ -489,6 +489,17 @@ impl Server {
             .clone()
     }
 
+    /// The cluster's and this member's ids, for response headers (without
+    /// copying the member's name and URLs, as [`Server::membership`] does).
+    pub fn ids(&self) -> (u64, u64) {
+        let m = self
+            .shared
+            .membership
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        (m.cluster_id, m.member_id)
+    }
+
     /// The id of the current leader, if one is known.
     pub fn leader_id(&self) -> Option<u64> {
         match self.shared.leader_id.load(Ordering::Acquire) {

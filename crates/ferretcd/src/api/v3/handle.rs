@@ -44,9 +44,7 @@ impl V3 {
     /// revision unless the response set one.
     pub fn fill(&self, h: &mut Option<ResponseHeader>) {
         let h = h.get_or_insert_with(ResponseHeader::default);
-        let m = self.server.membership();
-        h.cluster_id = m.cluster_id;
-        h.member_id = m.member_id;
+        (h.cluster_id, h.member_id) = self.server.ids();
         h.raft_term = self.server.position().term;
         if h.revision == 0 {
             h.revision = self.server.mvcc().current_rev();
@@ -55,10 +53,10 @@ impl V3 {
 
     /// A header at exactly `revision` (etcd's `newResponseHeader`).
     pub fn header_exact(&self, revision: i64) -> Option<ResponseHeader> {
-        let m = self.server.membership();
+        let (cluster_id, member_id) = self.server.ids();
         Some(ResponseHeader {
-            cluster_id: m.cluster_id,
-            member_id: m.member_id,
+            cluster_id,
+            member_id,
             revision,
             raft_term: self.server.position().term,
         })
@@ -112,7 +110,7 @@ impl V3 {
         }
         let alarm = AlarmRequest {
             action: alarm_request::AlarmAction::Activate as i32,
-            member_id: self.server.membership().member_id,
+            member_id: self.server.ids().1,
             alarm: AlarmType::Nospace as i32,
         };
         // Raising the alarm is best effort, as in etcd; the write is
