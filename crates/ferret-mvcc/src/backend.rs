@@ -58,10 +58,12 @@ pub enum Storage {
     Custom(Box<dyn redb::StorageBackend>),
 }
 
-/// Memory redb may use to cache pages. Reads beyond it go to the OS page
-/// cache; 128 MiB holds the upper levels of every tree and the hot pages
-/// of a few million keys.
-pub const CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// Memory redb may use to cache pages (its write buffer takes at most
+/// half). Reads beyond it go to the OS page cache, which holds the file
+/// anyway; 32 MiB holds the upper levels of every tree. The cache fills
+/// to its size under any large load, so it is a fixed part of a member's
+/// memory: 128 MiB was a quarter of it with 1M keys (BENCHMARKS.md).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 pub(crate) fn open(storage: Storage) -> Result<Database, MvccError> {
     let mut b = Database::builder();

@@ -96,9 +96,7 @@ impl Index {
         match self.keys.get_mut(key) {
             Some(ki) => ki.put(rev, lease),
             None => {
-                let mut ki = KeyIndex::default();
-                ki.put(rev, lease);
-                self.keys.insert(key.into(), ki);
+                self.keys.insert(key.into(), KeyIndex::new(rev, lease));
             }
         }
     }

@@ -48,21 +48,40 @@ impl Generation {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyIndex {
-    /// The last revision that touched the key (put or tombstone).
-    pub modified: Revision,
     /// The lease the key's live revision is attached to (0 for none or
     /// when the key does not exist): a put needs it to detach the old
     /// lease without reading the backend.
     pub lease: i64,
-    pub generations: Vec<Generation>,
+    revs: Revs,
+}
+
+/// A key's generations, in one of two forms.
+///
+/// Most keys of a large key space exist with one revision in the index: a
+/// key put once, a key restored from the backend, or any live key after a
+/// compaction. [`Revs::One`] holds that shape without an allocation, so
+/// the index costs about half as much per key; every other shape is the
+/// general [`Revs::Generations`]. Compaction returns a key to `One` when
+/// it can, and nothing outside this module sees the difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Revs {
+    /// One live generation holding one revision, `rev`.
+    One {
+        ver: i64,
+        created: Revision,
+        rev: Revision,
+    },
+    /// Every generation; the last one is empty when the key does not
+    /// exist now.
+    Generations(Vec<Generation>),
 }
 
 impl Default for KeyIndex {
+    /// A key with no revision (only an empty generation).
     fn default() -> Self {
         KeyIndex {
-            modified: Revision::default(),
             lease: 0,
-            generations: vec![Generation::default()],
+            revs: Revs::Generations(vec![Generation::default()]),
         }
     }
 }
@@ -77,39 +96,71 @@ pub struct Found {
 }
 
 impl KeyIndex {
+    /// A key created by a put at `rev`.
+    pub fn new(rev: Revision, lease: i64) -> KeyIndex {
+        KeyIndex::restored(rev, rev, 1, lease)
+    }
+
     /// An index restored from the backend: the key's latest revision,
     /// with its create revision and version as the stored value says.
     pub fn restored(created: Revision, modified: Revision, ver: i64, lease: i64) -> KeyIndex {
         KeyIndex {
-            modified,
             lease,
-            generations: vec![Generation {
+            revs: Revs::One {
                 ver,
                 created,
-                revs: vec![modified],
-            }],
+                rev: modified,
+            },
         }
     }
 
     /// Only an empty generation: the key has no revision left.
     pub fn is_empty(&self) -> bool {
-        self.generations.len() == 1 && self.generations[0].is_empty()
+        match &self.revs {
+            Revs::One { .. } => false,
+            Revs::Generations(gens) => gens.len() == 1 && gens[0].is_empty(),
+        }
     }
 
     /// The key exists at the latest revision.
     pub fn is_live(&self) -> bool {
-        self.generations.last().is_some_and(|g| !g.is_empty())
+        match &self.revs {
+            Revs::One { .. } => true,
+            Revs::Generations(gens) => gens.last().is_some_and(|g| !g.is_empty()),
+        }
+    }
+
+    /// The last revision that touched the key (put or tombstone), the
+    /// zero revision if none.
+    pub fn modified(&self) -> Revision {
+        match &self.revs {
+            Revs::One { rev, .. } => *rev,
+            Revs::Generations(gens) => gens
+                .iter()
+                .rev()
+                .find_map(|g| g.revs.last().copied())
+                .unwrap_or_default(),
+        }
     }
 
     /// Records a put at `rev`, which must be above every revision so far.
     pub fn put(&mut self, rev: Revision, lease: i64) {
+        let modified = self.modified();
         assert!(
-            rev > self.modified,
-            "put at {rev} after {} breaks revision order",
-            self.modified
+            rev > modified,
+            "put at {rev} after {modified} breaks revision order"
         );
+        self.lease = lease;
+        if self.is_empty() {
+            self.revs = Revs::One {
+                ver: 1,
+                created: rev,
+                rev,
+            };
+            return;
+        }
         let g = self
-            .generations
+            .generations_mut()
             .last_mut()
             .expect("a key index has a generation");
         if g.revs.is_empty() {
@@ -117,8 +168,6 @@ impl KeyIndex {
         }
         g.revs.push(rev);
         g.ver += 1;
-        self.modified = rev;
-        self.lease = lease;
     }
 
     /// Records a deletion at `rev`; `false` (and no change) if the key
@@ -128,54 +177,50 @@ impl KeyIndex {
             return false;
         }
         self.put(rev, 0);
-        self.generations.push(Generation::default());
+        self.generations_mut().push(Generation::default());
         true
     }
 
     /// The key as of revision `at`: `None` if it did not exist then.
     pub fn get(&self, at: i64) -> Option<Found> {
-        let g = self.find_generation(at)?;
-        // The last revision at or below `at`.
-        let n = g.revs.iter().rposition(|r| r.main <= at)?;
-        Some(Found {
-            modified: g.revs[n],
-            created: g.created,
-            version: g.ver - (g.revs.len() - n - 1) as i64,
-        })
-    }
-
-    /// The generation `at` falls in, `None` if the key did not exist at
-    /// `at` (before its first revision, or between a tombstone and the
-    /// next put).
-    fn find_generation(&self, at: i64) -> Option<&Generation> {
-        let last = self.generations.len() - 1;
-        for (i, g) in self.generations.iter().enumerate().rev() {
-            if g.is_empty() {
-                continue;
-            }
-            if i != last {
-                let tomb = g.revs.last().expect("non-empty").main;
-                if tomb <= at {
-                    return None;
-                }
-            }
-            if g.revs[0].main <= at {
-                return Some(g);
+        match &self.revs {
+            Revs::One { ver, created, rev } => (rev.main <= at).then_some(Found {
+                modified: *rev,
+                created: *created,
+                version: *ver,
+            }),
+            Revs::Generations(gens) => {
+                let g = find_generation(gens, at)?;
+                // The last revision at or below `at`.
+                let n = g.revs.iter().rposition(|r| r.main <= at)?;
+                Some(Found {
+                    modified: g.revs[n],
+                    created: g.created,
+                    version: g.ver - (g.revs.len() - n - 1) as i64,
+                })
             }
         }
-        None
     }
 
     /// Compacts at `at` (see the module documentation). Every revision
     /// `<= at` that a read at `at` can still reach is added to `keep`.
     pub fn compact(&mut self, at: i64, keep: &mut Vec<Revision>) {
-        if self.is_empty() {
+        let gens = match &mut self.revs {
+            Revs::One { rev, .. } => {
+                if rev.main <= at {
+                    keep.push(*rev);
+                }
+                return;
+            }
+            Revs::Generations(gens) => gens,
+        };
+        if gens.len() == 1 && gens[0].is_empty() {
             return;
         }
-        let (gen_idx, rev_idx) = self.compact_point(at);
-        let last = self.generations.len() - 1;
+        let (gen_idx, rev_idx) = compact_point(gens, at);
+        let last = gens.len() - 1;
         let mut drop_to = gen_idx;
-        let g = &mut self.generations[gen_idx];
+        let g = &mut gens[gen_idx];
         if !g.is_empty() {
             if let Some(i) = rev_idx {
                 g.revs.drain(..i);
@@ -188,49 +233,58 @@ impl KeyIndex {
                 }
             }
         }
-        self.generations.drain(..drop_to);
+        gens.drain(..drop_to);
+        if let [g] = gens.as_slice() {
+            if let [rev] = g.revs.as_slice() {
+                self.revs = Revs::One {
+                    ver: g.ver,
+                    created: g.created,
+                    rev: *rev,
+                };
+            }
+        }
     }
 
     /// The revisions `<= at` that compaction at `at` would keep, without
     /// compacting (for hashing the store at a revision).
     pub fn keep(&self, at: i64, keep: &mut Vec<Revision>) {
+        let gens = match &self.revs {
+            Revs::One { rev, .. } => {
+                if rev.main <= at {
+                    keep.push(*rev);
+                }
+                return;
+            }
+            Revs::Generations(gens) => gens,
+        };
         if self.is_empty() {
             return;
         }
-        let (gen_idx, rev_idx) = self.compact_point(at);
-        let g = &self.generations[gen_idx];
+        let (gen_idx, rev_idx) = compact_point(gens, at);
+        let g = &gens[gen_idx];
         if let Some(i) = rev_idx {
-            let is_tomb = i == g.revs.len() - 1 && gen_idx != self.generations.len() - 1;
+            let is_tomb = i == g.revs.len() - 1 && gen_idx != gens.len() - 1;
             if !is_tomb {
                 keep.push(g.revs[i]);
             }
         }
     }
 
-    /// The first generation that ends after `at` (or the last one), and in
-    /// it the index of the largest revision `<= at`, if any.
-    fn compact_point(&self, at: i64) -> (usize, Option<usize>) {
-        let mut gen_idx = 0;
-        while gen_idx < self.generations.len() - 1 {
-            let g = &self.generations[gen_idx];
-            let tomb = g.revs.last().expect("finished generations are non-empty");
-            if tomb.main > at {
-                break;
-            }
-            gen_idx += 1;
-        }
-        let rev_idx = self.generations[gen_idx]
-            .revs
-            .iter()
-            .rposition(|r| r.main <= at);
-        (gen_idx, rev_idx)
-    }
-
     /// Every revision above `since` (main), for each main revision only
     /// the one with the largest sub revision.
     pub fn since(&self, since: i64) -> Vec<Revision> {
+        let gens = match &self.revs {
+            Revs::One { rev, .. } => {
+                return if rev.main >= since {
+                    vec![*rev]
+                } else {
+                    vec![]
+                };
+            }
+            Revs::Generations(gens) => gens,
+        };
         let mut out: Vec<Revision> = Vec::new();
-        for g in &self.generations {
+        for g in gens {
             for r in &g.revs {
                 if r.main < since {
                     continue;
@@ -243,6 +297,60 @@ impl KeyIndex {
         }
         out
     }
+
+    /// The general form, converting a [`Revs::One`] to it.
+    fn generations_mut(&mut self) -> &mut Vec<Generation> {
+        if let Revs::One { ver, created, rev } = self.revs {
+            self.revs = Revs::Generations(vec![Generation {
+                ver,
+                created,
+                revs: vec![rev],
+            }]);
+        }
+        match &mut self.revs {
+            Revs::Generations(gens) => gens,
+            Revs::One { .. } => unreachable!("converted above"),
+        }
+    }
+}
+
+/// The generation `at` falls in, `None` if the key did not exist at `at`
+/// (before its first revision, or between a tombstone and the next put).
+fn find_generation(gens: &[Generation], at: i64) -> Option<&Generation> {
+    let last = gens.len() - 1;
+    for (i, g) in gens.iter().enumerate().rev() {
+        if g.is_empty() {
+            continue;
+        }
+        if i != last {
+            let tomb = g.revs.last().expect("non-empty").main;
+            if tomb <= at {
+                return None;
+            }
+        }
+        if g.revs[0].main <= at {
+            return Some(g);
+        }
+    }
+    None
+}
+
+/// The first generation that ends after `at` (or the last one), and in it
+/// the index of the largest revision `<= at`, if any.
+fn compact_point(gens: &[Generation], at: i64) -> (usize, Option<usize>) {
+    let mut gen_idx = 0;
+    while gen_idx < gens.len() - 1 {
+        let tomb = gens[gen_idx]
+            .revs
+            .last()
+            .expect("finished generations are non-empty");
+        if tomb.main > at {
+            break;
+        }
+        gen_idx += 1;
+    }
+    let rev_idx = gens[gen_idx].revs.iter().rposition(|r| r.main <= at);
+    (gen_idx, rev_idx)
 }
 
 #[cfg(test)]
@@ -264,28 +372,37 @@ mod tests {
         ki
     }
 
+    /// The generations, whichever form the index is in.
+    fn generations(ki: &KeyIndex) -> Vec<Generation> {
+        ki.clone().generations_mut().clone()
+    }
+
     fn gens(ki: &KeyIndex) -> Vec<Vec<i64>> {
-        ki.generations
+        generations(ki)
             .iter()
             .map(|g| g.revs.iter().map(|r| r.main).collect())
             .collect()
+    }
+
+    fn is_one(ki: &KeyIndex) -> bool {
+        matches!(ki.revs, Revs::One { .. })
     }
 
     #[test]
     fn generations_follow_puts_and_tombstones() {
         let ki = example();
         assert_eq!(gens(&ki), vec![vec![1, 2, 3], vec![4, 5], vec![]]);
-        assert_eq!(ki.modified, r(5));
+        assert_eq!(ki.modified(), r(5));
         assert!(!ki.is_live());
-        assert_eq!(ki.generations[1].created, r(4));
-        assert_eq!(ki.generations[1].ver, 2);
+        assert_eq!(generations(&ki)[1].created, r(4));
+        assert_eq!(generations(&ki)[1].ver, 2);
     }
 
     #[test]
     fn tombstone_of_a_missing_key_is_refused() {
         let mut ki = example();
         assert!(!ki.tombstone(r(6)));
-        assert_eq!(ki.modified, r(5));
+        assert_eq!(ki.modified(), r(5));
     }
 
     #[test]
@@ -425,5 +542,79 @@ mod tests {
             ]
         );
         assert_eq!(ki.since(4), vec![Revision::new(4, 0)]);
+    }
+
+    #[test]
+    fn single_revision_keys_take_the_compact_form() {
+        let mut ki = KeyIndex::new(r(3), 9);
+        assert!(is_one(&ki));
+        assert_eq!(gens(&ki), vec![vec![3]]);
+        ki.put(r(4), 9);
+        assert!(!is_one(&ki), "two revisions need the general form");
+        let mut keep = Vec::new();
+        ki.compact(4, &mut keep);
+        assert!(is_one(&ki), "compaction returns a live key to it");
+        assert_eq!(keep, vec![r(4)]);
+        let f = ki.get(4).unwrap();
+        assert_eq!((f.created, f.modified, f.version), (r(3), r(4), 2));
+        assert!(ki.tombstone(r(5)));
+        keep.clear();
+        ki.compact(5, &mut keep);
+        assert!(ki.is_empty() && keep.is_empty());
+        ki.put(r(6), 0);
+        assert!(is_one(&ki), "a key created again takes it again");
+        assert_eq!(ki.get(6).unwrap().version, 1);
+    }
+
+    /// Random puts, deletions and compactions give the same answers
+    /// whether the index may use the compact form or never does.
+    #[test]
+    fn both_forms_answer_alike() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let mut a = KeyIndex::default();
+            let mut b = KeyIndex::default();
+            let mut main = 1;
+            let mut compacted = 0;
+            for _ in 0..12 {
+                main += 1;
+                let rev = Revision::new(main, next(2) as i64);
+                match next(4) {
+                    0 | 1 => {
+                        a.put(rev, main);
+                        b.put(rev, main);
+                    }
+                    2 => assert_eq!(a.tombstone(rev), b.tombstone(rev)),
+                    _ => {
+                        compacted = 1 + next(main as u64) as i64;
+                        let (mut ka, mut kb) = (Vec::new(), Vec::new());
+                        a.compact(compacted, &mut ka);
+                        b.compact(compacted, &mut kb);
+                        assert_eq!(ka, kb);
+                    }
+                }
+                // `b` never keeps the compact form.
+                b.generations_mut();
+                assert_eq!(gens(&a), gens(&b));
+                assert_eq!(a.is_live(), b.is_live());
+                assert_eq!(a.is_empty(), b.is_empty());
+                assert_eq!(a.modified(), b.modified());
+                assert_eq!(a.lease, b.lease);
+                for at in compacted..=main + 1 {
+                    assert_eq!(a.get(at), b.get(at), "at {at}");
+                    assert_eq!(a.since(at), b.since(at));
+                    let (mut ka, mut kb) = (Vec::new(), Vec::new());
+                    a.keep(at, &mut ka);
+                    b.keep(at, &mut kb);
+                    assert_eq!(ka, kb);
+                }
+            }
+        }
     }
 }
