@@ -32,7 +32,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 
 use crate::error::MvccError;
 use crate::revision::{Revision, REV_KEY_LEN};
@@ -273,10 +275,17 @@ pub(crate) fn read_meta(tx: &redb::ReadTransaction) -> Result<Meta, MvccError> {
     })
 }
 
-/// Deletes up to `limit` records with a main revision in `(after, upto]`
-/// that are not in `keep`, in one durable transaction; also writes
-/// `finishedCompactRev` when the scan reaches `upto`. Returns the revision
-/// the scan stopped at, `None` when done.
+/// Deletes the records not in `keep` among the next `limit` records from
+/// `from` with a main revision up to `upto`, in one transaction (as
+/// etcd's compaction scans `--experimental-compaction-batch-limit` keys a
+/// batch); also writes `finishedCompactRev` when the scan reaches `upto`.
+/// Returns the revision to resume from, `None` when done.
+///
+/// Only the last chunk's transaction is durable: the backend thread's next
+/// commit makes the others so, and a compaction cut short by a crash is
+/// resumed from `scheduledCompactRev` at start (deleting again what is
+/// gone is harmless). An fsync a chunk would compete with the WAL's for
+/// the disk.
 pub(crate) fn compact_chunk(
     db: &Database,
     from: Revision,
@@ -284,40 +293,38 @@ pub(crate) fn compact_chunk(
     keep: &HashSet<Revision>,
     limit: usize,
 ) -> Result<Option<Revision>, MvccError> {
-    let tx = db
+    let mut tx = db
         .begin_write()
         .map_err(|e| MvccError::backend("begin", e))?;
-    let mut resume = None;
+    let resume;
     {
         let mut kv = tx
             .open_table(KV)
             .map_err(|e| MvccError::backend("table", e))?;
         let start = from.to_key(false);
         let end = Revision::new(upto + 1, 0).to_key(false);
-        let mut doomed: Vec<Vec<u8>> = Vec::new();
-        {
-            let range = kv
-                .range::<&[u8]>(start.as_bytes()..end.as_bytes())
-                .map_err(|e| MvccError::backend("read", e))?;
-            for item in range {
-                let (k, _) = item.map_err(|e| MvccError::backend("read", e))?;
-                let k = k.value();
-                let Some((rev, _)) = Revision::from_key(k) else {
-                    continue;
-                };
-                if doomed.len() == limit {
-                    resume = Some(rev);
-                    break;
-                }
-                if !keep.contains(&rev) {
-                    doomed.push(k.to_vec());
-                }
-            }
-        }
-        for k in &doomed {
-            kv.remove(&k[..])
-                .map_err(|e| MvccError::backend("write", e))?;
-        }
+        // Where this chunk ends: the record `limit` records on, if any.
+        let chunk_end: Option<Vec<u8>> = kv
+            .range::<&[u8]>(start.as_bytes()..end.as_bytes())
+            .map_err(|e| MvccError::backend("read", e))?
+            .nth(limit)
+            .transpose()
+            .map_err(|e| MvccError::backend("read", e))?
+            .map(|(k, _)| k.value().to_vec());
+        let upper = chunk_end.as_deref().unwrap_or(end.as_bytes());
+        // Removes in one pass over the leaves, not a descent per record.
+        kv.retain_in::<&[u8], _>(start.as_bytes()..upper, |k, _| {
+            Revision::from_key(k).is_none_or(|(rev, _)| keep.contains(&rev))
+        })
+        .map_err(|e| MvccError::backend("write", e))?;
+        resume = match chunk_end {
+            Some(k) => Some(Revision::from_key(&k).map(|(rev, _)| rev).ok_or_else(|| {
+                MvccError::Format(format!(
+                    "the key table holds a key that is no revision: {k:?}"
+                ))
+            })?),
+            None => None,
+        };
         if resume.is_none() {
             let mut meta = tx
                 .open_table(META)
@@ -325,6 +332,10 @@ pub(crate) fn compact_chunk(
             meta.insert(FINISHED_COMPACT, &compact_rev_bytes(upto)[..])
                 .map_err(|e| MvccError::backend("write", e))?;
         }
+    }
+    if resume.is_some() {
+        tx.set_durability(Durability::None)
+            .map_err(|e| MvccError::backend("durability", e))?;
     }
     tx.commit().map_err(|e| MvccError::backend("commit", e))?;
     Ok(resume)

@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,12 +37,13 @@ use bytes::Bytes;
 use ferret_proto::etcdserverpb::{range_request, RangeRequest, RangeResponse, ResponseHeader};
 use ferret_proto::mvccpb::{event::EventType, Event, KeyValue};
 use ferret_proto::{leasepb, Message};
+use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::alarm::Alarms;
 use crate::backend::{self, Batch, Record, Storage};
 use crate::error::MvccError;
-use crate::index::{Index, KeyRange, KEYS_PER_LOCK};
+use crate::index::{Index, KeyRange, COMPACT_KEYS_PER_LOCK, KEYS_PER_LOCK};
 use crate::key_index::KeyIndex;
 use crate::lease::Lessor;
 use crate::revision::Revision;
@@ -64,7 +65,7 @@ pub struct MvccConfig {
     /// changes wait.
     pub batch_limit: usize,
     /// `--experimental-compaction-batch-limit` (etcd: 1000): revisions
-    /// deleted per backend transaction while compacting.
+    /// scanned per backend transaction while compacting.
     pub compaction_batch_limit: usize,
     /// Called (from a background thread) when the backend fails; the
     /// member must stop.
@@ -92,6 +93,20 @@ impl Default for MvccConfig {
 pub const PENDING_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// What a queued record costs beyond its bytes (map node, revision).
 pub(crate) const RECORD_OVERHEAD_BYTES: usize = 64;
+
+/// The compactor's pause between two chunks of the backend's revisions
+/// (etcd 3.4's, after each `--experimental-compaction-batch-limit`
+/// records).
+pub const COMPACTION_PAUSE: Duration = Duration::from_millis(10);
+
+/// The compactor's pause between two chunks of the index
+/// ([`COMPACT_KEYS_PER_LOCK`] keys): without it, it takes the index lock
+/// back as soon as an entry's apply released it, and every take of the
+/// apply path waits a chunk and a wake-up (applies of 30-80 ms, put p99
+/// 25× its steady value, with three members compacting 100k keys on two
+/// cores; 14 ms instead of 136 with the pause). 100k keys take about a
+/// second.
+pub const INDEX_COMPACTION_PAUSE: Duration = Duration::from_micros(100);
 
 /// A compaction's completion, for `physical: true` requests.
 #[derive(Clone, Default)]
@@ -151,7 +166,12 @@ pub(crate) struct Pending {
 pub struct Mvcc {
     /// Replaced whole when a snapshot from the leader is installed.
     pub(crate) db: RwLock<Arc<Database>>,
-    pub(crate) index: RwLock<Index>,
+    /// parking_lot's lock, not std's: it is eventually fair, and the
+    /// compactor hands it over with `unlock_fair` between chunks, so the
+    /// apply path never waits for more than one chunk (std's lets the
+    /// compactor take it back at once, 100 times over: 0.3 s of stalled
+    /// applies at the start of a compaction of 100k keys).
+    pub(crate) index: parking_lot::RwLock<Index>,
     pub(crate) pending: Mutex<Pending>,
     /// Signals the backend thread (work queued) and waiters (work done).
     pub(crate) pending_cond: Condvar,
@@ -198,7 +218,7 @@ impl Mvcc {
         let lessor = Lessor::new(cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
         let m = Arc::new(Mvcc {
             db: RwLock::new(Arc::new(db)),
-            index: RwLock::new(Index::default()),
+            index: parking_lot::RwLock::new(Index::default()),
             pending: Mutex::new(Pending::default()),
             pending_cond: Condvar::new(),
             current_rev: AtomicI64::new(1),
@@ -277,11 +297,11 @@ impl Mvcc {
     }
 
     pub(crate) fn index_read(&self) -> RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
+        self.index.read()
     }
 
     pub(crate) fn index_write(&self) -> RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(|p| p.into_inner())
+        self.index.write()
     }
 
     /// How the store was opened (a received snapshot is read in with the
@@ -564,7 +584,13 @@ impl Mvcc {
     }
 
     /// A compaction at `job.rev`: the index first, a chunk of keys per
-    /// lock, then the backend, a chunk of revisions per transaction.
+    /// lock, then the backend, a chunk of revisions per transaction. It
+    /// pauses after each chunk ([`INDEX_COMPACTION_PAUSE`],
+    /// [`COMPACTION_PAUSE`]) so that the members' writes keep their
+    /// latency while it runs: it is background work, and on a machine
+    /// whose cores are busy, a compactor that never pauses takes them from
+    /// the apply path and the WAL (BENCHMARKS.md, "put p99 around a
+    /// compaction").
     fn compact_job(&self, target: &Target, job: &CompactJob) -> Result<(), MvccError> {
         let started = Instant::now();
         let mut keep = Vec::new();
@@ -574,11 +600,12 @@ impl Mvcc {
             if !target.current(self) {
                 return Ok(()); // the backend was replaced
             }
-            resume = idx.compact_some(job.rev, resume.as_deref(), KEYS_PER_LOCK, &mut keep);
-            drop(idx);
+            resume = idx.compact_some(job.rev, resume.as_deref(), COMPACT_KEYS_PER_LOCK, &mut keep);
+            RwLockWriteGuard::unlock_fair(idx);
             if resume.is_none() {
                 break;
             }
+            std::thread::sleep(INDEX_COMPACTION_PAUSE);
         }
         let keep: HashSet<Revision> = keep.into_iter().collect();
         // Every revision up to the compaction must be in redb first.
@@ -616,6 +643,7 @@ impl Mvcc {
             if let Some((b, a)) = due {
                 self.write(target, b, a)?;
             }
+            std::thread::sleep(COMPACTION_PAUSE);
         }
         tracing::info!(
             revision = job.rev,
