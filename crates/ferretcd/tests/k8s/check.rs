@@ -540,10 +540,16 @@ fn compare_with_reference(
         mine.entry(rev).or_default().push(sig(&seen.ev));
     }
     let empty = Vec::new();
-    let mut revs: Vec<i64> = reference
-        .range(s.start()..=s.max_seen)
-        .map(|(r, _)| *r)
-        .collect();
+    // A segment may end before it saw anything (its start compacted while
+    // its member was down): then it covers no revision.
+    let mut revs: Vec<i64> = if s.max_seen >= s.start() {
+        reference
+            .range(s.start()..=s.max_seen)
+            .map(|(r, _)| *r)
+            .collect()
+    } else {
+        Vec::new()
+    };
     revs.extend(mine.keys().copied());
     revs.sort();
     revs.dedup();
