@@ -11,10 +11,13 @@ use std::path::PathBuf;
 /// Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
 
-/// utime+stime (ticks) of each pid, and its VmHWM/VmRSS (kB).
+/// utime+stime (ticks) of each pid, of this process (the load
+/// generator), and the machine's idle and total ticks (/proc/stat).
 pub struct ProcSnapshot {
     pub pids: Vec<u32>,
     pub cpu_ticks: Vec<Option<u64>>,
+    pub own_ticks: Option<u64>,
+    pub machine: Option<(u64, u64)>,
 }
 
 impl ProcSnapshot {
@@ -22,8 +25,24 @@ impl ProcSnapshot {
         ProcSnapshot {
             pids: pids.to_vec(),
             cpu_ticks: pids.iter().map(|&p| cpu_ticks(p)).collect(),
+            own_ticks: cpu_ticks(std::process::id()),
+            machine: machine_ticks(),
         }
     }
+}
+
+/// (idle + iowait, total) ticks of all CPUs, from /proc/stat's first line.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already counted in user).
+    let total = f.iter().take(8).sum();
+    Some((f.get(3)? + f.get(4)?, total))
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -194,8 +213,9 @@ impl RunResult {
 /// CPU seconds of the pids between the snapshots (per 1,000 ok requests)
 /// and their peak RSS now.
 pub fn server_json(before: &ProcSnapshot, after: &ProcSnapshot, ok: u64, s: &mut String) -> Value {
+    let client = client_json(before, after, ok, s);
     if before.pids.is_empty() {
-        return Value::Null;
+        return json!({ "client": client });
     }
     let mut cpu = 0.0;
     let mut complete = true;
@@ -231,6 +251,38 @@ pub fn server_json(before: &ProcSnapshot, after: &ProcSnapshot, ok: u64, s: &mut
         "vmrss_kb": rss,
         "vmhwm_max_kb": max_hwm,
         "vmhwm_sum_kb": sum_hwm,
+        "client": client,
+    })
+}
+
+/// The load generator's own CPU between the snapshots (per 1,000 ok
+/// requests) and how idle the machine was: whether the servers or the
+/// client were bound by the cores they share.
+fn client_json(before: &ProcSnapshot, after: &ProcSnapshot, ok: u64, s: &mut String) -> Value {
+    let cpu = match (before.own_ticks, after.own_ticks) {
+        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / TICKS,
+        _ => return Value::Null,
+    };
+    let per_k = if ok > 0 {
+        cpu * 1000.0 / ok as f64
+    } else {
+        0.0
+    };
+    let idle = match (before.machine, after.machine) {
+        (Some((bi, bt)), Some((ai, at))) if at > bt => {
+            Some(100.0 * ai.saturating_sub(bi) as f64 / (at - bt) as f64)
+        }
+        _ => None,
+    };
+    let _ = writeln!(
+        s,
+        "Client: CPU {cpu:.2} s ({per_k:.4} s per 1000 requests){}",
+        idle.map_or(String::new(), |i| format!(", machine idle {i:.1}%"))
+    );
+    json!({
+        "cpu_s": cpu,
+        "cpu_s_per_1000": per_k,
+        "machine_idle_pct": idle,
     })
 }
 
