@@ -167,10 +167,9 @@ pub struct Mvcc {
     /// Replaced whole when a snapshot from the leader is installed.
     pub(crate) db: RwLock<Arc<Database>>,
     /// parking_lot's lock, not std's: it is eventually fair, and the
-    /// compactor hands it over with `unlock_fair` between chunks, so the
-    /// apply path never waits for more than one chunk (std's lets the
-    /// compactor take it back at once, 100 times over: 0.3 s of stalled
-    /// applies at the start of a compaction of 100k keys).
+    /// compactor hands it over with `unlock_fair` between chunks (see
+    /// [`INDEX_COMPACTION_PAUSE`]); std's let the compactor take it back
+    /// at once, chunk after chunk.
     pub(crate) index: parking_lot::RwLock<Index>,
     pub(crate) pending: Mutex<Pending>,
     /// Signals the backend thread (work queued) and waiters (work done).
