@@ -30,6 +30,8 @@ fn main() {
         // watchers, or cached between the store and a response, is shared,
         // not copied.
         .bytes(".")
+        // Buffers that start at 1 KiB, not tonic's 8 KiB (src/codec.rs).
+        .codec_path("crate::codec::SmallBufferCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)
