@@ -205,18 +205,13 @@ impl KeyIndex {
     /// Compacts at `at` (see the module documentation). Every revision
     /// `<= at` that a read at `at` can still reach is added to `keep`.
     pub fn compact(&mut self, at: i64, keep: &mut Vec<Revision>) {
-        let gens = match &mut self.revs {
-            Revs::One { rev, .. } => {
-                if rev.main <= at {
-                    keep.push(*rev);
-                }
-                return;
-            }
-            Revs::Generations(gens) => gens,
-        };
-        if gens.len() == 1 && gens[0].is_empty() {
+        if self.is_empty() {
             return;
         }
+        let Revs::Generations(gens) = &mut self.revs else {
+            // One live revision: nothing to drop, and kept if `at` reaches it.
+            return self.keep(at, keep);
+        };
         let (gen_idx, rev_idx) = compact_point(gens, at);
         let last = gens.len() - 1;
         let mut drop_to = gen_idx;
@@ -248,6 +243,9 @@ impl KeyIndex {
     /// The revisions `<= at` that compaction at `at` would keep, without
     /// compacting (for hashing the store at a revision).
     pub fn keep(&self, at: i64, keep: &mut Vec<Revision>) {
+        if self.is_empty() {
+            return;
+        }
         let gens = match &self.revs {
             Revs::One { rev, .. } => {
                 if rev.main <= at {
@@ -257,9 +255,6 @@ impl KeyIndex {
             }
             Revs::Generations(gens) => gens,
         };
-        if self.is_empty() {
-            return;
-        }
         let (gen_idx, rev_idx) = compact_point(gens, at);
         let g = &gens[gen_idx];
         if let Some(i) = rev_idx {
