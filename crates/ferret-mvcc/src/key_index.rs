@@ -150,15 +150,11 @@ impl KeyIndex {
             rev > modified,
             "put at {rev} after {modified} breaks revision order"
         );
-        self.lease = lease;
         if self.is_empty() {
-            self.revs = Revs::One {
-                ver: 1,
-                created: rev,
-                rev,
-            };
+            *self = KeyIndex::new(rev, lease);
             return;
         }
+        self.lease = lease;
         let g = self
             .generations_mut()
             .last_mut()
