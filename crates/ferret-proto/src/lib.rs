@@ -13,6 +13,7 @@
 #![allow(clippy::all, clippy::pedantic)]
 
 pub mod codec;
+pub mod cork;
 
 pub mod mvccpb {
     include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));

@@ -37,13 +37,30 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// carrying thousands of events a second (grpc-go, etcd's client, grows
 /// its windows the same way by estimating the bandwidth-delay product).
 pub async fn connect(addr: &str) -> Result<Channel, String> {
-    Endpoint::from_shared(format!("http://{addr}"))
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("{addr}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
         .initial_stream_window_size(Some(1 << 20))
-        .initial_connection_window_size(Some(16 << 20))
-        .connect()
+        .initial_connection_window_size(Some(16 << 20));
+    // The socket's writes are corked (`ferret_proto::cork`): the requests
+    // of one connection's clients leave together, not one segment each,
+    // so that the load generator spends less of the machine it shares
+    // with the servers.
+    let connector = tower::service_fn(|uri: tonic::transport::Uri| async move {
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+            ferret_proto::cork::Corked::new(stream),
+        ))
+    });
+    endpoint
+        .connect_with_connector(connector)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))
 }

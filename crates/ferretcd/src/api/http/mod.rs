@@ -153,7 +153,10 @@ where
         .keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout)
         .max_concurrent_streams(settings.max_concurrent_streams);
-    let conn = b.serve_connection(TokioIo::new(stream), TowerToHyperService::new(grpc));
+    let conn = b.serve_connection(
+        TokioIo::new(ferret_proto::cork::Corked::new(stream)),
+        TowerToHyperService::new(grpc),
+    );
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "gRPC connection ended");
     }
