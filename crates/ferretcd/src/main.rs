@@ -10,6 +10,13 @@ use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig, V3Settings
 use ferretcd::api::context::Api;
 use ferretcd::api::{http, v2, v3};
 use ferretcd::config::{self, CompactionRetention, Config, ConfigOutcome};
+
+/// jemalloc, not glibc's malloc: under v3 put at 1000 clients, glibc's
+/// `_int_malloc`, `malloc_consolidate` and `free` took about 20% of the
+/// leader's CPU (many small, short-lived allocations freed on other
+/// threads: requests, responses, frames). BENCHMARKS.md, run 4.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
