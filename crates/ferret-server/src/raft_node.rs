@@ -225,6 +225,9 @@ pub struct RaftNode {
     snapshot_index: u64,
     /// A snapshot being written by the background writer, if any.
     snapshot_in_flight: Option<u64>,
+    /// The thread deleting the WAL segments and freeing the log entries
+    /// the last snapshot made obsolete (see `on_snapshot_saved`).
+    purge: Option<std::thread::JoinHandle<()>>,
     /// For the background snapshot writer to report back.
     inbox_tx: InboxSender<Input>,
     /// Ids of read batches (ReadIndex contexts), never reused while it runs.
@@ -499,6 +502,7 @@ pub fn start(
         snapshot_count: cfg.snapshot_count.max(1),
         snapshot_index,
         snapshot_in_flight: None,
+        purge: None,
         inbox_tx,
         next_read_id: 1,
         waiters: HashMap::new(),
@@ -589,6 +593,9 @@ impl RaftNode {
         // hard state durable too.
         if let Err(e) = self.wal.sync() {
             tracing::error!(error = %e, "final write-ahead log sync failed");
+        }
+        if let Some(t) = self.purge.take() {
+            let _ = t.join();
         }
         tracing::info!("raft loop stopped");
     }
@@ -1292,9 +1299,32 @@ impl RaftNode {
         self.node.mut_store().set_snapshot(meta);
         let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if compact_to > 1 {
-            self.node.mut_store().compact_to(compact_to);
-            if let Err(e) = self.wal.release_before(compact_to) {
-                tracing::warn!(error = %e, "could not release old WAL segments");
+            // Deleting the WAL's old segments (an unlink and a directory
+            // fsync each, 200 ms under load) and freeing the old entries
+            // (10-30 ms for 100k) happen on a thread of their own, so that
+            // the loop does not stall every write in flight. Each purge
+            // waits for the one before: segments go oldest first.
+            let entries = self.node.mut_store().compact_to(compact_to);
+            match self.wal.detach_before(compact_to) {
+                Ok(released) => {
+                    let before = self.purge.take();
+                    let spawned = std::thread::Builder::new().name("wal-purge".into()).spawn(
+                        move || {
+                            if let Some(t) = before {
+                                let _ = t.join();
+                            }
+                            drop(entries);
+                            if let Err(e) = released.remove() {
+                                tracing::warn!(error = %e, "could not release old WAL segments");
+                            }
+                        },
+                    );
+                    match spawned {
+                        Ok(t) => self.purge = Some(t),
+                        Err(e) => tracing::warn!(error = %e, "could not start the WAL purge"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not release old WAL segments"),
             }
         }
         if let Err(e) = ferret_wal::snap::purge(&self.snap_dir, SNAPSHOTS_KEPT) {

@@ -155,7 +155,9 @@ mod wal;
 pub use error::WalError;
 pub use io::{FailNth, FaultInjector, IoOp, NoFaults};
 pub use record::{EntryRecord, HardState, METADATA_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
-pub use wal::{Recovered, Wal, WalOptions, SEGMENT_SIZE_DEFAULT_BYTES, UNSYNCED_MAX_BYTES};
+pub use wal::{
+    Recovered, Released, Wal, WalOptions, SEGMENT_SIZE_DEFAULT_BYTES, UNSYNCED_MAX_BYTES,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -49,6 +49,36 @@ impl Default for WalOptions {
     }
 }
 
+/// Segment files taken out of the log by [`Wal::detach_before`], not yet
+/// deleted.
+#[must_use = "the files stay on disk until `remove` runs"]
+#[derive(Debug)]
+pub struct Released {
+    io: Io,
+    dir: PathBuf,
+    /// Oldest first.
+    paths: Vec<PathBuf>,
+}
+
+impl Released {
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Deletes the files oldest first, with a directory fsync after each:
+    /// a crash leaves a gapless suffix of segments (a gap is what `open`
+    /// refuses). Releases must be removed in the order they were
+    /// detached.
+    pub fn remove(self) -> Result<(), WalError> {
+        for path in &self.paths {
+            self.io.remove_file(path)?;
+            self.io.sync_dir(&self.dir)?;
+            tracing::info!(file = %path.display(), "released WAL segment");
+        }
+        Ok(())
+    }
+}
+
 /// What `open` read back.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Recovered {
@@ -374,11 +404,21 @@ impl Wal {
 
     /// Deletes the oldest segments whose live entries are all below `index`,
     /// which requires a durable snapshot marker at `index - 1` or later (else
-    /// `InvalidInput`): after a snapshot at `s`, `release_before(s + 1)`. Segment `k` qualifies when segment `k + 1` was cut
-    /// at first index `<= index`: everything live in `k` is below that. The
-    /// tail is never deleted. Deletion goes oldest first with a directory
-    /// fsync after each, so a crash leaves a gapless suffix.
+    /// `InvalidInput`): after a snapshot at `s`, `release_before(s + 1)`.
+    /// Segment `k` qualifies when segment `k + 1` was cut at first index
+    /// `<= index`: everything live in `k` is below that. The tail is never
+    /// deleted. [`Wal::detach_before`] then [`Released::remove`].
     pub fn release_before(&mut self, index: u64) -> Result<(), WalError> {
+        self.detach_before(index)?.remove()
+    }
+
+    /// The first half of [`Wal::release_before`]: takes the segments out of
+    /// the log and returns their files, for the caller to delete where
+    /// waiting on the disk holds nothing up (unlinking a 64 MiB segment and
+    /// fsyncing the directory took 200 ms under load, in the Ready loop).
+    /// Files left behind by a crash before their deletion are older than
+    /// the snapshot, and `open` skips them.
+    pub fn detach_before(&mut self, index: u64) -> Result<Released, WalError> {
         self.check_usable()?;
         // Entries below `index` are all in the snapshot iff `index - 1` is
         // at or below the durable marker.
@@ -388,15 +428,16 @@ impl Wal {
                 "cannot release entries below {index}: the durable snapshot marker is at {snapshot_index}"
             )));
         }
-        while self.segments.len() > 1 && self.segments[1].first_index <= index {
-            self.io.remove_file(&self.segments[0].path)?;
-            let oldest = self.segments.remove(0);
-            // Before the next deletion: without it a crash could keep this
-            // file but lose the next one, leaving a gap that `open` refuses.
-            self.io.sync_dir(&self.dir)?;
-            tracing::info!(file = %oldest.path.display(), "released WAL segment");
-        }
-        Ok(())
+        let n = self
+            .segments
+            .windows(2)
+            .take_while(|w| w[1].first_index <= index)
+            .count();
+        Ok(Released {
+            io: self.io.clone(),
+            dir: self.dir.clone(),
+            paths: self.segments.drain(..n).map(|s| s.path).collect(),
+        })
     }
 
     /// The directory the WAL lives in.

@@ -229,7 +229,7 @@ fn every_failure_point_keeps_every_synced_record() {
 }
 
 #[test]
-fn a_failed_release_can_be_retried() {
+fn segments_a_failed_release_leaves_are_released_after_the_next_open() {
     let t = TestDir::new();
     // remove #0 succeeds, #1 fails once.
     let faults = FailNth::new(IoOp::Remove, 1);
@@ -242,16 +242,24 @@ fn a_failed_release_can_be_retried() {
     wal.sync().unwrap();
     let before = wal.segment_paths().len();
     assert!(before > 3);
+    let released = wal.detach_before(61).unwrap();
+    assert_eq!(wal.segment_paths().len(), 1, "out of the log at once");
     assert!(matches!(
-        wal.release_before(61),
+        released.remove(),
         Err(WalError::Io { op: "remove", .. })
     ));
+    // The oldest went; the others stay, a gapless run older than the
+    // snapshot.
+    assert_eq!(segments(&t.wal()).len(), before - 1);
+    drop(wal);
+    let (mut wal, rec) = Wal::open(&t.wal()).unwrap();
+    assert_eq!(rec.snapshot, Some((60, 1)));
+    assert!(rec.entries.is_empty());
     assert_eq!(
         wal.segment_paths(),
         segments(&t.wal()),
         "the list follows the disk"
     );
-    assert_eq!(wal.segment_paths().len(), before - 1);
     wal.release_before(61).unwrap();
     assert_eq!(segments(&t.wal()).len(), 1);
     drop(wal);
