@@ -105,8 +105,12 @@ pub const COMPACTION_PAUSE: Duration = Duration::from_millis(10);
 /// apply path waits a chunk and a wake-up (applies of 30-80 ms, put p99
 /// 25× its steady value, with three members compacting 100k keys on two
 /// cores; 14 ms instead of 136 with the pause). 100k keys take about a
-/// second.
+/// second. Only while the index is in use ([`INDEX_IN_USE_WINDOW`]): an
+/// idle store compacts without pausing.
 pub const INDEX_COMPACTION_PAUSE: Duration = Duration::from_micros(100);
+
+/// The index counts as in use if an apply or a read took it within this.
+const INDEX_IN_USE_WINDOW: Duration = Duration::from_millis(50);
 
 /// A compaction's completion, for `physical: true` requests.
 #[derive(Clone, Default)]
@@ -171,6 +175,11 @@ pub struct Mvcc {
     /// [`INDEX_COMPACTION_PAUSE`]); std's let the compactor take it back
     /// at once, chunk after chunk.
     pub(crate) index: parking_lot::RwLock<Index>,
+    /// When the index was last taken other than by the compactor,
+    /// nanoseconds after `epoch`: the compactor pauses between chunks only
+    /// while others use the index.
+    index_used_ns: std::sync::atomic::AtomicU64,
+    epoch: Instant,
     pub(crate) pending: Mutex<Pending>,
     /// Signals the backend thread (work queued) and waiters (work done).
     pub(crate) pending_cond: Condvar,
@@ -229,6 +238,8 @@ impl Mvcc {
             hub: WatchHub::default(),
             cfg,
             sync_wake: (Mutex::new(false), Condvar::new()),
+            index_used_ns: std::sync::atomic::AtomicU64::new(0),
+            epoch: Instant::now(),
             failed: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
@@ -296,11 +307,24 @@ impl Mvcc {
     }
 
     pub(crate) fn index_read(&self) -> RwLockReadGuard<'_, Index> {
+        self.note_index_use();
         self.index.read()
     }
 
     pub(crate) fn index_write(&self) -> RwLockWriteGuard<'_, Index> {
+        self.note_index_use();
         self.index.write()
+    }
+
+    fn note_index_use(&self) {
+        self.index_used_ns
+            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Whether anyone but the compactor took the index lately.
+    fn index_in_use(&self) -> bool {
+        let last = Duration::from_nanos(self.index_used_ns.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last) < INDEX_IN_USE_WINDOW
     }
 
     /// How the store was opened (a received snapshot is read in with the
@@ -595,7 +619,9 @@ impl Mvcc {
         let mut keep = Vec::new();
         let mut resume: Option<Box<[u8]>> = None;
         loop {
-            let mut idx = self.index_write();
+            // Not `index_write`: the compactor's own use is not a reason
+            // for it to pause.
+            let mut idx = self.index.write();
             if !target.current(self) {
                 return Ok(()); // the backend was replaced
             }
@@ -604,7 +630,9 @@ impl Mvcc {
             if resume.is_none() {
                 break;
             }
-            std::thread::sleep(INDEX_COMPACTION_PAUSE);
+            if self.index_in_use() {
+                std::thread::sleep(INDEX_COMPACTION_PAUSE);
+            }
         }
         let keep: HashSet<Revision> = keep.into_iter().collect();
         // Every revision up to the compaction must be in redb first.
