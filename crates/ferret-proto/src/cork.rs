@@ -146,9 +146,11 @@ mod tests {
         // ...and what they write meanwhile leaves with it.
         w.write_all(b"two").await.unwrap();
         let mut got = [0u8; 7];
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), b.read(&mut got))
-            .await
-            .is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), b.read(&mut got))
+                .await
+                .is_err()
+        );
         w.flush().await.unwrap();
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"one two");
