@@ -39,6 +39,7 @@ pub mod entry;
 pub mod ids;
 mod inbox;
 mod peer_request;
+mod purge;
 mod raft_log;
 mod raft_node;
 mod server;

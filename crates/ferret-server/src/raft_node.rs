@@ -67,6 +67,7 @@ use crate::clock::now_ns;
 use crate::entry::{self, WalMetadata};
 use crate::inbox::{Inbox, InboxSender};
 use crate::peer_request::{self, LeaseAnswer, LeaseQuery, PeerAnswer, PeerRequest};
+use crate::purge::Purger;
 use crate::raft_log::RaftLog;
 use crate::shared::{LogPosition, ServerError, Shared};
 use crate::snapshot_stream::{self, Received};
@@ -225,9 +226,9 @@ pub struct RaftNode {
     snapshot_index: u64,
     /// A snapshot being written by the background writer, if any.
     snapshot_in_flight: Option<u64>,
-    /// The thread deleting the WAL segments and freeing the log entries
-    /// the last snapshot made obsolete (see `on_snapshot_saved`).
-    purge: Option<std::thread::JoinHandle<()>>,
+    /// Deletes the WAL segments and frees the log entries a snapshot made
+    /// obsolete (see `on_snapshot_saved`).
+    purger: Purger,
     /// For the background snapshot writer to report back.
     inbox_tx: InboxSender<Input>,
     /// Ids of read batches (ReadIndex contexts), never reused while it runs.
@@ -502,7 +503,7 @@ pub fn start(
         snapshot_count: cfg.snapshot_count.max(1),
         snapshot_index,
         snapshot_in_flight: None,
-        purge: None,
+        purger: Purger::start().map_err(StartError::Thread)?,
         inbox_tx,
         next_read_id: 1,
         waiters: HashMap::new(),
@@ -594,9 +595,7 @@ impl RaftNode {
         if let Err(e) = self.wal.sync() {
             tracing::error!(error = %e, "final write-ahead log sync failed");
         }
-        if let Some(t) = self.purge.take() {
-            let _ = t.join();
-        }
+        self.purger.stop();
         tracing::info!("raft loop stopped");
     }
 
@@ -1299,31 +1298,10 @@ impl RaftNode {
         self.node.mut_store().set_snapshot(meta);
         let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if compact_to > 1 {
-            // Deleting the WAL's old segments (an unlink and a directory
-            // fsync each, 200 ms under load) and freeing the old entries
-            // (10-30 ms for 100k) happen on a thread of their own, so that
-            // the loop does not stall every write in flight. Each purge
-            // waits for the one before: segments go oldest first.
+            // Not in the loop: see `purge`.
             let entries = self.node.mut_store().compact_to(compact_to);
             match self.wal.detach_before(compact_to) {
-                Ok(released) => {
-                    let before = self.purge.take();
-                    let spawned = std::thread::Builder::new().name("wal-purge".into()).spawn(
-                        move || {
-                            if let Some(t) = before {
-                                let _ = t.join();
-                            }
-                            drop(entries);
-                            if let Err(e) = released.remove() {
-                                tracing::warn!(error = %e, "could not release old WAL segments");
-                            }
-                        },
-                    );
-                    match spawned {
-                        Ok(t) => self.purge = Some(t),
-                        Err(e) => tracing::warn!(error = %e, "could not start the WAL purge"),
-                    }
-                }
+                Ok(released) => self.purger.purge(entries, released),
                 Err(e) => tracing::warn!(error = %e, "could not release old WAL segments"),
             }
         }

@@ -57,23 +57,40 @@ pub struct Released {
     io: Io,
     dir: PathBuf,
     /// Oldest first.
-    paths: Vec<PathBuf>,
+    segments: Vec<Segment>,
 }
 
 impl Released {
     pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
+        self.segments.is_empty()
+    }
+
+    /// This release, then `newer` (detached after it), as one.
+    pub fn then(mut self, newer: Released) -> Released {
+        self.segments.extend(newer.segments);
+        self
     }
 
     /// Deletes the files oldest first, with a directory fsync after each:
     /// a crash leaves a gapless suffix of segments (a gap is what `open`
-    /// refuses). Releases must be removed in the order they were
-    /// detached.
-    pub fn remove(self) -> Result<(), WalError> {
-        for path in &self.paths {
-            self.io.remove_file(path)?;
-            self.io.sync_dir(&self.dir)?;
-            tracing::info!(file = %path.display(), "released WAL segment");
+    /// refuses). A file already gone counts as deleted. On an error,
+    /// returns it with what is left, the file that failed first: delete
+    /// that before any newer release ([`Released::then`]), or a gap
+    /// follows.
+    pub fn remove(mut self) -> Result<(), (WalError, Released)> {
+        while let Some(seg) = self.segments.first() {
+            match self.io.remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(WalError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err((e, self)),
+            }
+            // Only a durable deletion leaves the list.
+            if let Err(e) = self.io.sync_dir(&self.dir) {
+                return Err((e, self));
+            }
+            let seg = self.segments.remove(0);
+            tracing::info!(file = %seg.path.display(), "released WAL segment");
         }
         Ok(())
     }
@@ -408,8 +425,13 @@ impl Wal {
     /// Segment `k` qualifies when segment `k + 1` was cut at first index
     /// `<= index`: everything live in `k` is below that. The tail is never
     /// deleted. [`Wal::detach_before`] then [`Released::remove`].
+    /// On an error, the segments not deleted go back into the log, so a
+    /// later call retries them.
     pub fn release_before(&mut self, index: u64) -> Result<(), WalError> {
-        self.detach_before(index)?.remove()
+        self.detach_before(index)?.remove().map_err(|(e, left)| {
+            self.segments.splice(0..0, left.segments);
+            e
+        })
     }
 
     /// The first half of [`Wal::release_before`]: takes the segments out of
@@ -436,7 +458,7 @@ impl Wal {
         Ok(Released {
             io: self.io.clone(),
             dir: self.dir.clone(),
-            paths: self.segments.drain(..n).map(|s| s.path).collect(),
+            segments: self.segments.drain(..n).collect(),
         })
     }
 

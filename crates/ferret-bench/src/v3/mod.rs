@@ -46,11 +46,17 @@ pub async fn connect(addr: &str) -> Result<Channel, String> {
     // so that the load generator spends less of the machine it shares
     // with the servers.
     let connector = tower::service_fn(|uri: tonic::transport::Uri| async move {
-        let host = uri.host().unwrap_or_default();
+        // `[::1]` in a URI is `::1` to connect to.
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = uri.port_u16().unwrap_or(80);
         let stream = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::net::TcpStream::connect((host, port)),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
         )
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;

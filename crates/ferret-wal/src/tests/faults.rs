@@ -229,7 +229,7 @@ fn every_failure_point_keeps_every_synced_record() {
 }
 
 #[test]
-fn segments_a_failed_release_leaves_are_released_after_the_next_open() {
+fn a_failed_release_can_be_retried() {
     let t = TestDir::new();
     // remove #0 succeeds, #1 fails once.
     let faults = FailNth::new(IoOp::Remove, 1);
@@ -242,25 +242,56 @@ fn segments_a_failed_release_leaves_are_released_after_the_next_open() {
     wal.sync().unwrap();
     let before = wal.segment_paths().len();
     assert!(before > 3);
-    let released = wal.detach_before(61).unwrap();
-    assert_eq!(wal.segment_paths().len(), 1, "out of the log at once");
     assert!(matches!(
-        released.remove(),
+        wal.release_before(61),
         Err(WalError::Io { op: "remove", .. })
     ));
-    // The oldest went; the others stay, a gapless run older than the
-    // snapshot.
-    assert_eq!(segments(&t.wal()).len(), before - 1);
-    drop(wal);
-    let (mut wal, rec) = Wal::open(&t.wal()).unwrap();
-    assert_eq!(rec.snapshot, Some((60, 1)));
-    assert!(rec.entries.is_empty());
     assert_eq!(
         wal.segment_paths(),
         segments(&t.wal()),
         "the list follows the disk"
     );
+    assert_eq!(wal.segment_paths().len(), before - 1);
     wal.release_before(61).unwrap();
+    assert_eq!(segments(&t.wal()).len(), 1);
+    drop(wal);
+    let (_, rec) = Wal::open(&t.wal()).unwrap();
+    assert_eq!(rec.snapshot, Some((60, 1)));
+    assert!(rec.entries.is_empty());
+}
+
+#[test]
+fn what_a_detached_release_fails_to_delete_goes_before_the_next_one() {
+    let t = TestDir::new();
+    // remove #0 succeeds, #1 fails once.
+    let faults = FailNth::new(IoOp::Remove, 1);
+    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
+    for i in 1..=30 {
+        wal.append(&[entry(i, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.mark_snapshot(30, 1).unwrap();
+    wal.sync().unwrap();
+    let first = wal.detach_before(31).unwrap();
+    assert!(!first.is_empty());
+    assert_eq!(
+        wal.segment_paths(),
+        segments(&t.wal())[segments(&t.wal()).len() - 1..]
+    );
+    let Err((e, left)) = first.remove() else {
+        panic!("the second removal was to fail")
+    };
+    assert!(matches!(e, WalError::Io { op: "remove", .. }));
+    assert!(!left.is_empty());
+    for i in 31..=60 {
+        wal.append(&[entry(i, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.mark_snapshot(60, 1).unwrap();
+    wal.sync().unwrap();
+    // The leftovers first, then the newer release: no gap at any point.
+    left.then(wal.detach_before(61).unwrap()).remove().unwrap();
+    assert_eq!(wal.segment_paths(), segments(&t.wal()));
     assert_eq!(segments(&t.wal()).len(), 1);
     drop(wal);
     let (_, rec) = Wal::open(&t.wal()).unwrap();
