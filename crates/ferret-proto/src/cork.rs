@@ -27,6 +27,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// for a flush.
 const HIGH_WATER: usize = 256 * 1024;
 
+/// Buffer capacity kept between writes; a larger one is freed.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
 /// `T` with its writes gathered until a flush that has let other tasks run
 /// first. Reads pass through.
 #[derive(Debug)]
@@ -62,6 +65,11 @@ impl<T: AsyncWrite + Unpin> Corked<T> {
         }
         self.buf.clear();
         self.sent = 0;
+        // A large response grew the buffer; an idle connection (a watch
+        // waiting for events) does not keep it.
+        if self.buf.capacity() > KEPT_CAPACITY {
+            self.buf = Vec::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -169,6 +177,10 @@ mod tests {
         let mut got = vec![0u8; HIGH_WATER];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(got, chunk);
+        assert!(
+            w.buf.capacity() <= KEPT_CAPACITY,
+            "the large buffer is freed"
+        );
     }
 
     #[tokio::test]
