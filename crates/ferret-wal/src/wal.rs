@@ -438,8 +438,9 @@ impl Wal {
     /// the log and returns their files, for the caller to delete where
     /// waiting on the disk holds nothing up (unlinking a 64 MiB segment and
     /// fsyncing the directory took 200 ms under load, in the Ready loop).
-    /// Files left behind by a crash before their deletion are older than
-    /// the snapshot, and `open` skips them.
+    /// Files a crash leaves before their deletion are a gapless run older
+    /// than the snapshot: `open` reads them as the oldest part of the log,
+    /// and the next release deletes them.
     pub fn detach_before(&mut self, index: u64) -> Result<Released, WalError> {
         self.check_usable()?;
         // Entries below `index` are all in the snapshot iff `index - 1` is
