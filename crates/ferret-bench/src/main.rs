@@ -20,6 +20,10 @@ use args::{
 };
 use clap::{Parser, Subcommand};
 
+/// jemalloc: see the comment on the dependency in Cargo.toml.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ferret-bench",

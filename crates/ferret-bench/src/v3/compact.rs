@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 /// The current revision, as the header of a Range answers it.
 async fn current_revision(
-    kv: &mut ferret_proto::etcdserverpb::kv_client::KvClient<tonic::transport::Channel>,
+    kv: &mut ferret_proto::etcdserverpb::kv_client::KvClient<super::Channel>,
 ) -> Result<i64, String> {
     Ok(kv
         .range(RangeRequest {

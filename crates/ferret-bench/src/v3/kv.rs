@@ -3,6 +3,7 @@
 //! range.go, txn_put.go).
 
 use super::driver::{self, Client};
+use super::Channel;
 use super::{check_keys, connect_all, key_params, params, random_bytes, resolve, status_kind};
 use super::{KeyGen, MAX_MESSAGE_BYTES};
 use crate::args::{
@@ -18,7 +19,6 @@ use ferret_proto::etcdserverpb::response_op::Response;
 use ferret_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use tonic::transport::Channel;
 
 pub fn kv_client(ch: Channel) -> KvClient<Channel> {
     KvClient::new(ch)

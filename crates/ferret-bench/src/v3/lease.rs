@@ -8,6 +8,7 @@
 
 use super::driver::{self, Client};
 use super::kv::labels;
+use super::Channel;
 use super::{connect_all, params, resolve, status_kind, MAX_MESSAGE_BYTES};
 use crate::args::{KeepAliveMode, V3LeaseArgs};
 use crate::load::Plan;
@@ -18,7 +19,6 @@ use ferret_proto::etcdserverpb::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::Streaming;
 
 fn lease_client(ch: Channel) -> LeaseClient<Channel> {

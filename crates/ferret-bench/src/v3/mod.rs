@@ -24,11 +24,56 @@ use bytes::Bytes;
 use ferret_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use ferret_proto::etcdserverpb::StatusRequest;
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
 
 /// Largest gRPC message the clients accept: a paged Range of keys, a
 /// watch response with many events.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// One HTTP/2 connection to a member, shared by the clients given it.
+///
+/// A tonic client over hyper's HTTP/2 handle directly, not over tonic's
+/// `Channel`: a `Channel` queues every call through a buffer task before
+/// hyper's own dispatch, a second hop per request that the load generator
+/// paid for in CPU taken from the servers it shares the machine with. It
+/// does not reconnect: a workload reports a dropped connection as errors.
+#[derive(Clone)]
+pub struct Channel {
+    send: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
+    authority: http::uri::Authority,
+}
+
+type ResponseFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>,
+            > + Send,
+    >,
+>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for Channel {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), hyper::Error>> {
+        self.send.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> ResponseFuture {
+        // tonic's clients send the path alone; HTTP/2 wants the scheme
+        // and authority too (a `Channel` adds them the same way).
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        Box::pin(self.send.send_request(req))
+    }
+}
 
 /// One HTTP/2 connection to `addr` (`host:port`), connected now.
 ///
@@ -37,38 +82,41 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// carrying thousands of events a second (grpc-go, etcd's client, grows
 /// its windows the same way by estimating the bandwidth-delay product).
 pub async fn connect(addr: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("{addr}: {e}"))?
-        .initial_stream_window_size(Some(1 << 20))
-        .initial_connection_window_size(Some(16 << 20));
+    let authority: http::uri::Authority = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    // `[::1]` in an address is `::1` to connect to.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    .map_err(|_| format!("connect {addr}: timed out"))?
+    .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     // The socket's writes are corked (`ferret_proto::cork`): the requests
     // of one connection's clients leave together, not one segment each,
     // so that the load generator spends less of the machine it shares
     // with the servers.
-    let connector = tower::service_fn(|uri: tonic::transport::Uri| async move {
-        // `[::1]` in a URI is `::1` to connect to.
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = uri.port_u16().unwrap_or(80);
-        let stream = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-            ferret_proto::cork::Corked::new(stream),
-        ))
+    let io = hyper_util::rt::TokioIo::new(ferret_proto::cork::Corked::new(stream));
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(16 << 20)
+            .handshake(io)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when every handle is dropped or the peer closes; the
+        // clients see a closed connection as errors on their calls.
+        let _ = conn.await;
     });
-    endpoint
-        .connect_with_connector(connector)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))
+    Ok(Channel { send, authority })
 }
 
 /// `conns` connections, connection i to `addrs[i % addrs.len()]`.

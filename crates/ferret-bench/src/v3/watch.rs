@@ -17,6 +17,7 @@
 //! (else `missed events`).
 
 use super::kv::{kv_client, labels};
+use super::Channel;
 use super::MAX_MESSAGE_BYTES;
 use super::{connect, connect_all, leader, params, random_bytes, resolve, status_kind};
 use crate::args::{Target, V3WatchArgs};
@@ -37,7 +38,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::Channel;
 
 /// Bytes at the start of each value: the put's number and its send time.
 const STAMP_BYTES: usize = 16;
