@@ -8,6 +8,7 @@
 //! first pass [`Server::read_barrier`] (Raft ReadIndex); watches register a
 //! sink in a store's hub (v2 or v3).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -266,30 +267,54 @@ impl Server {
     }
 
     /// Orders a request through the log and returns what applying it
-    /// produced. The request is encoded here, off the Raft thread; one
-    /// over `--max-request-bytes` is refused, as etcd refuses a v3 request.
-    pub async fn propose(
+    /// produced. The request is encoded and queued here, before the
+    /// returned future is first polled, off the Raft thread; one over
+    /// `--max-request-bytes` is refused, as etcd refuses a v3 request.
+    ///
+    /// Not an `async fn`: the future holds only the reply channel, not the
+    /// request (an `InternalRaftRequest` is over a kilobyte, and every
+    /// `async fn` layer a gRPC call passes through would keep its own copy
+    /// in a future that tonic boxes and moves).
+    pub fn propose(
         &self,
         req: InternalRaftRequest,
-    ) -> Result<(Applied, LogPosition), ServerError> {
-        self.propose_checked(req, true).await
+    ) -> impl Future<Output = Result<(Applied, LogPosition), ServerError>> + Send + 'static {
+        self.propose_checked(req, true)
     }
 
     /// A v2 write through the log. etcd 3.4's v2 API does not apply
     /// `--max-request-bytes` (only its HTTP form limit), and neither does
     /// this.
-    pub async fn propose_v2(
+    pub fn propose_v2(
         &self,
         w: &ferret_v2store::Write,
-    ) -> Result<(Applied, LogPosition), ServerError> {
-        self.propose_checked(entry::v2(w), false).await
+    ) -> impl Future<Output = Result<(Applied, LogPosition), ServerError>> + Send + 'static {
+        self.propose_checked(entry::v2(w), false)
     }
 
-    async fn propose_checked(
+    fn propose_checked(
         &self,
         req: InternalRaftRequest,
         limit: bool,
-    ) -> Result<(Applied, LogPosition), ServerError> {
+    ) -> impl Future<Output = Result<(Applied, LogPosition), ServerError>> + Send + 'static {
+        let queued = self.queue_proposal(req, limit);
+        let timeout = self.shared.request_timeout;
+        async move {
+            match tokio::time::timeout(timeout, queued?).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(ServerError::Stopped),
+                Err(_) => Err(ServerError::Timeout),
+            }
+        }
+    }
+
+    /// Encodes `req` with a fresh id and hands it to the Raft loop; the
+    /// receiver gets what applying it produced.
+    fn queue_proposal(
+        &self,
+        req: InternalRaftRequest,
+        limit: bool,
+    ) -> Result<oneshot::Receiver<Result<(Applied, LogPosition), ServerError>>, ServerError> {
         let id = self.shared.ids.next();
         let data = entry::encode(&entry::with_id(req, id));
         if limit && data.len() > self.max_request_bytes {
@@ -297,11 +322,7 @@ impl Server {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Input::Propose { id, data, reply })?;
-        match tokio::time::timeout(self.shared.request_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(ServerError::Stopped),
-            Err(_) => Err(ServerError::Timeout),
-        }
+        Ok(rx)
     }
 
     /// A linearizable read barrier (Raft ReadIndex): returns once this
@@ -320,8 +341,12 @@ impl Server {
     }
 
     /// A v3 request through the log.
-    pub async fn propose_v3(&self, req: InternalRaftRequest) -> Result<Applied, ServerError> {
-        self.propose(req).await.map(|(a, _)| a)
+    pub fn propose_v3(
+        &self,
+        req: InternalRaftRequest,
+    ) -> impl Future<Output = Result<Applied, ServerError>> + Send + 'static {
+        let applied = self.propose(req);
+        async move { applied.await.map(|(a, _)| a) }
     }
 
     /// The v3 store.

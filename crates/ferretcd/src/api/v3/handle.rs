@@ -2,6 +2,7 @@
 //! flags, and the steps they share (headers, proposing, local reads, the
 //! quota check).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,13 +73,21 @@ impl V3 {
         h
     }
 
-    /// Proposes a v3 request and waits for what applying it gave.
-    pub async fn propose(&self, req: InternalRaftRequest) -> Result<V3Response, V3Error> {
-        match self.server.propose_v3(req).await? {
-            Applied::V3(r) => r.map_err(V3Error::from),
-            other => {
-                tracing::error!(outcome = ?other, "a v3 proposal was applied as something else");
-                Err(V3Error::Internal("unexpected outcome of a proposal".into()))
+    /// Proposes a v3 request and waits for what applying it gave. The
+    /// request is queued before the future is first polled, and the future
+    /// does not hold it (see `Server::propose`).
+    pub fn propose(
+        &self,
+        req: InternalRaftRequest,
+    ) -> impl Future<Output = Result<V3Response, V3Error>> + Send + 'static {
+        let applied = self.server.propose_v3(req);
+        async move {
+            match applied.await? {
+                Applied::V3(r) => r.map_err(V3Error::from),
+                other => {
+                    tracing::error!(outcome = ?other, "a v3 proposal was applied as something else");
+                    Err(V3Error::Internal("unexpected outcome of a proposal".into()))
+                }
             }
         }
     }
