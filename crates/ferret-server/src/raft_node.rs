@@ -109,7 +109,11 @@ pub enum Input {
     Stop,
 }
 
-pub type Reply = oneshot::Sender<Result<(Applied, LogPosition), ServerError>>;
+pub type Reply = oneshot::Sender<Outcome>;
+
+/// What a proposal's reply carries: what applying it produced, and where in
+/// the log it was.
+pub type Outcome = Result<(Applied, LogPosition), ServerError>;
 pub type ForwardReply = oneshot::Sender<Result<LeaseAnswer, ServerError>>;
 type ReadReply = oneshot::Sender<Result<(), ServerError>>;
 

@@ -23,7 +23,7 @@ use crate::clock::now_ns;
 use crate::entry::{self, IdGenerator, InitialMember, WalMetadata};
 use crate::inbox::{self, InboxSender, QueueError};
 use crate::peer_request::{self, LeaseAnswer, LeaseQuery};
-use crate::raft_node::{self, Input, NodeConfig, StartError};
+use crate::raft_node::{self, Input, NodeConfig, Outcome, StartError};
 use crate::shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError, Shared};
 use crate::transport::{self, PeerNet, TransportStats};
 
@@ -278,7 +278,7 @@ impl Server {
     pub fn propose(
         &self,
         req: InternalRaftRequest,
-    ) -> impl Future<Output = Result<(Applied, LogPosition), ServerError>> + Send + 'static {
+    ) -> impl Future<Output = Outcome> + Send + 'static {
         self.propose_checked(req, true)
     }
 
@@ -288,7 +288,7 @@ impl Server {
     pub fn propose_v2(
         &self,
         w: &ferret_v2store::Write,
-    ) -> impl Future<Output = Result<(Applied, LogPosition), ServerError>> + Send + 'static {
+    ) -> impl Future<Output = Outcome> + Send + 'static {
         self.propose_checked(entry::v2(w), false)
     }
 
@@ -296,7 +296,7 @@ impl Server {
         &self,
         req: InternalRaftRequest,
         limit: bool,
-    ) -> impl Future<Output = Result<(Applied, LogPosition), ServerError>> + Send + 'static {
+    ) -> impl Future<Output = Outcome> + Send + 'static {
         let queued = self.queue_proposal(req, limit);
         let timeout = self.shared.request_timeout;
         async move {
@@ -314,7 +314,7 @@ impl Server {
         &self,
         req: InternalRaftRequest,
         limit: bool,
-    ) -> Result<oneshot::Receiver<Result<(Applied, LogPosition), ServerError>>, ServerError> {
+    ) -> Result<oneshot::Receiver<Outcome>, ServerError> {
         let id = self.shared.ids.next();
         let data = entry::encode(&entry::with_id(req, id));
         if limit && data.len() > self.max_request_bytes {
