@@ -93,13 +93,16 @@
 //!   the directory and fsyncs its parent: no crash leaves a WAL without
 //!   metadata.
 //! - After a snapshot at `s` is saved and its marker synced,
-//!   `release_before(s + 1)` deletes, oldest first with a directory fsync
-//!   after each, every segment whose successor starts at or below `s + 1`:
-//!   a crash leaves a gapless suffix that still replays to the same log.
+//!   `release_before(s + 1)` releases, oldest first, every segment whose
+//!   successor starts at or below `s + 1`: a rename to `<name>.tmp` and a
+//!   directory fsync take it out of the log (a crash leaves a gapless
+//!   suffix that still replays to the same log), then it is truncated a
+//!   few MiB at a time and unlinked, so that freeing 64 MiB does not stall
+//!   the WAL's fsyncs.
 //!
 //! # Recovery rules (`open`)
 //!
-//! 1. `.tmp` segments (interrupted rotations) are deleted.
+//! 1. `.tmp` segments (interrupted rotations and releases) are deleted.
 //! 2. Segment sequence numbers must be consecutive, or `Corrupt` names the
 //!    file after the gap. Each segment's preamble must continue where the
 //!    previous segment ended (first index, hard state, snapshot marker), or

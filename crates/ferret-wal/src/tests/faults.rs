@@ -2,7 +2,33 @@
 //! refuses everything, and reopening recovers every record synced before.
 
 use super::*;
-use crate::{FailNth, IoOp};
+use crate::{FailNth, FaultInjector, IoOp};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Fails the `n`-th rename of a `.wal` file (a release's; a rotation
+/// renames a `.tmp` file), once.
+#[derive(Debug)]
+struct FailNthSegmentRename(AtomicU64);
+
+impl FailNthSegmentRename {
+    fn new(n: u64) -> Arc<Self> {
+        Arc::new(FailNthSegmentRename(AtomicU64::new(n)))
+    }
+}
+
+impl FaultInjector for FailNthSegmentRename {
+    fn check(&self, op: IoOp, path: &Path) -> std::io::Result<()> {
+        if op != IoOp::Rename || path.extension().is_none_or(|x| x != "wal") {
+            return Ok(());
+        }
+        match self.0.fetch_sub(1, Ordering::SeqCst) {
+            0 => Err(std::io::Error::other(
+                "injected failure of a segment rename",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 #[test]
 fn a_failed_sync_poisons_the_wal() {
@@ -231,8 +257,8 @@ fn every_failure_point_keeps_every_synced_record() {
 #[test]
 fn a_failed_release_can_be_retried() {
     let t = TestDir::new();
-    // remove #0 succeeds, #1 fails once.
-    let faults = FailNth::new(IoOp::Remove, 1);
+    // The release's rename #0 succeeds, #1 fails once.
+    let faults = FailNthSegmentRename::new(1);
     let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
     for i in 1..=60 {
         wal.append(&[entry(i, 1)]).unwrap();
@@ -244,7 +270,7 @@ fn a_failed_release_can_be_retried() {
     assert!(before > 3);
     assert!(matches!(
         wal.release_before(61),
-        Err(WalError::Io { op: "remove", .. })
+        Err(WalError::Io { op: "rename", .. })
     ));
     assert_eq!(
         wal.segment_paths(),
@@ -254,6 +280,14 @@ fn a_failed_release_can_be_retried() {
     assert_eq!(wal.segment_paths().len(), before - 1);
     wal.release_before(61).unwrap();
     assert_eq!(segments(&t.wal()).len(), 1);
+    assert!(
+        fs::read_dir(t.wal()).unwrap().all(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "wal")),
+        "a release leaves nothing behind"
+    );
     drop(wal);
     let (_, rec) = Wal::open(&t.wal()).unwrap();
     assert_eq!(rec.snapshot, Some((60, 1)));
@@ -263,8 +297,8 @@ fn a_failed_release_can_be_retried() {
 #[test]
 fn what_a_detached_release_fails_to_delete_goes_before_the_next_one() {
     let t = TestDir::new();
-    // remove #0 succeeds, #1 fails once.
-    let faults = FailNth::new(IoOp::Remove, 1);
+    // The release's rename #0 succeeds, #1 fails once.
+    let faults = FailNthSegmentRename::new(1);
     let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
     for i in 1..=30 {
         wal.append(&[entry(i, 1)]).unwrap();
@@ -281,7 +315,7 @@ fn what_a_detached_release_fails_to_delete_goes_before_the_next_one() {
     let Err((e, left)) = first.remove() else {
         panic!("the second removal was to fail")
     };
-    assert!(matches!(e, WalError::Io { op: "remove", .. }));
+    assert!(matches!(e, WalError::Io { op: "rename", .. }));
     assert!(!left.is_empty());
     for i in 31..=60 {
         wal.append(&[entry(i, 1)]).unwrap();
@@ -297,4 +331,33 @@ fn what_a_detached_release_fails_to_delete_goes_before_the_next_one() {
     let (_, rec) = Wal::open(&t.wal()).unwrap();
     assert_eq!(rec.snapshot, Some((60, 1)));
     assert!(rec.entries.is_empty());
+}
+
+#[test]
+fn a_release_whose_unlink_fails_still_releases_and_open_deletes_the_leftover() {
+    let t = TestDir::new();
+    let faults = FailNth::new(IoOp::Remove, 0);
+    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults.clone())).unwrap();
+    for i in 1..=30 {
+        wal.append(&[entry(i, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.mark_snapshot(30, 1).unwrap();
+    wal.sync().unwrap();
+    // The first segment's unlink fails after it left the log: the release
+    // goes on, and the file stays under its `.tmp` name.
+    wal.release_before(31).unwrap();
+    assert!(faults.fired());
+    assert_eq!(wal.segment_paths(), segments(&t.wal()));
+    let leftovers: Vec<PathBuf> = fs::read_dir(t.wal())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tmp"))
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    drop(wal);
+    let (_, rec) = Wal::open(&t.wal()).unwrap();
+    assert_eq!(rec.snapshot, Some((30, 1)));
+    assert!(rec.entries.is_empty());
+    assert!(!leftovers[0].exists(), "open deletes the leftover");
 }
