@@ -65,6 +65,12 @@ pub enum WalError {
 }
 
 impl WalError {
+    /// A system call that failed because its file is not there (a
+    /// deletion finds its work already done).
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(self, WalError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         WalError::Io {
             op,

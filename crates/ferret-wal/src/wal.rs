@@ -88,8 +88,7 @@ impl Released {
             match self.io.rename(&seg.path, &doomed) {
                 Ok(()) => {}
                 // Renamed or deleted by an attempt that failed later on.
-                Err(WalError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err((e, self)),
             }
             // Only a durable rename takes it out of the log.
@@ -137,7 +136,7 @@ fn free_gently(io: &Io, path: &Path) -> Result<(), WalError> {
     }
     drop(file);
     match io.remove_file(path) {
-        Err(WalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         other => other,
     }
 }

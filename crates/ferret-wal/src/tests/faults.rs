@@ -259,13 +259,7 @@ fn a_failed_release_can_be_retried() {
     let t = TestDir::new();
     // The release's rename #0 succeeds, #1 fails once.
     let faults = FailNthSegmentRename::new(1);
-    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
-    for i in 1..=60 {
-        wal.append(&[entry(i, 1)]).unwrap();
-        wal.sync().unwrap();
-    }
-    wal.mark_snapshot(60, 1).unwrap();
-    wal.sync().unwrap();
+    let mut wal = synced_with_snapshot(&t, faults, 60);
     let before = wal.segment_paths().len();
     assert!(before > 3);
     assert!(matches!(
@@ -299,13 +293,7 @@ fn what_a_detached_release_fails_to_delete_goes_before_the_next_one() {
     let t = TestDir::new();
     // The release's rename #0 succeeds, #1 fails once.
     let faults = FailNthSegmentRename::new(1);
-    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-        wal.sync().unwrap();
-    }
-    wal.mark_snapshot(30, 1).unwrap();
-    wal.sync().unwrap();
+    let mut wal = synced_with_snapshot(&t, faults, 30);
     let first = wal.detach_before(31).unwrap();
     assert!(!first.is_empty());
     assert_eq!(
@@ -337,13 +325,7 @@ fn what_a_detached_release_fails_to_delete_goes_before_the_next_one() {
 fn a_release_whose_unlink_fails_still_releases_and_open_deletes_the_leftover() {
     let t = TestDir::new();
     let faults = FailNth::new(IoOp::Remove, 0);
-    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults.clone())).unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-        wal.sync().unwrap();
-    }
-    wal.mark_snapshot(30, 1).unwrap();
-    wal.sync().unwrap();
+    let mut wal = synced_with_snapshot(&t, faults.clone(), 30);
     // The first segment's unlink fails after it left the log: the release
     // goes on, and the file stays under its `.tmp` name.
     wal.release_before(31).unwrap();
@@ -360,4 +342,17 @@ fn a_release_whose_unlink_fails_still_releases_and_open_deletes_the_leftover() {
     assert_eq!(rec.snapshot, Some((30, 1)));
     assert!(rec.entries.is_empty());
     assert!(!leftovers[0].exists(), "open deletes the leftover");
+}
+
+/// A WAL of 300-byte segments holding entries 1..=`last`, synced, with a
+/// snapshot marker at `last`: every segment but the tail is releasable.
+fn synced_with_snapshot(t: &TestDir, faults: Arc<dyn FaultInjector>, last: u64) -> Wal {
+    let mut wal = Wal::create_with(&t.wal(), META, options_with(300, faults)).unwrap();
+    for i in 1..=last {
+        wal.append(&[entry(i, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.mark_snapshot(last, 1).unwrap();
+    wal.sync().unwrap();
+    wal
 }
