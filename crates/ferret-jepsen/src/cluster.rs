@@ -117,12 +117,34 @@ impl Cluster {
         for i in 0..size {
             c.wait_healthy(i, Duration::from_secs(30))?;
         }
-        c.learn_ids()?;
+        c.learn_ids(Duration::from_secs(10))?;
         Ok(c)
     }
 
     /// Tells the proxies which member id is which member (`/v2/members`).
-    fn learn_ids(&self) -> Result<(), String> {
+    ///
+    /// A member serves clients once its attributes (name, client URLs) are
+    /// committed, but member 0 may not have applied that entry yet when the
+    /// other member first answers `/health`: until it has, it lists that
+    /// member without a name, as etcd does. So this asks again, for up to
+    /// `limit`, until every member is named.
+    fn learn_ids(&self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            match self.member_ids() {
+                Ok(ids) => {
+                    self.links.set_ids(ids);
+                    return Ok(());
+                }
+                Err(e) if start.elapsed() > limit => return Err(e),
+                Err(_) => sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Member id -> member index, from member 0's `/v2/members`; an error
+    /// unless it names every member.
+    fn member_ids(&self) -> Result<HashMap<u64, usize>, String> {
         let r = http::request(
             self.members[0].client,
             "GET",
@@ -151,8 +173,7 @@ impl Cluster {
                 r.body
             ));
         }
-        self.links.set_ids(ids);
-        Ok(())
+        Ok(ids)
     }
 
     pub fn spawn(&mut self, i: usize) -> Result<(), String> {

@@ -35,7 +35,9 @@ fn ferretcd() -> PathBuf {
     ferret_testkit::bin::ferretcd()
 }
 
-/// Runs the suite; returns (exit code, stdout).
+/// Runs the suite; returns (exit code, stdout followed by stderr). The
+/// progress lines and any reason for an early exit (a cluster that did not
+/// start) go to stderr, so a failing assertion shows them too.
 fn run(server: &[&str], extra: &[&str], env: &[(&str, &str)], seed: u64) -> (i32, String) {
     let mut cmd = Command::new(JEPSEN);
     cmd.args(server)
@@ -46,9 +48,11 @@ fn run(server: &[&str], extra: &[&str], env: &[(&str, &str)], seed: u64) -> (i32
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run ferret-jepsen");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!("{stdout}");
-    (out.status.code().unwrap_or(-1), stdout)
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str("--- stderr ---\n");
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// The lines that say the v3 checks ran (`ferret-jepsen`'s report).
