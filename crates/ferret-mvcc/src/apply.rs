@@ -327,15 +327,10 @@ impl<'a> WriteTxn<'a> {
 
     fn put(&mut self, key: &Bytes, value: Bytes, lease: i64) -> i64 {
         let rev = self.next_rev();
-        let (created, version, old_lease) = {
-            let idx = self.m.index_read();
-            match idx.get(key, rev.main) {
-                Some(f) => {
-                    let ki = idx.key_index(key).expect("found");
-                    (f.created.main, f.version, ki.lease)
-                }
-                None => (rev.main, 0, 0),
-            }
+        let prev = self.m.index_write().put(key, rev, lease);
+        let (created, version, old_lease) = match prev {
+            Some(p) => (p.created, p.version, p.lease),
+            None => (rev.main, 0, 0),
         };
         let kv = KeyValue {
             key: key.clone(),
@@ -350,7 +345,6 @@ impl<'a> WriteTxn<'a> {
             tombstone: false,
             data: kv.encode_to_vec().into(),
         });
-        self.m.index_write().put(key, rev, lease);
         if old_lease != 0 || lease != 0 {
             let mut le = self.m.lessor();
             if old_lease != 0 {
