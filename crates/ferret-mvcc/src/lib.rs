@@ -21,6 +21,8 @@
 //!   Txn, Compaction, lease grant/revoke/checkpoint, with etcd's rules.
 //! - [`lease`]: the lessor (replicated leases, leader-local expiry).
 //! - [`watch`]: the watch hub (synced, unsynced, victims).
+//! - [`hash`]: hashes of the store (etcd's HashKV, byte for byte, and
+//!   Hash) for comparing members.
 //!
 //! # Invariants
 //!
@@ -43,6 +45,7 @@ pub mod alarm;
 pub mod apply;
 pub mod backend;
 pub mod error;
+pub mod hash;
 pub mod index;
 pub mod key_index;
 pub mod lease;
@@ -55,6 +58,7 @@ pub use alarm::Alarms;
 pub use apply::{is_txn_readonly, Applier, V3Request, V3Response};
 pub use backend::Storage;
 pub use error::MvccError;
+pub use hash::KvHash;
 pub use index::KeyRange;
 pub use lease::{Lessor, Renewal, MAX_LEASE_TTL};
 pub use revision::Revision;

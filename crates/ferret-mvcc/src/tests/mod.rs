@@ -3,6 +3,7 @@
 
 mod alarm;
 mod compaction;
+mod hash;
 mod kv;
 mod lease;
 mod model;
