@@ -106,6 +106,12 @@ pub enum Input {
     /// A snapshot receiver finished (its thread deleted what it wrote if
     /// it failed).
     SnapshotReceived(Result<Box<Received>, String>),
+    /// Hand leadership to member `to` (etcd's MoveLeader): raft-rs sends it
+    /// what it lacks, then asks it to campaign at once. Ignored unless this
+    /// member leads.
+    TransferLeader {
+        to: u64,
+    },
     Stop,
 }
 
@@ -622,6 +628,13 @@ impl RaftNode {
                 self.on_net(NetEvent::SnapshotSent { to, ok });
             }
             Input::SnapshotReceived(result) => self.on_snapshot_received(result),
+            Input::TransferLeader { to } => {
+                tracing::info!(
+                    transferee = %crate::ids::format_id(to),
+                    "leadership transfer starting"
+                );
+                self.node.transfer_leader(to);
+            }
             Input::Stop => return false,
         }
         true

@@ -340,6 +340,12 @@ impl Server {
         }
     }
 
+    /// Asks this member, if it leads, to hand leadership to member `to`;
+    /// whether and when that happens shows in [`Server::leader_id`].
+    pub fn transfer_leader(&self, to: u64) -> Result<(), ServerError> {
+        self.send(Input::TransferLeader { to })
+    }
+
     /// A v3 request through the log.
     pub fn propose_v3(
         &self,

@@ -13,7 +13,8 @@
 //! - `etcdctl`: Debian's etcdctl 3.4 (v3 API by default): put, get with
 //!   --prefix/--rev/--limit/--sort-by/-w json, del, txn from stdin, watch
 //!   (killed after the writes), lease grant/revoke/timetolive/list/
-//!   keep-alive --once, compaction. Exit code, stdout and stderr compared.
+//!   keep-alive --once, compaction, member list, endpoint hashkv. Exit
+//!   code, stdout and stderr compared.
 //! - `python_etcd3`: the python `etcd3` package (0.12, with protobuf
 //!   3.20.x: newer protobuf refuses its generated code) running
 //!   v3diff/etcd3_transcript.py. The interpreter is `$FERRET_ETCD3_PYTHON`,
@@ -520,12 +521,20 @@ const ETCDCTL_SCENARIO: &[Ctl] = &[
     Ctl::Run("compaction --physical {rev}"),
     Ctl::Run("compaction {rev+1000}"),
     Ctl::Run("get c -w json"),
+    Ctl::Run("member list"),
+    Ctl::Run("member list -w json"),
+    // The same writes give the same hash on both (the scenario's
+    // lease-bearing revision is compacted away by now).
+    Ctl::Run("endpoint hashkv"),
+    Ctl::Run("endpoint hashkv --rev={rev}"),
 ];
 
 struct CtlRun<'a> {
     etcdctl: &'a Path,
     endpoint: String,
     addr: String,
+    /// The peer address (`member list` shows it), if the server has one.
+    peer: Option<String>,
     base: i64,
     rev: i64,
     lease_hex: Option<String>,
@@ -607,6 +616,9 @@ impl CtlRun<'_> {
     /// Ids, revisions, terms, timestamps and addresses to stable text.
     fn normalise(&mut self, s: &str) -> String {
         let mut s = s.replace(&self.addr, "ADDR");
+        if let Some(peer) = &self.peer {
+            s = s.replace(peer, "PEER");
+        }
         let ts = Regex::new(r#""ts":"[^"]*""#).unwrap();
         s = ts.replace_all(&s, r#""ts":"T""#).into_owned();
         let client = Regex::new(r"client-[0-9a-f-]{36}").unwrap();
@@ -685,6 +697,7 @@ fn etcdctl() {
                         etcdctl,
                         endpoint: s.client_url(),
                         addr: s.client.to_string(),
+                        peer: s.peer.map(|p| p.to_string()),
                         base,
                         rev: base,
                         lease_hex: None,

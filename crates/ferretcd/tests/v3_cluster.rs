@@ -8,7 +8,10 @@
 //! - keep-alives and TimeToLive sent to a follower are forwarded to the
 //!   leader, also while the leader is killed and another is elected;
 //! - a watcher on a follower sees the events a watcher on the leader sees,
-//!   at the same revisions.
+//!   at the same revisions;
+//! - every member lists the same members (`Cluster.MemberList`) and
+//!   hashes its data alike (`Maintenance.HashKV`, `Maintenance.Hash`);
+//! - `Maintenance.MoveLeader` hands leadership to a follower.
 //!
 //! Clients are ferret-proto's tonic clients, one channel per member.
 
@@ -20,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, Options};
 use ferret_proto::etcdserverpb::{
-    compare, kv_client::KvClient, lease_client::LeaseClient, request_op, watch_client::WatchClient,
-    watch_request, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
+    cluster_client::ClusterClient, compare, kv_client::KvClient, lease_client::LeaseClient,
+    maintenance_client::MaintenanceClient, request_op, watch_client::WatchClient, watch_request,
+    CompactionRequest, Compare, DeleteRangeRequest, HashKvRequest, HashRequest, LeaseGrantRequest,
     LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
-    WatchRequest,
+    LeaseTimeToLiveResponse, MemberListRequest, MoveLeaderRequest, PutRequest, RangeRequest,
+    RequestOp, ResponseHeader, StatusRequest, TxnRequest, WatchCreateRequest, WatchRequest,
 };
 use ferret_proto::mvccpb::{Event, KeyValue};
 use tokio::sync::mpsc;
@@ -739,4 +743,243 @@ fn summary(events: &[Event]) -> Vec<(i32, Vec<u8>, i64, Vec<u8>, i64, i64, i64, 
             )
         })
         .collect()
+}
+
+/// `Cluster.MemberList` on every member lists the three members, sorted by
+/// id, with their names and URLs, as etcd 3.4 answers it: this member's id
+/// and the term in a header without a revision, the same list everywhere.
+#[test]
+fn every_member_lists_the_members() {
+    let rt = runtime();
+    // Channels are made (lazily) inside the runtime.
+    let _rt = rt.enter();
+    let c = Cluster::start(Options::default());
+    let mut want: Vec<(String, Vec<String>, Vec<String>)> = c
+        .members
+        .iter()
+        .map(|m| (m.name.clone(), vec![m.peer_url()], vec![m.client_url()]))
+        .collect();
+    want.sort();
+    rt.block_on(async {
+        let mut lists = Vec::new();
+        for i in 0..c.members.len() {
+            let ch = Endpoint::from_shared(c.members[i].client_url())
+                .expect("endpoint URL")
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(Duration::from_secs(20))
+                .connect_lazy();
+            let cl = ClusterClient::new(ch);
+            // A member serves once its own attributes are applied; the
+            // others' may be applied a moment later.
+            let start = Instant::now();
+            let resp = loop {
+                let r = retry("member list", || {
+                    let mut cl = cl.clone();
+                    async move { cl.member_list(MemberListRequest::default()).await }
+                })
+                .await
+                .into_inner();
+                if r.members.iter().all(|m| !m.name.is_empty()) || start.elapsed() > SETTLE {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let h = resp.header.expect("a header");
+            assert_eq!(h.revision, 0, "m{i}: a Cluster header has no revision");
+            assert!(h.cluster_id != 0 && h.raft_term > 0, "m{i}: header {h:?}");
+            let ids: Vec<u64> = resp.members.iter().map(|m| m.id).collect();
+            let mut sorted = ids.clone();
+            sorted.sort();
+            assert_eq!(ids, sorted, "m{i}: members not sorted by id");
+            let me = resp
+                .members
+                .iter()
+                .find(|m| m.id == h.member_id)
+                .unwrap_or_else(|| panic!("m{i}: the header's member is not listed"));
+            assert_eq!(me.name, c.members[i].name, "m{i}: the header's member");
+            let mut got: Vec<(String, Vec<String>, Vec<String>)> = resp
+                .members
+                .iter()
+                .map(|m| (m.name.clone(), m.peer_ur_ls.clone(), m.client_ur_ls.clone()))
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "m{i}: the members");
+            assert!(resp.members.iter().all(|m| !m.is_learner), "m{i}");
+            lists.push(resp.members);
+        }
+        assert!(lists.windows(2).all(|w| w[0] == w[1]), "{lists:?}");
+    });
+}
+
+/// `Maintenance.HashKV` and `Maintenance.Hash` agree on every member once
+/// all have applied the same writes (puts, a delete, a lease, a
+/// compaction): they hash the same replicated data.
+#[test]
+fn every_member_hashes_alike() {
+    let rt = runtime();
+    // Channels are made (lazily) inside the runtime.
+    let _rt = rt.enter();
+    let c = Cluster::start(Options::default());
+    let l = c.leader();
+    let clients: Vec<Clients> = (0..c.members.len())
+        .map(|i| Clients::new(c.client(i)))
+        .collect();
+    let maintenance: Vec<MaintenanceClient<Channel>> = (0..c.members.len())
+        .map(|i| {
+            MaintenanceClient::new(
+                Endpoint::from_shared(c.members[i].client_url())
+                    .expect("endpoint URL")
+                    .timeout(Duration::from_secs(20))
+                    .connect_lazy(),
+            )
+        })
+        .collect();
+    rt.block_on(async {
+        let lc = &clients[l];
+        retry("grant", || lc.grant(7, 600)).await;
+        for i in 0..40 {
+            let lease = if i % 9 == 0 { 7 } else { 0 };
+            retry("put", || {
+                lc.put(format!("h/{}", i % 13), vec![b'v'; i], lease)
+            })
+            .await;
+        }
+        retry("delete", || {
+            let mut kv = lc.kv.clone();
+            async move {
+                kv.delete_range(DeleteRangeRequest {
+                    key: b"h/3".to_vec().into(),
+                    ..Default::default()
+                })
+                .await
+            }
+        })
+        .await;
+        let at = lc.revision().await.unwrap();
+        retry("compact", || {
+            let mut kv = lc.kv.clone();
+            async move {
+                kv.compact(CompactionRequest {
+                    revision: at - 10,
+                    physical: true,
+                })
+                .await
+            }
+        })
+        .await;
+        let last = retry("put", || lc.put("h/end".into(), b"".to_vec(), 0)).await;
+        for (i, cl) in clients.iter().enumerate() {
+            await_revision(cl, last, &format!("m{i}")).await;
+        }
+        // The compaction's removal finishes on each member in its own time:
+        // ask until the hashes agree.
+        let start = Instant::now();
+        loop {
+            let mut seen = Vec::new();
+            for m in &maintenance {
+                let kv = retry("hash kv", || {
+                    let mut m = m.clone();
+                    async move { m.hash_kv(HashKvRequest { revision: 0 }).await }
+                })
+                .await
+                .into_inner();
+                let all = retry("hash", || {
+                    let mut m = m.clone();
+                    async move { m.hash(HashRequest {}).await }
+                })
+                .await
+                .into_inner();
+                let rev = |h: Option<ResponseHeader>| h.map_or(0, |h| h.revision);
+                seen.push((
+                    kv.hash,
+                    kv.compact_revision,
+                    rev(kv.header),
+                    all.hash,
+                    rev(all.header),
+                ));
+            }
+            assert!(
+                seen.iter().all(|s| s.2 == last && s.1 == at - 10),
+                "{seen:?}"
+            );
+            if seen.windows(2).all(|w| w[0] == w[1]) {
+                break;
+            }
+            assert!(
+                start.elapsed() < SETTLE,
+                "the members' hashes differ: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+/// `Maintenance.MoveLeader`, as etcd answers it: asked of the leader, the
+/// transferee leads when the call returns and writes go on; asked of a
+/// follower, `etcdserver: not leader`; to an id that is no member,
+/// `etcdserver: bad leader transferee`.
+#[test]
+fn move_leader_hands_leadership_over() {
+    let rt = runtime();
+    // Channels are made (lazily) inside the runtime.
+    let _rt = rt.enter();
+    let c = Cluster::start(Options::default());
+    let l = c.leader();
+    let f = c.follower_of(l);
+    let maintenance = |i: usize| {
+        MaintenanceClient::new(
+            Endpoint::from_shared(c.members[i].client_url())
+                .expect("endpoint URL")
+                .timeout(Duration::from_secs(20))
+                .connect_lazy(),
+        )
+    };
+    let member_id = |i: usize| -> u64 {
+        let s = maintenance(i);
+        rt.block_on(async move {
+            let st = retry("status", || {
+                let mut s = s.clone();
+                async move { s.status(StatusRequest {}).await }
+            })
+            .await
+            .into_inner();
+            st.header.expect("a header").member_id
+        })
+    };
+    let (lid, fid) = (member_id(l), member_id(f));
+    rt.block_on(async {
+        let err = maintenance(f)
+            .move_leader(MoveLeaderRequest { target_id: lid })
+            .await
+            .expect_err("a follower does not move leadership");
+        assert_eq!(
+            (err.code(), err.message()),
+            (tonic::Code::FailedPrecondition, "etcdserver: not leader")
+        );
+        let err = maintenance(l)
+            .move_leader(MoveLeaderRequest { target_id: 0x1234 })
+            .await
+            .expect_err("no such member");
+        assert_eq!(
+            (err.code(), err.message()),
+            (
+                tonic::Code::FailedPrecondition,
+                "etcdserver: bad leader transferee"
+            )
+        );
+        let r = maintenance(l)
+            .move_leader(MoveLeaderRequest { target_id: fid })
+            .await
+            .expect("move leader")
+            .into_inner();
+        assert_eq!(r.header, None, "etcd's answer has no header");
+    });
+    assert_eq!(c.leader(), f, "the transferee leads");
+    rt.block_on(async {
+        let fc = Clients::new(c.client(f));
+        retry("put after the transfer", || {
+            fc.put("after".into(), b"x".to_vec(), 0)
+        })
+        .await;
+    });
 }

@@ -30,6 +30,8 @@
 //! `unimplemented_services_answer_cleanly` checks the services ferretcd
 //! does not serve yet (Maintenance, Cluster, Auth, Lock, Election): delete
 //! it when they land and move their calls into the corpus.
+//! `maintenance_status_matches_etcd` and `hash_kv_matches_etcd` compare
+//! Maintenance.Status and Maintenance.HashKV after the same writes.
 
 mod v3diff;
 
@@ -39,10 +41,13 @@ use std::time::{Duration, Instant};
 
 use ferret_proto::etcdserverpb::{
     auth_client::AuthClient, cluster_client::ClusterClient, maintenance_client::MaintenanceClient,
-    AuthRoleListRequest, AuthUserListRequest, AuthenticateRequest, HashKvRequest, HashRequest,
-    MemberListRequest, StatusRequest,
+    AuthRoleListRequest, AuthUserListRequest, AuthenticateRequest, DefragmentRequest,
+    HashKvRequest, MemberPromoteRequest, StatusRequest,
 };
-use ferret_proto::etcdserverpb::{kv_client::KvClient, PutRequest, StatusResponse};
+use ferret_proto::etcdserverpb::{
+    kv_client::KvClient, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp,
+    StatusResponse, TxnRequest,
+};
 use ferret_proto::v3electionpb::{election_client::ElectionClient, LeaderRequest};
 use ferret_proto::v3lockpb::{lock_client::LockClient, UnlockRequest};
 use tonic::transport::{Channel, Endpoint};
@@ -198,14 +203,19 @@ async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
     vec![
         // Maintenance.Status is served: `maintenance_status_matches_etcd`.
         // Maintenance.Alarm is served: tests/v3_recovery.rs checks it.
+        // Maintenance.HashKV is served: `hash_kv_matches_etcd`; Hash is
+        // checked between members in tests/v3_cluster.rs.
         (
-            "Maintenance.HashKV",
-            m.hash_kv(HashKvRequest { revision: 0 }).await.map(drop),
+            "Maintenance.Defragment",
+            m.defragment(DefragmentRequest {}).await.map(drop),
         ),
-        ("Maintenance.Hash", m.hash(HashRequest {}).await.map(drop)),
+        // Cluster.MemberList is served: tests/v3_clients.rs (etcdctl member
+        // list) and tests/v3_cluster.rs check it.
         (
-            "Cluster.MemberList",
-            c.member_list(MemberListRequest::default()).await.map(drop),
+            "Cluster.MemberPromote",
+            c.member_promote(MemberPromoteRequest { id: 1 })
+                .await
+                .map(drop),
         ),
         (
             "Auth.UserList",
@@ -391,5 +401,113 @@ fn maintenance_status_matches_etcd() {
             ch.raft_term
         ),
         "{test}: version, term, errors, learner"
+    );
+}
+
+/// Maintenance.HashKV: the `key` table holds etcd's encodings, so the same
+/// writes on a fresh etcd and a fresh ferretcd give the same hash, at the
+/// current revision, at an older one, and after a compaction (whose
+/// removed revisions are left out); compacted, future and negative
+/// revisions are answered as etcd answers them.
+#[test]
+fn hash_kv_matches_etcd() {
+    let test = "v3 Maintenance.HashKV test";
+    let Some(etcd) = server::require_etcd(test) else {
+        return;
+    };
+    let Some(target) = candidate(test, &etcd) else {
+        return;
+    };
+    if let Target::Running(addr) = target {
+        // Hashes compare only between servers that saw the same writes.
+        server::skip_notice(test, &format!("the candidate at {addr} is not fresh"));
+        return;
+    }
+    let (reference, cand) = start_pair(&etcd, &target, &[]);
+    let rt = runtime();
+    let transcripts: Vec<String> = rt.block_on(async {
+        let mut out = Vec::new();
+        for s in [&reference, &cand] {
+            let base = Clients::new(s.client)
+                .wait_serving(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| panic!("{test}: {e}"));
+            let ch = Endpoint::from_shared(s.client_url())
+                .unwrap()
+                .timeout(Duration::from_secs(10))
+                .connect_lazy();
+            let mut kv = KvClient::new(ch.clone());
+            let mut m = MaintenanceClient::new(ch);
+            let mut text = format!("start at revision {base}\n");
+            let put = |k: &str, v: &str| PutRequest {
+                key: k.as_bytes().to_vec().into(),
+                value: v.as_bytes().to_vec().into(),
+                ..Default::default()
+            };
+            for i in 0..6 {
+                let r = kv.put(put(&format!("h/{}", i % 3), &format!("v{i}"))).await;
+                r.unwrap_or_else(|e| panic!("{test}: put: {e}"));
+            }
+            kv.delete_range(DeleteRangeRequest {
+                key: b"h/1".to_vec().into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{test}: delete: {e}"));
+            let ops = ["h/x", "h/y"].map(|k| RequestOp {
+                request: Some(request_op::Request::RequestPut(put(k, "t"))),
+            });
+            kv.txn(TxnRequest {
+                success: ops.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{test}: txn: {e}"));
+            kv.put(put("h/1", "again")).await.unwrap();
+            // base+1..base+6 puts, +7 the delete, +8 the txn, +9 the put.
+            let mut hash = async |label: &str, revision: i64, text: &mut String| {
+                let line = match m.hash_kv(HashKvRequest { revision }).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        let h = r.header.unwrap_or_default();
+                        format!(
+                            "hash {:08x} compact_revision {} header revision base+{}",
+                            r.hash,
+                            r.compact_revision - if r.compact_revision > 0 { base } else { 0 },
+                            h.revision - base
+                        )
+                    }
+                    Err(st) => format!("{:?}: {}", st.code(), st.message()),
+                };
+                text.push_str(&format!("HashKV {label}: {line}\n"));
+            };
+            hash("0", 0, &mut text).await;
+            hash("base+3", base + 3, &mut text).await;
+            hash("base+7", base + 7, &mut text).await;
+            hash("-1", -1, &mut text).await;
+            hash("base+100", base + 100, &mut text).await;
+            kv.compact(CompactionRequest {
+                revision: base + 5,
+                physical: true,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{test}: compact: {e}"));
+            hash("0 after a compaction at base+5", 0, &mut text).await;
+            hash("base+5", base + 5, &mut text).await;
+            hash("base+8", base + 8, &mut text).await;
+            hash("base+4", base + 4, &mut text).await;
+            out.push(text);
+        }
+        out
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    eprintln!(
+        "--- etcd ---\n{}--- {} ---\n{}",
+        transcripts[0], cand.label, transcripts[1]
+    );
+    assert_eq!(
+        transcripts[0], transcripts[1],
+        "{test}: etcd and {} differ",
+        cand.label
     );
 }

@@ -45,6 +45,16 @@ pub enum V3Error {
     Timeout,
     #[error("corrupt cluster")]
     Corrupt,
+    /// MoveLeader asked of a member that does not lead.
+    #[error("not leader")]
+    NotLeader,
+    /// MoveLeader to a member that is not a voting member.
+    #[error("bad leader transferee")]
+    BadLeaderTransferee,
+    /// MoveLeader's transferee did not take over in time; etcd passes its
+    /// own error through as Unknown.
+    #[error("leader transfer took too long")]
+    LeaderTransferTimeout,
     /// raft-rs refused a proposal (a leadership transfer under way);
     /// etcd passes raft's own error through as Unknown.
     #[error("raft proposal dropped")]
@@ -126,6 +136,15 @@ impl From<V3Error> for Status {
             Stopped => (Code::Unavailable, "etcdserver: server stopped"),
             Timeout => (Code::Unavailable, "etcdserver: request timed out"),
             Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
+            NotLeader => (Code::FailedPrecondition, "etcdserver: not leader"),
+            BadLeaderTransferee => (
+                Code::FailedPrecondition,
+                "etcdserver: bad leader transferee",
+            ),
+            LeaderTransferTimeout => (
+                Code::Unknown,
+                "etcdserver: request timed out, leader transfer took too long",
+            ),
             ProposalDropped => (Code::Unknown, "raft proposal dropped"),
             Unimplemented(m) => return Status::new(Code::Unimplemented, m.clone()),
             Internal(m) => return Status::new(Code::Internal, format!("ferretcd: {m}")),

@@ -1,7 +1,7 @@
 //! `etcdserverpb.Maintenance`: `Alarm` (listing and disarming alarms, so a
 //! member that hit `--quota-backend-bytes` can be brought back once space
-//! is freed) and `Status` (version, database sizes, Raft position, leader,
-//! alarms) so far. The other methods come with the Cluster, Maintenance
+//! is freed), `Status` (version, database sizes, Raft position, leader,
+//! alarms), `HashKV`, `Hash` and `MoveLeader` so far. The other methods come with the Cluster, Maintenance
 //! and Auth work; until then they answer `UNIMPLEMENTED`.
 
 use std::pin::Pin;
@@ -90,12 +90,33 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("Defragment"))
     }
 
+    /// etcd's `maintenanceServer.Hash`: every table but the consistent
+    /// index (see `ferret_mvcc::hash`); the header's revision is the one
+    /// the hashed data had reached.
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(not_yet("Hash"))
+        let v3 = &self.0;
+        let (hash, rev) = v3.read(|m| m.hash(), false)?;
+        Ok(Response::new(HashResponse {
+            header: v3.header(rev),
+            hash,
+        }))
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(not_yet("HashKV"))
+    /// etcd's `maintenanceServer.HashKV`: the hash of the key space at a
+    /// revision, the same as etcd's for the same writes; the header's
+    /// revision is the current one.
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let v3 = &self.0;
+        let rev = req.into_inner().revision;
+        let h = v3.read(|m| m.hash_kv(rev), false)?;
+        Ok(Response::new(HashKvResponse {
+            header: v3.header(h.current_rev),
+            hash: h.hash,
+            compact_revision: h.compact_rev,
+        }))
     }
 
     type SnapshotStream = SnapshotStream;
@@ -107,10 +128,37 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("Snapshot"))
     }
 
+    /// etcd's `maintenanceServer.MoveLeader`: only the leader moves its
+    /// leadership, to a voting member, and answers once the transferee
+    /// leads (an answer without a header, as etcd's). etcd waits as long
+    /// as the client's deadline allows; this waits at most the request
+    /// timeout (`5 s + 2 × --election-timeout`, etcd's proposal bound).
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_yet("MoveLeader"))
+        let server = &self.0.server;
+        let target = req.into_inner().target_id;
+        let (_, me) = server.ids();
+        if server.leader_id() != Some(me) {
+            return Err(V3Error::NotLeader.into());
+        }
+        if !server.members().iter().any(|m| m.id == target) {
+            return Err(V3Error::BadLeaderTransferee.into());
+        }
+        let start = std::time::Instant::now();
+        server.transfer_leader(target).map_err(V3Error::from)?;
+        while server.leader_id() != Some(target) {
+            if start.elapsed() > server.request_timeout() {
+                return Err(V3Error::LeaderTransferTimeout.into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tracing::info!(
+            transferee = %ferret_server::ids::format_id(target),
+            took_ms = start.elapsed().as_millis() as u64,
+            "leadership transfer finished"
+        );
+        Ok(Response::new(MoveLeaderResponse { header: None }))
     }
 }

@@ -6,13 +6,14 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use ferret_proto::etcdserverpb::{
-    kv_server::KvServer, lease_server::LeaseServer, maintenance_server::MaintenanceServer,
-    watch_server::WatchServer,
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use hyper::body::Incoming;
 use tonic::body::Body;
 use tonic::Status;
 
+use super::cluster::ClusterService;
 use super::error::V3Error;
 use super::handle::{GRPC_OVERHEAD_BYTES, V3};
 use super::kv::KvService;
@@ -37,6 +38,9 @@ pub fn service(v3: V3) -> Grpc {
         maintenance: MaintenanceServer::new(MaintenanceService(v3.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
+        cluster: ClusterServer::new(ClusterService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
         lease: LeaseServer::new(LeaseService(v3))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
@@ -46,7 +50,6 @@ pub fn service(v3: V3) -> Grpc {
 
 /// Services of etcd's API that ferretcd does not serve yet, by path prefix.
 const NOT_YET: &[&str] = &[
-    "/etcdserverpb.Cluster/",
     "/etcdserverpb.Auth/",
     "/v3lockpb.Lock/",
     "/v3electionpb.Election/",
@@ -62,6 +65,7 @@ pub struct Grpc {
     watch: WatchServer<WatchService>,
     maintenance: MaintenanceServer<MaintenanceService>,
     lease: LeaseServer<LeaseService>,
+    cluster: ClusterServer<ClusterService>,
     /// The largest request message accepted.
     max_message_bytes: usize,
 }
@@ -92,12 +96,13 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
             "/etcdserverpb.Watch/" => return self.watch.call(req),
             "/etcdserverpb.Lease/" => return self.lease.call(req),
             "/etcdserverpb.Maintenance/" => return self.maintenance.call(req),
+            "/etcdserverpb.Cluster/" => return self.cluster.call(req),
             _ => {}
         }
         let method = path.trim_start_matches('/');
         let msg = if NOT_YET.iter().any(|p| path.starts_with(p)) {
             format!(
-                "ferretcd does not serve {method} yet (the Cluster, Maintenance, Auth, Lock and Election services come in a later release)"
+                "ferretcd does not serve {method} yet (the Auth, Lock and Election services come in a later release)"
             )
         } else {
             format!("unknown service or method {method}")
@@ -133,6 +138,11 @@ fn is_served(path: &str) -> bool {
         "/etcdserverpb.Maintenance/HashKV",
         "/etcdserverpb.Maintenance/Snapshot",
         "/etcdserverpb.Maintenance/MoveLeader",
+        "/etcdserverpb.Cluster/MemberAdd",
+        "/etcdserverpb.Cluster/MemberRemove",
+        "/etcdserverpb.Cluster/MemberUpdate",
+        "/etcdserverpb.Cluster/MemberList",
+        "/etcdserverpb.Cluster/MemberPromote",
     ];
     METHODS.contains(&path)
 }
