@@ -23,7 +23,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use crate::backend;
 use crate::backend::Record;
 use crate::error::MvccError;
-use crate::index::KEYS_PER_LOCK;
+use crate::index::{KeyRange, KEYS_PER_LOCK};
 use crate::revision::Revision;
 use crate::store::Mvcc;
 
@@ -158,20 +158,34 @@ impl Mvcc {
         Ok((crc, rev))
     }
 
-    /// The revisions a compaction at `at` would keep, gathered a chunk of
-    /// keys per hold of the index lock so that applies are not held up.
+    /// The revisions a compaction at `at` would keep: the revision each
+    /// key that exists at `at` has there (a key deleted by then keeps
+    /// nothing, not even its tombstone). Gathered `KEYS_PER_LOCK` keys per
+    /// hold of the index lock, so that applies are not held up; what a key
+    /// keeps at `at` depends only on its revisions up to `at`, which later
+    /// applies and compactions at or below `at` leave as they are, so the
+    /// chunks add up to one consistent set.
     fn keep_at(&self, at: i64) -> HashSet<Revision> {
-        let mut keep = Vec::new();
+        let mut keep = HashSet::new();
+        let every_key = KeyRange::Span {
+            start: &[],
+            end: None,
+        };
         let mut resume: Option<Box<[u8]>> = None;
         loop {
-            let next = self
-                .index_read()
-                .keep_some(at, resume.as_deref(), KEYS_PER_LOCK, &mut keep);
-            match next {
-                Some(k) => resume = Some(k),
-                None => break,
+            resume = self.index_read().walk(
+                every_key,
+                at,
+                resume.as_deref(),
+                KEYS_PER_LOCK,
+                |_, found| {
+                    keep.insert(found.modified);
+                    true
+                },
+            );
+            if resume.is_none() {
+                return keep;
             }
         }
-        keep.into_iter().collect()
     }
 }

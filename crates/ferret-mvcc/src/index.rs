@@ -239,44 +239,6 @@ impl Index {
         next
     }
 
-    /// The revisions `<= at` a compaction at `at` would keep (for hashes).
-    pub fn keep(&self, at: i64, keep: &mut Vec<Revision>) {
-        for ki in self.keys.values() {
-            ki.keep(at, keep);
-        }
-    }
-
-    /// [`Index::keep`] for up to `budget` keys, starting after `resume`:
-    /// returns where to resume, `None` once every key was looked at. What
-    /// a key keeps at `at` depends only on its revisions `<= at`, which
-    /// applies after `at` and compactions at or below `at` leave as they
-    /// are, so chunks taken under separate locks add up to one `keep`.
-    pub fn keep_some(
-        &self,
-        at: i64,
-        resume: Option<&[u8]>,
-        budget: usize,
-        keep: &mut Vec<Revision>,
-    ) -> Option<Box<[u8]>> {
-        let lower = match resume {
-            Some(r) => Bound::Excluded(r),
-            None => Bound::Unbounded,
-        };
-        let mut last: Option<&[u8]> = None;
-        for (seen, (k, ki)) in self
-            .keys
-            .range::<[u8], (Bound<&[u8]>, Bound<&[u8]>)>((lower, Bound::Unbounded))
-            .enumerate()
-        {
-            if seen == budget {
-                return last.map(Box::from);
-            }
-            last = Some(k);
-            ki.keep(at, keep);
-        }
-        None
-    }
-
     /// Every key with its index, in key order (tests and consistency checks).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &KeyIndex)> {
         self.keys.iter().map(|(k, v)| (&**k, v))

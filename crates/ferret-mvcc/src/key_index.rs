@@ -237,7 +237,9 @@ impl KeyIndex {
     }
 
     /// The revisions `<= at` that compaction at `at` would keep, without
-    /// compacting (for hashing the store at a revision).
+    /// compacting: the revision the key has at `at` if it exists then
+    /// (which is how `crate::hash` gathers them, through
+    /// [`crate::index::Index::walk`]); the compaction tests' oracle.
     pub fn keep(&self, at: i64, keep: &mut Vec<Revision>) {
         if self.is_empty() {
             return;
@@ -604,6 +606,10 @@ mod tests {
                     a.keep(at, &mut ka);
                     b.keep(at, &mut kb);
                     assert_eq!(ka, kb);
+                    // What `crate::hash` relies on: a key keeps the
+                    // revision it has at `at`, if it exists then.
+                    let here: Vec<Revision> = a.get(at).map(|f| f.modified).into_iter().collect();
+                    assert_eq!(ka, here, "keep at {at}");
                 }
             }
         }
