@@ -644,6 +644,10 @@ impl CtlRun<'_> {
                 format!("\"{}\":\"{shown}\"", &c[1])
             })
             .into_owned();
+        // Member ids at the start of `member list` lines: etcd prints them
+        // without leading zeros, and they follow from the (free) ports.
+        let member = Regex::new(r"(?m)^[0-9a-f]{1,16}(, (?:started|unstarted), )").unwrap();
+        s = member.replace_all(&s, "MEMBER$1").into_owned();
         // Hexadecimal lease ids (grant, revoke, timetolive, list, keep-alive).
         let hex = Regex::new(r"\b[0-9a-f]{16}\b").unwrap();
         s = hex
