@@ -319,6 +319,19 @@ fn unimplemented_services_answer_cleanly() {
     );
 }
 
+/// Waits until `s` serves v3; its revision then, and a channel to it.
+async fn serving(test: &str, s: &Server) -> (i64, Channel) {
+    let base = Clients::new(s.client)
+        .wait_serving(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let ch = Endpoint::from_shared(s.client_url())
+        .unwrap()
+        .timeout(Duration::from_secs(10))
+        .connect_lazy();
+    (base, ch)
+}
+
 /// Maintenance.Status, as `etcdctl endpoint status` shows it: the same
 /// version, leader, term and errors as etcd's on a fresh single member,
 /// after the same writes; Raft indexes and sizes are each server's own
@@ -337,14 +350,7 @@ fn maintenance_status_matches_etcd() {
     let statuses: Vec<StatusResponse> = rt.block_on(async {
         let mut out = Vec::new();
         for s in [&reference, &cand] {
-            let base = Clients::new(s.client)
-                .wait_serving(Duration::from_secs(30))
-                .await
-                .unwrap_or_else(|e| panic!("{test}: {e}"));
-            let ch = Endpoint::from_shared(s.client_url())
-                .unwrap()
-                .timeout(Duration::from_secs(10))
-                .connect_lazy();
+            let (base, ch) = serving(test, s).await;
             let mut kv = KvClient::new(ch.clone());
             for i in 0..5 {
                 kv.put(PutRequest {
@@ -428,14 +434,7 @@ fn hash_kv_matches_etcd() {
     let transcripts: Vec<String> = rt.block_on(async {
         let mut out = Vec::new();
         for s in [&reference, &cand] {
-            let base = Clients::new(s.client)
-                .wait_serving(Duration::from_secs(30))
-                .await
-                .unwrap_or_else(|e| panic!("{test}: {e}"));
-            let ch = Endpoint::from_shared(s.client_url())
-                .unwrap()
-                .timeout(Duration::from_secs(10))
-                .connect_lazy();
+            let (base, ch) = serving(test, s).await;
             let mut kv = KvClient::new(ch.clone());
             let mut m = MaintenanceClient::new(ch);
             let mut text = format!("start at revision {base}\n");
