@@ -7,12 +7,14 @@ segment) in one of three ways:
 
   none    nothing (the baseline)
   unlink  unlink, then fsync the directory (what ferretcd's wal-purge does)
-  trunc   ftruncate it down 4 MiB at a time with a 5 ms pause, then unlink
-          and fsync the directory
+  trunc   ftruncate it down STEP_KIB at a time (default 256, as ferretcd's
+          wal-purge does) with a PAUSE_MS pause (default 5), then unlink and
+          fsync the directory
 
 It prints how long the deletion took and the slowest fdatasync before and
-while it ran. Usage: bench/unlink-stall.py DIR none|unlink|trunc
-(DIR on the disk to test; it is created, and the files are removed).
+while it ran. Usage: bench/unlink-stall.py DIR none|unlink|trunc [STEP_KIB
+[PAUSE_MS]] (DIR on the disk to test; it is created, and the files are
+removed).
 """
 import os
 import sys
@@ -23,9 +25,11 @@ SEGMENT_MIB = 64
 
 
 def main():
-    d, mode = sys.argv[1], sys.argv[2]
-    if mode not in ("none", "unlink", "trunc"):
+    if len(sys.argv) < 3 or sys.argv[2] not in ("none", "unlink", "trunc"):
         sys.exit(__doc__)
+    d, mode = sys.argv[1], sys.argv[2]
+    step = int(sys.argv[3]) << 10 if len(sys.argv) > 3 else 256 << 10
+    pause = float(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0.005
     os.makedirs(d, exist_ok=True)
     big = os.path.join(d, "segment")
     with open(big, "wb") as f:
@@ -53,9 +57,12 @@ def main():
     t0 = time.perf_counter()
     if mode == "trunc":
         fd = os.open(big, os.O_WRONLY)
-        for mib in range(SEGMENT_MIB - 4, -1, -4):
-            os.ftruncate(fd, mib << 20)
-            time.sleep(0.005)
+        left = SEGMENT_MIB << 20
+        while left > 0:
+            left = max(0, left - step)
+            os.ftruncate(fd, left)
+            if left > 0:
+                time.sleep(pause)
         os.close(fd)
     if mode in ("unlink", "trunc"):
         os.unlink(big)

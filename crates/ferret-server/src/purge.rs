@@ -7,7 +7,8 @@
 //! whatever one could not delete goes before the next: the segments on
 //! disk stay a gapless run, which is what `Wal::open` needs.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use ferret_wal::Released;
@@ -21,17 +22,22 @@ struct Job {
 pub(crate) struct Purger {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Set by [`Purger::stop`]: what is left is deleted without pauses.
+    hurry: Arc<AtomicBool>,
 }
 
 impl Purger {
     pub fn start() -> std::io::Result<Purger> {
         let (tx, rx) = mpsc::channel();
+        let hurry = Arc::new(AtomicBool::new(false));
+        let h = hurry.clone();
         let thread = std::thread::Builder::new()
             .name("wal-purge".into())
-            .spawn(move || run(rx))?;
+            .spawn(move || run(rx, &h))?;
         Ok(Purger {
             tx: Some(tx),
             thread: Some(thread),
+            hurry,
         })
     }
 
@@ -46,6 +52,7 @@ impl Purger {
 
     /// Finishes what was handed over, then stops the thread.
     pub fn stop(&mut self) {
+        self.hurry.store(true, Ordering::Relaxed);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -59,7 +66,7 @@ impl Drop for Purger {
     }
 }
 
-fn run(rx: mpsc::Receiver<Job>) {
+fn run(rx: mpsc::Receiver<Job>, hurry: &AtomicBool) {
     let mut left: Option<Released> = None;
     for job in rx {
         drop(job.entries);
@@ -67,7 +74,7 @@ fn run(rx: mpsc::Receiver<Job>) {
             Some(older) => older.then(job.released),
             None => job.released,
         };
-        if let Err((e, rest)) = all.remove() {
+        if let Err((e, rest)) = all.remove_paced(hurry) {
             tracing::warn!(error = %e, "could not release old WAL segments; retrying with the next snapshot");
             left = Some(rest);
         }
