@@ -13,7 +13,7 @@
 //! - `etcdctl`: Debian's etcdctl 3.4 (v3 API by default): put, get with
 //!   --prefix/--rev/--limit/--sort-by/-w json, del, txn from stdin, watch
 //!   (killed after the writes), lease grant/revoke/timetolive/list/
-//!   keep-alive --once, compaction, member list, endpoint hashkv. Exit
+//!   keep-alive --once, compaction, member list, endpoint hashkv, lock. Exit
 //!   code, stdout and stderr compared.
 //! - `python_etcd3`: the python `etcd3` package (0.12, with protobuf
 //!   3.20.x: newer protobuf refuses its generated code) running
@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, DeleteOptions, EventType, GetOptions,
-    LeaseGrantOptions, LeaseTimeToLiveOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions, PutOptions, SortOrder, SortTarget, Txn,
+    TxnOp, TxnOpResponse, WatchOptions,
 };
 use regex::Regex;
 
@@ -415,6 +415,32 @@ async fn etcd_client_scenario(addr: std::net::SocketAddr) -> String {
     t.push("time to live after revoke", r);
     let _ = c.lease_revoke(4242).await;
 
+    // Lock and election, on a lease of the scenario's choosing (the keys
+    // carry its id).
+    let _ = c
+        .lease_grant(30, Some(LeaseGrantOptions::new().with_id(0x5151)))
+        .await;
+    let r = c
+        .lock("ec-lock", Some(LockOptions::new().with_lease(0x5151)))
+        .await
+        .map(|r| format!("{} at {}", show_bytes(r.key()), t.header(r.header())));
+    t.push("lock", r);
+    let r = c.unlock("ec-lock/5151").await.map(|r| t.header(r.header()));
+    t.push("unlock", r);
+    let r = c.campaign("ec-el", "me", 0x5151).await.map(|r| {
+        let l = r.leader().map(|l| show_bytes(l.key())).unwrap_or_default();
+        format!("{l} at {}", t.header(r.header()))
+    });
+    t.push("campaign", r);
+    let r = c
+        .leader("ec-el")
+        .await
+        .map(|r| t.kvs(r.kv().map(std::slice::from_ref).unwrap_or_default()));
+    t.push("leader", r);
+    let r = c.leader("ec-none").await.map(|r| t.header(r.header()));
+    t.push("leader of an election without candidates", r);
+    let _ = c.lease_revoke(0x5151).await;
+
     // Compaction.
     let r1 = c
         .put("ec/c", "1", None)
@@ -527,6 +553,9 @@ const ETCDCTL_SCENARIO: &[Ctl] = &[
     // lease-bearing revision is compacted away by now).
     Ctl::Run("endpoint hashkv"),
     Ctl::Run("endpoint hashkv --rev={rev}"),
+    // etcdctl locks on the client side (KV, Lease and Watch): it runs the
+    // command with the lock held, then releases it.
+    Ctl::Run("lock mylock echo held"),
 ];
 
 struct CtlRun<'a> {

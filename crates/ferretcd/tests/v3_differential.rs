@@ -28,10 +28,12 @@
 //!   is skipped, loudly, otherwise.
 //!
 //! `unimplemented_services_answer_cleanly` checks the services ferretcd
-//! does not serve yet (Maintenance, Cluster, Auth, Lock, Election): delete
+//! does not serve yet (of Maintenance and Cluster, and Auth): delete
 //! it when they land and move their calls into the corpus.
 //! `maintenance_status_matches_etcd` and `hash_kv_matches_etcd` compare
-//! Maintenance.Status and Maintenance.HashKV after the same writes.
+//! Maintenance.Status and Maintenance.HashKV after the same writes;
+//! `lock_and_election_match_etcd` runs one scenario of the Lock and
+//! Election services on both (v3diff/coordination.rs).
 
 mod v3diff;
 
@@ -48,8 +50,6 @@ use ferret_proto::etcdserverpb::{
     kv_client::KvClient, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp,
     StatusResponse, TxnRequest,
 };
-use ferret_proto::v3electionpb::{election_client::ElectionClient, LeaderRequest};
-use ferret_proto::v3lockpb::{lock_client::LockClient, UnlockRequest};
 use tonic::transport::{Channel, Endpoint};
 
 use v3diff::corpus;
@@ -197,9 +197,7 @@ type Answer = Result<(), tonic::Status>;
 async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
     let mut m = MaintenanceClient::new(ch.clone());
     let mut c = ClusterClient::new(ch.clone());
-    let mut a = AuthClient::new(ch.clone());
-    let mut l = LockClient::new(ch.clone());
-    let mut e = ElectionClient::new(ch);
+    let mut a = AuthClient::new(ch);
     vec![
         // Maintenance.Status is served: `maintenance_status_matches_etcd`.
         // Maintenance.Alarm is served: tests/v3_recovery.rs checks it.
@@ -234,22 +232,7 @@ async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
             .await
             .map(drop),
         ),
-        (
-            "Lock.Unlock",
-            l.unlock(UnlockRequest {
-                key: "ferret-no-such-lock".into(),
-            })
-            .await
-            .map(drop),
-        ),
-        (
-            "Election.Leader",
-            e.leader(LeaderRequest {
-                name: "ferret-no-such-election".into(),
-            })
-            .await
-            .map(drop),
-        ),
+        // Lock and Election are served: `lock_and_election_match_etcd`.
     ]
 }
 
@@ -496,6 +479,43 @@ fn hash_kv_matches_etcd() {
             hash("base+8", base + 8, &mut text).await;
             hash("base+4", base + 4, &mut text).await;
             out.push(text);
+        }
+        out
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    eprintln!(
+        "--- etcd ---\n{}--- {} ---\n{}",
+        transcripts[0], cand.label, transcripts[1]
+    );
+    assert_eq!(
+        transcripts[0], transcripts[1],
+        "{test}: etcd and {} differ",
+        cand.label
+    );
+}
+
+/// The Lock and Election services: the same scenario on a fresh etcd and
+/// a fresh candidate gives the same transcript (v3diff/coordination.rs).
+#[test]
+fn lock_and_election_match_etcd() {
+    let test = "v3 Lock and Election test";
+    let Some(etcd) = server::require_etcd(test) else {
+        return;
+    };
+    let Some(target) = candidate(test, &etcd) else {
+        return;
+    };
+    if let Target::Running(addr) = target {
+        server::skip_notice(test, &format!("the candidate at {addr} is not fresh"));
+        return;
+    }
+    let (reference, cand) = start_pair(&etcd, &target, &[]);
+    let rt = runtime();
+    let transcripts: Vec<String> = rt.block_on(async {
+        let mut out = Vec::new();
+        for s in [&reference, &cand] {
+            let (base, ch) = serving(test, s).await;
+            out.push(v3diff::coordination::transcript(ch, base).await);
         }
         out
     });

@@ -6,9 +6,11 @@
 //! - `corpus`: the corpus format of tests/corpus_v3 (parser, variables);
 //! - `request`: corpus requests to protobuf messages;
 //! - `render`: responses to normalised text;
-//! - `runner`: runs a corpus file against two servers and compares.
+//! - `runner`: runs a corpus file against two servers and compares;
+//! - `coordination`: the Lock and Election scenario.
 #![allow(dead_code)]
 
+pub mod coordination;
 pub mod corpus;
 pub mod render;
 pub mod request;

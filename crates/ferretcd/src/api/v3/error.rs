@@ -59,6 +59,17 @@ pub enum V3Error {
     /// etcd passes raft's own error through as Unknown.
     #[error("raft proposal dropped")]
     ProposalDropped,
+    /// Proclaim by a leader key that is no longer the leader's (etcd's
+    /// client error, which its election service passes through as
+    /// Unknown).
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    /// Leader of an election without candidates.
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    /// Proclaim or Resign without a leader key.
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
     /// A service or method ferretcd does not serve yet.
     #[error("{0}")]
     Unimplemented(String),
@@ -146,6 +157,9 @@ impl From<V3Error> for Status {
                 "etcdserver: request timed out, leader transfer took too long",
             ),
             ProposalDropped => (Code::Unknown, "raft proposal dropped"),
+            ElectionNotLeader => (Code::Unknown, "election: not leader"),
+            ElectionNoLeader => (Code::Unknown, "election: no leader"),
+            MissingLeaderKey => (Code::Unknown, "\"leader\" field must be provided"),
             Unimplemented(m) => return Status::new(Code::Unimplemented, m.clone()),
             Internal(m) => return Status::new(Code::Internal, format!("ferretcd: {m}")),
         };

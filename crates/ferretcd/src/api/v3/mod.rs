@@ -3,24 +3,29 @@
 //! - [`kv`]: `etcdserverpb.KV`; [`watch`]: `etcdserverpb.Watch`;
 //!   [`lease`]: `etcdserverpb.Lease`; [`maintenance`]: `Alarm` and
 //!   `Status` of `etcdserverpb.Maintenance`; [`cluster`]: `MemberList` of
-//!   `etcdserverpb.Cluster`.
+//!   `etcdserverpb.Cluster`; [`lock`]: `v3lockpb.Lock`; [`election`]:
+//!   `v3electionpb.Election`, both built of [`concurrency`]'s steps over
+//!   the KV, Lease and watch handlers, as etcd builds them of its client.
 //! - [`validate`]: etcd's request checks; [`quota`]: write costs against
 //!   `--quota-backend-bytes`; [`error`]: the one table from errors to
 //!   gRPC statuses.
 //! - [`handle`]: what every service holds (the server, the settings) and
 //!   the steps they share; [`service`]: the services behind one fallback:
 //!   the methods and services ferretcd does not serve yet (of Cluster and
-//!   Maintenance, and Auth, Lock, Election) answer `UNIMPLEMENTED` with a
+//!   Maintenance, and Auth) answer `UNIMPLEMENTED` with a
 //!   message naming the method, as
 //!   does any unknown path: never a dropped connection; `limit`: the
 //!   request message limit, with grpc-go's status and text.
 
 pub mod cluster;
+pub mod concurrency;
+pub mod election;
 pub mod error;
 pub mod handle;
 pub mod kv;
 pub mod lease;
 mod limit;
+pub mod lock;
 pub mod maintenance;
 pub mod quota;
 pub mod service;

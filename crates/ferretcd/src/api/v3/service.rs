@@ -9,16 +9,20 @@ use ferret_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use ferret_proto::v3electionpb::election_server::ElectionServer;
+use ferret_proto::v3lockpb::lock_server::LockServer;
 use hyper::body::Incoming;
 use tonic::body::Body;
 use tonic::Status;
 
 use super::cluster::ClusterService;
+use super::election::ElectionService;
 use super::error::V3Error;
 use super::handle::{GRPC_OVERHEAD_BYTES, V3};
 use super::kv::KvService;
 use super::lease::LeaseService;
 use super::limit::Frames;
+use super::lock::LockService;
 use super::maintenance::MaintenanceService;
 use super::watch::WatchService;
 
@@ -41,7 +45,13 @@ pub fn service(v3: V3) -> Grpc {
         cluster: ClusterServer::new(ClusterService(v3.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
-        lease: LeaseServer::new(LeaseService(v3))
+        lease: LeaseServer::new(LeaseService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+        lock: LockServer::new(LockService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+        election: ElectionServer::new(ElectionService(v3))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
         max_message_bytes: max_in,
@@ -49,11 +59,7 @@ pub fn service(v3: V3) -> Grpc {
 }
 
 /// Services of etcd's API that ferretcd does not serve yet, by path prefix.
-const NOT_YET: &[&str] = &[
-    "/etcdserverpb.Auth/",
-    "/v3lockpb.Lock/",
-    "/v3electionpb.Election/",
-];
+const NOT_YET: &[&str] = &["/etcdserverpb.Auth/"];
 
 /// Served paths go to their service by the path's service prefix (a
 /// comparison of a few bytes: a router's path matching, its parameters
@@ -66,6 +72,8 @@ pub struct Grpc {
     maintenance: MaintenanceServer<MaintenanceService>,
     lease: LeaseServer<LeaseService>,
     cluster: ClusterServer<ClusterService>,
+    lock: LockServer<LockService>,
+    election: ElectionServer<ElectionService>,
     /// The largest request message accepted.
     max_message_bytes: usize,
 }
@@ -97,12 +105,14 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
             "/etcdserverpb.Lease/" => return self.lease.call(req),
             "/etcdserverpb.Maintenance/" => return self.maintenance.call(req),
             "/etcdserverpb.Cluster/" => return self.cluster.call(req),
+            "/v3lockpb.Lock/" => return self.lock.call(req),
+            "/v3electionpb.Election/" => return self.election.call(req),
             _ => {}
         }
         let method = path.trim_start_matches('/');
         let msg = if NOT_YET.iter().any(|p| path.starts_with(p)) {
             format!(
-                "ferretcd does not serve {method} yet (the Auth, Lock and Election services come in a later release)"
+                "ferretcd does not serve {method} yet (the Auth service comes in a later release)"
             )
         } else {
             format!("unknown service or method {method}")
@@ -143,6 +153,13 @@ fn is_served(path: &str) -> bool {
         "/etcdserverpb.Cluster/MemberUpdate",
         "/etcdserverpb.Cluster/MemberList",
         "/etcdserverpb.Cluster/MemberPromote",
+        "/v3lockpb.Lock/Lock",
+        "/v3lockpb.Lock/Unlock",
+        "/v3electionpb.Election/Campaign",
+        "/v3electionpb.Election/Proclaim",
+        "/v3electionpb.Election/Leader",
+        "/v3electionpb.Election/Observe",
+        "/v3electionpb.Election/Resign",
     ];
     METHODS.contains(&path)
 }
