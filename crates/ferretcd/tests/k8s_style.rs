@@ -58,8 +58,9 @@ use ferret_testkit::cluster::{Cluster, Options};
 use ferret_testkit::server::{Server, Spec};
 use tokio::sync::watch;
 
+use ferretcd::api::v3::concurrency::prefix_end;
 use k8s::client::{call, range, Cursor, Pool, FAILOVER_PAUSE};
-use k8s::history::{in_range, object_value, prefix_end, show, Op, OpKind, Outcome, Recorder};
+use k8s::history::{in_range, object_value, show, Op, OpKind, Outcome, Recorder};
 use k8s::list::{first_difference, Span};
 use k8s::rng::Rng;
 use k8s::watch::{Reflector, WatchLog};

@@ -317,15 +317,3 @@ pub fn in_range(key: &[u8], start: &[u8], end: &[u8]) -> bool {
     }
     key >= start && key < end
 }
-
-/// The range end of a prefix (etcd's `GetPrefixRangeEnd`).
-pub fn prefix_end(prefix: &[u8]) -> Bytes {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Bytes::from(end);
-        }
-    }
-    Bytes::from_static(b"\0")
-}

@@ -7,6 +7,8 @@
 //! etcd's servers go through an in-process client: the same checks, the
 //! same linearizable reads, the same headers and the same errors.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,6 +42,14 @@ pub fn prefix_end(prefix: &[u8]) -> Bytes {
         }
     }
     Bytes::from_static(b"\0")
+}
+
+/// The prefix of a lock's or an election's keys: its name and a slash
+/// (etcd's `NewMutex` and `NewElection`).
+pub fn prefix_of(name: &[u8]) -> Vec<u8> {
+    let mut p = name.to_vec();
+    p.push(b'/');
+    p
 }
 
 /// The key a session holds under `prefix` (etcd: the prefix and the
@@ -270,34 +280,29 @@ impl Drop for Watching {
     }
 }
 
-/// Runs `f` as a task of its own if a runtime is there to run it (a
-/// future dropped while the runtime shuts down has none: the member is
-/// stopping, and its sessions' leases end the keys).
-pub fn spawn_detached(f: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(f);
-    }
-}
+/// A cleanup that runs as a task of its own when dropped armed: what
+/// etcd's lock and election servers do once a client's context is
+/// cancelled (here the handler's future is dropped when the client goes
+/// away). Without a runtime to run it (dropped while the runtime shuts
+/// down, so the member is stopping) it is skipped: the session's lease
+/// ends the key.
+pub struct CleanupOnDrop(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
 
-/// Runs `cleanup` in the background unless disarmed: what etcd's lock and
-/// election servers do with a client's context once it is cancelled (the
-/// handler's future is dropped when the client goes away).
-pub struct OnDrop<F: FnOnce() + Send + 'static>(Option<F>);
-
-impl<F: FnOnce() + Send + 'static> OnDrop<F> {
-    pub fn new(f: F) -> OnDrop<F> {
-        OnDrop(Some(f))
+impl CleanupOnDrop {
+    pub fn new(cleanup: impl Future<Output = ()> + Send + 'static) -> CleanupOnDrop {
+        CleanupOnDrop(Some(Box::pin(cleanup)))
     }
 
+    /// The wait it guarded ended: no cleanup.
     pub fn disarm(mut self) {
         self.0 = None;
     }
 }
 
-impl<F: FnOnce() + Send + 'static> Drop for OnDrop<F> {
+impl Drop for CleanupOnDrop {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
+        if let (Some(f), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(f);
         }
     }
 }

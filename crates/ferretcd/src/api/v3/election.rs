@@ -25,8 +25,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::concurrency::{
-    created_at, first_created, op_get, op_put, prefix_end, range, range_kvs, session_key,
-    session_lease, spawn_detached, txn, wait_deletes, OnDrop, Watching,
+    created_at, first_created, op_get, op_put, prefix_end, prefix_of, range, range_kvs,
+    session_key, session_lease, txn, wait_deletes, CleanupOnDrop, Watching,
 };
 use super::error::V3Error;
 use super::handle::V3;
@@ -84,12 +84,6 @@ async fn resign(v3: &V3, key: &Bytes, rev: i64) -> Result<Option<ResponseHeader>
     Ok(resp.header)
 }
 
-fn prefix_of(name: &[u8]) -> Vec<u8> {
-    let mut p = name.to_vec();
-    p.push(b'/');
-    p
-}
-
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(
@@ -126,10 +120,8 @@ impl Election for ElectionService {
         // fails otherwise leaves the key, as etcd leaves it.
         let leave = {
             let (v3, key) = (v3.clone(), key.clone());
-            OnDrop::new(move || {
-                spawn_detached(async move {
-                    let _ = resign(&v3, &key, rev).await;
-                });
+            CleanupOnDrop::new(async move {
+                let _ = resign(&v3, &key, rev).await;
             })
         };
         let waited = wait_deletes(v3, &prefix, rev - 1).await;

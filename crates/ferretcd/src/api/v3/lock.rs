@@ -15,8 +15,8 @@ use ferret_proto::v3lockpb::{
 use tonic::{Request, Response, Status};
 
 use super::concurrency::{
-    created_at, delete, first_created, op_get, op_put, op_range, range_kvs, session_key,
-    session_lease, spawn_detached, txn, wait_deletes, OnDrop,
+    created_at, delete, first_created, op_get, op_put, op_range, prefix_of, range_kvs, session_key,
+    session_lease, txn, wait_deletes, CleanupOnDrop,
 };
 use super::handle::V3;
 
@@ -28,8 +28,7 @@ impl Lock for LockService {
         let v3 = &self.0;
         let r = req.into_inner();
         let lease = session_lease(v3, r.lease).await?;
-        let mut prefix = r.name.to_vec();
-        prefix.push(b'/');
+        let prefix = prefix_of(&r.name);
         let key = session_key(&prefix, lease);
         // Put the key unless this session holds it already; either way,
         // read the oldest key of the prefix in the same txn.
@@ -62,10 +61,8 @@ impl Lock for LockService {
         // leave the queue (etcd unlocks with a fresh context).
         let leave = {
             let (v3, key) = (v3.clone(), key.clone());
-            OnDrop::new(move || {
-                spawn_detached(async move {
-                    let _ = delete(&v3, key).await;
-                });
+            CleanupOnDrop::new(async move {
+                let _ = delete(&v3, key).await;
             })
         };
         let header = wait_deletes(v3, &prefix, my_rev - 1).await?;
