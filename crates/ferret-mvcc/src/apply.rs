@@ -165,6 +165,37 @@ impl Applier {
         Ok(r)
     }
 
+    /// Records a configuration change at `index`: rows of etcd's
+    /// `members` bucket to put (`Some`) or delete, and ids to add to
+    /// `members_removed` (keys and values as the server layer encodes
+    /// them). `false` if the backend held it already (a replay).
+    pub fn record_members(
+        &mut self,
+        index: u64,
+        members: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        removed: Vec<Vec<u8>>,
+    ) -> bool {
+        if index <= self.restored_index {
+            return false;
+        }
+        let batch = Batch {
+            index,
+            members,
+            members_removed: removed,
+            ..Default::default()
+        };
+        let mut p = self.m.lock_pending();
+        if !batch.is_empty() {
+            if p.since.is_none() {
+                p.since = Some(Instant::now());
+            }
+            p.queue.push(batch);
+        }
+        p.applied_index = index;
+        self.applied_index = index;
+        true
+    }
+
     /// Records an entry with no v3 request (a v2 write, an empty entry).
     pub fn skip(&mut self, index: u64) {
         if index <= self.applied_index {
@@ -284,6 +315,7 @@ impl<'a> WriteTxn<'a> {
                 leases: self.leases,
                 meta: self.meta,
                 alarms: self.alarms,
+                ..Default::default()
             };
             if !batch.is_empty() {
                 if p.since.is_none() {

@@ -16,7 +16,14 @@
 //!        "ferretcd_backend_format"             "ferretcd.backend/1"
 //! lease  lease id, i64 big-endian              leasepb.Lease (protobuf)
 //! alarm  etcdserverpb.AlarmMember (protobuf)   empty
+//! members          member id, lowercase hex    the member as etcd's JSON
+//!                  (etcd's `types.ID` text)    (`{"id":..,"peerURLs":..}`)
+//! members_removed  member id, lowercase hex    "removed"
 //! ```
+//!
+//! The two membership tables are etcd's buckets of the same names. This
+//! crate stores their bytes as the server layer gives them (which writes
+//! them when it applies a configuration change); it does not read them.
 //!
 //! # Commits
 //!
@@ -41,6 +48,9 @@ pub(crate) const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("key")
 pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
 pub(crate) const LEASE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lease");
 pub(crate) const ALARM: TableDefinition<&[u8], &[u8]> = TableDefinition::new("alarm");
+pub(crate) const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
+pub(crate) const MEMBERS_REMOVED: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("members_removed");
 
 pub(crate) const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
@@ -87,6 +97,10 @@ pub(crate) fn open(storage: Storage) -> Result<Database, MvccError> {
         tx.open_table(LEASE)
             .map_err(|e| MvccError::backend("table", e))?;
         tx.open_table(ALARM)
+            .map_err(|e| MvccError::backend("table", e))?;
+        tx.open_table(MEMBERS)
+            .map_err(|e| MvccError::backend("table", e))?;
+        tx.open_table(MEMBERS_REMOVED)
             .map_err(|e| MvccError::backend("table", e))?;
         let mut meta = tx
             .open_table(META)
@@ -160,6 +174,10 @@ pub(crate) struct Batch {
     pub meta: Vec<(&'static [u8], Vec<u8>)>,
     /// Alarm raised (`true`) or cleared, as the encoded `AlarmMember`.
     pub alarms: Vec<(Vec<u8>, bool)>,
+    /// Membership rows: put (`Some`) or deleted, in the `members` table,
+    /// then ids added to `members_removed`.
+    pub members: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub members_removed: Vec<Vec<u8>>,
 }
 
 impl Batch {
@@ -168,6 +186,8 @@ impl Batch {
             && self.leases.is_empty()
             && self.meta.is_empty()
             && self.alarms.is_empty()
+            && self.members.is_empty()
+            && self.members_removed.is_empty()
     }
 }
 
@@ -198,7 +218,25 @@ pub(crate) fn flush(db: &Database, batches: &[Batch], applied_index: u64) -> Res
         let mut alarm = tx
             .open_table(ALARM)
             .map_err(|e| MvccError::backend("table", e))?;
+        let mut members = tx
+            .open_table(MEMBERS)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let mut removed = tx
+            .open_table(MEMBERS_REMOVED)
+            .map_err(|e| MvccError::backend("table", e))?;
         for b in batches {
+            for (k, v) in &b.members {
+                match v {
+                    Some(v) => members.insert(&k[..], &v[..]).map(|_| ()),
+                    None => members.remove(&k[..]).map(|_| ()),
+                }
+                .map_err(|e| MvccError::backend("write", e))?;
+            }
+            for k in &b.members_removed {
+                removed
+                    .insert(&k[..], &b"removed"[..])
+                    .map_err(|e| MvccError::backend("write", e))?;
+            }
             for (k, raised) in &b.alarms {
                 if *raised {
                     alarm

@@ -31,8 +31,14 @@ use crate::store::{Loaded, Mvcc, Restored};
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// The tables that travel, in order.
-const TABLES: [TableDefinition<&[u8], &[u8]>; 4] =
-    [backend::KV, backend::META, backend::LEASE, backend::ALARM];
+const TABLES: [TableDefinition<&[u8], &[u8]>; 6] = [
+    backend::KV,
+    backend::META,
+    backend::LEASE,
+    backend::ALARM,
+    backend::MEMBERS,
+    backend::MEMBERS_REMOVED,
+];
 
 fn table(name: &str) -> Option<TableDefinition<'static, &'static [u8], &'static [u8]>> {
     TABLES.iter().copied().find(|t| {
