@@ -28,6 +28,7 @@ use ferret_proto::etcdserverpb::{
 use ferret_v2store::{Event, FrozenStore, Store, Write};
 
 use crate::entry::{self, V2Op};
+use crate::membership::{self, Change, Member, MemberError, Membership};
 
 /// The cluster version a cluster of ferretcd members reports (etcd's API
 /// level it implements), kept in the v2 store at `/0/version` as etcd
@@ -77,14 +78,16 @@ pub enum RestoreError {
 /// written only once the backend holds every entry up to the snapshot.
 pub struct SnapshotView {
     v2: FrozenStore,
+    membership: Membership,
 }
 
 impl SnapshotView {
-    /// The snapshot file's payload. Slow (the whole v2 store): run it off
-    /// the Ready loop, and drop the view soon, as while it lives every node
-    /// the loop writes is copied.
-    pub fn encode(self) -> Vec<u8> {
-        entry::encode_snapshot(self.v2.encode())
+    /// The snapshot file's payload, with raft's configuration at the same
+    /// index (the Ready loop's). Slow (the whole v2 store): run it off the
+    /// Ready loop, and drop the view soon, as while it lives every node the
+    /// loop writes is copied.
+    pub fn encode(self, conf_state: &raft::eraftpb::ConfState) -> Vec<u8> {
+        entry::encode_snapshot(self.v2.encode(), conf_state, &self.membership)
     }
 }
 
@@ -92,6 +95,8 @@ impl SnapshotView {
 pub struct StateMachines {
     pub v2: Store,
     pub v3: Applier,
+    /// The cluster's members (see [`crate::membership`]).
+    pub membership: Membership,
     /// Index of the last applied log entry.
     pub applied_index: u64,
 }
@@ -101,8 +106,71 @@ impl StateMachines {
         StateMachines {
             v2: Store::new(STORE_NAMESPACES),
             v3,
+            membership: Membership::default(),
             applied_index: 0,
         }
+    }
+
+    /// Applies the configuration change at `index` if it stands on the
+    /// membership (etcd's `ValidateConfigurationChange`): the membership
+    /// changes, the v2 store gets etcd's `/0/members` records and the
+    /// backend its rows. Answers the members after it. The caller hands
+    /// an accepted change to raft-rs.
+    pub fn apply_conf_change(
+        &mut self,
+        index: u64,
+        change: &Change,
+    ) -> Result<Vec<Member>, MemberError> {
+        assert!(
+            index > self.applied_index,
+            "entry {index} applied after {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        if let Err(e) = self.membership.validate(change) {
+            self.v3.skip(index);
+            return Err(e);
+        }
+        self.membership.apply(change);
+        let id = change.id();
+        let dir = format!("/0/members/{id:x}");
+        let writes = match change {
+            Change::Add(m) => vec![Write::create(
+                format!("{dir}/raftAttributes"),
+                Membership::raft_attributes_json(m),
+                0,
+            )],
+            Change::Promote(_) | Change::Update { .. } => {
+                let m = self.membership.get(id).cloned().unwrap_or_default();
+                let mut w = Write::put(
+                    format!("{dir}/raftAttributes"),
+                    Membership::raft_attributes_json(&m),
+                    0,
+                );
+                w.prev_exist = Some(true);
+                vec![w]
+            }
+            Change::Remove(_) => {
+                let mut del = Write::put(dir, "", 0);
+                del.method = ferret_v2store::Method::Delete;
+                del.recursive = true;
+                del.dir = true;
+                vec![
+                    del,
+                    Write::create(format!("/0/removed_members/{id:x}"), "", 0),
+                ]
+            }
+        };
+        for w in writes {
+            if let Err(e) = self.v2.apply(&w) {
+                // The records mirror the membership; only a v2 store that
+                // lost them (restored from an old snapshot) disagrees.
+                tracing::warn!(path = %String::from_utf8_lossy(&w.path), error = %e, "membership record in the v2 store");
+            }
+        }
+        let (rows, removed) = self.membership.backend_rows(id);
+        self.v3.record_members(index, rows, removed);
+        Ok(self.membership.members())
     }
 
     /// Applies the entry at `index`. **Invariant: entries are applied in
@@ -115,11 +183,23 @@ impl StateMachines {
         );
         self.applied_index = index;
         if let Some(r) = &req.v2 {
-            self.v3.skip(index);
             return match entry::v2_op(r) {
-                Ok(V2Op::Write(w)) => Applied::V2(self.v2.apply(&w)),
-                Ok(V2Op::Expire(now)) => Applied::Expired(self.v2.delete_expired(now).len()),
-                Err(e) => Applied::Invalid(e),
+                Ok(V2Op::Write(w)) => {
+                    let out = self.v2.apply(&w);
+                    if out.is_ok() {
+                        self.member_record_written(index, &w);
+                    }
+                    self.v3.skip(index);
+                    Applied::V2(out)
+                }
+                Ok(V2Op::Expire(now)) => {
+                    self.v3.skip(index);
+                    Applied::Expired(self.v2.delete_expired(now).len())
+                }
+                Err(e) => {
+                    self.v3.skip(index);
+                    Applied::Invalid(e)
+                }
             };
         }
         let v3 = if let Some(r) = &req.range {
@@ -150,6 +230,44 @@ impl StateMachines {
         }
     }
 
+    /// A v2 write to etcd's membership records changes the membership
+    /// when it is how a member publishes its name and client URLs
+    /// (`/0/members/<id>/attributes`, as etcd's `UpdateAttributes`), or
+    /// how builds before runtime membership bootstrapped a member
+    /// (creating `/0/members/<id>/raftAttributes`).
+    fn member_record_written(&mut self, index: u64, w: &Write) {
+        let Some(rest) = w.path.strip_prefix(b"/0/members/") else {
+            return;
+        };
+        let text = String::from_utf8_lossy(rest);
+        let Some((hex, leaf)) = text.split_once('/') else {
+            return;
+        };
+        let Some(id) = crate::ids::parse_id(hex) else {
+            return;
+        };
+        let changed = match leaf {
+            "attributes" => match membership::parse_attributes(&w.value) {
+                Some((name, urls)) => self.membership.set_attributes(id, name, urls),
+                None => false,
+            },
+            "raftAttributes"
+                if w.prev_exist == Some(false) && self.membership.get(id).is_none() =>
+            {
+                let restored = Membership::from_v2_records(&[(id, w.value.clone())], &[], &[]);
+                if let Some(m) = restored.get(id) {
+                    self.membership.apply(&Change::Add(m.clone()));
+                }
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            let (rows, removed) = self.membership.backend_rows(id);
+            self.v3.record_members(index, rows, removed);
+        }
+    }
+
     /// Records that the entry at `index` carried nothing for the state
     /// machines (a leader's empty entry, a configuration change).
     pub fn skip_to(&mut self, index: u64) {
@@ -165,11 +283,18 @@ impl StateMachines {
     /// A restart: the state at the newest snapshot file, at `index`. The v2
     /// store comes from the file; the v3 store is its own backend, which
     /// must not be behind it (the snapshot writer waits for the backend).
-    pub fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), RestoreError> {
-        let v2 = entry::decode_snapshot(data).map_err(RestoreError::Undecodable)?;
+    /// Answers raft's configuration at the snapshot, if the snapshot
+    /// carries it.
+    pub fn restore(
+        &mut self,
+        index: u64,
+        data: &[u8],
+    ) -> Result<Option<raft::eraftpb::ConfState>, RestoreError> {
+        let snap = entry::decode_snapshot(data).map_err(RestoreError::Undecodable)?;
         self.v2
-            .restore_in_place(&v2)
+            .restore_in_place(&snap.v2_store)
             .map_err(|e| RestoreError::V2(e.to_string()))?;
+        self.membership = self.snapshot_membership(&snap);
         let backend_index = self.v3.applied_index();
         if backend_index < index {
             // The backend file was lost or replaced by an older one: the
@@ -181,7 +306,7 @@ impl StateMachines {
             )));
         }
         self.applied_index = index;
-        Ok(())
+        Ok(entry::snapshot_conf_state(&snap))
     }
 
     /// A snapshot from the leader, at `index`: `backend` (received and
@@ -196,7 +321,7 @@ impl StateMachines {
         backend: Prepared,
     ) -> Result<Restored, RestoreError> {
         // Decoded before anything changes.
-        let v2 = entry::decode_snapshot(data).map_err(RestoreError::Undecodable)?;
+        let snap = entry::decode_snapshot(data).map_err(RestoreError::Undecodable)?;
         let restored = self
             .v3
             .install(backend)
@@ -211,16 +336,56 @@ impl StateMachines {
             )));
         }
         self.v2
-            .restore_in_place(&v2)
+            .restore_in_place(&snap.v2_store)
             .map_err(|e| RestoreError::V2(e.to_string()))?;
+        self.membership = self.snapshot_membership(&snap);
         self.applied_index = index;
         Ok(restored)
+    }
+
+    /// The membership a snapshot carries; from the v2 store's records in
+    /// snapshots of builds before runtime membership.
+    fn snapshot_membership(&self, snap: &ferret_proto::ferretpb::Snapshot) -> Membership {
+        if let Some(m) = &snap.membership {
+            return Membership::from_proto(m);
+        }
+        let mut raft = Vec::new();
+        let mut attrs = Vec::new();
+        let mut removed = Vec::new();
+        let id_of = |key: &[u8], prefix: &[u8]| {
+            crate::ids::parse_id(&String::from_utf8_lossy(key.strip_prefix(prefix)?))
+        };
+        if let Ok(ev) = self.v2.get(b"/0/members", true, 0) {
+            for dir in &ev.node.nodes {
+                let Some(id) = id_of(&dir.key, b"/0/members/") else {
+                    continue;
+                };
+                for leaf in &dir.nodes {
+                    let value = leaf.value.clone().unwrap_or_default().to_vec();
+                    if leaf.key.ends_with(b"/raftAttributes") {
+                        raft.push((id, value));
+                    } else if leaf.key.ends_with(b"/attributes") {
+                        attrs.push((id, value));
+                    }
+                }
+            }
+        }
+        if let Ok(ev) = self.v2.get(b"/0/removed_members", true, 0) {
+            removed.extend(
+                ev.node
+                    .nodes
+                    .iter()
+                    .filter_map(|n| id_of(&n.key, b"/0/removed_members/")),
+            );
+        }
+        Membership::from_v2_records(&raft, &attrs, &removed)
     }
 
     /// A view to write a snapshot file from, in O(1) (see [`SnapshotView`]).
     pub fn snapshot_view(&self) -> SnapshotView {
         SnapshotView {
             v2: self.v2.frozen(),
+            membership: self.membership.clone(),
         }
     }
 

@@ -13,8 +13,13 @@
 //! - **WAL metadata**: `ferretpb.WalMetadata`, `format` =
 //!   [`WAL_FORMAT`]. Data dirs of earlier builds (unversioned postcard
 //!   bytes) are refused with a message.
+//! - **Configuration changes** are raft-rs `ConfChange` entries (etcd's
+//!   `EntryConfChange`), their context etcd's JSON of the member
+//!   (`crate::membership`). A new cluster's first entries are one
+//!   `AddNode` per initial member, at term 1, as etcd bootstraps.
 //! - **Snapshot payload**: `ferretpb.Snapshot`, `format` =
-//!   [`SNAPSHOT_FORMAT`], holding the v2 store in its own encoding. The v3
+//!   [`SNAPSHOT_FORMAT`], holding the v2 store in its own encoding, and
+//!   raft's configuration and the membership at its index. The v3
 //!   backend is not in it: it is the member's redb file, and travels to a
 //!   follower as a stream of chunks beside the Raft snapshot message.
 
@@ -45,6 +50,8 @@ pub struct WalMetadata {
 
 /// The `format` of the WAL metadata this build writes and reads.
 pub const WAL_FORMAT: &str = "ferretcd.wal/2";
+/// The `format` of a cluster query's answer (see `transport`).
+pub const CLUSTER_INFO_FORMAT: &str = "ferretcd.cluster-info/1";
 /// The `format` of the snapshot payloads this build writes and reads.
 pub const SNAPSHOT_FORMAT: &str = "ferretcd.snapshot/2";
 
@@ -184,6 +191,7 @@ pub fn encode_wal_metadata(m: &WalMetadata) -> Vec<u8> {
                 id: x.id,
                 name: x.name.clone(),
                 peer_urls: x.peer_urls.clone(),
+                ..Default::default()
             })
             .collect(),
     }
@@ -223,18 +231,44 @@ pub fn decode_wal_metadata(data: &[u8]) -> Result<WalMetadata, String> {
     })
 }
 
-pub fn encode_snapshot(v2_store: Vec<u8>) -> Vec<u8> {
+pub fn encode_snapshot(
+    v2_store: Vec<u8>,
+    conf_state: &raft::eraftpb::ConfState,
+    membership: &crate::membership::Membership,
+) -> Vec<u8> {
     ferretpb::Snapshot {
         format: SNAPSHOT_FORMAT.into(),
         v2_store: v2_store.into(),
+        conf_state: Some(ferretpb::ConfState {
+            voters: conf_state.voters.clone(),
+            learners: conf_state.learners.clone(),
+            voters_outgoing: conf_state.voters_outgoing.clone(),
+            learners_next: conf_state.learners_next.clone(),
+            auto_leave: conf_state.auto_leave,
+        }),
+        membership: Some(membership.to_proto()),
     }
     .encode_to_vec()
 }
 
-/// The v2 store's bytes from a snapshot payload.
-pub fn decode_snapshot(data: &[u8]) -> Result<bytes::Bytes, String> {
+/// Raft's configuration a snapshot payload carries (`None` in snapshots
+/// of builds before runtime membership).
+pub fn snapshot_conf_state(s: &ferretpb::Snapshot) -> Option<raft::eraftpb::ConfState> {
+    let c = s.conf_state.as_ref()?;
+    Some(raft::eraftpb::ConfState {
+        voters: c.voters.clone(),
+        learners: c.learners.clone(),
+        voters_outgoing: c.voters_outgoing.clone(),
+        learners_next: c.learners_next.clone(),
+        auto_leave: c.auto_leave,
+        ..Default::default()
+    })
+}
+
+/// A snapshot payload, decoded.
+pub fn decode_snapshot(data: &[u8]) -> Result<ferretpb::Snapshot, String> {
     match ferretpb::Snapshot::decode(data) {
-        Ok(s) if s.format == SNAPSHOT_FORMAT => Ok(s.v2_store),
+        Ok(s) if s.format == SNAPSHOT_FORMAT => Ok(s),
         Ok(s) if !s.format.is_empty() => Err(format!(
             "snapshot in format {:?}, and this ferretcd reads {SNAPSHOT_FORMAT:?}",
             s.format
@@ -297,6 +331,18 @@ mod tests {
         assert!(decode_wal_metadata(&old)
             .unwrap_err()
             .contains("earlier ferretcd"));
-        assert!(decode_snapshot(&encode_snapshot(b"v2".to_vec())).is_ok());
+        let cs = raft::eraftpb::ConfState {
+            voters: vec![1, 2],
+            learners: vec![3],
+            ..Default::default()
+        };
+        let snap = decode_snapshot(&encode_snapshot(
+            b"v2".to_vec(),
+            &cs,
+            &crate::membership::Membership::default(),
+        ))
+        .unwrap();
+        assert_eq!(&snap.v2_store[..], b"v2");
+        assert_eq!(snapshot_conf_state(&snap), Some(cs));
     }
 }

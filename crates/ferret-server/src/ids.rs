@@ -7,9 +7,9 @@
 //!
 //! * A member id is the first 8 bytes (big-endian) of the SHA-1 of the
 //!   member's peer URLs, sorted as strings and concatenated with no
-//!   separator, followed by the initial cluster token. (Members added later
-//!   at runtime also mix in the current Unix time; that case is not covered
-//!   here.)
+//!   separator, followed by the initial cluster token. A member added at
+//!   runtime ([`new_member_id`]) gets the same hash with an empty token and
+//!   the current Unix time in seconds, in decimal, appended.
 //! * The cluster id is the first 8 bytes (big-endian) of the SHA-1 of all
 //!   member ids, sorted ascending, each written as 8 big-endian bytes.
 //!
@@ -37,6 +37,13 @@ pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
     let mut input = urls.concat().into_bytes();
     input.extend_from_slice(cluster_token.as_bytes());
     sha1_prefix_u64(&input)
+}
+
+/// The id etcd gives a member added at runtime (`membership.NewMember`
+/// with the time): its peer URLs as [`member_id`] hashes them, then
+/// `cluster_name` (empty for `member add`) and `unix_secs` in decimal.
+pub fn new_member_id(peer_urls: &[String], cluster_name: &str, unix_secs: i64) -> u64 {
+    member_id(peer_urls, &format!("{cluster_name}{unix_secs}"))
 }
 
 /// The cluster id etcd derives from the ids of the initial members (in any

@@ -1,6 +1,7 @@
 //! Requests one member asks another over the peer streams, and their
-//! answers: today, the lease keep-alives and TimeToLive queries a follower
-//! forwards to the leader.
+//! answers: the lease keep-alives and TimeToLive queries a follower
+//! forwards to the leader, and whether a learner caught up (for a
+//! promotion asked of a follower, which etcd forwards to the leader too).
 //!
 //! Only the leader tracks when leases expire (`ferret_mvcc::Lessor`,
 //! primary on the leader only), so a keep-alive or a TimeToLive that a
@@ -25,16 +26,18 @@ use ferret_mvcc::{Lessor, Renewal};
 
 /// What a follower asks the leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseQuery {
+pub enum LeaderQuery {
     /// A keep-alive.
     Renew(i64),
     /// A lease's remaining time, with its keys if `keys`.
     TimeToLive { id: i64, keys: bool },
+    /// Whether learner `id` caught up with the leader's log.
+    LearnerReady(u64),
 }
 
 /// What the leader answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseAnswer {
+pub enum LeaderAnswer {
     /// Renewed; the lease's TTL, seconds.
     Renewed { ttl: i64 },
     /// No such lease (or it expired and its revocation is applied).
@@ -56,18 +59,22 @@ pub enum LeaseAnswer {
     /// The keys of the lease do not fit in one answer
     /// ([`MAX_ANSWER_BYTES`]).
     TooLarge,
+    /// Whether the learner asked about caught up.
+    LearnerReady(bool),
 }
 
-impl LeaseAnswer {
+impl LeaderAnswer {
     /// Whether this can answer `query` (a renewal gets no TTL, a
     /// TimeToLive no renewal): a peer's answer that does not is dropped.
-    pub fn fits(&self, query: &LeaseQuery) -> bool {
+    pub fn fits(&self, query: &LeaderQuery) -> bool {
         match self {
-            LeaseAnswer::Renewed { .. } => matches!(query, LeaseQuery::Renew(_)),
-            LeaseAnswer::TimeToLive { .. } | LeaseAnswer::TooLarge => {
-                matches!(query, LeaseQuery::TimeToLive { .. })
+            LeaderAnswer::Renewed { .. } => matches!(query, LeaderQuery::Renew(_)),
+            LeaderAnswer::TimeToLive { .. } | LeaderAnswer::TooLarge => {
+                matches!(query, LeaderQuery::TimeToLive { .. })
             }
-            LeaseAnswer::NotFound | LeaseAnswer::Retry | LeaseAnswer::NotLeader => true,
+            LeaderAnswer::LearnerReady(_) => matches!(query, LeaderQuery::LearnerReady(_)),
+            LeaderAnswer::NotFound => !matches!(query, LeaderQuery::LearnerReady(_)),
+            LeaderAnswer::Retry | LeaderAnswer::NotLeader => true,
         }
     }
 }
@@ -76,14 +83,14 @@ impl LeaseAnswer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerRequest {
     pub id: u64,
-    pub query: LeaseQuery,
+    pub query: LeaderQuery,
 }
 
 /// An answer on the wire: the id of the request it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerAnswer {
     pub id: u64,
-    pub answer: LeaseAnswer,
+    pub answer: LeaderAnswer,
 }
 
 /// The body of a request frame is exactly this long.
@@ -91,13 +98,14 @@ pub const REQUEST_BYTES: usize = 18;
 /// An answer's fixed part; keys follow.
 pub const ANSWER_HEAD_BYTES: usize = 29;
 /// The largest answer body: a TimeToLive whose keys need more is answered
-/// [`LeaseAnswer::TooLarge`]. 16 MiB holds the keys of a lease with some
+/// [`LeaderAnswer::TooLarge`]. 16 MiB holds the keys of a lease with some
 /// 100 000 keys of 150 bytes; one answer must stay well under the 64 MiB
 /// a peer's output buffer takes before it drops messages.
 pub const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 const OP_RENEW: u8 = 1;
 const OP_TIME_TO_LIVE: u8 = 2;
+const OP_LEARNER_READY: u8 = 3;
 const FLAG_KEYS: u8 = 1;
 
 const STATUS_RENEWED: u8 = 1;
@@ -106,16 +114,19 @@ const STATUS_TIME_TO_LIVE: u8 = 3;
 const STATUS_RETRY: u8 = 4;
 const STATUS_NOT_LEADER: u8 = 5;
 const STATUS_TOO_LARGE: u8 = 6;
+const STATUS_LEARNER_READY: u8 = 7;
+const STATUS_LEARNER_NOT_READY: u8 = 8;
 
 impl PeerRequest {
     /// Appends the body (see `transport` for the layout).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id.to_le_bytes());
         let (op, lease, flags) = match self.query {
-            LeaseQuery::Renew(id) => (OP_RENEW, id, 0),
-            LeaseQuery::TimeToLive { id, keys } => {
+            LeaderQuery::Renew(id) => (OP_RENEW, id, 0),
+            LeaderQuery::TimeToLive { id, keys } => {
                 (OP_TIME_TO_LIVE, id, if keys { FLAG_KEYS } else { 0 })
             }
+            LeaderQuery::LearnerReady(member) => (OP_LEARNER_READY, member as i64, 0),
         };
         out.push(op);
         out.extend_from_slice(&lease.to_le_bytes());
@@ -133,11 +144,12 @@ impl PeerRequest {
             return Err(format!("a peer request with flags {flags:#x}"));
         }
         let query = match body[8] {
-            OP_RENEW if flags == 0 => LeaseQuery::Renew(lease),
-            OP_TIME_TO_LIVE => LeaseQuery::TimeToLive {
+            OP_RENEW if flags == 0 => LeaderQuery::Renew(lease),
+            OP_TIME_TO_LIVE => LeaderQuery::TimeToLive {
                 id: lease,
                 keys: flags & FLAG_KEYS != 0,
             },
+            OP_LEARNER_READY if flags == 0 => LeaderQuery::LearnerReady(lease as u64),
             op => return Err(format!("a peer request of op {op} with flags {flags:#x}")),
         };
         Ok(PeerRequest { id, query })
@@ -150,16 +162,18 @@ impl PeerAnswer {
         out.extend_from_slice(&self.id.to_le_bytes());
         let none: &[Bytes] = &[];
         let (status, ttl, granted, keys) = match &self.answer {
-            LeaseAnswer::Renewed { ttl } => (STATUS_RENEWED, *ttl, 0, none),
-            LeaseAnswer::NotFound => (STATUS_NOT_FOUND, 0, 0, none),
-            LeaseAnswer::TimeToLive {
+            LeaderAnswer::Renewed { ttl } => (STATUS_RENEWED, *ttl, 0, none),
+            LeaderAnswer::NotFound => (STATUS_NOT_FOUND, 0, 0, none),
+            LeaderAnswer::TimeToLive {
                 ttl,
                 granted_ttl,
                 keys,
             } => (STATUS_TIME_TO_LIVE, *ttl, *granted_ttl, &keys[..]),
-            LeaseAnswer::Retry => (STATUS_RETRY, 0, 0, none),
-            LeaseAnswer::NotLeader => (STATUS_NOT_LEADER, 0, 0, none),
-            LeaseAnswer::TooLarge => (STATUS_TOO_LARGE, 0, 0, none),
+            LeaderAnswer::Retry => (STATUS_RETRY, 0, 0, none),
+            LeaderAnswer::NotLeader => (STATUS_NOT_LEADER, 0, 0, none),
+            LeaderAnswer::TooLarge => (STATUS_TOO_LARGE, 0, 0, none),
+            LeaderAnswer::LearnerReady(true) => (STATUS_LEARNER_READY, 0, 0, none),
+            LeaderAnswer::LearnerReady(false) => (STATUS_LEARNER_NOT_READY, 0, 0, none),
         };
         out.push(status);
         out.extend_from_slice(&ttl.to_le_bytes());
@@ -206,16 +220,18 @@ impl PeerAnswer {
             return Err(format!("a peer answer of status {status} with keys"));
         }
         let answer = match status {
-            STATUS_RENEWED => LeaseAnswer::Renewed { ttl },
-            STATUS_NOT_FOUND => LeaseAnswer::NotFound,
-            STATUS_TIME_TO_LIVE => LeaseAnswer::TimeToLive {
+            STATUS_RENEWED => LeaderAnswer::Renewed { ttl },
+            STATUS_NOT_FOUND => LeaderAnswer::NotFound,
+            STATUS_TIME_TO_LIVE => LeaderAnswer::TimeToLive {
                 ttl,
                 granted_ttl,
                 keys,
             },
-            STATUS_RETRY => LeaseAnswer::Retry,
-            STATUS_NOT_LEADER => LeaseAnswer::NotLeader,
-            STATUS_TOO_LARGE => LeaseAnswer::TooLarge,
+            STATUS_RETRY => LeaderAnswer::Retry,
+            STATUS_NOT_LEADER => LeaderAnswer::NotLeader,
+            STATUS_TOO_LARGE => LeaderAnswer::TooLarge,
+            STATUS_LEARNER_READY => LeaderAnswer::LearnerReady(true),
+            STATUS_LEARNER_NOT_READY => LeaderAnswer::LearnerReady(false),
             s => return Err(format!("a peer answer of status {s}")),
         };
         Ok(PeerAnswer { id, answer })
@@ -227,27 +243,30 @@ impl PeerAnswer {
 /// cleared through the log before it can be renewed (etcd proposes a
 /// `LeaseCheckpoint` of 0, then renews): the caller proposes it, and the
 /// asker retries. An answer whose keys would exceed `max_answer_bytes` is
-/// [`LeaseAnswer::TooLarge`].
+/// [`LeaderAnswer::TooLarge`].
 pub fn answer(
     lessor: &mut Lessor,
-    query: &LeaseQuery,
+    query: &LeaderQuery,
     now: Instant,
     max_answer_bytes: usize,
-) -> (LeaseAnswer, Option<i64>) {
+) -> (LeaderAnswer, Option<i64>) {
     match *query {
-        LeaseQuery::Renew(id) => match lessor.renew(id, now) {
-            Renewal::Renewed(ttl) => (LeaseAnswer::Renewed { ttl }, None),
-            Renewal::NotFound => (LeaseAnswer::NotFound, None),
+        // Not the lessor's: the Raft loop answers it from raft's progress
+        // before it gets here.
+        LeaderQuery::LearnerReady(_) => (LeaderAnswer::Retry, None),
+        LeaderQuery::Renew(id) => match lessor.renew(id, now) {
+            Renewal::Renewed(ttl) => (LeaderAnswer::Renewed { ttl }, None),
+            Renewal::NotFound => (LeaderAnswer::NotFound, None),
             // Not promoted yet (its first entry of the term is not
             // applied), or expired and about to be revoked: etcd answers
             // an expired lease once its revocation is applied ("not
             // found"), or when the leader steps down (the asker retries).
-            Renewal::NotPrimary | Renewal::Expired => (LeaseAnswer::Retry, None),
-            Renewal::ClearCheckpointFirst => (LeaseAnswer::Retry, Some(id)),
+            Renewal::NotPrimary | Renewal::Expired => (LeaderAnswer::Retry, None),
+            Renewal::ClearCheckpointFirst => (LeaderAnswer::Retry, Some(id)),
         },
-        LeaseQuery::TimeToLive { id, keys } => {
+        LeaderQuery::TimeToLive { id, keys } => {
             let Some(l) = lessor.get(id) else {
-                return (LeaseAnswer::NotFound, None);
+                return (LeaderAnswer::NotFound, None);
             };
             let mut size = ANSWER_HEAD_BYTES;
             let mut listed = Vec::new();
@@ -256,14 +275,14 @@ pub fn answer(
                 for k in &l.keys {
                     size += 4 + k.len();
                     if size > max_answer_bytes {
-                        return (LeaseAnswer::TooLarge, None);
+                        return (LeaderAnswer::TooLarge, None);
                     }
                     listed.push(k.clone());
                 }
             }
             let ttl = l.remaining(now).map_or(l.ttl, |d| d.as_secs() as i64);
             (
-                LeaseAnswer::TimeToLive {
+                LeaderAnswer::TimeToLive {
                     ttl,
                     granted_ttl: l.ttl,
                     keys: listed,
@@ -278,7 +297,7 @@ pub fn answer(
 mod tests {
     use super::*;
 
-    fn round_trip_answer(a: LeaseAnswer) {
+    fn round_trip_answer(a: LeaderAnswer) {
         let pa = PeerAnswer { id: 77, answer: a };
         let mut body = Vec::new();
         pa.encode_into(&mut body);
@@ -289,7 +308,7 @@ mod tests {
     fn requests_round_trip_byte_for_byte() {
         let r = PeerRequest {
             id: 0x0102_0304_0506_0708,
-            query: LeaseQuery::TimeToLive { id: -2, keys: true },
+            query: LeaderQuery::TimeToLive { id: -2, keys: true },
         };
         let mut body = Vec::new();
         r.encode_into(&mut body);
@@ -305,7 +324,7 @@ mod tests {
         assert_eq!(PeerRequest::decode(&body).unwrap(), r);
         let r = PeerRequest {
             id: 1,
-            query: LeaseQuery::Renew(5),
+            query: LeaderQuery::Renew(5),
         };
         body.clear();
         r.encode_into(&mut body);
@@ -318,17 +337,27 @@ mod tests {
         body[17] = 0;
         body[8] = 9;
         assert!(PeerRequest::decode(&body).is_err());
+        let r = PeerRequest {
+            id: 2,
+            query: LeaderQuery::LearnerReady(u64::MAX - 1),
+        };
+        body.clear();
+        r.encode_into(&mut body);
+        assert_eq!(body[8], 3);
+        assert_eq!(PeerRequest::decode(&body).unwrap(), r);
         assert!(PeerRequest::decode(&body[..17]).is_err());
     }
 
     #[test]
     fn answers_round_trip_and_bad_ones_are_refused() {
-        round_trip_answer(LeaseAnswer::Renewed { ttl: 30 });
-        round_trip_answer(LeaseAnswer::NotFound);
-        round_trip_answer(LeaseAnswer::Retry);
-        round_trip_answer(LeaseAnswer::NotLeader);
-        round_trip_answer(LeaseAnswer::TooLarge);
-        round_trip_answer(LeaseAnswer::TimeToLive {
+        round_trip_answer(LeaderAnswer::Renewed { ttl: 30 });
+        round_trip_answer(LeaderAnswer::NotFound);
+        round_trip_answer(LeaderAnswer::Retry);
+        round_trip_answer(LeaderAnswer::NotLeader);
+        round_trip_answer(LeaderAnswer::TooLarge);
+        round_trip_answer(LeaderAnswer::LearnerReady(true));
+        round_trip_answer(LeaderAnswer::LearnerReady(false));
+        round_trip_answer(LeaderAnswer::TimeToLive {
             ttl: 9,
             granted_ttl: 10,
             keys: vec![
@@ -340,7 +369,7 @@ mod tests {
         let mut body = Vec::new();
         PeerAnswer {
             id: 1,
-            answer: LeaseAnswer::TimeToLive {
+            answer: LeaderAnswer::TimeToLive {
                 ttl: 1,
                 granted_ttl: 2,
                 keys: vec![Bytes::from_static(b"abc")],
@@ -364,13 +393,13 @@ mod tests {
         status[8] = 0;
         assert!(PeerAnswer::decode(&status).is_err());
 
-        let renew = LeaseQuery::Renew(1);
-        let ttl = LeaseQuery::TimeToLive { id: 1, keys: false };
-        assert!(LeaseAnswer::Renewed { ttl: 5 }.fits(&renew));
-        assert!(!LeaseAnswer::Renewed { ttl: 5 }.fits(&ttl));
-        assert!(!LeaseAnswer::TooLarge.fits(&renew));
-        assert!(LeaseAnswer::NotFound.fits(&ttl) && LeaseAnswer::Retry.fits(&renew));
-        let t = LeaseAnswer::TimeToLive {
+        let renew = LeaderQuery::Renew(1);
+        let ttl = LeaderQuery::TimeToLive { id: 1, keys: false };
+        assert!(LeaderAnswer::Renewed { ttl: 5 }.fits(&renew));
+        assert!(!LeaderAnswer::Renewed { ttl: 5 }.fits(&ttl));
+        assert!(!LeaderAnswer::TooLarge.fits(&renew));
+        assert!(LeaderAnswer::NotFound.fits(&ttl) && LeaderAnswer::Retry.fits(&renew));
+        let t = LeaderAnswer::TimeToLive {
             ttl: 1,
             granted_ttl: 2,
             keys: vec![],
@@ -383,16 +412,16 @@ mod tests {
         use std::time::Duration;
         let t0 = Instant::now();
         let mut le = Lessor::new(2, None);
-        let q = LeaseQuery::Renew(1);
+        let q = LeaderQuery::Renew(1);
         assert_eq!(
             answer(&mut le, &q, t0, MAX_ANSWER_BYTES).0,
-            LeaseAnswer::Retry,
+            LeaderAnswer::Retry,
             "not promoted: it cannot tell"
         );
         le.promote(t0, Duration::ZERO);
         assert_eq!(
             answer(&mut le, &q, t0, MAX_ANSWER_BYTES).0,
-            LeaseAnswer::NotFound
+            LeaderAnswer::NotFound
         );
         let (mvcc, _) = ferret_mvcc::Mvcc::open(
             ferret_mvcc::Storage::Memory,
@@ -420,15 +449,15 @@ mod tests {
         let mut le = mvcc.lessor();
         assert_eq!(
             answer(&mut le, &q, t0, MAX_ANSWER_BYTES).0,
-            LeaseAnswer::Retry,
+            LeaderAnswer::Retry,
             "not promoted yet"
         );
         le.promote(t0, Duration::ZERO);
         assert_eq!(
             answer(&mut le, &q, t0, MAX_ANSWER_BYTES).0,
-            LeaseAnswer::Renewed { ttl: 10 }
+            LeaderAnswer::Renewed { ttl: 10 }
         );
-        let ttl = LeaseQuery::TimeToLive { id: 1, keys: true };
+        let ttl = LeaderQuery::TimeToLive { id: 1, keys: true };
         assert_eq!(
             answer(
                 &mut le,
@@ -437,7 +466,7 @@ mod tests {
                 MAX_ANSWER_BYTES
             )
             .0,
-            LeaseAnswer::TimeToLive {
+            LeaderAnswer::TimeToLive {
                 ttl: 7,
                 granted_ttl: 10,
                 keys: vec![Bytes::from_static(b"k")]
@@ -445,11 +474,11 @@ mod tests {
         );
         assert_eq!(
             answer(&mut le, &ttl, t0, ANSWER_HEAD_BYTES + 4).0,
-            LeaseAnswer::TooLarge
+            LeaderAnswer::TooLarge
         );
         assert_eq!(
             answer(&mut le, &q, t0 + Duration::from_secs(11), MAX_ANSWER_BYTES).0,
-            LeaseAnswer::Retry,
+            LeaderAnswer::Retry,
             "expired, not revoked yet"
         );
         drop(le);

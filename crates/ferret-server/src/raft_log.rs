@@ -28,6 +28,10 @@ pub struct RaftLog {
     offset_term: u64,
     /// Entries after the offset, consecutive.
     entries: Vec<Entry>,
+    /// raft-rs asked for a snapshot for a member the newest one's
+    /// configuration does not name (added since): the Ready loop takes a
+    /// fresh one (that member would refuse this one).
+    fresh_snapshot_wanted: std::cell::Cell<bool>,
 }
 
 impl RaftLog {
@@ -58,8 +62,15 @@ impl RaftLog {
         self.hard_state = hs;
     }
 
-    pub fn conf_state(&self) -> &ConfState {
-        &self.conf_state
+    /// Whether a fresh snapshot is wanted (see `fresh_snapshot_wanted`);
+    /// asking clears it.
+    pub fn take_fresh_snapshot_wanted(&self) -> bool {
+        self.fresh_snapshot_wanted.replace(false)
+    }
+
+    /// Records raft's configuration after a configuration change applied.
+    pub fn set_conf_state(&mut self, cs: ConfState) {
+        self.conf_state = cs;
     }
 
     /// Appends entries, replacing any conflicting suffix (a new leader
@@ -195,8 +206,16 @@ impl Storage for RaftLog {
 
     /// The newest snapshot's metadata, without data: the snapshot sender
     /// reads and streams the data off the Raft thread.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         if self.snapshot_index() < request_index || self.snapshot_index() == 0 {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let cs = self.snapshot.get_conf_state();
+        if !cs.voters.contains(&to) && !cs.learners.contains(&to) {
+            // raft-rs refuses a snapshot whose configuration lacks it.
+            self.fresh_snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));

@@ -56,8 +56,10 @@ use ferret_mvcc::{Mvcc, Prepared};
 use ferret_proto::etcdserverpb::{InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest};
 use ferret_v2store::Write;
 use ferret_wal::{EntryRecord, HardState as WalHardState, Wal};
+use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot, SnapshotMetadata,
+    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType,
+    Snapshot, SnapshotMetadata,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
@@ -66,7 +68,8 @@ use crate::apply::{Applied, RestoreError};
 use crate::clock::now_ns;
 use crate::entry::{self, WalMetadata};
 use crate::inbox::{Inbox, InboxSender};
-use crate::peer_request::{self, LeaseAnswer, LeaseQuery, PeerAnswer, PeerRequest};
+use crate::membership::{Change, Member, RaftChange};
+use crate::peer_request::{self, LeaderAnswer, LeaderQuery, PeerAnswer, PeerRequest};
 use crate::purge::Purger;
 use crate::raft_log::RaftLog;
 use crate::shared::{LogPosition, ServerError, Shared};
@@ -84,17 +87,31 @@ pub enum Input {
     ReadIndex {
         reply: oneshot::Sender<Result<(), ServerError>>,
     },
+    /// A configuration change, with its proposal id; the reply is the
+    /// members once it is applied, or why it did not stand.
+    ProposeConfChange {
+        id: u64,
+        change: Change,
+        reply: ConfReply,
+    },
+    /// Whether learner `id` caught up with the leader (etcd's
+    /// `isLearnerReady`): only the leader knows; `NotLeader` elsewhere.
+    LearnerReady {
+        id: u64,
+        reply: oneshot::Sender<Result<bool, ServerError>>,
+    },
     /// A snapshot file written by the background writer (or why not).
     SnapshotSaved {
         index: u64,
         term: u64,
+        conf_state: ConfState,
         result: Result<(), String>,
     },
     /// A lease query for the leader, from a client of this member (a
     /// follower): sent on the stream to the leader; the reply is the
     /// leader's answer, or "retry" if it cannot be asked now.
     Forward {
-        query: LeaseQuery,
+        query: LeaderQuery,
         reply: ForwardReply,
     },
     /// A snapshot sender finished: `ok` once the follower acknowledged
@@ -120,7 +137,9 @@ pub type Reply = oneshot::Sender<Outcome>;
 /// What a proposal's reply carries: what applying it produced, and where in
 /// the log it was.
 pub type Outcome = Result<(Applied, LogPosition), ServerError>;
-pub type ForwardReply = oneshot::Sender<Result<LeaseAnswer, ServerError>>;
+pub type ForwardReply = oneshot::Sender<Result<LeaderAnswer, ServerError>>;
+/// What a configuration change's reply carries: the members after it.
+pub type ConfReply = oneshot::Sender<Result<(Vec<Member>, LogPosition), ServerError>>;
 type ReadReply = oneshot::Sender<Result<(), ServerError>>;
 
 /// Inputs handled before one Ready round; bounds the latency a burst adds
@@ -134,6 +153,15 @@ const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
 /// A batch of reads whose read index has not come back after this is
 /// asked for again (etcd's readIndexRetryTime).
 const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
+
+/// A member that applied its own removal stops after this many heartbeat
+/// intervals, so the entry's commit reaches the others first (etcd waits
+/// ten ticks).
+const REMOVED_STOP_TICKS: u32 = 10;
+
+/// etcd's `readyPercent`: a learner whose log matches at least this share
+/// of the leader's may be promoted.
+const LEARNER_READY_SHARE: f64 = 0.9;
 
 /// Snapshot files kept on disk (etcd keeps 5).
 const SNAPSHOTS_KEPT: usize = 5;
@@ -162,25 +190,29 @@ pub fn received_backend_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("member").join("v3").join("backend.redb.recv")
 }
 
+/// Members to stream to: id and peer URLs.
+pub type Peers = Vec<(u64, Vec<String>)>;
+
 /// Everything the Ready loop needs to start.
 pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub heartbeat: Duration,
     pub election_ticks: usize,
     pub snapshot_count: u64,
-    pub join_existing: bool,
     pub name: String,
     pub client_urls: Vec<String>,
     /// How long a new leader extends every lease (etcd: the election
     /// timeout).
     pub lease_extend: Duration,
+    /// A member joining a running cluster: the members it was told of.
+    pub join_peers: Peers,
 }
 
 /// A lease query sent to the leader, waiting for its answer.
 struct Forward {
     /// The leader it was sent to: only its answer counts.
     to: u64,
-    query: LeaseQuery,
+    query: LeaderQuery,
     reply: ForwardReply,
 }
 
@@ -218,7 +250,7 @@ pub enum StartError {
     PeerNet(std::io::Error),
     #[error("cannot start the raft thread: {0}")]
     Thread(std::io::Error),
-    #[error("--initial-cluster-state existing, but {0} holds no member: joining a running cluster needs runtime membership changes, which ferretcd does not support yet (start every member with --initial-cluster-state new)")]
+    #[error("{0}")]
     CannotJoin(String),
 }
 
@@ -248,6 +280,12 @@ pub struct RaftNode {
     /// Proposals raft-rs refused for want of a leader; proposed again once
     /// there is one (their clients still wait, within their timeout).
     stalled: Vec<(u64, Vec<u8>)>,
+    /// Configuration changes waiting to be applied, by proposal id.
+    conf_waiters: HashMap<u64, ConfReply>,
+    /// Configuration changes proposed while there was no leader.
+    stalled_conf: Vec<(u64, ConfChange)>,
+    /// Set when this member applied its own removal: when it stops.
+    removed_at: Option<Instant>,
     /// Batches of reads waiting for their read index, by request id, with
     /// when it was last asked for.
     reads_pending: HashMap<u64, (Instant, Vec<ReadReply>)>,
@@ -311,6 +349,12 @@ impl slog::Drain for TracingDrain {
     }
 }
 
+/// Whether the data dir holds a write-ahead log (a member that started
+/// before).
+pub fn has_wal(data_dir: &std::path::Path) -> bool {
+    Wal::exists(&wal_dir(data_dir))
+}
+
 fn wal_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("member").join("wal")
 }
@@ -319,9 +363,10 @@ fn snap_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("member").join("snap")
 }
 
-/// The bootstrap entries of a new cluster: one per initial member, at term
-/// 1, recording its peer URLs (etcd writes the same from its initial
-/// configuration changes). Every member writes identical entries.
+/// The bootstrap entries of a new cluster: one configuration change
+/// adding each initial member, in id order, at term 1, as etcd bootstraps
+/// (applying them records the members). Every member writes identical
+/// entries, and a member that joins later replays them from the leader.
 fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
     let mut members = meta.members.clone();
     members.sort_by_key(|m| m.id);
@@ -329,19 +374,49 @@ fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let urls = serde_json::to_string(&m.peer_urls).unwrap_or_default();
-            let w = Write::create(
-                format!("/0/members/{:x}/raftAttributes", m.id),
-                format!("{{\"peerURLs\":{urls}}}"),
-                0,
-            );
+            let change = Change::Add(Member {
+                id: m.id,
+                peer_urls: m.peer_urls.clone(),
+                ..Default::default()
+            });
             let mut e = Entry::default();
             e.index = i as u64 + 1;
             e.term = 1;
-            e.data = entry::encode(&entry::v2(&w)).into();
+            e.set_entry_type(EntryType::EntryConfChange);
+            e.data = conf_change(0, &change)
+                .write_to_bytes()
+                .unwrap_or_default()
+                .into();
             e
         })
         .collect()
+}
+
+/// The raft-rs `ConfChange` that carries `change`, with proposal id `id`.
+fn conf_change(id: u64, change: &Change) -> ConfChange {
+    let (kind, context) = change.encode();
+    let mut cc = ConfChange::default();
+    cc.id = id;
+    cc.node_id = change.id();
+    cc.set_change_type(match kind {
+        RaftChange::AddNode | RaftChange::UpdateNode => ConfChangeType::AddNode,
+        RaftChange::AddLearnerNode => ConfChangeType::AddLearnerNode,
+        RaftChange::RemoveNode => ConfChangeType::RemoveNode,
+    });
+    cc.context = context.into();
+    cc
+}
+
+/// The change a `ConfChange` entry carries.
+fn decode_conf_change(data: &[u8]) -> Result<(ConfChange, Change), String> {
+    let cc = ConfChange::parse_from_bytes(data).map_err(|e| e.to_string())?;
+    let kind = match cc.get_change_type() {
+        ConfChangeType::AddNode => RaftChange::AddNode,
+        ConfChangeType::AddLearnerNode => RaftChange::AddLearnerNode,
+        ConfChangeType::RemoveNode => RaftChange::RemoveNode,
+    };
+    let change = Change::decode(kind, cc.node_id, &cc.context)?;
+    Ok((cc, change))
 }
 
 fn to_wal(e: &Entry) -> EntryRecord {
@@ -380,7 +455,7 @@ pub fn start(
     shared: Arc<Shared>,
     inbox: Inbox<Input>,
     inbox_tx: InboxSender<Input>,
-    make_net: impl FnOnce(&WalMetadata) -> std::io::Result<PeerNet>,
+    make_net: impl FnOnce(&WalMetadata, &[(u64, Vec<String>)]) -> std::io::Result<PeerNet>,
 ) -> Result<(RaftNode, WalMetadata), StartError> {
     let wal_path = wal_dir(&cfg.data_dir);
     let snap_path = snap_dir(&cfg.data_dir);
@@ -408,7 +483,7 @@ pub fn start(
             .map_err(|e| StartError::Metadata(format!("{}: {e}", wal_path.display())))?;
         log = RaftLog::new(conf_state(&meta));
         if let Some((index, term, data)) = ferret_wal::snap::load_newest(&snap_path)? {
-            shared
+            let restored_conf = shared
                 .state_mut()
                 .restore(index, &data)
                 .map_err(|e| match e {
@@ -418,7 +493,9 @@ pub fn start(
             let mut snap = SnapshotMetadata::default();
             snap.index = index;
             snap.term = term;
-            snap.set_conf_state(conf_state(&meta));
+            // Snapshots of builds before runtime membership carry none:
+            // their configuration was the initial one.
+            snap.set_conf_state(restored_conf.unwrap_or_else(|| conf_state(&meta)));
             log.apply_snapshot(snap);
             applied = index;
             snapshot_index = index;
@@ -453,15 +530,17 @@ pub fn start(
             "restarted from the write-ahead log; bootstrap flags are ignored"
         );
         wal = w;
-    } else if cfg.join_existing {
-        return Err(StartError::CannotJoin(cfg.data_dir.display().to_string()));
     } else {
+        // A new member: of a new cluster (its first entries add the
+        // initial members), or joining a running one (`new_cluster` holds
+        // no members then: the log the leader sends, or its snapshot,
+        // brings the configuration).
         meta = new_cluster;
         let metadata = entry::encode_wal_metadata(&meta);
         let mut w = Wal::create(&wal_path, &metadata)?;
         let entries = bootstrap_entries(&meta);
         let mut hs = HardState::default();
-        hs.term = 1;
+        hs.term = if entries.is_empty() { 0 } else { 1 };
         hs.commit = entries.len() as u64;
         w.append(&entries.iter().map(to_wal).collect::<Vec<_>>())?;
         w.set_hard_state(&WalHardState {
@@ -474,12 +553,20 @@ pub fn start(
         log.append(&entries);
         log.set_hard_state(hs);
         wal = w;
-        tracing::info!(
-            member_id = %format!("{:x}", meta.member_id),
-            cluster_id = %format!("{:x}", meta.cluster_id),
-            members = meta.members.len(),
-            "bootstrapped a new cluster"
-        );
+        if meta.members.is_empty() {
+            tracing::info!(
+                member_id = %format!("{:x}", meta.member_id),
+                cluster_id = %format!("{:x}", meta.cluster_id),
+                "joining a running cluster"
+            );
+        } else {
+            tracing::info!(
+                member_id = %format!("{:x}", meta.member_id),
+                cluster_id = %format!("{:x}", meta.cluster_id),
+                members = meta.members.len(),
+                "bootstrapped a new cluster"
+            );
+        }
     }
     let raft_cfg = raft::Config {
         id: meta.member_id,
@@ -496,8 +583,29 @@ pub fn start(
     };
     raft_cfg.validate()?;
     let node = RawNode::new(&raft_cfg, log, &logger())?;
-    let net = make_net(&meta).map_err(StartError::PeerNet)?;
+    // The peers to stream to: the initial members, the members of the
+    // snapshot restored, and those a joining member was told of; applying
+    // the log adds and removes them from here on.
+    let mut peers: HashMap<u64, Vec<String>> = HashMap::new();
+    for m in &meta.members {
+        peers.insert(m.id, m.peer_urls.clone());
+    }
+    for m in shared.state().membership.members() {
+        peers.insert(m.id, m.peer_urls);
+    }
+    for (id, urls) in &cfg.join_peers {
+        peers.insert(*id, urls.clone());
+    }
+    let mut peers: Vec<(u64, Vec<String>)> = peers.into_iter().collect();
+    peers.sort_by_key(|p| p.0);
+    let net = make_net(&meta, &peers).map_err(StartError::PeerNet)?;
     let mvcc = shared.state().v3.store().clone();
+    let learner = shared
+        .state()
+        .membership
+        .get(meta.member_id)
+        .is_some_and(|m| m.is_learner);
+    shared.is_learner.store(learner, Ordering::Release);
     shared
         .commit_index
         .store(node.store().hard_state().commit, Ordering::Release);
@@ -518,6 +626,9 @@ pub fn start(
         next_read_id: 1,
         waiters: HashMap::new(),
         stalled: Vec::new(),
+        conf_waiters: HashMap::new(),
+        stalled_conf: Vec::new(),
+        removed_at: None,
         reads_pending: HashMap::new(),
         reads_next: Vec::new(),
         reads_ready: Vec::new(),
@@ -599,6 +710,12 @@ impl RaftNode {
                 self.node.read_index(read_ctx(self.member_id, id));
             }
             self.on_ready();
+            if self
+                .removed_at
+                .is_some_and(|at| at.elapsed() >= self.heartbeat * REMOVED_STOP_TICKS)
+            {
+                self.stop_removed();
+            }
         }
         // Everything acknowledged is synced already; this makes the last
         // hard state durable too.
@@ -609,6 +726,18 @@ impl RaftNode {
         tracing::info!("raft loop stopped");
     }
 
+    /// This member applied its own removal and waited for the others to
+    /// learn it was committed: it stops for good, as etcd's does.
+    fn stop_removed(&mut self) -> ! {
+        if let Err(e) = self.wal.sync() {
+            tracing::error!(error = %e, "final write-ahead log sync failed");
+        }
+        if let Err(e) = self.mvcc.flush() {
+            tracing::error!(error = %e, "final v3 backend commit failed");
+        }
+        exit_removed();
+    }
+
     /// Handles one input; `false` means stop.
     fn handle(&mut self, input: Input) -> bool {
         match input {
@@ -617,11 +746,19 @@ impl RaftNode {
                 self.propose(id, data);
             }
             Input::ReadIndex { reply } => self.reads_next.push(reply),
+            Input::ProposeConfChange { id, change, reply } => {
+                self.conf_waiters.insert(id, reply);
+                self.propose_conf(id, conf_change(id, &change));
+            }
+            Input::LearnerReady { id, reply } => {
+                let _ = reply.send(self.learner_ready(id));
+            }
             Input::SnapshotSaved {
                 index,
                 term,
+                conf_state,
                 result,
-            } => self.on_snapshot_saved(index, term, result),
+            } => self.on_snapshot_saved(index, term, conf_state, result),
             Input::Forward { query, reply } => self.forward(query, reply),
             Input::SnapshotSent { to, ok } => {
                 self.snapshot_senders.remove(&to);
@@ -684,11 +821,29 @@ impl RaftNode {
                         answer = ?answer.answer,
                         "a peer answer that does not fit its request dropped"
                     );
-                    let _ = f.reply.send(Ok(LeaseAnswer::Retry));
+                    let _ = f.reply.send(Ok(LeaderAnswer::Retry));
                 }
                 // Its asker gave up (timed out) already.
                 None => {}
             },
+            NetEvent::ClusterQuery(stream) => {
+                let info = ferret_proto::ferretpb::ClusterInfo {
+                    format: entry::CLUSTER_INFO_FORMAT.into(),
+                    cluster_id: self.net.cluster_id(),
+                    membership: Some(self.shared.state().membership.to_proto()),
+                };
+                let body = ferret_proto::Message::encode_to_vec(&info);
+                let spawned = std::thread::Builder::new()
+                    .name("cluster-query".into())
+                    .spawn(move || {
+                        if let Err(e) = crate::transport::answer_cluster_query(stream, &body) {
+                            tracing::debug!(error = %e, "could not answer a cluster query");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "could not answer a cluster query");
+                }
+            }
             NetEvent::SnapshotStream {
                 from,
                 stream,
@@ -698,12 +853,12 @@ impl RaftNode {
     }
 
     /// A lease query from a client of this member, for the leader.
-    fn forward(&mut self, query: LeaseQuery, reply: ForwardReply) {
+    fn forward(&mut self, query: LeaderQuery, reply: ForwardReply) {
         let leader = self.node.raft.leader_id;
         if leader == 0 || leader == self.member_id {
             // No leader to ask, or this member leads now and its handle
             // answers from the lessor itself: the handle asks again.
-            let _ = reply.send(Ok(LeaseAnswer::Retry));
+            let _ = reply.send(Ok(LeaderAnswer::Retry));
             return;
         }
         if self.forwards.len() >= MAX_FORWARDS_IN_FLIGHT {
@@ -728,7 +883,7 @@ impl RaftNode {
         } else {
             // Not connected to the leader (yet): the network reports it
             // unreachable; the handle asks again in a moment.
-            let _ = reply.send(Ok(LeaseAnswer::Retry));
+            let _ = reply.send(Ok(LeaderAnswer::Retry));
         }
     }
 
@@ -743,7 +898,7 @@ impl RaftNode {
             .collect();
         for id in ids {
             if let Some(f) = self.forwards.remove(&id) {
-                let _ = f.reply.send(Ok(LeaseAnswer::Retry));
+                let _ = f.reply.send(Ok(LeaderAnswer::Retry));
             }
         }
     }
@@ -754,7 +909,9 @@ impl RaftNode {
     /// stream to the asker is down) is dropped: the asker asks again.
     fn answer_peer(&mut self, from: u64, request: PeerRequest) {
         let answer = if self.node.raft.state != StateRole::Leader {
-            LeaseAnswer::NotLeader
+            LeaderAnswer::NotLeader
+        } else if let LeaderQuery::LearnerReady(id) = request.query {
+            LeaderAnswer::LearnerReady(self.learner_ready(id).unwrap_or(false))
         } else {
             let (answer, clear) = {
                 let mut le = self.mvcc.lessor();
@@ -981,6 +1138,37 @@ impl RaftNode {
         }
     }
 
+    /// Proposes a configuration change. raft-rs takes one at a time: one
+    /// proposed while another is not applied yet becomes an empty entry,
+    /// and its client waits out its timeout, as etcd's does.
+    fn propose_conf(&mut self, id: u64, cc: ConfChange) {
+        if self.node.raft.leader_id == 0 {
+            self.stalled_conf.push((id, cc));
+            return;
+        }
+        if let Err(e) = self.node.propose_conf_change(Vec::new(), cc) {
+            tracing::debug!(error = %e, "configuration change dropped");
+            if let Some(w) = self.conf_waiters.remove(&id) {
+                let _ = w.send(Err(ServerError::ProposalDropped));
+            }
+        }
+    }
+
+    /// etcd's `isLearnerReady`, on the leader: the learner's log matches
+    /// at least [`LEARNER_READY_SHARE`] of the leader's. An id raft-rs does
+    /// not track is "ready": applying the promotion says what it is.
+    fn learner_ready(&self, id: u64) -> Result<bool, ServerError> {
+        if self.node.raft.state != StateRole::Leader {
+            return Err(ServerError::NotLeader);
+        }
+        let prs = self.node.raft.prs();
+        let Some(learner) = prs.get(id) else {
+            return Ok(true);
+        };
+        let leader = prs.get(self.member_id).map_or(0, |p| p.matched);
+        Ok(learner.matched as f64 >= leader as f64 * LEARNER_READY_SHARE)
+    }
+
     /// One Ready round; see the module documentation for the order.
     fn on_ready(&mut self) {
         if !self.node.has_ready() {
@@ -1100,9 +1288,11 @@ impl RaftNode {
             return;
         }
         let mut answered = Vec::new();
+        let mut conf_answers = Vec::new();
         let mut first_of_term = false;
         {
-            let mut state = self.shared.state_mut();
+            let shared = self.shared.clone();
+            let mut state = shared.state_mut();
             for e in &entries {
                 if e.index <= state.applied_index {
                     continue;
@@ -1111,6 +1301,10 @@ impl RaftNode {
                     // A leader's first entry of its term: everything from
                     // earlier terms is applied now.
                     first_of_term = true;
+                }
+                if e.get_entry_type() == EntryType::EntryConfChange {
+                    conf_answers.extend(self.apply_conf_entry(&mut state, e));
+                    continue;
                 }
                 let decoded = match e.get_entry_type() {
                     EntryType::EntryNormal if !e.data.is_empty() => match entry::decode(&e.data) {
@@ -1160,6 +1354,70 @@ impl RaftNode {
         for (w, outcome) in answered {
             let _ = w.send(Ok((outcome, pos)));
         }
+        for (w, outcome) in conf_answers {
+            let _ = w.send(outcome.map(|members| (members, pos)));
+        }
+    }
+
+    /// Applies a configuration change entry: to the membership (which
+    /// decides whether it stands, alike on every member), then, if it
+    /// does, to raft-rs and to the peer network. Returns the waiting
+    /// client's reply and its answer, if the change is this member's.
+    fn apply_conf_entry(
+        &mut self,
+        state: &mut crate::apply::StateMachines,
+        e: &Entry,
+    ) -> Option<(ConfReply, Result<Vec<Member>, ServerError>)> {
+        let (cc, change) = match decode_conf_change(&e.data) {
+            Ok(c) => c,
+            Err(err) => {
+                // Every member holds the same bytes and skips it alike.
+                tracing::error!(index = e.index, error = %err, "undecodable configuration change skipped");
+                state.skip_to(e.index);
+                return None;
+            }
+        };
+        let outcome = state.apply_conf_change(e.index, &change);
+        match &outcome {
+            Ok(_) => {
+                if !matches!(change, Change::Update { .. }) {
+                    match self.node.apply_conf_change(&cc) {
+                        Ok(cs) => self.node.mut_store().set_conf_state(cs),
+                        Err(err) => {
+                            tracing::error!(index = e.index, error = %err, "raft refused a configuration change")
+                        }
+                    }
+                }
+                match &change {
+                    Change::Add(m) => self.net.add_peer(m.id, &m.peer_urls),
+                    Change::Update { id, peer_urls } => self.net.add_peer(*id, peer_urls),
+                    Change::Remove(id) if *id == self.member_id => {
+                        tracing::warn!(
+                            index = e.index,
+                            "this member was removed from the cluster; stopping"
+                        );
+                        self.removed_at = Some(Instant::now());
+                    }
+                    Change::Remove(id) => self.net.remove_peer(*id),
+                    Change::Promote(_) => {}
+                }
+                let learner = state
+                    .membership
+                    .get(self.member_id)
+                    .is_some_and(|m| m.is_learner);
+                self.shared.is_learner.store(learner, Ordering::Release);
+                tracing::info!(
+                    index = e.index,
+                    change = %change,
+                    "applied a configuration change"
+                );
+            }
+            Err(err) => {
+                tracing::info!(index = e.index, change = %change, error = %err, "a configuration change did not stand");
+            }
+        }
+        let w = self.conf_waiters.remove(&cc.id)?;
+        Some((w, outcome.map_err(ServerError::Member)))
     }
 
     fn release_reads(&mut self) {
@@ -1232,6 +1490,7 @@ impl RaftNode {
         fatal_on_err(self.wal.sync(), "sync");
         self.node.mut_store().apply_snapshot(meta.clone());
         self.snapshot_index = meta.index;
+        self.sync_peers();
         self.shared
             .commit_index
             .fetch_max(meta.index, Ordering::AcqRel);
@@ -1246,11 +1505,33 @@ impl RaftNode {
         );
     }
 
+    /// Streams to exactly the members the membership names (after a
+    /// snapshot replaced it).
+    fn sync_peers(&mut self) {
+        let members = self.shared.state().membership.members();
+        let learner = members
+            .iter()
+            .any(|m| m.id == self.member_id && m.is_learner);
+        self.shared.is_learner.store(learner, Ordering::Release);
+        for id in self.net.peers() {
+            if !members.iter().any(|m| m.id == id) {
+                self.net.remove_peer(id);
+            }
+        }
+        for m in &members {
+            self.net.add_peer(m.id, &m.peer_urls);
+        }
+    }
+
     /// Every `snapshot_count` applied entries: snapshot the state machines,
     /// compact the in-memory log and release WAL segments.
     fn maybe_snapshot(&mut self) {
         let applied = self.shared.state().applied_index;
-        if self.snapshot_in_flight.is_some() || applied < self.snapshot_index + self.snapshot_count
+        // A member added since the newest snapshot needs one that names it.
+        let wanted =
+            self.node.store().take_fresh_snapshot_wanted() && applied > self.snapshot_index;
+        if self.snapshot_in_flight.is_some()
+            || (applied < self.snapshot_index + self.snapshot_count && !wanted)
         {
             return;
         }
@@ -1262,6 +1543,9 @@ impl RaftNode {
         // on at once. Encoding it, writing and fsyncing the file run on a
         // thread of their own.
         let view = self.shared.state().snapshot_view();
+        // raft's configuration at the same index: every configuration
+        // change applied so far, and none after.
+        let conf_state = self.node.raft.prs().conf().to_conf_state();
         self.snapshot_in_flight = Some(applied);
         let dir = self.snap_dir.clone();
         let tx = self.inbox_tx.clone();
@@ -1272,7 +1556,7 @@ impl RaftNode {
                 // The v3 backend first: once the WAL points past this
                 // snapshot, the entries before it are gone, so the backend
                 // must hold them all (its consistent index >= `applied`).
-                let data = view.encode();
+                let data = view.encode(&conf_state);
                 let result = mvcc.flush().map_err(|e| e.to_string()).and_then(|()| {
                     ferret_wal::snap::save_snapshot(&dir, applied, term, &data)
                         .map(|_| ())
@@ -1284,6 +1568,7 @@ impl RaftNode {
                 let _ = tx.send(Input::SnapshotSaved {
                     index: applied,
                     term,
+                    conf_state,
                     result,
                 });
             });
@@ -1295,7 +1580,13 @@ impl RaftNode {
 
     /// The snapshot file is durable: only now may the WAL point past it,
     /// the in-memory log be compacted and old segments go.
-    fn on_snapshot_saved(&mut self, index: u64, term: u64, result: Result<(), String>) {
+    fn on_snapshot_saved(
+        &mut self,
+        index: u64,
+        term: u64,
+        conf_state: ConfState,
+        result: Result<(), String>,
+    ) {
         self.snapshot_in_flight = None;
         if let Err(e) = result {
             // Nothing depends on the file yet; the next trigger retries.
@@ -1311,7 +1602,7 @@ impl RaftNode {
         let mut meta = SnapshotMetadata::default();
         meta.index = index;
         meta.term = term;
-        meta.set_conf_state(self.node.store().conf_state().clone());
+        meta.set_conf_state(conf_state);
         self.node.mut_store().set_snapshot(meta);
         let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if compact_to > 1 {
@@ -1334,6 +1625,7 @@ impl RaftNode {
     /// unanswered read indexes, forget clients that gave up.
     fn housekeeping(&mut self) {
         self.waiters.retain(|_, w| !w.is_closed());
+        self.conf_waiters.retain(|_, w| !w.is_closed());
         self.forwards.retain(|_, f| !f.reply.is_closed());
         self.checkpoint_clears
             .retain(|_, at| at.elapsed() < CHECKPOINT_CLEAR_INTERVAL);
@@ -1354,6 +1646,11 @@ impl RaftNode {
             .map(|(id, _)| *id)
             .collect();
         self.ask_read_index_again(&overdue);
+        for (id, cc) in std::mem::take(&mut self.stalled_conf) {
+            if self.conf_waiters.contains_key(&id) {
+                self.propose_conf(id, cc);
+            }
+        }
         if !self.stalled.is_empty() {
             let stalled = std::mem::take(&mut self.stalled);
             for (id, data) in stalled {
@@ -1448,6 +1745,14 @@ impl RaftNode {
         let id = self.propose_internal(cmd);
         self.publish_attempt = Some((id, Instant::now()));
     }
+}
+
+/// A removed member stops for good, as etcd's does: these two lines, and
+/// exit status 0 (etcd's process exits normally once its server stopped).
+pub fn exit_removed() -> ! {
+    tracing::error!("the member has been permanently removed from the cluster");
+    tracing::warn!("the data-dir used by this member must be removed");
+    std::process::exit(0);
 }
 
 fn fatal_on_err<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {

@@ -22,9 +22,10 @@ use crate::apply::{Applied, StateMachines};
 use crate::clock::now_ns;
 use crate::entry::{self, IdGenerator, InitialMember, WalMetadata};
 use crate::inbox::{self, InboxSender, QueueError};
-use crate::peer_request::{self, LeaseAnswer, LeaseQuery};
+use crate::membership::{Change, Member};
+use crate::peer_request::{self, LeaderAnswer, LeaderQuery};
 use crate::raft_node::{self, Input, NodeConfig, Outcome, StartError};
-use crate::shared::{FollowerStats, LogPosition, MemberInfo, Membership, ServerError, Shared};
+use crate::shared::{FollowerStats, Identity, LogPosition, ServerError, Shared};
 use crate::transport::{self, PeerNet, TransportStats};
 
 /// How to start a member.
@@ -37,9 +38,9 @@ pub struct ServerConfig {
     pub member_id: u64,
     pub cluster_id: u64,
     pub initial_members: Vec<InitialMember>,
-    /// `--initial-cluster-state existing`: the data dir must already hold
-    /// this member (joining a running cluster needs runtime membership
-    /// changes, which ferretcd does not support yet).
+    /// `--initial-cluster-state existing`: with an empty data dir, join
+    /// the running cluster the other members of `initial_members` belong
+    /// to (this member must have been added to it).
     pub join_existing: bool,
     pub client_urls: Vec<String>,
     /// Addresses (`host:port`) to accept peer streams on.
@@ -50,6 +51,9 @@ pub struct ServerConfig {
     /// How long a proposal may wait for its outcome (etcd: 5 s plus two
     /// election timeouts).
     pub request_timeout: Duration,
+    /// `--strict-reconfig-check`: refuse membership changes that could
+    /// cost the quorum.
+    pub strict_reconfig_check: bool,
     pub v3: V3Settings,
 }
 
@@ -121,6 +125,10 @@ const LEASE_RETRY_INTERVAL: Duration = Duration::from_millis(20);
 /// leader restarts; the answer normally takes one round trip).
 const FORWARD_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// etcd's `HealthInterval`: a peer counts as connected for a strict
+/// reconfiguration check once its stream has been up this long.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A cheap, cloneable handle on a running member.
 #[derive(Clone)]
 pub struct Server {
@@ -168,10 +176,11 @@ impl Server {
             term: AtomicU64::new(0),
             leader_id: AtomicU64::new(0),
             is_leader: AtomicBool::new(false),
+            is_learner: AtomicBool::new(false),
             leader_since_ns: AtomicI64::new(0),
             transport_stats: stats.clone(),
             followers: Default::default(),
-            membership: RwLock::new(Membership {
+            identity: RwLock::new(Identity {
                 member_id: cfg.member_id,
                 cluster_id: cfg.cluster_id,
                 name: cfg.name.clone(),
@@ -179,6 +188,7 @@ impl Server {
                 client_urls: cfg.client_urls.clone(),
             }),
             request_timeout: cfg.request_timeout,
+            strict_reconfig: cfg.strict_reconfig_check,
             ready: tokio::sync::watch::channel(false).0,
         });
         let heartbeat_ms = cfg.heartbeat.as_millis().max(1);
@@ -188,15 +198,22 @@ impl Server {
             heartbeat: cfg.heartbeat,
             election_ticks,
             snapshot_count: cfg.snapshot_count,
-            join_existing: cfg.join_existing,
             name: cfg.name.clone(),
             client_urls: cfg.client_urls.clone(),
             lease_extend: cfg.election_timeout,
+            join_peers: Vec::new(),
         };
-        let new_cluster = WalMetadata {
-            member_id: cfg.member_id,
-            cluster_id: cfg.cluster_id,
-            members: cfg.initial_members.clone(),
+        let mut node_cfg = node_cfg;
+        let new_cluster = if cfg.join_existing && !raft_node::has_wal(&cfg.data_dir) {
+            let (meta, peers) = join_running_cluster(&cfg)?;
+            node_cfg.join_peers = peers;
+            meta
+        } else {
+            WalMetadata {
+                member_id: cfg.member_id,
+                cluster_id: cfg.cluster_id,
+                members: cfg.initial_members.clone(),
+            }
         };
         let stats_for_transport = stats.clone();
         let (node, meta) = raft_node::start(
@@ -205,31 +222,35 @@ impl Server {
             shared.clone(),
             rx,
             tx.clone(),
-            |meta| {
-                let peers: Vec<(u64, Vec<String>)> = meta
-                    .members
-                    .iter()
-                    .map(|m| (m.id, m.peer_urls.clone()))
-                    .collect();
+            |meta, peers| {
                 PeerNet::new(
                     poll,
                     meta.member_id,
                     meta.cluster_id,
-                    &peers,
+                    peers,
                     listeners,
                     stats_for_transport,
                 )
             },
         )?;
         {
-            let mut m = shared.membership.write().unwrap_or_else(|p| p.into_inner());
+            let mut m = shared.identity.write().unwrap_or_else(|p| p.into_inner());
             m.member_id = meta.member_id;
             m.cluster_id = meta.cluster_id;
-            m.peer_urls = meta
-                .members
-                .iter()
-                .find(|x| x.id == meta.member_id)
-                .map(|x| x.peer_urls.clone())
+            let applied = shared
+                .state()
+                .membership
+                .get(meta.member_id)
+                .map(|x| x.peer_urls.clone());
+            m.peer_urls = applied
+                .or_else(|| {
+                    let initial = meta.members.iter().find(|x| x.id == meta.member_id);
+                    initial.map(|x| x.peer_urls.clone())
+                })
+                .or_else(|| {
+                    let flags = cfg.initial_members.iter().find(|x| x.name == cfg.name);
+                    flags.map(|x| x.peer_urls.clone())
+                })
                 .unwrap_or_default();
         }
         let single = meta.members.len() == 1;
@@ -247,11 +268,13 @@ impl Server {
                 }
             })
             .map_err(StartError::Thread)?;
-        Ok(Server {
+        let server = Server {
             shared,
             inbox: tx,
             max_request_bytes: cfg.v3.max_request_bytes,
-        })
+        };
+        tokio::spawn(watch_for_removal(server.clone()));
+        Ok(server)
     }
 
     /// Waits until this member has published itself to the cluster (its
@@ -346,6 +369,113 @@ impl Server {
         self.send(Input::TransferLeader { to })
     }
 
+    /// etcd's `AddMember`: with `--strict-reconfig-check`, a voter is
+    /// added only if the started voters keep a quorum, and any member only
+    /// if this member has been connected to every voter for
+    /// [`HEALTH_INTERVAL`]. Answers the
+    /// members once the change is applied.
+    pub async fn add_member(&self, m: Member) -> Result<Vec<Member>, ServerError> {
+        if self.shared.strict_reconfig {
+            let voters: Vec<u64> = {
+                let state = self.state();
+                if !m.is_learner && !state.membership.ready_to_add_voter() {
+                    return Err(ServerError::NotEnoughStartedMembers);
+                }
+                state.membership.voters().map(|v| v.id).collect()
+            };
+            // A learner too (etcd's `mayAddMember`).
+            if self.connected_since(&voters) != voters.len() {
+                return Err(ServerError::Unhealthy);
+            }
+        }
+        self.change_membership(Change::Add(m)).await
+    }
+
+    /// etcd's `RemoveMember`: with `--strict-reconfig-check`, a voter is
+    /// removed only if the started voters left keep a quorum and, unless
+    /// it is down, the voters this member has been connected to for
+    /// [`HEALTH_INTERVAL`] keep one without it.
+    pub async fn remove_member(&self, id: u64) -> Result<Vec<Member>, ServerError> {
+        if self.shared.strict_reconfig {
+            let voters: Option<Vec<u64>> = {
+                let state = self.state();
+                let learner = state.membership.get(id).is_some_and(|m| m.is_learner);
+                if learner {
+                    None
+                } else if !state.membership.ready_to_remove_voter(id) {
+                    return Err(ServerError::NotEnoughStartedMembers);
+                } else {
+                    Some(state.membership.voters().map(|v| v.id).collect())
+                }
+            };
+            let me = self.ids().1;
+            let down = id != me && self.transport_stats().active_since(id).is_none();
+            if let Some(voters) = voters.filter(|_| !down) {
+                let active = self.connected_since(&voters);
+                if active.saturating_sub(1) < 1 + (voters.len().saturating_sub(1)) / 2 {
+                    return Err(ServerError::Unhealthy);
+                }
+            }
+        }
+        self.change_membership(Change::Remove(id)).await
+    }
+
+    /// etcd's `UpdateMember`: new peer URLs for a member.
+    pub async fn update_member(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> Result<Vec<Member>, ServerError> {
+        self.change_membership(Change::Update { id, peer_urls })
+            .await
+    }
+
+    /// etcd's `PromoteMember`: a learner becomes a voter once its log
+    /// caught up with the leader's (the leader says; a follower asks it),
+    /// and, with `--strict-reconfig-check`, if the started voters keep a
+    /// quorum.
+    pub async fn promote_member(&self, id: u64) -> Result<Vec<Member>, ServerError> {
+        match self.ask_leader(LeaderQuery::LearnerReady(id)).await? {
+            LeaderAnswer::LearnerReady(true) => {}
+            LeaderAnswer::LearnerReady(false) => return Err(ServerError::LearnerNotReady),
+            other => unreachable!("a learner readiness query answered {other:?}"),
+        }
+        if self.shared.strict_reconfig && !self.state().membership.ready_to_promote() {
+            return Err(ServerError::NotEnoughStartedMembers);
+        }
+        self.change_membership(Change::Promote(id)).await
+    }
+
+    /// How many of `voters` count as connected for etcd's checks: this
+    /// member, and the peers its stream has been up to for
+    /// [`HEALTH_INTERVAL`].
+    fn connected_since(&self, voters: &[u64]) -> usize {
+        let me = self.ids().1;
+        let since = std::time::Instant::now().checked_sub(HEALTH_INTERVAL);
+        voters
+            .iter()
+            .filter(|&&id| {
+                id == me
+                    || self
+                        .transport_stats()
+                        .active_since(id)
+                        .is_some_and(|t| since.is_some_and(|s| t < s))
+            })
+            .count()
+    }
+
+    /// Proposes a configuration change and waits until it is applied.
+    async fn change_membership(&self, change: Change) -> Result<Vec<Member>, ServerError> {
+        let id = self.shared.ids.next();
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::ProposeConfChange { id, change, reply })?;
+        match tokio::time::timeout(self.shared.request_timeout, rx).await {
+            Ok(Ok(r)) => r.map(|(members, _)| members),
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+
     /// A v3 request through the log.
     pub fn propose_v3(
         &self,
@@ -374,10 +504,10 @@ impl Server {
     /// renews: a follower forwards it to the leader over the peer stream
     /// and waits for the answer (etcd's `LeaseRenew`).
     pub async fn lease_renew(&self, id: i64) -> Result<RenewOutcome, ServerError> {
-        match self.lease_query(LeaseQuery::Renew(id)).await? {
-            LeaseAnswer::Renewed { ttl } => Ok(RenewOutcome::Renewed(ttl)),
-            LeaseAnswer::NotFound => Ok(RenewOutcome::NotFound),
-            // The loop drops answers that do not fit (`LeaseAnswer::fits`).
+        match self.ask_leader(LeaderQuery::Renew(id)).await? {
+            LeaderAnswer::Renewed { ttl } => Ok(RenewOutcome::Renewed(ttl)),
+            LeaderAnswer::NotFound => Ok(RenewOutcome::NotFound),
+            // The loop drops answers that do not fit (`LeaderAnswer::fits`).
             other => unreachable!("a renewal answered {other:?}"),
         }
     }
@@ -390,10 +520,10 @@ impl Server {
         keys: bool,
     ) -> Result<Option<LeaseTtl>, ServerError> {
         match self
-            .lease_query(LeaseQuery::TimeToLive { id, keys })
+            .ask_leader(LeaderQuery::TimeToLive { id, keys })
             .await?
         {
-            LeaseAnswer::TimeToLive {
+            LeaderAnswer::TimeToLive {
                 ttl,
                 granted_ttl,
                 keys,
@@ -402,8 +532,8 @@ impl Server {
                 granted_ttl,
                 keys,
             })),
-            LeaseAnswer::NotFound => Ok(None),
-            // The loop drops answers that do not fit (`LeaseAnswer::fits`).
+            LeaderAnswer::NotFound => Ok(None),
+            // The loop drops answers that do not fit (`LeaderAnswer::fits`).
             other => unreachable!("a time-to-live answered {other:?}"),
         }
     }
@@ -413,14 +543,24 @@ impl Server {
     /// within the request timeout: while the leader is not promoted yet, a
     /// lease expired and is being revoked, a checkpoint is being cleared,
     /// the leader changes or a request is lost. Answers only
-    /// [`LeaseAnswer::Renewed`], [`LeaseAnswer::TimeToLive`] or
-    /// [`LeaseAnswer::NotFound`]. Fails with `NoLeader` if no leader was
+    /// [`LeaderAnswer::Renewed`], [`LeaderAnswer::TimeToLive`] or
+    /// [`LeaderAnswer::NotFound`]. Fails with `NoLeader` if no leader was
     /// known the whole time, `Timeout` if one was.
-    async fn lease_query(&self, query: LeaseQuery) -> Result<LeaseAnswer, ServerError> {
+    async fn ask_leader(&self, query: LeaderQuery) -> Result<LeaderAnswer, ServerError> {
         let deadline = tokio::time::Instant::now() + self.shared.request_timeout;
         let mut saw_leader = false;
         loop {
-            let answer = if self.is_leader() {
+            let answer = if let (true, LeaderQuery::LearnerReady(id)) = (self.is_leader(), &query) {
+                saw_leader = true;
+                let (reply, rx) = oneshot::channel();
+                self.send(Input::LearnerReady { id: *id, reply })?;
+                match rx.await {
+                    Ok(Ok(ready)) => LeaderAnswer::LearnerReady(ready),
+                    // It stopped leading meanwhile.
+                    Ok(Err(_)) => LeaderAnswer::NotLeader,
+                    Err(_) => return Err(ServerError::Stopped),
+                }
+            } else if self.is_leader() {
                 saw_leader = true;
                 let (answer, clear) = {
                     let mut le = self.mvcc().lessor();
@@ -448,15 +588,16 @@ impl Server {
                 saw_leader = true;
                 self.forward(query.clone(), deadline).await?
             } else {
-                LeaseAnswer::Retry
+                LeaderAnswer::Retry
             };
             match answer {
-                LeaseAnswer::Renewed { .. }
-                | LeaseAnswer::TimeToLive { .. }
-                | LeaseAnswer::NotFound => return Ok(answer),
+                LeaderAnswer::Renewed { .. }
+                | LeaderAnswer::TimeToLive { .. }
+                | LeaderAnswer::LearnerReady(_)
+                | LeaderAnswer::NotFound => return Ok(answer),
                 // The keys do not fit in one peer answer.
-                LeaseAnswer::TooLarge => return Err(ServerError::RequestTooLarge),
-                LeaseAnswer::Retry | LeaseAnswer::NotLeader => {}
+                LeaderAnswer::TooLarge => return Err(ServerError::RequestTooLarge),
+                LeaderAnswer::Retry | LeaderAnswer::NotLeader => {}
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -474,9 +615,9 @@ impl Server {
     /// request or answer is "retry" after [`FORWARD_ATTEMPT_TIMEOUT`].
     async fn forward(
         &self,
-        query: LeaseQuery,
+        query: LeaderQuery,
         deadline: tokio::time::Instant,
-    ) -> Result<LeaseAnswer, ServerError> {
+    ) -> Result<LeaderAnswer, ServerError> {
         let (reply, rx) = oneshot::channel();
         self.send(Input::Forward { query, reply })?;
         let wait = deadline
@@ -486,7 +627,7 @@ impl Server {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(ServerError::Stopped),
             // The Raft thread forgets it once this receiver is gone.
-            Err(_) => Ok(LeaseAnswer::Retry),
+            Err(_) => Ok(LeaderAnswer::Retry),
         }
     }
 
@@ -512,9 +653,9 @@ impl Server {
         }
     }
 
-    pub fn membership(&self) -> Membership {
+    pub fn identity(&self) -> Identity {
         self.shared
-            .membership
+            .identity
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -525,7 +666,7 @@ impl Server {
     pub fn ids(&self) -> (u64, u64) {
         let m = self
             .shared
-            .membership
+            .identity
             .read()
             .unwrap_or_else(|p| p.into_inner());
         (m.cluster_id, m.member_id)
@@ -541,6 +682,12 @@ impl Server {
 
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader.load(Ordering::Acquire)
+    }
+
+    /// Whether this member is a learner (it serves only what etcd's
+    /// learners serve).
+    pub fn is_learner(&self) -> bool {
+        self.shared.is_learner.load(Ordering::Acquire)
     }
 
     /// When this member last became leader, Unix ns.
@@ -561,56 +708,155 @@ impl Server {
         &self.shared.transport_stats
     }
 
-    /// The cluster's members, from the replicated store (`/0/members`), in
-    /// id order. A member that has not published its attributes yet has no
-    /// name and no client URLs, as in etcd.
-    pub fn members(&self) -> Vec<MemberInfo> {
-        let state = self.state();
-        let Ok(ev) = state.v2.get(b"/0/members", true, now_ns()) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for dir in &ev.node.nodes {
-            let id_hex =
-                String::from_utf8_lossy(&dir.key[b"/0/members/".len().min(dir.key.len())..])
-                    .into_owned();
-            let Ok(id) = u64::from_str_radix(&id_hex, 16) else {
-                continue;
-            };
-            let mut m = MemberInfo {
-                id,
-                name: String::new(),
-                peer_urls: Vec::new(),
-                client_urls: Vec::new(),
-            };
-            for attr in &dir.nodes {
-                let value: serde_json::Value = attr
-                    .value
-                    .as_deref()
-                    .and_then(|v| serde_json::from_slice(v).ok())
-                    .unwrap_or_default();
-                let strings = |field: &str| -> Vec<String> {
-                    value[field]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
-                if attr.key.ends_with(b"/raftAttributes") {
-                    m.peer_urls = strings("peerURLs");
-                } else if attr.key.ends_with(b"/attributes") {
-                    m.name = value["name"].as_str().unwrap_or_default().to_string();
-                    m.client_urls = strings("clientURLs");
-                }
-            }
-            out.push(m);
-        }
-        out.sort_by_key(|m| m.id);
-        out
+    /// The cluster's members as this member applied them, in id order. A
+    /// member that has not published its attributes yet has no name and
+    /// no client URLs, as in etcd.
+    pub fn members(&self) -> Vec<Member> {
+        self.state().membership.members()
     }
+}
+
+/// How long a member goes without a leader before it asks its peers
+/// whether it was removed.
+const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A member removed while it was down never applies its removal: its
+/// peers no longer talk to it, and it would campaign forever. etcd's
+/// peers answer such a member's streams "removed" (HTTP 410); a ferretcd
+/// member without a leader asks its peers for the membership (the cluster
+/// query of `transport`) and stops for good once one lists it as removed.
+async fn watch_for_removal(server: Server) {
+    loop {
+        tokio::time::sleep(REMOVAL_CHECK_INTERVAL).await;
+        if server.leader_id().is_some() {
+            continue;
+        }
+        let (cluster, me) = server.ids();
+        let urls: Vec<String> = server
+            .members()
+            .into_iter()
+            .filter(|m| m.id != me)
+            .flat_map(|m| m.peer_urls)
+            .collect();
+        let removed = tokio::task::spawn_blocking(move || {
+            urls.iter().any(|url| {
+                let Some(addr) = transport::peer_addr(url) else {
+                    return false;
+                };
+                let Ok(body) = transport::query_cluster(&addr, JOIN_QUERY_TIMEOUT) else {
+                    return false;
+                };
+                let Ok(info) =
+                    <ferret_proto::ferretpb::ClusterInfo as ferret_proto::Message>::decode(
+                        &body[..],
+                    )
+                else {
+                    return false;
+                };
+                info.cluster_id == cluster
+                    && info.membership.is_some_and(|m| m.removed.contains(&me))
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if removed {
+            raft_node::exit_removed();
+        }
+    }
+}
+
+/// How long a joining member waits for each peer's answer.
+const JOIN_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A member started with `--initial-cluster-state existing` and an empty
+/// data dir: asks the other members of `--initial-cluster` for the
+/// cluster (etcd's `GetClusterFromRemotePeers`) and finds itself in it by
+/// its peer URLs (etcd's `ValidateClusterAndAssignIDs`): its id is the
+/// one `member add` gave it. Answers the WAL metadata to start with (no
+/// initial members: the leader's log or snapshot brings the
+/// configuration) and the members to stream to.
+fn join_running_cluster(cfg: &ServerConfig) -> Result<(WalMetadata, raft_node::Peers), StartError> {
+    let mut own: Vec<String> = cfg
+        .initial_members
+        .iter()
+        .filter(|m| m.name == cfg.name)
+        .flat_map(|m| m.peer_urls.clone())
+        .collect();
+    own.sort();
+    let remote: Vec<String> = cfg
+        .initial_members
+        .iter()
+        .filter(|m| m.name != cfg.name)
+        .flat_map(|m| m.peer_urls.clone())
+        .collect();
+    let mut errors = Vec::new();
+    for url in &remote {
+        let Some(addr) = transport::peer_addr(url) else {
+            continue;
+        };
+        let body = match transport::query_cluster(&addr, JOIN_QUERY_TIMEOUT) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        let info =
+            match <ferret_proto::ferretpb::ClusterInfo as ferret_proto::Message>::decode(&body[..])
+            {
+                Ok(i) if i.format == entry::CLUSTER_INFO_FORMAT => i,
+                Ok(i) => {
+                    errors.push(format!("{url}: an answer in format {:?}", i.format));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(format!("{url}: {e}"));
+                    continue;
+                }
+            };
+        let membership =
+            crate::membership::Membership::from_proto(&info.membership.unwrap_or_default());
+        let me = membership.members().into_iter().find(|m| {
+            let mut urls = m.peer_urls.clone();
+            urls.sort();
+            urls == own
+        });
+        let Some(me) = me else {
+            return Err(StartError::CannotJoin(format!(
+                "--initial-cluster-state existing: the cluster {:x} (asked at {url}) has no                  member with this member's peer URLs {own:?}; add it first (etcdctl member                  add {} --peer-urls={})",
+                info.cluster_id,
+                cfg.name,
+                own.join(",")
+            )));
+        };
+        tracing::info!(
+            member_id = %format!("{:x}", me.id),
+            cluster_id = %format!("{:x}", info.cluster_id),
+            asked = %url,
+            "found this member in the running cluster"
+        );
+        let peers = membership
+            .members()
+            .into_iter()
+            .map(|m| (m.id, m.peer_urls))
+            .collect();
+        return Ok((
+            WalMetadata {
+                member_id: me.id,
+                cluster_id: info.cluster_id,
+                members: Vec::new(),
+            },
+            peers,
+        ));
+    }
+    Err(StartError::CannotJoin(format!(
+        "--initial-cluster-state existing: could not retrieve the cluster from any of the          other members of --initial-cluster ({})",
+        if errors.is_empty() {
+            "none given".to_string()
+        } else {
+            errors.join("; ")
+        }
+    )))
 }
 
 /// Opens the v3 store (creating it on a new member) and its applier.

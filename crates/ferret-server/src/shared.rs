@@ -28,6 +28,23 @@ pub enum ServerError {
     /// No leader is known (for what only a leader can do).
     #[error("etcdserver: no leader")]
     NoLeader,
+    /// What only the leader knows was asked of another member.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// A configuration change that does not stand on the membership.
+    #[error(transparent)]
+    Member(#[from] crate::membership::MemberError),
+    /// etcd's strict reconfiguration check: the change would leave fewer
+    /// started members than a quorum.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// A learner promoted before its log caught up with the leader's.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// etcd's strict reconfiguration check: this member has not been
+    /// connected to enough voters to keep a quorum through the change.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
 }
 
 /// Where the log stands, for the `X-Raft-Index` and `X-Raft-Term` headers.
@@ -39,18 +56,9 @@ pub struct LogPosition {
 
 /// Who this member is and which cluster it belongs to.
 #[derive(Debug, Clone)]
-pub struct Membership {
+pub struct Identity {
     pub member_id: u64,
     pub cluster_id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-}
-
-/// A member as `/v2/members` lists it (from the replicated store).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    pub id: u64,
     pub name: String,
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
@@ -115,11 +123,15 @@ pub struct Shared {
     /// 0 while there is no known leader.
     pub(crate) leader_id: AtomicU64,
     pub(crate) is_leader: AtomicBool,
+    /// Whether this member is a learner in the membership it applied.
+    pub(crate) is_learner: AtomicBool,
     pub(crate) leader_since_ns: AtomicI64,
     pub transport_stats: Arc<TransportStats>,
     pub(crate) followers: std::sync::Mutex<std::collections::HashMap<u64, FollowerStats>>,
-    pub(crate) membership: RwLock<Membership>,
+    pub(crate) identity: RwLock<Identity>,
     pub(crate) request_timeout: Duration,
+    /// `--strict-reconfig-check`.
+    pub(crate) strict_reconfig: bool,
     /// Becomes true once this member's attributes are applied, i.e. it is
     /// a published member of the cluster; client traffic is served only
     /// from then on, as etcd does.

@@ -35,12 +35,15 @@
 //!  4      1   version: 2
 //!  5      8   cluster id (u64)
 //! 13      8   sender's member id (u64)
-//! 21      1   stream kind: 1 = message stream, 2 = snapshot stream
+//! 21      1   stream kind: 1 = message stream, 2 = snapshot stream,
+//!             3 = cluster query
 //! ```
 //!
 //! A receiver closes a connection whose magic, version or kind it does
 //! not know, or whose cluster id is not its own (a member of another
-//! cluster, or a stale one). Version 1 was the same handshake without the
+//! cluster, or a stale one); a cluster query, sent by a member that does
+//! not know the cluster yet, carries 0 for both ids and is answered
+//! whatever they are. Version 1 was the same handshake without the
 //! kind byte; members of versions 1 and 2 cannot talk to each other, so a
 //! cluster moves to this version by restarting every member on it.
 //!
@@ -70,8 +73,9 @@
 //!
 //!   ```text
 //!    0  8  request id (u64): the asker's, unique among its requests in flight
-//!    8  1  op: 1 = lease renew (keep-alive), 2 = lease time-to-live
-//!    9  8  lease id (i64)
+//!    8  1  op: 1 = lease renew (keep-alive), 2 = lease time-to-live,
+//!          3 = has this learner caught up (a promotion's check)
+//!    9  8  lease id (i64); op 3: the learner's member id (u64)
 //!   17  1  flags: bit 0 = list the lease's keys (op 2 only); others 0
 //!   ```
 //!
@@ -81,7 +85,7 @@
 //!   ```text
 //!    0  8  request id (u64) of the request answered
 //!    8  1  status: 1 renewed, 2 not found, 3 time-to-live, 4 retry,
-//!          5 not leader, 6 too large
+//!          5 not leader, 6 too large, 7 learner ready, 8 learner not ready
 //!    9  8  ttl (i64): renewed: the lease's TTL; time-to-live: seconds
 //!          left; otherwise 0
 //!   17  8  granted ttl (i64): time-to-live only, otherwise 0
@@ -92,6 +96,16 @@
 //!   "Retry" means ask again in a moment (leader not promoted yet, lease
 //!   expired but its revocation not applied yet, a checkpoint to clear
 //!   first); "not leader" means ask the current leader.
+//!
+//! ## Cluster query
+//!
+//! A member started with `--initial-cluster-state existing` and an empty
+//! data dir asks a peer, before it starts, what etcd's joining member
+//! reads from a peer's `/members`: after the handshake the receiver
+//! writes the length of its answer (u32, at most
+//! [`MAX_CLUSTER_INFO_BYTES`]) and a protobuf `ferretpb.ClusterInfo` (the
+//! cluster id and the membership it applied), and closes. The asker
+//! writes nothing more.
 //!
 //! ## Snapshot stream
 //!
@@ -154,6 +168,11 @@ pub const HELLO_LEN: usize = 22;
 /// Stream kinds, the handshake's last byte.
 pub const STREAM_MESSAGES: u8 = 1;
 pub const STREAM_SNAPSHOT: u8 = 2;
+/// A one-shot query for the cluster's id and membership, from a member
+/// about to join (its handshake's cluster id and sender are 0).
+pub const STREAM_CLUSTER_QUERY: u8 = 3;
+/// The largest cluster-query answer.
+pub const MAX_CLUSTER_INFO_BYTES: usize = 1 << 20;
 
 /// A frame's size field and kind.
 pub const FRAME_HEAD_BYTES: usize = 5;
@@ -222,11 +241,33 @@ const FIRST_LISTENER: usize = 1;
 const FIRST_OUTBOUND: usize = 1 << 16;
 const FIRST_INBOUND: usize = 1 << 32;
 
-/// Counters for `/v2/stats/self`.
+/// Counters for `/v2/stats/self`, and since when each peer's stream is
+/// up (etcd's `ActiveSince`, for its strict reconfiguration checks).
 #[derive(Default)]
 pub struct TransportStats {
     pub sent_appends: AtomicU64,
     pub received_appends: AtomicU64,
+    active_since: std::sync::Mutex<HashMap<u64, Instant>>,
+}
+
+impl TransportStats {
+    /// Since when the stream to `peer` is up; `None` while it is down.
+    pub fn active_since(&self, peer: u64) -> Option<Instant> {
+        self.active_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .copied()
+    }
+
+    fn set_active(&self, peer: u64, up: bool) {
+        let mut map = self.active_since.lock().unwrap_or_else(|p| p.into_inner());
+        if up {
+            map.entry(peer).or_insert_with(Instant::now);
+        } else {
+            map.remove(&peer);
+        }
+    }
 }
 
 /// What the peer network reports to the Ready loop.
@@ -250,6 +291,9 @@ pub enum NetEvent {
         from: u64,
         answer: PeerAnswer,
     },
+    /// A member about to join asks for the cluster's id and membership:
+    /// its socket, in blocking mode, to write the answer to.
+    ClusterQuery(std::net::TcpStream),
     /// A peer opened a snapshot stream: its socket, in blocking mode, and
     /// the bytes already read after the handshake, for a receiver thread.
     SnapshotStream {
@@ -296,6 +340,9 @@ enum Conn {
 /// The stream to one peer, and the bytes not yet written to it.
 struct Outbound {
     peer: u64,
+    /// The peer left the cluster: never connected again (its slot stays,
+    /// as slots are poll tokens).
+    retired: bool,
     addrs: Vec<String>,
     attempt: usize,
     conn: Conn,
@@ -379,25 +426,68 @@ impl PeerNet {
                 .register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
             net.listeners.push(l);
         }
-        let now = Instant::now();
         for (id, urls) in peers {
-            if *id == self_id {
-                continue;
-            }
-            net.by_peer.insert(*id, net.outbound.len());
-            net.outbound.push(Outbound {
-                peer: *id,
-                addrs: urls.iter().filter_map(|u| host_port(u)).collect(),
-                attempt: 0,
-                conn: Conn::Idle,
-                retry_at: now,
-                backoff: BACKOFF_MIN,
-                buf: Vec::new(),
-                sent: 0,
-            });
+            net.add_peer(*id, urls);
         }
-        net.connect_due(now);
         Ok(net)
+    }
+
+    /// Starts streaming to a member (one joined the cluster), or updates
+    /// the URLs of one already known. Not this member itself.
+    pub fn add_peer(&mut self, id: u64, urls: &[String]) {
+        if id == self.self_id {
+            return;
+        }
+        let addrs: Vec<String> = urls.iter().filter_map(|u| host_port(u)).collect();
+        if let Some(&i) = self.by_peer.get(&id) {
+            let o = &mut self.outbound[i];
+            if o.addrs != addrs {
+                o.addrs = addrs;
+                o.attempt = 0;
+                // Reconnect to the new address.
+                self.fail(i, &"the peer's URLs changed");
+            }
+            return;
+        }
+        let now = Instant::now();
+        self.by_peer.insert(id, self.outbound.len());
+        self.outbound.push(Outbound {
+            peer: id,
+            retired: false,
+            addrs,
+            attempt: 0,
+            conn: Conn::Idle,
+            retry_at: now,
+            backoff: BACKOFF_MIN,
+            buf: Vec::new(),
+            sent: 0,
+        });
+        self.connect_due(now);
+    }
+
+    /// Stops streaming to a member that left the cluster.
+    pub fn remove_peer(&mut self, id: u64) {
+        let Some(i) = self.by_peer.remove(&id) else {
+            return;
+        };
+        let o = &mut self.outbound[i];
+        self.stats.set_active(id, false);
+        o.retired = true;
+        o.addrs.clear();
+        if let Conn::Connecting(mut s) | Conn::Up(mut s) =
+            std::mem::replace(&mut o.conn, Conn::Idle)
+        {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        o.buf = Vec::new();
+        o.sent = 0;
+    }
+
+    /// The members this member streams to, by id.
+    pub fn peers(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.by_peer.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Writes messages to their peers' sockets, buffering what the kernel
@@ -511,7 +601,7 @@ impl PeerNet {
         } else {
             Duration::ZERO
         };
-        for o in &self.outbound {
+        for o in self.outbound.iter().filter(|o| !o.retired) {
             match o.conn {
                 Conn::Idle => timeout = timeout.min(o.retry_at.saturating_duration_since(now)),
                 // A lookup reports on its channel, not the poller: look
@@ -570,6 +660,9 @@ impl PeerNet {
     fn connect_due(&mut self, now: Instant) {
         for i in 0..self.outbound.len() {
             let o = &mut self.outbound[i];
+            if o.retired {
+                continue;
+            }
             if matches!(o.conn, Conn::Connecting(_))
                 && now.saturating_duration_since(o.retry_at) >= CONNECT_TIMEOUT
             {
@@ -659,6 +752,7 @@ impl PeerNet {
                     };
                     o.conn = Conn::Up(s);
                     o.backoff = BACKOFF_MIN;
+                    self.stats.set_active(o.peer, true);
                     tracing::debug!(peer = %format!("{:x}", o.peer), "connected to peer");
                 }
                 // Not connected yet: a spurious wake-up.
@@ -720,6 +814,7 @@ impl PeerNet {
     /// a backoff.
     fn fail(&mut self, i: usize, why: &dyn std::fmt::Display) {
         let o = &mut self.outbound[i];
+        self.stats.set_active(o.peer, false);
         tracing::debug!(peer = %format!("{:x}", o.peer), error = %why, "peer unreachable");
         if let Conn::Connecting(mut s) | Conn::Up(mut s) =
             std::mem::replace(&mut o.conn, Conn::Idle)
@@ -788,7 +883,7 @@ impl PeerNet {
                     {
                         break Err(e);
                     }
-                    if c.frames.kind == Some(STREAM_SNAPSHOT) {
+                    if matches!(c.frames.kind, Some(STREAM_SNAPSHOT | STREAM_CLUSTER_QUERY)) {
                         // Not ours to read: the rest goes to a receiver
                         // thread, with the bytes read past the handshake.
                         break Ok(());
@@ -799,11 +894,23 @@ impl PeerNet {
                 Err(e) => break Err(e.to_string()),
             }
         };
-        let snapshot = c.frames.kind == Some(STREAM_SNAPSHOT);
+        let handed_over = c.frames.kind;
+        let snapshot = handed_over == Some(STREAM_SNAPSHOT);
         if let Err(e) = result {
             tracing::debug!(error = %e, "peer stream ended");
             if let Some(mut c) = self.inbound.remove(&token) {
                 let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+            return;
+        }
+        if handed_over == Some(STREAM_CLUSTER_QUERY) {
+            let Some(mut c) = self.inbound.remove(&token) else {
+                return;
+            };
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            let stream = std::net::TcpStream::from(c.stream);
+            if stream.set_nonblocking(false).is_ok() {
+                out.push(NetEvent::ClusterQuery(stream));
             }
             return;
         }
@@ -851,6 +958,14 @@ impl FrameReader {
                 }
                 let their_cluster = u64::from_le_bytes(rest[5..13].try_into().expect("8 bytes"));
                 let from = u64::from_le_bytes(rest[13..21].try_into().expect("8 bytes"));
+                let kind = rest[21];
+                if kind == STREAM_CLUSTER_QUERY {
+                    // Asked before the asker knows the cluster id.
+                    self.from = Some(from);
+                    self.kind = Some(kind);
+                    self.start += HELLO_LEN;
+                    return Ok(());
+                }
                 if their_cluster != cluster_id {
                     tracing::warn!(
                         from = %format!("{from:x}"),
@@ -859,7 +974,6 @@ impl FrameReader {
                     );
                     return Err("cluster id mismatch".into());
                 }
-                let kind = rest[21];
                 if kind != STREAM_MESSAGES && kind != STREAM_SNAPSHOT {
                     return Err(format!("a peer stream of kind {kind}"));
                 }
@@ -929,6 +1043,42 @@ impl FrameReader {
 /// grew it to), or the consumed prefix once it reaches
 /// [`BUFFER_KEEP_BYTES`]. Returns how many bytes were removed from the
 /// front, by which the caller's offsets into `buf` move.
+/// Answers a cluster query (stream kind 3) on its socket: the answer's
+/// length (u32) and the encoded `ferretpb.ClusterInfo`, then closes.
+pub fn answer_cluster_query(mut stream: std::net::TcpStream, info: &[u8]) -> io::Result<()> {
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(&(info.len() as u32).to_le_bytes())?;
+    stream.write_all(info)?;
+    stream.flush()
+}
+
+/// Asks the member at `addr` (`host:port` of a peer URL) for the
+/// cluster's id and membership: the encoded `ferretpb.ClusterInfo`.
+pub fn query_cluster(addr: &str, timeout: Duration) -> io::Result<Vec<u8>> {
+    let sock = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other("the name has no address"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(&hello(0, 0, STREAM_CLUSTER_QUERY))?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_CLUSTER_INFO_BYTES {
+        return Err(io::Error::other(format!("a cluster answer of {len} bytes")));
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// `host:port` of a peer URL, for [`query_cluster`].
+pub fn peer_addr(url: &str) -> Option<String> {
+    host_port(url)
+}
+
 fn compact(buf: &mut Vec<u8>, consumed: usize) -> usize {
     if consumed == buf.len() {
         buf.clear();
@@ -955,7 +1105,7 @@ fn host_port(url: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::inbox::{channel, InboxSender};
-    use crate::peer_request::{LeaseAnswer, LeaseQuery};
+    use crate::peer_request::{LeaderAnswer, LeaderQuery};
     use crate::raft_node::Input;
 
     const CLUSTER: u64 = 0xc1;
@@ -984,7 +1134,7 @@ mod tests {
         b
     }
 
-    fn request_frame(id: u64, query: LeaseQuery) -> Vec<u8> {
+    fn request_frame(id: u64, query: LeaderQuery) -> Vec<u8> {
         let mut body = Vec::new();
         PeerRequest { id, query }.encode_into(&mut body);
         raw_frame(FRAME_PEER_REQUEST, &body)
@@ -1024,11 +1174,11 @@ mod tests {
         for i in 0..50 {
             stream.extend(frame(&message(2, i, MessageType::MsgAppend)));
             if i % 10 == 0 {
-                stream.extend(request_frame(i, LeaseQuery::Renew(i as i64)));
+                stream.extend(request_frame(i, LeaderQuery::Renew(i as i64)));
                 let mut body = Vec::new();
                 PeerAnswer {
                     id: i,
-                    answer: LeaseAnswer::Renewed { ttl: 5 },
+                    answer: LeaderAnswer::Renewed { ttl: 5 },
                 }
                 .encode_into(&mut body);
                 stream.extend(raw_frame(FRAME_PEER_ANSWER, &body));
@@ -1053,7 +1203,7 @@ mod tests {
             assert_eq!(requests, vec![0, 10, 20, 30, 40]);
             let answers = out
                 .iter()
-                .filter(|e| matches!(e, NetEvent::PeerAnswer { from: 7, answer } if answer.answer == LeaseAnswer::Renewed { ttl: 5 }))
+                .filter(|e| matches!(e, NetEvent::PeerAnswer { from: 7, answer } if answer.answer == LeaderAnswer::Renewed { ttl: 5 }))
                 .count();
             assert_eq!(answers, 5);
             assert_eq!(stats.received_appends.load(Ordering::Relaxed), 50);
@@ -1270,7 +1420,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let request = PeerRequest {
             id: 42,
-            query: LeaseQuery::TimeToLive { id: 7, keys: true },
+            query: LeaderQuery::TimeToLive { id: 7, keys: true },
         };
         loop {
             assert!(Instant::now() < deadline, "never reconnected");

@@ -85,6 +85,9 @@ pub struct Member {
     paused: bool,
     /// How many times the process was started (the log is appended to).
     pub starts: usize,
+    /// A member added at runtime: the `--initial-cluster` it starts with
+    /// (`--initial-cluster-state existing`).
+    pub join: Option<String>,
 }
 
 impl Member {
@@ -211,6 +214,7 @@ impl Cluster {
                 proc: Proc(None),
                 paused: false,
                 starts: 0,
+                join: None,
             });
         }
         let initial_cluster = members
@@ -242,10 +246,47 @@ impl Cluster {
         self.spawn_member_with(i, &[]);
     }
 
+    /// A new member slot (free ports, a data dir, a log), not started: for
+    /// a member to add at runtime. `start_joining` starts it.
+    pub fn new_member(&mut self) -> usize {
+        let i = self.members.len();
+        let ports = free_ports(2);
+        let name = format!("m{i}");
+        self.members.push(Member {
+            client: format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+            peer: format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+            data_dir: self.dir.0.join(format!("{name}.etcd")),
+            log: self.dir.0.join(format!("{name}.log")),
+            name,
+            proc: Proc(None),
+            paused: false,
+            starts: 0,
+            join: None,
+        });
+        i
+    }
+
+    /// Starts member `i` with `--initial-cluster-state existing` and
+    /// `initial_cluster` (the running members and itself), to join the
+    /// running cluster it was added to; restarts keep those flags.
+    pub fn start_joining(&mut self, i: usize, initial_cluster: &str) {
+        self.members[i].join = Some(initial_cluster.to_string());
+        self.spawn_member(i);
+    }
+
+    /// Empties member `i`'s data dir (it must be stopped): its disk died.
+    pub fn wipe(&mut self, i: usize) {
+        assert!(!self.members[i].proc.is_running(), "wipe a running member");
+        let _ = fs::remove_dir_all(&self.members[i].data_dir);
+    }
+
     fn spawn_member_with(&mut self, i: usize, env: &[(&str, &str)]) {
         let opts = self.opts.clone();
-        let ic = self.initial_cluster.clone();
         let m = &mut self.members[i];
+        let (ic, state) = match &m.join {
+            Some(ic) => (ic.clone(), "existing"),
+            None => (self.initial_cluster.clone(), "new"),
+        };
         assert!(!m.proc.is_running(), "{} is already running", m.name);
         m.starts += 1;
         let mut logf = fs::OpenOptions::new()
@@ -271,7 +312,7 @@ impl Cluster {
             .args(["--listen-peer-urls", &purl])
             .args(["--initial-advertise-peer-urls", &purl])
             .args(["--initial-cluster", &ic])
-            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-state", state])
             .args(["--heartbeat-interval", &opts.heartbeat_ms.to_string()])
             .args(["--election-timeout", &opts.election_ms.to_string()]);
         if let Some(n) = opts.snapshot_count {

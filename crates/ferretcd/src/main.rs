@@ -152,6 +152,7 @@ fn server_config(cfg: &Config) -> ServerConfig {
         election_timeout: election,
         snapshot_count: cfg.snapshot_count,
         request_timeout: Duration::from_secs(5) + 2 * election,
+        strict_reconfig_check: cfg.strict_reconfig_check,
         v3: v3_settings(cfg),
     }
 }
@@ -236,7 +237,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     if let Some(mode) = auto_compaction(&cfg) {
         tokio::spawn(ferret_server::compactor::run(server.clone(), mode));
     }
-    let m = server.membership();
+    let m = server.identity();
     tracing::info!(
         member_id = %ids::format_id(m.member_id),
         cluster_id = %ids::format_id(m.cluster_id),

@@ -42,9 +42,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferret_proto::etcdserverpb::{
-    auth_client::AuthClient, cluster_client::ClusterClient, maintenance_client::MaintenanceClient,
-    AuthRoleListRequest, AuthUserListRequest, AuthenticateRequest, DefragmentRequest,
-    HashKvRequest, MemberPromoteRequest, StatusRequest,
+    auth_client::AuthClient, maintenance_client::MaintenanceClient, AuthRoleListRequest,
+    AuthUserListRequest, AuthenticateRequest, DefragmentRequest, HashKvRequest, StatusRequest,
 };
 use ferret_proto::etcdserverpb::{
     kv_client::KvClient, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp,
@@ -196,7 +195,6 @@ type Answer = Result<(), tonic::Status>;
 
 async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
     let mut m = MaintenanceClient::new(ch.clone());
-    let mut c = ClusterClient::new(ch.clone());
     let mut a = AuthClient::new(ch);
     vec![
         // Maintenance.Status is served: `maintenance_status_matches_etcd`.
@@ -207,14 +205,7 @@ async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
             "Maintenance.Defragment",
             m.defragment(DefragmentRequest {}).await.map(drop),
         ),
-        // Cluster.MemberList is served: tests/v3_clients.rs (etcdctl member
-        // list) and tests/v3_cluster.rs check it.
-        (
-            "Cluster.MemberPromote",
-            c.member_promote(MemberPromoteRequest { id: 1 })
-                .await
-                .map(drop),
-        ),
+        // The Cluster service is served: `membership_changes_match_etcd`.
         (
             "Auth.UserList",
             a.user_list(AuthUserListRequest {}).await.map(drop),
@@ -475,6 +466,16 @@ async fn hash_kv_transcript(test: &'static str, base: i64, ch: Channel) -> Strin
 fn lock_and_election_match_etcd() {
     same_transcript_on_fresh_pair("v3 Lock and Election test", |base, ch| {
         v3diff::coordination::transcript(ch, base)
+    });
+}
+
+/// The Cluster service's membership changes and their errors on a fresh
+/// single member: etcd's codes, texts and answers
+/// (v3diff/membership.rs).
+#[test]
+fn membership_changes_match_etcd() {
+    same_transcript_on_fresh_pair("v3 Cluster membership test", |_, ch| {
+        v3diff::membership::transcript(ch)
     });
 }
 

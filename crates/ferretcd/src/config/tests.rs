@@ -997,8 +997,7 @@ fn initial_cluster_checks() {
         "--initial-cluster has default=http://127.0.0.1:26381 but missing from --initial-advertise-peer-urls=http://127.0.0.1:26380 (len([\"http://127.0.0.1:26380\"]) != len([\"http://127.0.0.1:26380\" \"http://127.0.0.1:26381\"]))",
     );
 
-    // Joining an existing cluster only needs the own name listed (ferretcd
-    // restarts a member that way; a new one cannot join yet).
+    // Joining an existing cluster only needs the own name listed.
     let mut args = with(&[
         "--initial-cluster-state=existing",
         "--initial-cluster",
@@ -1184,11 +1183,11 @@ fn refusals_name_the_flag_as_given() {
             path.display()
         )
     );
-    let path = temp_file("refused2.yml", "strict-reconfig-check: false\n");
+    let path = temp_file("refused2.yml", "force-new-cluster: true\n");
     assert_eq!(
         error(&["--config-file", path.to_str().unwrap()], &[]).to_string(),
         format!(
-            "ferretcd: config key strict-reconfig-check: false in {} is not supported yet (runtime membership changes are not implemented; see README \"Limitations\")",
+            "ferretcd: config key force-new-cluster in {} is not supported yet (not implemented; see README \"Limitations\")",
             path.display()
         )
     );

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use super::build::table_defaults;
-use super::model::{ClusterState, Config, ConfigError, Logger, ProxyMode, PROGRAM};
+use super::model::{Config, ConfigError, Logger, ProxyMode, PROGRAM};
 use super::sources::{Origin, Settings};
 
 /// What is planned for a refused flag.
@@ -92,29 +92,66 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     refuse_value("listen-peer-urls", TLS_METRICS_LOGS, TLS, |c, _| {
         c.listen_peer_urls.iter().any(|u| u.is_tls())
     }),
-    refuse("cert-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.cert_file)),
-    refuse("key-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.key_file)),
-    refuse("client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| c.client_tls.client_cert_auth),
-    refuse("trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.trusted_ca_file)),
-    refuse("auto-tls", TLS_METRICS_LOGS, TLS, |c, _| c.client_tls.auto_tls),
-    refuse("client-crl-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.client_tls.crl_file)),
-    refuse("client-cert-allowed-hostname", TLS_METRICS_LOGS, TLS, |c, _| {
-        !c.client_tls.allowed_hostname.is_empty()
+    refuse("cert-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.client_tls.cert_file)
     }),
-    refuse("peer-cert-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.cert_file)),
-    refuse("peer-key-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.key_file)),
-    refuse("peer-client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| c.peer_tls.client_cert_auth),
-    refuse("peer-trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.trusted_ca_file)),
-    refuse("peer-auto-tls", TLS_METRICS_LOGS, TLS, |c, _| c.peer_tls.auto_tls),
-    refuse("peer-crl-file", TLS_METRICS_LOGS, TLS, |c, _| set(&c.peer_tls.crl_file)),
-    refuse("peer-cert-allowed-cn", TLS_METRICS_LOGS, TLS, |c, _| !c.peer_tls.allowed_cn.is_empty()),
-    refuse("peer-cert-allowed-hostname", TLS_METRICS_LOGS, TLS, |c, _| {
-        !c.peer_tls.allowed_hostname.is_empty()
+    refuse("key-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.client_tls.key_file)
     }),
-    refuse("experimental-peer-skip-client-san-verification", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.peer_tls.skip_client_san_verification
+    refuse("client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.client_tls.client_cert_auth
     }),
-    refuse("cipher-suites", TLS_METRICS_LOGS, TLS, |c, _| !c.cipher_suites.is_empty()),
+    refuse("trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.client_tls.trusted_ca_file)
+    }),
+    refuse("auto-tls", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.client_tls.auto_tls
+    }),
+    refuse("client-crl-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.client_tls.crl_file)
+    }),
+    refuse(
+        "client-cert-allowed-hostname",
+        TLS_METRICS_LOGS,
+        TLS,
+        |c, _| !c.client_tls.allowed_hostname.is_empty(),
+    ),
+    refuse("peer-cert-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.peer_tls.cert_file)
+    }),
+    refuse("peer-key-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.peer_tls.key_file)
+    }),
+    refuse("peer-client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.peer_tls.client_cert_auth
+    }),
+    refuse("peer-trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.peer_tls.trusted_ca_file)
+    }),
+    refuse("peer-auto-tls", TLS_METRICS_LOGS, TLS, |c, _| {
+        c.peer_tls.auto_tls
+    }),
+    refuse("peer-crl-file", TLS_METRICS_LOGS, TLS, |c, _| {
+        set(&c.peer_tls.crl_file)
+    }),
+    refuse("peer-cert-allowed-cn", TLS_METRICS_LOGS, TLS, |c, _| {
+        !c.peer_tls.allowed_cn.is_empty()
+    }),
+    refuse(
+        "peer-cert-allowed-hostname",
+        TLS_METRICS_LOGS,
+        TLS,
+        |c, _| !c.peer_tls.allowed_hostname.is_empty(),
+    ),
+    refuse(
+        "experimental-peer-skip-client-san-verification",
+        TLS_METRICS_LOGS,
+        TLS,
+        |c, _| c.peer_tls.skip_client_san_verification,
+    ),
+    refuse("cipher-suites", TLS_METRICS_LOGS, TLS, |c, _| {
+        !c.cipher_suites.is_empty()
+    }),
     refuse(
         "cors",
         TLS_METRICS_LOGS,
@@ -133,20 +170,34 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "there is no metrics listener",
         |c, _| !c.listen_metrics_urls.is_empty(),
     ),
-    refuse_value("metrics", TLS_METRICS_LOGS, "metrics are not exported", |c, _| {
-        c.metrics == "extensive"
-    }),
-    refuse("enable-pprof", TLS_METRICS_LOGS, "there is no profiling endpoint", |c, _| {
-        c.enable_pprof
-    }),
-    refuse_value("logger", TLS_METRICS_LOGS, "zap's structured logs are not implemented", |c, _| {
-        c.logger == Logger::Zap
-    }),
-    refuse_value("log-outputs", TLS_METRICS_LOGS, "logs go only to stderr or stdout", |c, _| {
-        c.log_outputs
-            .iter()
-            .any(|o| !matches!(o.as_str(), "default" | "stderr" | "stdout"))
-    }),
+    refuse_value(
+        "metrics",
+        TLS_METRICS_LOGS,
+        "metrics are not exported",
+        |c, _| c.metrics == "extensive",
+    ),
+    refuse(
+        "enable-pprof",
+        TLS_METRICS_LOGS,
+        "there is no profiling endpoint",
+        |c, _| c.enable_pprof,
+    ),
+    refuse_value(
+        "logger",
+        TLS_METRICS_LOGS,
+        "zap's structured logs are not implemented",
+        |c, _| c.logger == Logger::Zap,
+    ),
+    refuse_value(
+        "log-outputs",
+        TLS_METRICS_LOGS,
+        "logs go only to stderr or stdout",
+        |c, _| {
+            c.log_outputs
+                .iter()
+                .any(|o| !matches!(o.as_str(), "default" | "stderr" | "stdout"))
+        },
+    ),
     refuse(
         "log-package-levels",
         TLS_METRICS_LOGS,
@@ -154,21 +205,12 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, _| !c.log_package_levels.is_empty(),
     ),
     // Cluster, Maintenance and Auth.
-    refuse_value(
-        "initial-cluster-state",
+    refuse(
+        "force-new-cluster",
         CLUSTER_MAINTENANCE_AUTH,
-        "the data dir holds no member, and joining a running cluster needs runtime membership changes, which are not implemented",
-        |c, _| c.initial_cluster_state == ClusterState::Existing && !holds_member(c),
+        "not implemented",
+        |c, _| c.force_new_cluster,
     ),
-    refuse_value(
-        "strict-reconfig-check",
-        CLUSTER_MAINTENANCE_AUTH,
-        "runtime membership changes are not implemented",
-        |c, _| !c.strict_reconfig_check,
-    ),
-    refuse("force-new-cluster", CLUSTER_MAINTENANCE_AUTH, "not implemented", |c, _| {
-        c.force_new_cluster
-    }),
     refuse(
         "experimental-initial-corrupt-check",
         CLUSTER_MAINTENANCE_AUTH,
@@ -181,18 +223,24 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "corruption checks between members are not implemented",
         |c, d| c.experimental_corrupt_check_time != d.experimental_corrupt_check_time,
     ),
-    refuse_value("auth-token", CLUSTER_MAINTENANCE_AUTH, "v3 auth is not implemented", |c, d| {
-        c.auth_token != d.auth_token
-    }),
+    refuse_value(
+        "auth-token",
+        CLUSTER_MAINTENANCE_AUTH,
+        "v3 auth is not implemented",
+        |c, d| c.auth_token != d.auth_token,
+    ),
     refuse_value(
         "bcrypt-cost",
         CLUSTER_MAINTENANCE_AUTH,
         "v3 auth is not implemented (v2 auth uses bcrypt's default cost, as in etcd)",
         |c, d| c.bcrypt_cost != d.bcrypt_cost,
     ),
-    refuse_value("auth-token-ttl", CLUSTER_MAINTENANCE_AUTH, "v3 auth is not implemented", |c, d| {
-        c.auth_token_ttl_s != d.auth_token_ttl_s
-    }),
+    refuse_value(
+        "auth-token-ttl",
+        CLUSTER_MAINTENANCE_AUTH,
+        "v3 auth is not implemented",
+        |c, d| c.auth_token_ttl_s != d.auth_token_ttl_s,
+    ),
     // The v3 data plane.
     refuse_value(
         "grpc-keepalive-min-time",
@@ -201,22 +249,36 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, d| c.grpc_keepalive_min_time != d.grpc_keepalive_min_time,
     ),
     // v3 storage and Raft options.
-    refuse("wal-dir", V3_STORAGE, "the WAL is always under --data-dir", |c, _| {
-        c.wal_dir.is_some()
-    }),
-    refuse_value("max-snapshots", V3_STORAGE, "ferretcd keeps the newest 5 snapshots", |c, d| {
-        c.max_snapshots != d.max_snapshots
-    }),
+    refuse(
+        "wal-dir",
+        V3_STORAGE,
+        "the WAL is always under --data-dir",
+        |c, _| c.wal_dir.is_some(),
+    ),
+    refuse_value(
+        "max-snapshots",
+        V3_STORAGE,
+        "ferretcd keeps the newest 5 snapshots",
+        |c, d| c.max_snapshots != d.max_snapshots,
+    ),
     refuse_value(
         "max-wals",
         V3_STORAGE,
         "ferretcd releases WAL segments after each snapshot",
         |c, d| c.max_wals != d.max_wals,
     ),
-    refuse_value("pre-vote", V3_STORAGE, "ferretcd always runs Raft with PreVote", |c, _| {
-        c.pre_vote == Some(false)
-    }),
-    refuse("unsafe-no-fsync", V3_STORAGE, "ferretcd always fsyncs", |c, _| c.unsafe_no_fsync),
+    refuse_value(
+        "pre-vote",
+        V3_STORAGE,
+        "ferretcd always runs Raft with PreVote",
+        |c, _| c.pre_vote == Some(false),
+    ),
+    refuse(
+        "unsafe-no-fsync",
+        V3_STORAGE,
+        "ferretcd always fsyncs",
+        |c, _| c.unsafe_no_fsync,
+    ),
     refuse_value(
         "experimental-warning-apply-duration",
         V3_STORAGE,
@@ -224,16 +286,24 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, d| c.experimental_warning_apply_duration != d.experimental_warning_apply_duration,
     ),
     // Never: ferretcd has no such thing.
-    refuse("discovery", Plan::Never, DISCOVERY, |c, _| !c.discovery.is_empty()),
-    refuse("discovery-srv", Plan::Never, DISCOVERY, |c, _| !c.discovery_srv.is_empty()),
+    refuse("discovery", Plan::Never, DISCOVERY, |c, _| {
+        !c.discovery.is_empty()
+    }),
+    refuse("discovery-srv", Plan::Never, DISCOVERY, |c, _| {
+        !c.discovery_srv.is_empty()
+    }),
     refuse("discovery-srv-name", Plan::Never, DISCOVERY, |c, _| {
         !c.discovery_srv_name.is_empty()
     }),
-    refuse("discovery-proxy", Plan::Never, DISCOVERY, |c, _| !c.discovery_proxy.is_empty()),
+    refuse("discovery-proxy", Plan::Never, DISCOVERY, |c, _| {
+        !c.discovery_proxy.is_empty()
+    }),
     refuse_value("discovery-fallback", Plan::Never, DISCOVERY, |c, d| {
         c.discovery_fallback != d.discovery_fallback
     }),
-    refuse_value("proxy", Plan::Never, PROXY, |c, _| c.proxy != ProxyMode::Off),
+    refuse_value("proxy", Plan::Never, PROXY, |c, _| {
+        c.proxy != ProxyMode::Off
+    }),
     refuse_value("proxy-failure-wait", Plan::Never, PROXY, |c, d| {
         c.proxy_failure_wait_ms != d.proxy_failure_wait_ms
     }),
@@ -259,16 +329,14 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "experimental-backend-bbolt-freelist-type",
         Plan::Never,
         "ferretcd's backend is redb, not bbolt",
-        |c, _| !matches!(c.experimental_backend_bbolt_freelist_type.as_str(), "" | "array"),
+        |c, _| {
+            !matches!(
+                c.experimental_backend_bbolt_freelist_type.as_str(),
+                "" | "array"
+            )
+        },
     ),
 ];
-
-/// Whether the data directory already holds a member (a write-ahead log in
-/// `<data-dir>/member/wal`, see ARCHITECTURE.md "On-disk format"): then
-/// `--initial-cluster-state` is ignored and the member restarts.
-fn holds_member(cfg: &Config) -> bool {
-    ferret_wal::Wal::exists(&cfg.data_dir.join("member").join("wal"))
-}
 
 /// Refuses the first use of an unsupported flag, naming it as it was given
 /// (`--flag`, `ETCD_FLAG` or the config-file key).

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ferret_gocompat::json;
 use ferret_gocompat::time::format_duration;
-use ferret_server::{now_ns, Server};
+use ferret_server::membership::MemberError;
+use ferret_server::{now_ns, Server, ServerError};
 use hyper::{Method, Response, StatusCode};
 
 use crate::api::http::body::Body;
@@ -91,10 +92,9 @@ fn member_json(
     out.push(b'}');
 }
 
-/// `/v2/members`: the member list and the leader, and etcd's validation of
-/// membership changes (id, content type, JSON body). The changes themselves
-/// are refused with an explicit message until runtime reconfiguration is
-/// implemented.
+/// `/v2/members`: the member list and the leader, and membership changes
+/// as etcd's v2 `membersHandler` makes them (through the server core's
+/// checks and the log), with its statuses and texts.
 pub async fn members(
     server: &Server,
     req: hyper::Request<hyper::body::Incoming>,
@@ -113,19 +113,22 @@ pub async fn members(
             return e.into_response();
         }
     }
-    let m = server.membership();
+    let m = server.identity();
     let mut resp = match method {
         Method::GET => member_get(server, rest),
         Method::POST => match member_request(req, max_request_bytes).await {
             Err(resp) => resp,
-            Ok(_) => refuse_reconfiguration(),
+            Ok(urls) => member_add(server, urls).await,
         },
-        _ => match member_target(server, rest) {
+        _ => match member_target(rest) {
             Err(resp) => resp,
-            Ok(_) if method == Method::DELETE => refuse_reconfiguration(),
-            Ok(_) => match member_request(req, max_request_bytes).await {
+            Ok(id) if method == Method::DELETE => {
+                let outcome = server.remove_member(id).await;
+                change_answer(outcome, id)
+            }
+            Ok(id) => match member_request(req, max_request_bytes).await {
                 Err(resp) => resp,
-                Ok(_) => refuse_reconfiguration(),
+                Ok(urls) => change_answer(server.update_member(id, urls).await, id),
             },
         },
     };
@@ -135,6 +138,62 @@ pub async fn members(
             .expect("hex is a valid header"),
     );
     resp
+}
+
+/// etcd's v2 member add: 201 and the new member, its id from its URLs
+/// and the time (etcd's `NewMember`).
+async fn member_add(server: &Server, urls: Vec<String>) -> Response<Body> {
+    let id = ferret_server::ids::new_member_id(&urls, "", now_ns() / 1_000_000_000);
+    let member = ferret_server::Member {
+        id,
+        peer_urls: urls.clone(),
+        ..Default::default()
+    };
+    match server.add_member(member).await {
+        Ok(_) => {
+            let mut out = Vec::new();
+            member_json(&mut out, id, "", &urls, &[]);
+            out.push(b'\n');
+            wire::json(StatusCode::CREATED, out)
+        }
+        Err(e) => change_error(e, id),
+    }
+}
+
+/// The answer to a removal or an update: 204, or etcd's error.
+fn change_answer(
+    outcome: Result<Vec<ferret_server::Member>, ServerError>,
+    id: u64,
+) -> Response<Body> {
+    match outcome {
+        Ok(_) => {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            resp
+        }
+        Err(e) => change_error(e, id),
+    }
+}
+
+/// etcd's v2 answers to a failed change: 409 for a taken id or URL, 404
+/// for an unknown member, 410 for a removed one, else its generic 500.
+fn change_error(e: ServerError, id: u64) -> Response<Body> {
+    match &e {
+        ServerError::Member(m @ (MemberError::IdExists | MemberError::PeerUrlExists)) => {
+            wire::http_error(StatusCode::CONFLICT, &m.to_string())
+        }
+        ServerError::Member(MemberError::IdNotFound) => {
+            wire::http_error(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
+        }
+        ServerError::Member(MemberError::IdRemoved) => wire::http_error(
+            StatusCode::GONE,
+            &format!("Member permanently removed: {id:x}"),
+        ),
+        _ => {
+            tracing::warn!(member = %format!("{id:x}"), error = %e, "a v2 membership change failed");
+            wire::http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    }
 }
 
 fn member_get(server: &Server, rest: &str) -> Response<Body> {
@@ -167,8 +226,8 @@ fn member_get(server: &Server, rest: &str) -> Response<Body> {
     }
 }
 
-/// The member a PUT or DELETE names, checked as etcd's `getID` does.
-fn member_target(server: &Server, rest: &str) -> Result<u64, Response<Body>> {
+/// The member a PUT or DELETE names, read as etcd's `getID` reads it.
+fn member_target(rest: &str) -> Result<u64, Response<Body>> {
     if rest.is_empty() {
         // etcd answers with a bare http.Error here: no Allow header.
         return Err(wire::text_error(
@@ -176,15 +235,8 @@ fn member_target(server: &Server, rest: &str) -> Result<u64, Response<Body>> {
             "Method Not Allowed",
         ));
     }
-    let no_such = || wire::http_error(StatusCode::NOT_FOUND, &format!("No such member: {rest}"));
-    let id = u64::from_str_radix(rest, 16).map_err(|_| no_such())?;
-    if !server.members().iter().any(|m| m.id == id) {
-        return Err(wire::http_error(
-            StatusCode::NOT_FOUND,
-            &format!("No such member: {id:x}"),
-        ));
-    }
-    Ok(id)
+    u64::from_str_radix(rest, 16)
+        .map_err(|_| wire::http_error(StatusCode::NOT_FOUND, &format!("No such member: {rest}")))
 }
 
 #[derive(serde::Deserialize)]
@@ -221,17 +273,21 @@ async fn member_request(
         .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
     let parsed: MemberRequest = serde_json::from_slice(&body)
         .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
-    for u in &parsed.peer_urls {
-        crate::config::Url::parse(u).map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
+    // etcd's `types.NewURLs`: at least one, each valid, sorted.
+    if parsed.peer_urls.is_empty() {
+        return Err(wire::http_error(
+            StatusCode::BAD_REQUEST,
+            "no valid URLs given",
+        ));
     }
-    Ok(parsed.peer_urls)
-}
-
-fn refuse_reconfiguration() -> Response<Body> {
-    wire::http_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "ferretcd: runtime membership changes are not supported yet",
-    )
+    let mut urls = Vec::with_capacity(parsed.peer_urls.len());
+    for u in &parsed.peer_urls {
+        let url = crate::config::Url::parse(u)
+            .map_err(|e| wire::http_error(StatusCode::BAD_REQUEST, &e))?;
+        urls.push(url.to_string());
+    }
+    urls.sort();
+    Ok(urls)
 }
 
 pub fn stats_store(server: &Server, method: &Method) -> Response<Body> {
@@ -245,7 +301,7 @@ pub fn stats_self(server: &Server, method: &Method, started_ns: i64) -> Response
     if method != Method::GET {
         return wire::method_not_allowed("GET");
     }
-    let m = server.membership();
+    let m = server.identity();
     let id = format!("{:x}", m.member_id);
     let state = if server.is_leader() {
         "StateLeader"
@@ -299,7 +355,7 @@ pub fn stats_leader(server: &Server, method: &Method) -> Response<Body> {
     if !server.is_leader() {
         return wire::http_error(StatusCode::FORBIDDEN, "not current leader");
     }
-    let me = server.membership().member_id;
+    let me = server.identity().member_id;
     let stats = server.follower_stats();
     let mut out = format!("{{\"leader\":\"{me:x}\",\"followers\":{{");
     let followers: Vec<u64> = server

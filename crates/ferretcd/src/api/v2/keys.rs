@@ -88,7 +88,7 @@ pub async fn endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Response
         hyper::Method::DELETE => KeyMethod::Delete,
         _ => return wire::method_not_allowed(ALLOWED),
     };
-    let cluster_id = HeaderValue::from_str(&format!("{:x}", api.server.membership().cluster_id))
+    let cluster_id = HeaderValue::from_str(&format!("{:x}", api.server.identity().cluster_id))
         .expect("hex is a valid header");
     // Taken before the body is read; checked after the parameters parse,
     // as etcd does (against the URL key, not the cleaned store path).

@@ -4,6 +4,7 @@
 //! match on the message text (`clientv3`'s `rpctypes.ErrorDesc`).
 
 use ferret_mvcc::MvccError;
+use ferret_server::membership::MemberError;
 use ferret_server::ServerError;
 use tonic::{Code, Status};
 
@@ -70,6 +71,27 @@ pub enum V3Error {
     /// Proclaim or Resign without a leader key.
     #[error("\"leader\" field must be provided")]
     MissingLeaderKey,
+    #[error("member ID already exist")]
+    MemberExist,
+    #[error("Peer URLs already exists")]
+    PeerUrlExist,
+    #[error("re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
+    #[error("given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("member not found")]
+    MemberNotFound,
+    #[error("can only promote a learner member")]
+    MemberNotLearner,
+    #[error("can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("too many learner members in cluster")]
+    TooManyLearners,
+    #[error("unhealthy cluster")]
+    Unhealthy,
+    /// A learner asked for what only voters serve.
+    #[error("rpc not supported for learner")]
+    NotSupportedForLearner,
     /// A service or method ferretcd does not serve yet.
     #[error("{0}")]
     Unimplemented(String),
@@ -106,6 +128,18 @@ impl From<ServerError> for V3Error {
             ServerError::ProposalDropped => V3Error::ProposalDropped,
             ServerError::RequestTooLarge => V3Error::RequestTooLarge,
             ServerError::NoLeader => V3Error::NoLeader,
+            ServerError::NotLeader => V3Error::NotLeader,
+            ServerError::NotEnoughStartedMembers => V3Error::MemberNotEnoughStarted,
+            ServerError::LearnerNotReady => V3Error::LearnerNotReady,
+            ServerError::Unhealthy => V3Error::Unhealthy,
+            // etcd's `toGRPCErrorMap`: a removed id is "not found" too.
+            ServerError::Member(m) => match m {
+                MemberError::IdRemoved | MemberError::IdNotFound => V3Error::MemberNotFound,
+                MemberError::IdExists => V3Error::MemberExist,
+                MemberError::PeerUrlExists => V3Error::PeerUrlExist,
+                MemberError::NotLearner => V3Error::MemberNotLearner,
+                MemberError::TooManyLearners => V3Error::TooManyLearners,
+            },
         }
     }
 }
@@ -160,6 +194,42 @@ impl From<V3Error> for Status {
             ElectionNotLeader => (Code::Unknown, "election: not leader"),
             ElectionNoLeader => (Code::Unknown, "election: no leader"),
             MissingLeaderKey => (Code::Unknown, "\"leader\" field must be provided"),
+            MemberExist => (
+                Code::FailedPrecondition,
+                "etcdserver: member ID already exist",
+            ),
+            PeerUrlExist => (
+                Code::FailedPrecondition,
+                "etcdserver: Peer URLs already exists",
+            ),
+            // etcd maps it to a client-side error value, which gRPC
+            // sends as Unknown.
+            MemberNotEnoughStarted => (
+                Code::Unknown,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            MemberBadUrls => (
+                Code::InvalidArgument,
+                "etcdserver: given member URLs are invalid",
+            ),
+            MemberNotFound => (Code::NotFound, "etcdserver: member not found"),
+            MemberNotLearner => (
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            ),
+            LearnerNotReady => (
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            TooManyLearners => (
+                Code::FailedPrecondition,
+                "etcdserver: too many learner members in cluster",
+            ),
+            Unhealthy => (Code::Unavailable, "etcdserver: unhealthy cluster"),
+            NotSupportedForLearner => (
+                Code::Unavailable,
+                "etcdserver: rpc not supported for learner",
+            ),
             Unimplemented(m) => return Status::new(Code::Unimplemented, m.clone()),
             Internal(m) => return Status::new(Code::Internal, format!("ferretcd: {m}")),
         };

@@ -31,6 +31,10 @@ fn is_txn_serializable(r: &TxnRequest) -> bool {
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = req.into_inner();
+        // etcd's interceptor: a learner serves only serializable reads.
+        if !r.serializable && self.0.server.is_learner() {
+            return Err(V3Error::NotSupportedForLearner.into());
+        }
         validate::check_range(&r)?;
         if !r.serializable {
             self.0.server.read_barrier().await.map_err(V3Error::from)?;

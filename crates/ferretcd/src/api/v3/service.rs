@@ -51,9 +51,10 @@ pub fn service(v3: V3) -> Grpc {
         lock: LockServer::new(LockService(v3.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
-        election: ElectionServer::new(ElectionService(v3))
+        election: ElectionServer::new(ElectionService(v3.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
+        server: v3.server,
         max_message_bytes: max_in,
     }
 }
@@ -74,6 +75,8 @@ pub struct Grpc {
     cluster: ClusterServer<ClusterService>,
     lock: LockServer<LockService>,
     election: ElectionServer<ElectionService>,
+    /// To ask whether this member is a learner.
+    server: ferret_server::Server,
     /// The largest request message accepted.
     max_message_bytes: usize,
 }
@@ -94,6 +97,14 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
         let max = self.max_message_bytes;
         let req = req.map(|b| Frames::new(b, max));
         let path = req.uri().path();
+        // etcd's interceptors: a learner serves only Status and
+        // serializable Ranges (the KV service checks the latter).
+        if self.server.is_learner()
+            && path != "/etcdserverpb.Maintenance/Status"
+            && path != "/etcdserverpb.KV/Range"
+        {
+            return answer_without_reading(req, V3Error::NotSupportedForLearner);
+        }
         // The service part of a served method's path, with both slashes.
         let service = match path.rfind('/') {
             Some(end) if is_served(path) => &path[..=end],
@@ -117,15 +128,23 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
         } else {
             format!("unknown service or method {method}")
         };
-        Box::pin(async move {
-            // Read the request to its end first: answering a stream the
-            // client is still sending on makes HTTP/2 reset it, which gRPC
-            // clients report as a protocol error instead of this status.
-            use http_body_util::BodyExt;
-            let _ = req.into_body().collect().await;
-            Ok(Status::from(V3Error::Unimplemented(msg)).into_http())
-        })
+        answer_without_reading(req, V3Error::Unimplemented(msg))
     }
+}
+
+/// Answers a call with `e` without serving it.
+fn answer_without_reading(
+    req: http::Request<Frames<Incoming>>,
+    e: V3Error,
+) -> <Grpc as tower::Service<http::Request<Incoming>>>::Future {
+    Box::pin(async move {
+        // Read the request to its end first: answering a stream the
+        // client is still sending on makes HTTP/2 reset it, which gRPC
+        // clients report as a protocol error instead of this status.
+        use http_body_util::BodyExt;
+        let _ = req.into_body().collect().await;
+        Ok(Status::from(e).into_http())
+    })
 }
 
 fn is_served(path: &str) -> bool {

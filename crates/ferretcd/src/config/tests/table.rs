@@ -144,10 +144,10 @@ const CASES: &[Case] = &[
         Field,
     ),
     case("initial-cluster-token", "etcd-cluster", "t", Field),
-    // `existing` restarts a member; with an empty data dir it would join a
-    // running cluster, which ferretcd cannot do yet.
-    case("initial-cluster-state", "new", "existing", Refused),
-    case("strict-reconfig-check", "true", "false", Refused),
+    // `existing` restarts a member, or with an empty data dir joins a
+    // running cluster.
+    case("initial-cluster-state", "new", "existing", Field),
+    case("strict-reconfig-check", "true", "false", Field),
     case("enable-v2", "false", "true", Field),
     // etcd's default is `false`, but ferretcd always runs PreVote: `true`
     // is what it does, an explicit `false` is refused.

@@ -150,7 +150,7 @@ pub async fn handle(api: &Api, req: Request<Incoming>, path: &[u8]) -> Response<
     let h = resp.headers_mut();
     h.insert(
         wire::X_ETCD_CLUSTER_ID,
-        HeaderValue::from_str(&format!("{:x}", api.server.membership().cluster_id))
+        HeaderValue::from_str(&format!("{:x}", api.server.identity().cluster_id))
             .expect("hex is a valid header"),
     );
     h.insert(CONTENT_TYPE, wire::JSON);

@@ -1,0 +1,413 @@
+//! Runtime membership changes on a cluster of `ferretcd` processes on
+//! loopback (heartbeat 50 ms, election timeout 500 ms), as an operator
+//! makes them:
+//!
+//! - under a write load, a learner is added (v3 `MemberAdd`), started with
+//!   `--initial-cluster-state existing`, refuses what etcd's learners
+//!   refuse, is promoted, and the leader is removed: the leader stops with
+//!   etcd's message, the others elect a new one, and no acknowledged
+//!   write is lost;
+//! - a member whose disk died is replaced through the v2 members API:
+//!   removed while down (a restart on its old data dir then stops with
+//!   etcd's message), added again, started empty with `existing`, and
+//!   caught up through a snapshot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::{text, Cluster, Options};
+use common::http::{self, BodyMode, Request};
+use ferret_proto::etcdserverpb::{
+    cluster_client::ClusterClient, kv_client::KvClient, MemberAddRequest, MemberListRequest,
+    MemberPromoteRequest, MemberRemoveRequest, PutRequest, RangeRequest,
+};
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a wait for the cluster to converge may take.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// etcd's strict reconfiguration check wants every voter connected for
+/// this long before a voter is added or removed.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(5200);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn channel(addr: std::net::SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint URL")
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(20))
+        .connect_lazy()
+}
+
+/// `--initial-cluster` for a member joining: the running members and it.
+fn initial_cluster(c: &Cluster, members: &[usize]) -> String {
+    members
+        .iter()
+        .map(|&i| format!("{}={}", c.members[i].name, c.members[i].peer_url()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The id of member `i`, from `/v2/stats/self`.
+fn member_id(c: &Cluster, i: usize) -> u64 {
+    let body = text(&c.request(i, "GET", "/v2/stats/self", None));
+    let id = common::cluster::json_str(&body, &["id"]).expect("an id in /v2/stats/self");
+    u64::from_str_radix(&id, 16).expect("a hex id")
+}
+
+/// Puts `k<n>` through the members in turn until told to stop, recording
+/// every acknowledged write.
+async fn write_load(
+    targets: Arc<Mutex<Vec<std::net::SocketAddr>>>,
+    acked: Arc<Mutex<BTreeMap<String, String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut n = 0u64;
+    let mut clients: BTreeMap<std::net::SocketAddr, KvClient<Channel>> = BTreeMap::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let addrs = targets.lock().unwrap().clone();
+        let addr = addrs[n as usize % addrs.len()];
+        let key = format!("k{n:06}");
+        let value = format!("v{n}");
+        let mut kv = clients
+            .entry(addr)
+            .or_insert_with(|| KvClient::new(channel(addr)))
+            .clone();
+        let put = kv.put(PutRequest {
+            key: key.clone().into_bytes().into(),
+            value: value.clone().into_bytes().into(),
+            ..Default::default()
+        });
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(15), put).await {
+            acked.lock().unwrap().insert(key, value);
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Every key under `k`, linearizably, from `addr`.
+async fn all_keys(addr: std::net::SocketAddr) -> Result<BTreeMap<String, String>, tonic::Status> {
+    let r = KvClient::new(channel(addr))
+        .max_decoding_message_size(usize::MAX)
+        .range(RangeRequest {
+            key: b"k".to_vec().into(),
+            range_end: b"l".to_vec().into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(r.kvs
+        .into_iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(&kv.key).into_owned(),
+                String::from_utf8_lossy(&kv.value).into_owned(),
+            )
+        })
+        .collect())
+}
+
+#[test]
+fn a_learner_joins_is_promoted_and_the_leader_is_removed_under_writes() {
+    let mut c = Cluster::start(Options {
+        snapshot_count: Some(300),
+        ..Default::default()
+    });
+    let rt = runtime();
+    // Channels connect lazily on the runtime.
+    let _entered = rt.enter();
+    let started = Instant::now();
+    let targets = Arc::new(Mutex::new(vec![c.client(0), c.client(1), c.client(2)]));
+    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = rt.spawn(write_load(targets.clone(), acked.clone(), stop.clone()));
+
+    // Every voter connected for etcd's health interval, or no member may
+    // be added.
+    if let Some(wait) = HEALTH_INTERVAL.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    let n = c.new_member();
+    let peer = c.members[n].peer_url();
+    let leader = c.leader();
+    let mut cluster = ClusterClient::new(channel(c.client(leader)));
+    let added = rt
+        .block_on(cluster.member_add(MemberAddRequest {
+            peer_ur_ls: vec![peer.clone()],
+            is_learner: true,
+        }))
+        .expect("MemberAdd")
+        .into_inner();
+    let new_id = added.member.as_ref().expect("the added member").id;
+    assert!(added.member.as_ref().unwrap().is_learner);
+    assert_eq!(added.members.len(), 4, "{added:?}");
+    assert!(added.header.as_ref().unwrap().revision == 0, "no revision");
+    // A second learner is one too many, as in etcd 3.4.
+    let other = rt
+        .block_on(cluster.member_add(MemberAddRequest {
+            peer_ur_ls: vec!["http://127.0.0.1:1".into()],
+            is_learner: true,
+        }))
+        .expect_err("a second learner");
+    assert_eq!(
+        other.message(),
+        "etcdserver: too many learner members in cluster"
+    );
+    // Promoting it before it ever ran: not in sync.
+    let early = rt
+        .block_on(cluster.member_promote(MemberPromoteRequest { id: new_id }))
+        .expect_err("promoting a learner that never ran");
+    assert_eq!(
+        early.message(),
+        "etcdserver: can only promote a learner member which is in sync with leader"
+    );
+
+    let ic = initial_cluster(&c, &[0, 1, 2, n]);
+    c.start_joining(n, &ic);
+    c.wait_ready(n);
+    // A learner serves serializable reads only.
+    let mut kv = KvClient::new(channel(c.client(n)));
+    let refused = rt
+        .block_on(kv.range(RangeRequest {
+            key: b"k".to_vec().into(),
+            ..Default::default()
+        }))
+        .expect_err("a linearizable read from a learner");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        refused.message(),
+        "etcdserver: rpc not supported for learner"
+    );
+    rt.block_on(kv.range(RangeRequest {
+        key: b"k".to_vec().into(),
+        serializable: true,
+        ..Default::default()
+    }))
+    .expect("a serializable read from a learner");
+
+    // Promote it (through a follower, which asks the leader whether it
+    // caught up) once it has.
+    let follower = c.follower_of(c.leader());
+    let mut via_follower = ClusterClient::new(channel(c.client(follower)));
+    let promoted = common::cluster::poll("promotion", SETTLE, Duration::from_millis(200), || {
+        rt.block_on(via_follower.member_promote(MemberPromoteRequest { id: new_id }))
+            .map(|r| r.into_inner())
+            .map_err(|e| e.message().to_string())
+    });
+    assert!(
+        promoted.members.iter().all(|m| !m.is_learner),
+        "{promoted:?}"
+    );
+    targets.lock().unwrap().push(c.client(n));
+
+    // Remove the leader.
+    let leader = c.leader();
+    let leader_id = member_id(&c, leader);
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    let mut via_other = ClusterClient::new(channel(c.client(other)));
+    let left = common::cluster::poll(
+        "removing the leader",
+        SETTLE,
+        Duration::from_millis(300),
+        || {
+            rt.block_on(via_other.member_remove(MemberRemoveRequest { id: leader_id }))
+                .map(|r| r.into_inner())
+                .map_err(|e| e.message().to_string())
+        },
+    );
+    assert_eq!(left.members.len(), 3);
+    assert!(left.members.iter().all(|m| m.id != leader_id));
+    let status = c
+        .wait_exit(leader, Duration::from_secs(10))
+        .expect("the removed leader stops");
+    assert!(status.success(), "{status:?}");
+    assert!(c.members[leader]
+        .log_text()
+        .contains("the member has been permanently removed from the cluster"));
+    targets
+        .lock()
+        .unwrap()
+        .retain(|&a| a != c.members[leader].client);
+
+    // Writes go on under the new leader.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    rt.block_on(load).expect("the load task");
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    for i in [other, n] {
+        let got = common::cluster::poll(
+            "reading the keys",
+            SETTLE,
+            Duration::from_millis(200),
+            || {
+                rt.block_on(all_keys(c.client(i)))
+                    .map_err(|e| e.to_string())
+            },
+        );
+        for (k, v) in &acked {
+            assert_eq!(got.get(k), Some(v), "member {i} lost the acknowledged {k}");
+        }
+    }
+    let list = rt
+        .block_on(ClusterClient::new(channel(c.client(n))).member_list(MemberListRequest {}))
+        .expect("MemberList")
+        .into_inner();
+    let mut names: Vec<String> = list.members.iter().map(|m| m.name.clone()).collect();
+    names.sort();
+    let mut expected: Vec<String> = [0, 1, 2, n]
+        .iter()
+        .filter(|&&i| i != leader)
+        .map(|&i| c.members[i].name.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+fn v2(c: &Cluster, i: usize, method: &str, target: &str, json: Option<&str>) -> http::Response {
+    let mut req = Request {
+        method: method.into(),
+        target: target.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    if let Some(body) = json {
+        req.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        req.body = Some(body.as_bytes().to_vec());
+    }
+    http::send(c.client(i), &req, BodyMode::Full, Duration::from_secs(15)).expect("a response")
+}
+
+#[test]
+fn a_member_whose_disk_died_is_replaced_through_the_v2_members_api() {
+    let mut c = Cluster::start(Options {
+        snapshot_count: Some(100),
+        ..Default::default()
+    });
+    let started = Instant::now();
+    for i in 0..300 {
+        c.put_ok(0, &format!("a{i}"), &format!("x{i}"));
+    }
+    let dead = c.follower_of(c.leader());
+    let live = (0..3).find(|&i| i != dead).unwrap();
+    let dead_id = member_id(&c, dead);
+    c.kill(dead);
+    if let Some(wait) = HEALTH_INTERVAL.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+
+    // Removed while down (a member that is down is no part of the quorum).
+    let r = v2(
+        &c,
+        live,
+        "DELETE",
+        &format!("/v2/members/{dead_id:x}"),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let r = v2(
+        &c,
+        live,
+        "DELETE",
+        &format!("/v2/members/{dead_id:x}"),
+        None,
+    );
+    assert_eq!(r.status, 410);
+    assert_eq!(
+        text(&r),
+        format!("{{\"message\":\"Member permanently removed: {dead_id:x}\"}}")
+    );
+    let r = v2(&c, live, "DELETE", "/v2/members/123", None);
+    assert_eq!(r.status, 404);
+    assert_eq!(text(&r), "{\"message\":\"No such member: 123\"}");
+
+    // Restarted on its old data dir, it learns it was removed and stops.
+    c.restart(dead);
+    let status = c
+        .wait_exit(dead, Duration::from_secs(20))
+        .expect("a removed member stops");
+    assert!(status.success(), "{status:?}");
+    assert!(c.members[dead]
+        .last_start_log()
+        .contains("the member has been permanently removed from the cluster"));
+
+    // Its disk died: added again, it starts empty and catches up.
+    c.wipe(dead);
+    // Past the 5000 entries a leader keeps after a snapshot, so the new
+    // member can only catch up through one.
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let c = &c;
+            s.spawn(move || {
+                for i in (300 + t..5600).step_by(8) {
+                    c.put_ok(live, &format!("a{i}"), &format!("x{i}"));
+                }
+            });
+        }
+    });
+    let peer = c.members[dead].peer_url();
+    let body = format!("{{\"peerURLs\":[\"{peer}\"]}}");
+    let r = v2(&c, live, "POST", "/v2/members", Some(&body));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let added: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(added["peerURLs"][0], peer.as_str());
+    assert_eq!(added["name"], "");
+    // Another voter now would leave 2 started of 4: etcd's strict check
+    // refuses it, and its v2 API says only this.
+    let r = v2(&c, live, "POST", "/v2/members", Some(&body));
+    assert_eq!(r.status, 500);
+    assert_eq!(text(&r), "{\"message\":\"Internal Server Error\"}");
+
+    let ic = initial_cluster(&c, &[0, 1, 2]);
+    c.start_joining(dead, &ic);
+    c.wait_ready(dead);
+    assert!(
+        c.members[dead]
+            .last_start_log()
+            .contains("installed a snapshot from the leader"),
+        "the new member caught up without a snapshot"
+    );
+    for i in (0..5600).step_by(97) {
+        let key = format!("a{i}");
+        let body = text(&common::cluster::poll(
+            "a key on the new member",
+            SETTLE,
+            Duration::from_millis(100),
+            || {
+                let r = c.get(dead, &key);
+                if r.status == 200 {
+                    Ok(r)
+                } else {
+                    Err(text(&r))
+                }
+            },
+        ));
+        assert_eq!(
+            common::cluster::json_str(&body, &["node", "value"]).as_deref(),
+            Some(format!("x{i}").as_str())
+        );
+    }
+    let members = text(&c.request(dead, "GET", "/v2/members", None));
+    let doc: serde_json::Value = serde_json::from_str(&members).expect("JSON");
+    assert_eq!(
+        doc["members"].as_array().map(Vec::len),
+        Some(3),
+        "{members}"
+    );
+    assert!(!members.contains(&format!("{dead_id:x}")), "{members}");
+}
