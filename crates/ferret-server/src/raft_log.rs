@@ -62,6 +62,12 @@ impl RaftLog {
         self.hard_state = hs;
     }
 
+    /// raft's configuration at the start (the snapshot's, or the initial
+    /// one), or after the last configuration change applied.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
     /// Whether a fresh snapshot is wanted (see `fresh_snapshot_wanted`);
     /// asking clears it.
     pub fn take_fresh_snapshot_wanted(&self) -> bool {
@@ -286,12 +292,25 @@ mod tests {
         log.set_snapshot(SnapshotMetadata {
             index: 3,
             term: 2,
+            conf_state: Some(ConfState {
+                voters: vec![1, 2],
+                learners: vec![4],
+                ..Default::default()
+            })
+            .into(),
             ..Default::default()
         });
         let snap = log.snapshot(2, 2).unwrap();
         assert_eq!(snap.get_metadata().index, 3);
         assert!(snap.data.is_empty(), "the sender thread reads the data");
         assert!(log.snapshot(4, 2).is_err(), "not that new yet");
+        assert!(log.snapshot(2, 4).is_ok(), "a learner gets it");
+        // A member added since: that snapshot would be refused, so a
+        // fresh one is wanted.
+        assert!(!log.take_fresh_snapshot_wanted());
+        assert!(log.snapshot(2, 5).is_err());
+        assert!(log.take_fresh_snapshot_wanted());
+        assert!(!log.take_fresh_snapshot_wanted(), "asking clears it");
     }
 
     #[test]

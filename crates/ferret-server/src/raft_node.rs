@@ -100,6 +100,9 @@ pub enum Input {
         id: u64,
         reply: oneshot::Sender<Result<bool, ServerError>>,
     },
+    /// The peers confirmed that this new member's cluster is new too
+    /// (see `crate::server`'s amnesia guard): it may vote from now on.
+    Verified,
     /// A snapshot file written by the background writer (or why not).
     SnapshotSaved {
         index: u64,
@@ -206,6 +209,12 @@ pub struct NodeConfig {
     pub lease_extend: Duration,
     /// A member joining a running cluster: the members it was told of.
     pub join_peers: Peers,
+    /// `--force-new-cluster`: on a restart, this member alone becomes the
+    /// cluster, with its data.
+    pub force_new_cluster: bool,
+    /// Its own peer URLs (for `--force-new-cluster` of a member the
+    /// configuration somehow lacks).
+    pub peer_urls: Vec<String>,
 }
 
 /// A lease query sent to the leader, waiting for its answer.
@@ -252,6 +261,10 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("{0}")]
     CannotJoin(String),
+    /// The amnesia guard: a member that lost its data may not rejoin as it
+    /// was.
+    #[error("{0}")]
+    LostData(String),
 }
 
 pub struct RaftNode {
@@ -286,6 +299,14 @@ pub struct RaftNode {
     stalled_conf: Vec<(u64, ConfChange)>,
     /// Set when this member applied its own removal: when it stops.
     removed_at: Option<Instant>,
+    /// Started with an empty data dir and not verified yet: it neither
+    /// votes nor campaigns (see [`RaftNode::verify`]).
+    unverified: bool,
+    /// Its marker file.
+    marker: PathBuf,
+    /// How many entries bootstrapped this member's log (its initial
+    /// members; 0 for a member that joined).
+    bootstrap_entries: u64,
     /// Batches of reads waiting for their read index, by request id, with
     /// when it was last asked for.
     reads_pending: HashMap<u64, (Instant, Vec<ReadReply>)>,
@@ -347,6 +368,25 @@ impl slog::Drain for TracingDrain {
         }
         Ok(())
     }
+}
+
+/// The marker of a member that started with an empty data dir and is not
+/// verified yet (see [`RaftNode::verify`]): created before its WAL, so a
+/// crash in between leaves a member that is still unverified.
+pub fn unverified_marker(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("unverified")
+}
+
+/// Creates the marker durably: the file, then its directory entry.
+fn create_marker(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::File::create(path)?.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Whether the data dir holds a write-ahead log (a member that started
@@ -419,6 +459,124 @@ fn decode_conf_change(data: &[u8]) -> Result<(ConfChange, Change), String> {
     Ok((cc, change))
 }
 
+/// `--force-new-cluster`, as etcd's `restartAsStandaloneNode`: the
+/// entries after the commit index are dropped; configuration changes that
+/// remove every other member (and add this one if the configuration lacks
+/// it) are appended at the commit index's term and committed at once, in
+/// the WAL before anything runs. Applying them leaves this member alone in
+/// the membership and in raft's configuration, with all its data; it then
+/// elects itself.
+fn force_new_cluster(
+    log: &mut RaftLog,
+    wal: &mut Wal,
+    entries: &[Entry],
+    me: u64,
+    cfg: &NodeConfig,
+) -> Result<(), StartError> {
+    let mut hs = log.hard_state().clone();
+    let commit = hs.commit;
+    let cs = log.conf_state();
+    let mut ids: std::collections::BTreeSet<u64> =
+        cs.voters.iter().chain(&cs.learners).copied().collect();
+    for e in entries.iter().filter(|e| e.index <= commit) {
+        if e.get_entry_type() != EntryType::EntryConfChange {
+            continue;
+        }
+        match decode_conf_change(&e.data) {
+            Ok((_, Change::Add(m))) => {
+                ids.insert(m.id);
+            }
+            Ok((_, Change::Remove(id))) => {
+                ids.remove(&id);
+            }
+            _ => {}
+        }
+    }
+    let mut changes = Vec::new();
+    if !ids.contains(&me) {
+        changes.push(Change::Add(Member {
+            id: me,
+            peer_urls: cfg.peer_urls.clone(),
+            ..Default::default()
+        }));
+    }
+    changes.extend(
+        ids.iter()
+            .filter(|&&id| id != me)
+            .map(|&id| Change::Remove(id)),
+    );
+    let forced: Vec<Entry> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, change)| {
+            let mut e = Entry::default();
+            e.index = commit + 1 + i as u64;
+            e.term = hs.term;
+            e.set_entry_type(EntryType::EntryConfChange);
+            e.data = conf_change(0, change)
+                .write_to_bytes()
+                .unwrap_or_default()
+                .into();
+            e
+        })
+        .collect();
+    let dropped = entries.iter().filter(|e| e.index > commit).count();
+    if let Some(last) = forced.last() {
+        log.append(&forced);
+        wal.append(&forced.iter().map(to_wal).collect::<Vec<_>>())?;
+        hs.commit = last.index;
+    }
+    wal.set_hard_state(&WalHardState {
+        term: hs.term,
+        vote: hs.vote,
+        commit: hs.commit,
+    })?;
+    wal.sync()?;
+    log.set_hard_state(hs);
+    tracing::warn!(
+        commit_index = commit,
+        discarded_uncommitted_entries = dropped,
+        removed = ?ids.iter().filter(|&&id| id != me).map(|id| format!("{id:x}")).collect::<Vec<_>>(),
+        "--force-new-cluster: forcing a restart of this member as a cluster of its own"
+    );
+    Ok(())
+}
+
+/// Whether this member's own attributes were published: in the snapshot
+/// restored, or by an entry of the log.
+fn published_before(shared: &Shared, me: u64, entries: &[Entry]) -> bool {
+    if shared
+        .state()
+        .membership
+        .get(me)
+        .is_some_and(|m| m.is_started())
+    {
+        return true;
+    }
+    let path = format!("/0/members/{me:x}/attributes");
+    entries.iter().any(|e| {
+        e.get_entry_type() == EntryType::EntryNormal
+            && entry::decode(&e.data)
+                .ok()
+                .and_then(|r| r.v2)
+                .is_some_and(|v2| v2.path.as_deref() == Some(path.as_bytes()))
+    })
+}
+
+fn remove_marker(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete the unverified marker")
+        }
+    }
+}
+
 fn to_wal(e: &Entry) -> EntryRecord {
     EntryRecord {
         index: e.index,
@@ -478,7 +636,7 @@ pub fn start(
     let mut applied = 0;
     let mut snapshot_index = 0;
     if Wal::exists(&wal_path) {
-        let (w, rec) = Wal::open(&wal_path)?;
+        let (mut w, rec) = Wal::open(&wal_path)?;
         meta = entry::decode_wal_metadata(&rec.metadata)
             .map_err(|e| StartError::Metadata(format!("{}: {e}", wal_path.display())))?;
         log = RaftLog::new(conf_state(&meta));
@@ -516,6 +674,12 @@ pub fn start(
             }
         }
         log.append(&entries);
+        let marker = unverified_marker(&cfg.data_dir);
+        if marker.exists() && published_before(&shared, meta.member_id, &entries) {
+            // It published itself in an earlier life of this data dir: its
+            // data is its own.
+            remove_marker(&marker);
+        }
         if let Some(hs) = rec.hard_state {
             let mut h = HardState::default();
             h.term = hs.term;
@@ -529,6 +693,10 @@ pub fn start(
             commit = log.hard_state().commit,
             "restarted from the write-ahead log; bootstrap flags are ignored"
         );
+        if cfg.force_new_cluster {
+            force_new_cluster(&mut log, &mut w, &entries, meta.member_id, &cfg)?;
+            remove_marker(&unverified_marker(&cfg.data_dir));
+        }
         wal = w;
     } else {
         // A new member: of a new cluster (its first entries add the
@@ -536,6 +704,12 @@ pub fn start(
         // no members then: the log the leader sends, or its snapshot,
         // brings the configuration).
         meta = new_cluster;
+        if meta.members.len() != 1 {
+            // A member with peers whose data dir is empty: it may be one
+            // that lost its data. It votes only once verified.
+            create_marker(&unverified_marker(&cfg.data_dir))
+                .map_err(|e| StartError::Snapshot(format!("the unverified marker: {e}")))?;
+        }
         let metadata = entry::encode_wal_metadata(&meta);
         let mut w = Wal::create(&wal_path, &metadata)?;
         let entries = bootstrap_entries(&meta);
@@ -600,6 +774,14 @@ pub fn start(
     peers.sort_by_key(|p| p.0);
     let net = make_net(&meta, &peers).map_err(StartError::PeerNet)?;
     let mvcc = shared.state().v3.store().clone();
+    let unverified = unverified_marker(&cfg.data_dir).exists();
+    shared.unverified.store(unverified, Ordering::Release);
+    if unverified {
+        tracing::warn!(
+            "this member started with an empty data dir: it will not vote until its peers \
+             confirm the cluster is new, or until it has caught up and published itself"
+        );
+    }
     let learner = shared
         .state()
         .membership
@@ -629,6 +811,9 @@ pub fn start(
         conf_waiters: HashMap::new(),
         stalled_conf: Vec::new(),
         removed_at: None,
+        unverified,
+        marker: unverified_marker(&cfg.data_dir),
+        bootstrap_entries: meta.members.len() as u64,
         reads_pending: HashMap::new(),
         reads_next: Vec::new(),
         reads_ready: Vec::new(),
@@ -692,7 +877,11 @@ impl RaftNode {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.node.tick();
+                // An unverified member never campaigns: its election
+                // timer does not run.
+                if !self.unverified || self.node.raft.state == StateRole::Leader {
+                    self.node.tick();
+                }
                 next_tick += self.heartbeat;
                 if next_tick < now {
                     next_tick = now + self.heartbeat;
@@ -726,6 +915,22 @@ impl RaftNode {
         tracing::info!("raft loop stopped");
     }
 
+    /// The amnesia guard lifts: a member that started with an empty data
+    /// dir is a full member once its peers confirmed that the cluster is
+    /// new (no member holds committed data), or once it has caught up from
+    /// a leader and its own publication is applied. Until then it neither
+    /// votes nor campaigns: had it lost its data, its vote could elect a
+    /// member lacking writes it had acknowledged.
+    fn verify(&mut self, why: &str) {
+        if !self.unverified {
+            return;
+        }
+        self.unverified = false;
+        self.shared.unverified.store(false, Ordering::Release);
+        remove_marker(&self.marker);
+        tracing::info!(reason = why, "this member may vote");
+    }
+
     /// This member applied its own removal and waited for the others to
     /// learn it was committed: it stops for good, as etcd's does.
     fn stop_removed(&mut self) -> ! {
@@ -753,6 +958,7 @@ impl RaftNode {
             Input::LearnerReady { id, reply } => {
                 let _ = reply.send(self.learner_ready(id));
             }
+            Input::Verified => self.verify("its peers confirmed the cluster is new"),
             Input::SnapshotSaved {
                 index,
                 term,
@@ -781,6 +987,17 @@ impl RaftNode {
     fn on_net(&mut self, event: NetEvent) {
         match event {
             NetEvent::Step(m) => {
+                if self.unverified
+                    && matches!(
+                        m.get_msg_type(),
+                        MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+                    )
+                {
+                    // Not unless verified: it may have forgotten a vote or
+                    // an acknowledged entry (no answer is a lost message).
+                    tracing::debug!(from = %format!("{:x}", m.from), "vote request ignored: not verified");
+                    return;
+                }
                 if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
                     if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
                         let ms = sent.elapsed().as_secs_f64() * 1000.0;
@@ -831,6 +1048,9 @@ impl RaftNode {
                     format: entry::CLUSTER_INFO_FORMAT.into(),
                     cluster_id: self.net.cluster_id(),
                     membership: Some(self.shared.state().membership.to_proto()),
+                    commit_index: self.node.raft.raft_log.committed,
+                    bootstrap_entries: self.bootstrap_entries,
+                    unverified: self.unverified,
                 };
                 let body = ferret_proto::Message::encode_to_vec(&info);
                 let spawned = std::thread::Builder::new()
@@ -1341,6 +1561,16 @@ impl RaftNode {
                 }
             }
         }
+        if self.unverified
+            && self
+                .shared
+                .state()
+                .membership
+                .get(self.member_id)
+                .is_some_and(|m| m.is_started())
+        {
+            self.verify("it caught up and published itself");
+        }
         if first_of_term && self.node.raft.state == StateRole::Leader {
             // As etcd: lease expiry starts once the new leader applied all
             // entries of earlier terms (revocations the old leader proposed
@@ -1737,6 +1967,8 @@ impl RaftNode {
     }
 
     fn publish_attributes(&mut self) {
+        // Before the proposal leaves: see the amnesia guard (`server`).
+        self.shared.publishing.store(true, Ordering::Release);
         let value = serde_json::json!({"name": self.name, "clientURLs": self.client_urls});
         let cmd = internal_put(
             format!("/0/members/{:x}/attributes", self.member_id),

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     /// `--strict-reconfig-check`: refuse membership changes that could
     /// cost the quorum.
     pub strict_reconfig_check: bool,
+    /// `--force-new-cluster`: a restart makes this member a cluster of its
+    /// own, with its data (disaster recovery).
+    pub force_new_cluster: bool,
     pub v3: V3Settings,
 }
 
@@ -177,6 +180,8 @@ impl Server {
             leader_id: AtomicU64::new(0),
             is_leader: AtomicBool::new(false),
             is_learner: AtomicBool::new(false),
+            unverified: AtomicBool::new(false),
+            publishing: AtomicBool::new(false),
             leader_since_ns: AtomicI64::new(0),
             transport_stats: stats.clone(),
             followers: Default::default(),
@@ -202,6 +207,13 @@ impl Server {
             client_urls: cfg.client_urls.clone(),
             lease_extend: cfg.election_timeout,
             join_peers: Vec::new(),
+            force_new_cluster: cfg.force_new_cluster,
+            peer_urls: cfg
+                .initial_members
+                .iter()
+                .find(|m| m.name == cfg.name)
+                .map(|m| m.peer_urls.clone())
+                .unwrap_or_default(),
         };
         let mut node_cfg = node_cfg;
         let new_cluster = if cfg.join_existing && !raft_node::has_wal(&cfg.data_dir) {
@@ -253,7 +265,7 @@ impl Server {
                 })
                 .unwrap_or_default();
         }
-        let single = meta.members.len() == 1;
+        let single = meta.members.len() == 1 || cfg.force_new_cluster;
         std::thread::Builder::new()
             .name("raft".into())
             .spawn(move || {
@@ -273,6 +285,26 @@ impl Server {
             inbox: tx,
             max_request_bytes: cfg.v3.max_request_bytes,
         };
+        if server.shared.unverified.load(Ordering::Acquire) {
+            let guard = AmnesiaGuard::new(&server, &cfg);
+            // One round at once: a member that lost its data is refused
+            // before it serves anything, if a peer answers.
+            let first = {
+                let g = guard.clone();
+                tokio::task::spawn_blocking(move || g.check())
+                    .await
+                    .unwrap_or(Verdict::Wait)
+            };
+            match first {
+                Verdict::Refuse(why) => return Err(StartError::LostData(why)),
+                Verdict::Verified => {
+                    let _ = server.send(Input::Verified);
+                }
+                Verdict::Wait => {
+                    tokio::spawn(guard.run(server.clone()));
+                }
+            }
+        }
         tokio::spawn(watch_for_removal(server.clone()));
         Ok(server)
     }
@@ -765,6 +797,161 @@ async fn watch_for_removal(server: Server) {
     }
 }
 
+/// How often an unverified member asks its peers again.
+const AMNESIA_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What the peers say of a member that started with an empty data dir.
+#[derive(Debug)]
+enum Verdict {
+    /// A quorum of members, it included, hold no committed data: the
+    /// cluster is new.
+    Verified,
+    /// A peer knows this member as started: it lost its data.
+    Refuse(String),
+    /// Not known yet (peers down, or a cluster with data that this member
+    /// never started in: it catches up and is verified once it published
+    /// itself).
+    Wait,
+}
+
+/// The amnesia guard's questions to the peers. A member whose data dir
+/// was empty at start (and is not verified yet: `raft_node`'s marker)
+/// neither votes nor campaigns until a quorum, itself included, is known
+/// to hold no committed data (a new cluster), or until it has caught up
+/// and its own publication is applied. If a peer knows it as a started
+/// member, it lost its data: its start is refused, with how to bring it
+/// back. etcd 3.4's own check (asking whether the member is bootstrapped
+/// already) lets such a member vote when it and another start together,
+/// and an acknowledged write can be lost.
+#[derive(Clone)]
+struct AmnesiaGuard {
+    me: u64,
+    cluster: u64,
+    name: String,
+    data_dir: PathBuf,
+    own_urls: Vec<String>,
+    peer_urls: Vec<String>,
+    voters: usize,
+    /// Whether this start proposed its attributes yet.
+    shared: Arc<Shared>,
+}
+
+impl AmnesiaGuard {
+    fn new(server: &Server, cfg: &ServerConfig) -> AmnesiaGuard {
+        let (cluster, me) = server.ids();
+        let members = server.members();
+        let mut peer_urls: Vec<String> = cfg
+            .initial_members
+            .iter()
+            .filter(|m| m.name != cfg.name)
+            .flat_map(|m| m.peer_urls.clone())
+            .collect();
+        for m in members.iter().filter(|m| m.id != me) {
+            for u in &m.peer_urls {
+                if !peer_urls.contains(u) {
+                    peer_urls.push(u.clone());
+                }
+            }
+        }
+        let voters = members.iter().filter(|m| !m.is_learner).count();
+        AmnesiaGuard {
+            me,
+            cluster,
+            name: cfg.name.clone(),
+            data_dir: cfg.data_dir.clone(),
+            own_urls: server.identity().peer_urls,
+            peer_urls,
+            voters: voters.max(cfg.initial_members.len()).max(1),
+            shared: server.shared.clone(),
+        }
+    }
+
+    /// One round of questions (blocking).
+    fn check(&self) -> Verdict {
+        let mut blank = 1; // itself
+        for url in &self.peer_urls {
+            let Some(addr) = transport::peer_addr(url) else {
+                continue;
+            };
+            let Ok(body) = transport::query_cluster(&addr, JOIN_QUERY_TIMEOUT) else {
+                continue;
+            };
+            let Ok(info) =
+                <ferret_proto::ferretpb::ClusterInfo as ferret_proto::Message>::decode(&body[..])
+            else {
+                continue;
+            };
+            if info.cluster_id != self.cluster || info.format != entry::CLUSTER_INFO_FORMAT {
+                continue;
+            }
+            let membership =
+                crate::membership::Membership::from_proto(&info.membership.unwrap_or_default());
+            // Known as started before this start published anything: in
+            // an earlier life, whose data is gone.
+            if membership.get(self.me).is_some_and(|m| m.is_started())
+                && !self.shared.publishing.load(Ordering::Acquire)
+            {
+                return Verdict::Refuse(lost_data_message(
+                    self.me,
+                    &self.name,
+                    &self.own_urls,
+                    &self.data_dir,
+                    url,
+                ));
+            }
+            if info.commit_index <= info.bootstrap_entries {
+                blank += 1;
+            }
+        }
+        if blank > self.voters / 2 {
+            Verdict::Verified
+        } else {
+            Verdict::Wait
+        }
+    }
+
+    /// Asks until the member is verified (by its peers, or by its own
+    /// publication) or refused.
+    async fn run(self, server: Server) {
+        while server.shared.unverified.load(Ordering::Acquire) {
+            tokio::time::sleep(AMNESIA_CHECK_INTERVAL).await;
+            let g = self.clone();
+            match tokio::task::spawn_blocking(move || g.check()).await {
+                Ok(Verdict::Verified) => {
+                    let _ = server.send(Input::Verified);
+                    return;
+                }
+                Ok(Verdict::Refuse(why)) => {
+                    tracing::error!("{why}");
+                    std::process::exit(1);
+                }
+                Ok(Verdict::Wait) | Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Why a member that lost its data may not rejoin as it was, and how it
+/// can come back.
+fn lost_data_message(
+    id: u64,
+    name: &str,
+    urls: &[String],
+    data_dir: &std::path::Path,
+    asked: &str,
+) -> String {
+    format!(
+        "member {id:x} ({name}) has lost its data: its data dir {} was empty at start, but the \
+         cluster (asked at {asked}) knows it as a started member. Rejoining as it was could \
+         lose acknowledged writes, so it does not start. To bring it back: remove it \
+         (etcdctl member remove {id:x}), add it again (etcdctl member add {name} \
+         --peer-urls={}), empty {} and start it with --initial-cluster-state existing",
+        data_dir.display(),
+        urls.join(","),
+        data_dir.display()
+    )
+}
+
 /// How long a joining member waits for each peer's answer.
 const JOIN_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -829,6 +1016,15 @@ fn join_running_cluster(cfg: &ServerConfig) -> Result<(WalMetadata, raft_node::P
                 own.join(",")
             )));
         };
+        if me.is_started() {
+            return Err(StartError::LostData(lost_data_message(
+                me.id,
+                &cfg.name,
+                &own,
+                &cfg.data_dir,
+                url,
+            )));
+        }
         tracing::info!(
             member_id = %format!("{:x}", me.id),
             cluster_id = %format!("{:x}", info.cluster_id),

@@ -123,6 +123,12 @@ pub struct Shared {
     /// 0 while there is no known leader.
     pub(crate) leader_id: AtomicU64,
     pub(crate) is_leader: AtomicBool,
+    /// Started with an empty data dir and not verified yet (the amnesia
+    /// guard, see `raft_node`).
+    pub(crate) unverified: AtomicBool,
+    /// This start proposed the member's attributes (so a peer that knows
+    /// it as started may have learnt it from this start).
+    pub(crate) publishing: AtomicBool,
     /// Whether this member is a learner in the membership it applied.
     pub(crate) is_learner: AtomicBool,
     pub(crate) leader_since_ns: AtomicI64,

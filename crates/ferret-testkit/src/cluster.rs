@@ -243,7 +243,7 @@ impl Cluster {
     }
 
     fn spawn_member(&mut self, i: usize) {
-        self.spawn_member_with(i, &[]);
+        self.spawn_member_with(i, &[], &[]);
     }
 
     /// A new member slot (free ports, a data dir, a log), not started: for
@@ -280,7 +280,7 @@ impl Cluster {
         let _ = fs::remove_dir_all(&self.members[i].data_dir);
     }
 
-    fn spawn_member_with(&mut self, i: usize, env: &[(&str, &str)]) {
+    fn spawn_member_with(&mut self, i: usize, env: &[(&str, &str)], args: &[&str]) {
         let opts = self.opts.clone();
         let m = &mut self.members[i];
         let (ic, state) = match &m.join {
@@ -319,6 +319,7 @@ impl Cluster {
             cmd.args(["--snapshot-count", &n.to_string()]);
         }
         cmd.args(&opts.extra);
+        cmd.args(args);
         cmd.envs(env.iter().copied());
         let child = cmd
             .env_remove("FERRETCD_LOG")
@@ -519,7 +520,13 @@ impl Cluster {
     /// Like [`Cluster::restart`], with these environment variables for
     /// this start only (a failpoint, say: `FERRETCD_FAILPOINT=<name>`).
     pub fn restart_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
-        self.spawn_member_with(i, env);
+        self.spawn_member_with(i, env, &[]);
+    }
+
+    /// Like [`Cluster::restart`], with these flags added for this start
+    /// only (`--force-new-cluster`, say).
+    pub fn restart_with_args(&mut self, i: usize, args: &[&str]) {
+        self.spawn_member_with(i, &[], args);
     }
 
     /// Waits (at most `limit`) for member `i` to exit, returning its status.

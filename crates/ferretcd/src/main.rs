@@ -153,6 +153,7 @@ fn server_config(cfg: &Config) -> ServerConfig {
         snapshot_count: cfg.snapshot_count,
         request_timeout: Duration::from_secs(5) + 2 * election,
         strict_reconfig_check: cfg.strict_reconfig_check,
+        force_new_cluster: cfg.force_new_cluster,
         v3: v3_settings(cfg),
     }
 }

@@ -411,3 +411,150 @@ fn a_member_whose_disk_died_is_replaced_through_the_v2_members_api() {
     );
     assert!(!members.contains(&format!("{dead_id:x}")), "{members}");
 }
+
+/// The steps of the amnesia report: with A leading, B is stopped; W is
+/// acknowledged by A and C; C's data dir is wiped and A stops; B and C
+/// start together, C with its original `--initial-cluster-state new`
+/// flags. C must not vote as a blank member: its start is refused, B
+/// cannot be elected alone, and W is there once A is back. Then C comes
+/// back the way the refusal says: removed, added again, started empty
+/// with `existing`.
+#[test]
+fn a_member_that_lost_its_data_cannot_lose_an_acknowledged_write() {
+    let mut c = Cluster::start(Options::default());
+    let started = Instant::now();
+    let a = c.leader();
+    let b = c.follower_of(a);
+    let wiped = (0..3).find(|&i| i != a && i != b).unwrap();
+    let wiped_id = member_id(&c, wiped);
+    c.stop(b);
+    c.put_ok(a, "w", "acknowledged");
+    c.stop(wiped);
+    c.wipe(wiped);
+    c.stop(a);
+
+    c.restart(b);
+    c.restart(wiped);
+    let status = c
+        .wait_exit(wiped, Duration::from_secs(20))
+        .expect("the member that lost its data stops");
+    assert!(!status.success(), "{status:?}");
+    let log = c.members[wiped].last_start_log();
+    assert!(log.contains("has lost its data"), "{log}");
+    assert!(log.contains("etcdctl member remove"), "{log}");
+    // Without its vote, B cannot lead.
+    std::thread::sleep(Duration::from_secs(2));
+    let health = c.try_request(b, "GET", "/health", None);
+    assert!(
+        health.map(|r| r.status != 200).unwrap_or(true),
+        "B became healthy without a quorum"
+    );
+
+    c.restart(a);
+    c.wait_ready(a);
+    c.wait_ready(b);
+    for i in [a, b] {
+        let r = c.qget(i, "w");
+        assert_eq!(
+            common::cluster::json_str(&text(&r), &["node", "value"]).as_deref(),
+            Some("acknowledged"),
+            "the acknowledged write on member {i}: {}",
+            text(&r)
+        );
+    }
+
+    // The way back, as the message says.
+    if let Some(wait) = HEALTH_INTERVAL.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    std::thread::sleep(HEALTH_INTERVAL);
+    let r = v2(&c, a, "DELETE", &format!("/v2/members/{wiped_id:x}"), None);
+    assert_eq!(r.status, 204, "{}", text(&r));
+    let body = format!("{{\"peerURLs\":[\"{}\"]}}", c.members[wiped].peer_url());
+    let r = v2(&c, a, "POST", "/v2/members", Some(&body));
+    assert_eq!(r.status, 201, "{}", text(&r));
+    c.wipe(wiped);
+    let ic = initial_cluster(&c, &[0, 1, 2]);
+    c.start_joining(wiped, &ic);
+    c.wait_ready(wiped);
+    let r = c.get(wiped, "w");
+    assert_eq!(
+        common::cluster::json_str(&text(&r), &["node", "value"]).as_deref(),
+        Some("acknowledged")
+    );
+}
+
+/// `--force-new-cluster`, as etcd's disaster recovery: the one surviving
+/// member restarts as a cluster of its own with all its data (keys and
+/// revisions), stays one across a restart without the flag, and a former
+/// member that comes back learns it was removed and stops.
+#[test]
+fn force_new_cluster_makes_the_survivor_a_cluster_of_its_own() {
+    let mut c = Cluster::start(Options::default());
+    let rt = runtime();
+    let _entered = rt.enter();
+    for i in 0..50 {
+        c.put_ok(0, &format!("f{i}"), &format!("y{i}"));
+    }
+    let survivor = c.leader();
+    let before = rt
+        .block_on(all_revision(c.client(survivor)))
+        .expect("a revision");
+    let others: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
+    for &i in &others {
+        c.kill(i);
+    }
+    c.stop(survivor);
+    c.restart_with_args(survivor, &["--force-new-cluster"]);
+    c.wait_ready(survivor);
+    let members = text(&c.request(survivor, "GET", "/v2/members", None));
+    let doc: serde_json::Value = serde_json::from_str(&members).expect("JSON");
+    assert_eq!(
+        doc["members"].as_array().map(Vec::len),
+        Some(1),
+        "{members}"
+    );
+    for i in (0..50).step_by(7) {
+        let r = c.qget(survivor, &format!("f{i}"));
+        assert_eq!(
+            common::cluster::json_str(&text(&r), &["node", "value"]).as_deref(),
+            Some(format!("y{i}").as_str())
+        );
+    }
+    let after = rt
+        .block_on(all_revision(c.client(survivor)))
+        .expect("a revision");
+    assert_eq!(after, before, "the v3 revision survives");
+    c.put_ok(survivor, "after", "forced");
+
+    // Without the flag, it stays a cluster of one.
+    c.stop(survivor);
+    c.restart(survivor);
+    c.wait_ready(survivor);
+    c.put_ok(survivor, "again", "alone");
+
+    // A former member comes back: it was removed.
+    c.restart(others[0]);
+    let status = c
+        .wait_exit(others[0], Duration::from_secs(20))
+        .expect("a removed member stops");
+    assert!(status.success(), "{status:?}");
+    assert!(c.members[others[0]]
+        .last_start_log()
+        .contains("the member has been permanently removed from the cluster"));
+}
+
+/// The member's v3 revision, read locally.
+async fn all_revision(addr: std::net::SocketAddr) -> Result<i64, tonic::Status> {
+    let r = KvClient::new(channel(addr))
+        .range(RangeRequest {
+            key: vec![0].into(),
+            range_end: vec![0].into(),
+            count_only: true,
+            serializable: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(r.header.map_or(0, |h| h.revision))
+}

@@ -383,8 +383,14 @@ fn crossed_pairs_agree() {
     let r = side(Tool::etcdctl(), &etcd, "/x3").play(&members);
     for (label, other) in [
         ("ferretctl on etcd", side(Tool::ferretctl(), &etcd, "/x3")),
-        ("etcdctl on ferretcd", side(Tool::etcdctl(), &ferretcd, "/x3")),
-        ("ferretctl on ferretcd", side(Tool::ferretctl(), &ferretcd, "/x3")),
+        (
+            "etcdctl on ferretcd",
+            side(Tool::etcdctl(), &ferretcd, "/x3"),
+        ),
+        (
+            "ferretctl on ferretcd",
+            side(Tool::ferretctl(), &ferretcd, "/x3"),
+        ),
     ] {
         let a = other.play(&members);
         report.push_str(&compare(&members, "etcdctl on etcd", &r, label, &a));

@@ -1183,11 +1183,11 @@ fn refusals_name_the_flag_as_given() {
             path.display()
         )
     );
-    let path = temp_file("refused2.yml", "force-new-cluster: true\n");
+    let path = temp_file("refused2.yml", "experimental-initial-corrupt-check: true\n");
     assert_eq!(
         error(&["--config-file", path.to_str().unwrap()], &[]).to_string(),
         format!(
-            "ferretcd: config key force-new-cluster in {} is not supported yet (not implemented; see README \"Limitations\")",
+            "ferretcd: config key experimental-initial-corrupt-check in {} is not supported yet (corruption checks between members are not implemented; see README \"Limitations\")",
             path.display()
         )
     );

@@ -206,12 +206,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     ),
     // Cluster, Maintenance and Auth.
     refuse(
-        "force-new-cluster",
-        CLUSTER_MAINTENANCE_AUTH,
-        "not implemented",
-        |c, _| c.force_new_cluster,
-    ),
-    refuse(
         "experimental-initial-corrupt-check",
         CLUSTER_MAINTENANCE_AUTH,
         "corruption checks between members are not implemented",

@@ -237,7 +237,7 @@ const CASES: &[Case] = &[
         Refused,
     ),
     case("unsafe-no-fsync", "false", "true", Refused),
-    case("force-new-cluster", "false", "true", Refused),
+    case("force-new-cluster", "false", "true", Field),
     // Retired flags: etcd warns and ignores them; any value is the same.
     case("cluster-active-size", "", "5", Ignored),
     case("cluster-remove-delay", "", "5", Ignored),
