@@ -157,6 +157,13 @@ const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
 /// asked for again (etcd's readIndexRetryTime).
 const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
 
+/// After the leader's process is gone, the first follower (by id)
+/// campaigns after this, each next one this much later, if no leader
+/// came meanwhile: time for the others to learn it too (their own
+/// reconnection is refused within a backoff step).
+const FAILOVER_FIRST: Duration = Duration::from_millis(20);
+const FAILOVER_STEP: Duration = Duration::from_millis(100);
+
 /// A member that applied its own removal stops after this many heartbeat
 /// intervals, so the entry's commit reaches the others first (etcd waits
 /// ten ticks).
@@ -304,6 +311,9 @@ pub struct RaftNode {
     unverified: bool,
     /// Its marker file.
     marker: PathBuf,
+    /// The leader whose process is gone, and when this member campaigns
+    /// if no other leader came by then (see `on_peer_gone`).
+    failover: Option<(u64, Instant)>,
     /// How many entries bootstrapped this member's log (its initial
     /// members; 0 for a member that joined).
     bootstrap_entries: u64,
@@ -813,6 +823,7 @@ pub fn start(
         removed_at: None,
         unverified,
         marker: unverified_marker(&cfg.data_dir),
+        failover: None,
         bootstrap_entries: meta.members.len() as u64,
         reads_pending: HashMap::new(),
         reads_next: Vec::new(),
@@ -852,11 +863,14 @@ impl RaftNode {
         'run: loop {
             // Sleep until peer traffic, an input or the next tick; the
             // network does its ready socket work before returning.
-            let wait = if self.deferred.is_empty() {
+            let mut wait = if self.deferred.is_empty() {
                 next_tick.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
+            if let Some((_, at)) = self.failover {
+                wait = wait.min(at.saturating_duration_since(Instant::now()));
+            }
             self.net.wait(wait, &mut self.inbox, &mut events);
             events.append(&mut self.deferred);
             for event in events.drain(..) {
@@ -887,6 +901,7 @@ impl RaftNode {
                     next_tick = now + self.heartbeat;
                 }
             }
+            self.maybe_failover();
             if now.duration_since(self.last_housekeeping) >= HOUSEKEEPING_INTERVAL {
                 self.last_housekeeping = now;
                 self.housekeeping();
@@ -913,6 +928,65 @@ impl RaftNode {
         }
         self.purger.stop();
         tracing::info!("raft loop stopped");
+    }
+
+    /// A peer's port refused a connection. If the peer is the leader, its
+    /// process is gone (a slow, paused or partitioned leader does not
+    /// refuse; it is left to the election timeout, as before): there is
+    /// no lease to respect any more, so this follower forgets it at once
+    /// (it will grant pre-votes and votes), and the voters campaign in id
+    /// order, [`FAILOVER_FIRST`] and then [`FAILOVER_STEP`] apart, each
+    /// only if no leader came meanwhile. PreVote and the log comparison
+    /// are unchanged: a candidate without every committed entry still
+    /// loses. etcd waits out its election timeout instead.
+    fn on_peer_gone(&mut self, id: u64) {
+        let raft = &mut self.node.raft;
+        if id == 0
+            || id != raft.leader_id
+            || raft.state != StateRole::Follower
+            || self.unverified
+            || self.failover.is_some_and(|(dead, _)| dead == id)
+        {
+            return;
+        }
+        let voters: Vec<u64> = {
+            let mut v: Vec<u64> = raft.prs().conf().voters().ids().iter().collect();
+            v.sort_unstable();
+            v.retain(|&v| v != id);
+            v
+        };
+        let Some(rank) = voters.iter().position(|&v| v == self.member_id) else {
+            return;
+        };
+        raft.election_elapsed = raft.election_elapsed.max(raft.election_timeout());
+        let at = Instant::now() + FAILOVER_FIRST + FAILOVER_STEP * rank as u32;
+        self.failover = Some((id, at));
+        tracing::warn!(
+            leader = %format!("{id:x}"),
+            rank,
+            "the leader's process is gone (its peer port refuses connections); electing another now"
+        );
+    }
+
+    /// Campaigns if this member's failover turn came and no leader did.
+    fn maybe_failover(&mut self) {
+        let Some((dead, at)) = self.failover else {
+            return;
+        };
+        let raft = &self.node.raft;
+        if raft.leader_id != 0 && raft.leader_id != dead {
+            self.failover = None;
+            return;
+        }
+        if Instant::now() < at {
+            return;
+        }
+        self.failover = None;
+        if raft.state == StateRole::Follower || raft.state == StateRole::PreCandidate {
+            if let Err(e) = self.node.campaign() {
+                tracing::warn!(error = %e, "could not campaign");
+            }
+        }
     }
 
     /// The amnesia guard lifts: a member that started with an empty data
@@ -1016,6 +1090,7 @@ impl RaftNode {
                 };
                 self.node.report_snapshot(to, status);
             }
+            NetEvent::Refused(id) => self.on_peer_gone(id),
             NetEvent::Unreachable(id) => {
                 self.shared.follower(id, |f| f.fail += 1);
                 self.node.report_unreachable(id);

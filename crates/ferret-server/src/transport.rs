@@ -281,6 +281,8 @@ pub enum NetEvent {
         ok: bool,
     },
     Unreachable(u64),
+    /// A peer's port refused a connection: its process is gone.
+    Refused(u64),
     /// A peer asks something of this member (it should lead).
     PeerRequest {
         from: u64,
@@ -730,7 +732,10 @@ impl PeerNet {
                     o.buf
                         .extend_from_slice(&hello(self.cluster_id, self.self_id, STREAM_MESSAGES));
                 }
-                Err(e) => self.fail(i, &e),
+                Err(e) => {
+                    self.refused(i, &e);
+                    self.fail(i, &e)
+                }
             }
         }
     }
@@ -741,6 +746,7 @@ impl PeerNet {
             match s.take_error() {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
+                    self.refused(i, &e);
                     self.fail(i, &e);
                     return;
                 }
@@ -808,6 +814,16 @@ impl PeerNet {
         }
         let removed = compact(&mut o.buf, o.sent);
         o.sent -= removed;
+    }
+
+    /// Reports a peer whose port refuses connections: nothing listens
+    /// there, so its process is gone (a peer that is slow, paused or cut
+    /// off does not refuse; its connections time out).
+    fn refused(&mut self, i: usize, e: &io::Error) {
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            let peer = self.outbound[i].peer;
+            self.deferred.push(NetEvent::Refused(peer));
+        }
     }
 
     /// Drops a peer's stream and what was waiting for it; reconnects after
