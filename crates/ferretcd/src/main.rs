@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferret_server::compactor::AutoCompaction;
 use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig, V3Settings};
 use ferretcd::api::context::Api;
-use ferretcd::api::{http, v2, v3};
+use ferretcd::api::{gateway, http, v2, v3};
 use ferretcd::config::{self, CompactionRetention, Config, ConfigOutcome};
 
 /// jemalloc, not glibc's malloc: under v3 put at 1000 clients, glibc's
@@ -248,6 +248,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         server: server.clone(),
         enable_v2: cfg.enable_v2,
         started_ns,
+        gateway: Default::default(),
     });
 
     let mut listeners = Vec::new();
@@ -257,6 +258,21 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen for client traffic on {url}: {e}"))?;
         listeners.push((url.to_string(), l));
+    }
+    // The JSON gateway calls the member's own gRPC service through its
+    // first client listener, as etcd's does.
+    if let Some((_, l)) = listeners.first().filter(|_| cfg.enable_grpc_gateway) {
+        let addr = l
+            .local_addr()
+            .map_err(|e| format!("the client listener's address: {e}"))?;
+        let dial = if addr.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        let max = cfg.max_request_bytes + v3::GRPC_OVERHEAD_BYTES as u64;
+        let gw = gateway::Gateway::new(&dial.to_string(), max)?;
+        let _ = api.gateway.set(gw);
     }
     // Like etcd, serve clients only once this member is part of the
     // cluster: published, which needs a leader (a quorum).

@@ -479,6 +479,35 @@ fn membership_changes_match_etcd() {
     });
 }
 
+/// The JSON gateway: the same HTTP requests to a fresh etcd and a fresh
+/// candidate give the same statuses, content types and bodies
+/// (v3diff/gateway.rs).
+#[test]
+fn json_gateway_matches_etcd() {
+    let test = "v3 JSON gateway test";
+    let Some(etcd) = server::require_etcd(test) else {
+        return;
+    };
+    let Some(target) = candidate(test, &etcd) else {
+        return;
+    };
+    if let Target::Running(addr) = target {
+        server::skip_notice(test, &format!("the candidate at {addr} is not fresh"));
+        return;
+    }
+    let (reference, cand) = start_pair(&etcd, &target, &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        for s in [&reference, &cand] {
+            serving(test, s).await;
+        }
+    });
+    let a = v3diff::gateway::transcript(reference.client);
+    let b = v3diff::gateway::transcript(cand.client);
+    eprintln!("--- etcd ---\n{a}--- {} ---\n{b}", cand.label);
+    assert_eq!(a, b, "{test}: etcd and {} differ", cand.label);
+}
+
 /// Runs `scenario` on a fresh etcd and a fresh candidate (each with its
 /// revision once serving and a channel to it) and asserts that the two
 /// transcripts are the same. Skipped against a running candidate: the

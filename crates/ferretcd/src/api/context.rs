@@ -17,4 +17,6 @@ pub struct Api {
     pub enable_v2: bool,
     /// When this member started, Unix ns (for `/v2/stats/self`).
     pub started_ns: i64,
+    /// The JSON gateway, set once the client listeners are bound.
+    pub gateway: crate::api::gateway::Shared,
 }

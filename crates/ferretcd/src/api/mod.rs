@@ -2,11 +2,13 @@
 //! HTTP endpoint shares (response bodies, form parsing, the table from
 //! errors to HTTP); [`v2`] is etcd's v2 HTTP API (keys, members, stats,
 //! auth) and its route table; [`v3`] is etcd's v3 API over gRPC;
-//! [`context`] is what every handler is given.
-//! Dependencies go one way: `v2` uses `http` and `context`, `http` knows
-//! no endpoint.
+//! [`gateway`] is etcd's JSON gateway to it (`/v3/...`), a gRPC client of
+//! the member's own listener; [`context`] is what every handler is given.
+//! Dependencies go one way: `v2` uses `http`, `gateway` and `context`,
+//! `gateway` uses `http`, `http` knows no endpoint.
 
 pub mod context;
+pub mod gateway;
 pub mod http;
 pub mod v2;
 pub mod v3;

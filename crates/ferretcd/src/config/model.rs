@@ -197,8 +197,7 @@ pub struct Config {
     pub unsafe_no_fsync: bool,
     /// `--force-new-cluster`.
     pub force_new_cluster: bool,
-    /// `--enable-grpc-gateway`. ferretcd serves no gRPC gateway yet, so
-    /// `false` is honoured; the default `true` is accepted.
+    /// `--enable-grpc-gateway`: serve the JSON gateway (`/v3/...`).
     pub enable_grpc_gateway: bool,
 
     /// The configuration file read, if any (`--config-file` or

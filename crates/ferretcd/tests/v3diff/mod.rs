@@ -12,6 +12,7 @@
 
 pub mod coordination;
 pub mod corpus;
+pub mod gateway;
 pub mod membership;
 pub mod render;
 pub mod request;

@@ -14,6 +14,9 @@ use tokio::sync::mpsc;
 pub enum Body {
     Full(Option<Bytes>),
     Watch(WatchBody),
+    /// Chunks as they come, until the sender is gone (the JSON
+    /// gateway's streams).
+    Stream(mpsc::Receiver<Bytes>),
 }
 
 impl Body {
@@ -37,6 +40,7 @@ impl hyper::body::Body for Body {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Watch(w) => w.poll_event(cx).map(|o| o.map(Ok)),
+            Body::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -44,6 +48,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(b) => b.is_none(),
             Body::Watch(w) => w.done,
+            Body::Stream(rx) => rx.is_closed() && rx.is_empty(),
         }
     }
 
@@ -51,7 +56,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Watch(_) => SizeHint::default(),
+            Body::Watch(_) | Body::Stream(_) => SizeHint::default(),
         }
     }
 }

@@ -17,6 +17,16 @@ impl Routes for Api {
     async fn route(&self, req: Request<Incoming>, path: Vec<u8>) -> Response<Body> {
         let method = req.method().clone();
         let server = &self.server;
+        // etcd 3.4's JSON gateway, with or without --enable-v2.
+        for prefix in [&b"/v3/"[..], b"/v3beta/"] {
+            if let Some(rest) = path.strip_prefix(prefix) {
+                let Some(gw) = self.gateway.get() else {
+                    return wire::text_error(StatusCode::NOT_FOUND, "404 page not found");
+                };
+                let rest = format!("/{}", String::from_utf8_lossy(rest));
+                return gw.handle(req, &rest).await;
+            }
+        }
         if !self.enable_v2 && path.starts_with(b"/v2") {
             // Without --enable-v2, etcd 3.4 registers no v2 handler: every
             // /v2 path is the mux's 404 (`/version`, `/health` stay).
