@@ -15,6 +15,9 @@
 //!   (killed after the writes), lease grant/revoke/timetolive/list/
 //!   keep-alive --once, compaction, member list, endpoint hashkv, lock. Exit
 //!   code, stdout and stderr compared.
+//! - `python_etcd3gw`: python's `etcd3gw` (2.7), a client of the JSON
+//!   gateway, through v3diff/etcd3gw_transcript.py, with the same
+//!   interpreter (.ci/run installs it into the same venv);
 //! - `python_etcd3`: the python `etcd3` package (0.12, with protobuf
 //!   3.20.x: newer protobuf refuses its generated code) running
 //!   v3diff/etcd3_transcript.py. The interpreter is `$FERRET_ETCD3_PYTHON`,
@@ -757,9 +760,15 @@ fn etcdctl() {
 
 /// An interpreter that can `import etcd3`, as the module docs say.
 fn etcd3_python() -> Option<PathBuf> {
+    python_with("etcd3")
+}
+
+/// An interpreter that can import `module`: `$FERRET_ETCD3_PYTHON`, the
+/// venv .ci/run makes, or the system's.
+fn python_with(module: &str) -> Option<PathBuf> {
     let can_import = |p: &Path| {
         Command::new(p)
-            .args(["-c", "import etcd3"])
+            .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -774,6 +783,46 @@ fn etcd3_python() -> Option<PathBuf> {
     }
     let sys = PathBuf::from("python3");
     can_import(&sys).then_some(sys)
+}
+
+/// Python's `etcd3gw` (2.7), a client of the JSON gateway: the same
+/// transcript from etcd and the candidate (v3diff/etcd3gw_transcript.py).
+#[test]
+fn python_etcd3gw() {
+    let test = "v3 clients: python etcd3gw";
+    let Some(python) = python_with("etcd3gw") else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{test}: no python with the etcd3gw package (.ci/run installs it into \
+                 target/py-etcd3); required when CI is set"
+            );
+        }
+        server::skip_notice(
+            test,
+            "no python with the etcd3gw package: target/py-etcd3/bin/pip install etcd3gw==2.7.0",
+        );
+        return;
+    };
+    let Some((r, c)) = pair(test) else { return };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/v3diff/etcd3gw_transcript.py");
+    let texts: Vec<String> = [&r, &c]
+        .into_iter()
+        .map(|s| {
+            let out = Command::new(&python)
+                .arg(&script)
+                .arg(s.client.ip().to_string())
+                .arg(s.client.port().to_string())
+                .output()
+                .expect("run the etcd3gw script");
+            format!(
+                "{}{}exit: {:?}\n",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                out.status.code()
+            )
+        })
+        .collect();
+    compare_transcripts(test, &c.label, &texts[0], &texts[1]);
 }
 
 #[test]
