@@ -476,6 +476,11 @@ impl<'a> WriteTxn<'a> {
                 lease = prev.lease;
             }
         }
+        if crate::store::failpoint_armed("corrupt-apply") {
+            // Tests: this member's key space silently differs from the
+            // others' (a corruption the checks must find).
+            value = Bytes::from([&value[..], b"~"].concat());
+        }
         let rev = self.put(&p.key, value, lease);
         Ok(PutResponse {
             header: Some(header(rev)),

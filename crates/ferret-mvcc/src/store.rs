@@ -766,12 +766,20 @@ impl Target {
 /// for the server core's own points; not an API.
 #[doc(hidden)]
 pub fn failpoint(name: &str) {
-    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let armed = FAILPOINT.get_or_init(|| std::env::var("FERRETCD_FAILPOINT").ok());
-    if armed.as_deref() == Some(name) {
+    if failpoint_armed(name) {
         eprintln!("FERRETCD_FAILPOINT {name}: aborting");
         std::process::abort();
     }
+}
+
+/// Whether `FERRETCD_FAILPOINT=<name>` was set at start. Besides the
+/// points that abort ([`failpoint`]), `corrupt-apply` makes this member
+/// store every put's value with a `~` appended: a member whose data
+/// differs from the others', for the corruption checks' tests.
+pub fn failpoint_armed(name: &str) -> bool {
+    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = FAILPOINT.get_or_init(|| std::env::var("FERRETCD_FAILPOINT").ok());
+    armed.as_deref() == Some(name)
 }
 
 /// A backend read into memory: what a store is made of besides the

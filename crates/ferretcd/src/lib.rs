@@ -7,6 +7,8 @@
 //!   handed to gRPC), etcd's v2 API ([`api::v2`]: keys, members, stats,
 //!   health, v2 auth) and its v3 gRPC services ([`api::v3`]: KV, Watch,
 //!   Lease, Maintenance's alarms).
+//! - [`corrupt`]: etcd's corruption checks (at start, and the leader's
+//!   periodic one), from the members' `HashKV`.
 //! - [`config`]: etcd's flags, environment variables and config file.
 //! - `ferret_server`: the log that orders writes, the apply path, the state
 //!   machines (the v2 store from `ferret-v2store`, the v3 store from
@@ -14,3 +16,4 @@
 
 pub mod api;
 pub mod config;
+pub mod corrupt;

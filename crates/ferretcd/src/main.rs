@@ -284,6 +284,19 @@ async fn serve(cfg: Config) -> Result<(), String> {
             return Ok(());
         }
     }
+    if cfg.experimental_initial_corrupt_check {
+        if let Err(e) = ferretcd::corrupt::initial_check(&server).await {
+            server.stop();
+            return Err(e);
+        }
+    }
+    if let Some(every) = cfg
+        .experimental_corrupt_check_time
+        .to_std()
+        .filter(|d| !d.is_zero())
+    {
+        tokio::spawn(ferretcd::corrupt::monitor(server.clone(), every));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (url, l) in listeners {

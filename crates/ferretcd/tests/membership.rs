@@ -195,6 +195,16 @@ fn a_learner_joins_is_promoted_and_the_leader_is_removed_under_writes() {
         ..Default::default()
     }))
     .expect("a serializable read from a learner");
+    let status = rt
+        .block_on(
+            ferret_proto::etcdserverpb::maintenance_client::MaintenanceClient::new(channel(
+                c.client(n),
+            ))
+            .status(ferret_proto::etcdserverpb::StatusRequest {}),
+        )
+        .expect("Status from a learner")
+        .into_inner();
+    assert!(status.is_learner, "{status:?}");
 
     // Promote it (through a follower, which asks the leader whether it
     // caught up) once it has.

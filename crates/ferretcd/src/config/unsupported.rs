@@ -205,18 +205,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, _| !c.log_package_levels.is_empty(),
     ),
     // Cluster, Maintenance and Auth.
-    refuse(
-        "experimental-initial-corrupt-check",
-        CLUSTER_MAINTENANCE_AUTH,
-        "corruption checks between members are not implemented",
-        |c, _| c.experimental_initial_corrupt_check,
-    ),
-    refuse(
-        "experimental-corrupt-check-time",
-        CLUSTER_MAINTENANCE_AUTH,
-        "corruption checks between members are not implemented",
-        |c, d| c.experimental_corrupt_check_time != d.experimental_corrupt_check_time,
-    ),
     refuse_value(
         "auth-token",
         CLUSTER_MAINTENANCE_AUTH,

@@ -78,8 +78,7 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: v3.server.state().applied_index,
             errors,
             db_size_in_use: db_size_in_use as i64,
-            // Learners come with runtime membership.
-            is_learner: false,
+            is_learner: v3.server.is_learner(),
         }))
     }
 

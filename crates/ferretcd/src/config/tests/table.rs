@@ -196,13 +196,8 @@ const CASES: &[Case] = &[
     case("bcrypt-cost", "10", "12", Refused),
     case("auth-token-ttl", "300", "60", Refused),
     case("enable-grpc-gateway", "true", "false", Field),
-    case(
-        "experimental-initial-corrupt-check",
-        "false",
-        "true",
-        Refused,
-    ),
-    case("experimental-corrupt-check-time", "0", "1m", Refused),
+    case("experimental-initial-corrupt-check", "false", "true", Field),
+    case("experimental-corrupt-check-time", "0", "1m", Field),
     case("experimental-enable-v2v3", "", "/v2/", Refused),
     case(
         "experimental-backend-bbolt-freelist-type",
