@@ -68,6 +68,21 @@ struct MemberJson {
     is_update: bool,
 }
 
+impl MemberJson {
+    /// etcd's JSON of a member (no promotion or update marker).
+    fn of(m: &Member) -> MemberJson {
+        MemberJson {
+            id: m.id,
+            peer_urls: Some(m.peer_urls.clone()),
+            is_learner: m.is_learner,
+            name: m.name.clone(),
+            client_urls: m.client_urls.clone(),
+            is_promote: None,
+            is_update: false,
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -148,15 +163,7 @@ impl Change {
                 } else {
                     RaftChange::AddNode
                 },
-                MemberJson {
-                    id: m.id,
-                    peer_urls: Some(m.peer_urls.clone()),
-                    is_learner: m.is_learner,
-                    name: m.name.clone(),
-                    client_urls: m.client_urls.clone(),
-                    is_promote: None,
-                    is_update: false,
-                },
+                MemberJson::of(m),
             ),
             Change::Promote(id) => (
                 RaftChange::AddNode,
@@ -468,16 +475,7 @@ impl Membership {
 
 /// A `members` row: etcd's JSON of the member.
 fn member_json(m: &Member) -> Vec<u8> {
-    serde_json::to_vec(&MemberJson {
-        id: m.id,
-        peer_urls: Some(m.peer_urls.clone()),
-        is_learner: m.is_learner,
-        name: m.name.clone(),
-        client_urls: m.client_urls.clone(),
-        is_promote: None,
-        is_update: false,
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&MemberJson::of(m)).unwrap_or_default()
 }
 
 /// The attributes a member publishes (`/0/members/<id>/attributes`):
