@@ -354,12 +354,56 @@ impl Server {
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let queued = self.queue_proposal(req, limit);
         let timeout = self.shared.request_timeout;
+        let server = self.clone();
+        let start_ns = now_ns();
+        let start = std::time::Instant::now();
         async move {
             match tokio::time::timeout(timeout, queued?).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(ServerError::Stopped),
-                Err(_) => Err(ServerError::Timeout),
+                Err(_) => Err(server.why_timed_out(start_ns, start)),
             }
+        }
+    }
+
+    /// etcd's `parseProposeCtxErr`: a proposal that timed out having
+    /// started within two election timeouts before the current leader came
+    /// is the previous leader's failure; one whose member was not
+    /// connected to the leader (or, leading, to a quorum) since it started
+    /// is a lost connection; otherwise a plain timeout.
+    fn why_timed_out(&self, start_ns: i64, start: std::time::Instant) -> ServerError {
+        // etcd's request timeout is 5 s and two election timeouts.
+        let two_elections = self
+            .shared
+            .request_timeout
+            .saturating_sub(Duration::from_secs(5));
+        let elected = self.leader_since_ns();
+        let lost = elected - two_elections.as_nanos() as i64;
+        if start_ns > lost && start_ns < elected {
+            return ServerError::TimeoutDueToLeaderFail;
+        }
+        let connected_since_start = |id: u64| {
+            self.transport_stats()
+                .active_since(id)
+                .is_some_and(|t| t <= start)
+        };
+        let me = self.ids().1;
+        match self.leader_id() {
+            None => ServerError::Timeout,
+            Some(l) if l == me => {
+                let members = self.members();
+                let connected = members
+                    .iter()
+                    .filter(|m| m.id == me || connected_since_start(m.id))
+                    .count();
+                if connected < members.len() / 2 + 1 {
+                    ServerError::TimeoutDueToConnectionLost
+                } else {
+                    ServerError::Timeout
+                }
+            }
+            Some(l) if !connected_since_start(l) => ServerError::TimeoutDueToConnectionLost,
+            Some(_) => ServerError::Timeout,
         }
     }
 

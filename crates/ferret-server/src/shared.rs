@@ -16,6 +16,13 @@ use crate::transport::TransportStats;
 pub enum ServerError {
     #[error("etcdserver: request timed out")]
     Timeout,
+    /// A request timed out, having started around a change of leader.
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    TimeoutDueToLeaderFail,
+    /// A request timed out while this member was not connected to the
+    /// leader (or, leading, to a quorum) since it started.
+    #[error("etcdserver: request timed out, possibly due to connection lost")]
+    TimeoutDueToConnectionLost,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: too many requests")]

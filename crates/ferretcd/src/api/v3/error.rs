@@ -44,6 +44,10 @@ pub enum V3Error {
     Stopped,
     #[error("request timed out")]
     Timeout,
+    #[error("request timed out, possibly due to previous leader failure")]
+    TimeoutDueToLeaderFail,
+    #[error("request timed out, possibly due to connection lost")]
+    TimeoutDueToConnectionLost,
     #[error("corrupt cluster")]
     Corrupt,
     /// MoveLeader asked of a member that does not lead.
@@ -123,6 +127,8 @@ impl From<ServerError> for V3Error {
     fn from(e: ServerError) -> V3Error {
         match e {
             ServerError::Timeout => V3Error::Timeout,
+            ServerError::TimeoutDueToLeaderFail => V3Error::TimeoutDueToLeaderFail,
+            ServerError::TimeoutDueToConnectionLost => V3Error::TimeoutDueToConnectionLost,
             ServerError::Stopped => V3Error::Stopped,
             ServerError::TooManyRequests => V3Error::TooManyRequests,
             ServerError::ProposalDropped => V3Error::ProposalDropped,
@@ -180,6 +186,14 @@ impl From<V3Error> for Status {
             NoLeader => (Code::Unavailable, "etcdserver: no leader"),
             Stopped => (Code::Unavailable, "etcdserver: server stopped"),
             Timeout => (Code::Unavailable, "etcdserver: request timed out"),
+            TimeoutDueToLeaderFail => (
+                Code::Unavailable,
+                "etcdserver: request timed out, possibly due to previous leader failure",
+            ),
+            TimeoutDueToConnectionLost => (
+                Code::Unavailable,
+                "etcdserver: request timed out, possibly due to connection lost",
+            ),
             Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
             NotLeader => (Code::FailedPrecondition, "etcdserver: not leader"),
             BadLeaderTransferee => (
