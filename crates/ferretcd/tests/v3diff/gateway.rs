@@ -112,6 +112,11 @@ pub fn transcript(addr: SocketAddr) -> String {
             "/v3/election/leader",
             r#"{"name":"ZQ=="}"#,
         ),
+        (
+            "authenticate without auth",
+            "/v3/auth/authenticate",
+            r#"{"name":"root","password":"x"}"#,
+        ),
     ];
     let mut out = String::new();
     for (name, path, body) in steps {

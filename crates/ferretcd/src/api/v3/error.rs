@@ -93,6 +93,9 @@ pub enum V3Error {
     TooManyLearners,
     #[error("unhealthy cluster")]
     Unhealthy,
+    /// Authenticate while auth is off.
+    #[error("authentication is not enabled")]
+    AuthNotEnabled,
     /// A learner asked for what only voters serve.
     #[error("rpc not supported for learner")]
     NotSupportedForLearner,
@@ -240,6 +243,10 @@ impl From<V3Error> for Status {
                 "etcdserver: too many learner members in cluster",
             ),
             Unhealthy => (Code::Unavailable, "etcdserver: unhealthy cluster"),
+            AuthNotEnabled => (
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled",
+            ),
             NotSupportedForLearner => (
                 Code::Unavailable,
                 "etcdserver: rpc not supported for learner",
