@@ -104,8 +104,11 @@
 //! reads from a peer's `/members`: after the handshake the receiver
 //! writes the length of its answer (u32, at most
 //! [`MAX_CLUSTER_INFO_BYTES`]) and a protobuf `ferretpb.ClusterInfo` (the
-//! cluster id and the membership it applied), and closes. The asker
-//! writes nothing more.
+//! cluster id, the membership it applied, its commit index and how many
+//! entries bootstrapped its log, and whether it is itself unverified), and
+//! closes. The asker writes nothing more. Besides a joining member, a
+//! member that started with an empty data dir (the amnesia guard) and one
+//! without a leader (was it removed?) ask it.
 //!
 //! ## Snapshot stream
 //!
