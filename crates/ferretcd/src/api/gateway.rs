@@ -152,24 +152,30 @@ fn pool() -> &'static DescriptorPool {
     })
 }
 
+/// JSON (base64 values, field names) is larger than the protobuf it
+/// becomes; the member's gRPC service enforces the message limit itself,
+/// on the protobuf, as etcd's does. A body is read up to this many times
+/// that limit, which bounds the memory one request takes.
+const JSON_BODY_FACTOR: u64 = 4;
+
 /// The gateway of one member: a gRPC channel to its own listener.
 pub struct Gateway {
     channel: Channel,
-    /// The largest request body read (etcd's limit on a gRPC message).
-    max_body_bytes: u64,
+    /// The gRPC message limit (`--max-request-bytes` and etcd's overhead).
+    max_message_bytes: u64,
 }
 
 impl Gateway {
     /// `addr` is one of the member's client listeners (`host:port`); the
     /// channel connects when first used.
-    pub fn new(addr: &str, max_body_bytes: u64) -> Result<Gateway, String> {
+    pub fn new(addr: &str, max_message_bytes: u64) -> Result<Gateway, String> {
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| format!("the gateway's address {addr}: {e}"))?
             .connect_timeout(Duration::from_secs(3))
             .connect_lazy();
         Ok(Gateway {
             channel,
-            max_body_bytes,
+            max_message_bytes,
         })
     }
 
@@ -193,9 +199,21 @@ impl Gateway {
             )));
         };
         let grpc_path = format!("/{}/{}", route.service, route.method);
-        let body = match read_body(req.into_body(), self.max_body_bytes).await {
+        let limit = self.max_message_bytes;
+        let announced = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let body = match read_body(req.into_body(), limit * JSON_BODY_FACTOR).await {
             Ok(b) => b,
-            Err(e) => return error_response(&Status::invalid_argument(e)),
+            // Past the bound: grpc-go's answer for a message over the
+            // limit (with the body's size, as the message's is unknown).
+            Err(_) => {
+                return error_response(&Status::resource_exhausted(format!(
+                    "grpc: received message larger than max ({} vs. {limit})",
+                    announced.unwrap_or(limit * JSON_BODY_FACTOR + 1)
+                )))
+            }
         };
         if route.streaming {
             self.stream(body, &grpc_path, method.input(), method.output())

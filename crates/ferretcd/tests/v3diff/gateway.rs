@@ -118,6 +118,18 @@ pub fn transcript(addr: SocketAddr) -> String {
             r#"{"name":"root","password":"x"}"#,
         ),
     ];
+    // A value over etcd's default 1.5 MiB request limit: the gRPC
+    // service refuses the message the JSON became.
+    let big = {
+        use base64::Engine as _;
+        let value = base64::engine::general_purpose::STANDARD.encode(vec![b'k'; 3 << 20]);
+        format!(r#"{{"key":"Ymln","value":"{value}"}}"#)
+    };
+    let steps: Vec<(&str, &str, &str)> = steps
+        .iter()
+        .copied()
+        .chain([("too large", "/v3/kv/put", big.as_str())])
+        .collect();
     let mut out = String::new();
     for (name, path, body) in steps {
         let r = post(addr, path, body);
