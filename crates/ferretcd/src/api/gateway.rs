@@ -235,13 +235,9 @@ impl Gateway {
             Ok(r) => r,
             Err(st) => return error_response(&st),
         };
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if let Err(e) = grpc.ready().await {
-            return error_response(&Status::unavailable(e.to_string()));
-        }
-        let path = match http::uri::PathAndQuery::try_from(grpc_path) {
-            Ok(p) => p,
-            Err(e) => return error_response(&Status::internal(e.to_string())),
+        let (mut grpc, path) = match self.client(grpc_path).await {
+            Ok(c) => c,
+            Err(st) => return error_response(&st),
         };
         match grpc
             .unary(tonic::Request::new(request), path, RawCodec)
@@ -255,9 +251,23 @@ impl Gateway {
         }
     }
 
-    /// A stream: the body's JSON objects are its requests (sent as they
-    /// are parsed, the last one keeping the stream open until the client
-    /// goes away); each response is a line of `{"result":..}`.
+    /// A gRPC client of the member's own listener, ready, and the method's
+    /// path.
+    async fn client(
+        &self,
+        grpc_path: &str,
+    ) -> Result<(tonic::client::Grpc<Channel>, http::uri::PathAndQuery), Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::try_from(grpc_path)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok((grpc, path))
+    }
+
+    /// A stream: the body's JSON values are its requests, sent, then the
+    /// request stream ends; each response is a line of `{"result":..}`.
     async fn stream(
         &self,
         body: Bytes,
@@ -282,13 +292,9 @@ impl Gateway {
                 Err(_) => break,
             }
         }
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if let Err(e) = grpc.ready().await {
-            return error_response(&Status::unavailable(e.to_string()));
-        }
-        let path = match http::uri::PathAndQuery::try_from(grpc_path) {
-            Ok(p) => p,
-            Err(e) => return error_response(&Status::internal(e.to_string())),
+        let (mut grpc, path) = match self.client(grpc_path).await {
+            Ok(c) => c,
+            Err(st) => return error_response(&st),
         };
         // The requests, then the end of the request stream (grpc-gateway's
         // CloseSend once the body is read): a keep-alive stream then ends
