@@ -369,8 +369,14 @@ mod tests {
             }
         }
         keep.sort();
-        assert_eq!(keep, vec![r(4), r(5)]);
-        assert!(i.key_index(b"a").is_none(), "a was deleted at 6");
+        assert_eq!(keep, vec![r(4), r(5), r(6)]);
+        assert!(
+            !i.key_index(b"a").unwrap().is_live(),
+            "a was deleted at 6; the tombstone stays for watchers from 6"
+        );
+        assert_eq!(i.len(), 3);
+        i.compact_some(7, None, 100, &mut keep);
+        assert!(i.key_index(b"a").is_none(), "gone at the next compaction");
         assert_eq!(i.len(), 2);
     }
 }

@@ -11,21 +11,30 @@
 //!     generations: {1.0, 2.0, 3.0(t)} {4.0, 5.0(t)} {}
 //! ```
 //!
-//! **Compaction at `c`** keeps, in the generation alive at `c`, only the
-//! largest revision `<= c` and those after it, and drops every generation
-//! that ended (was tombstoned) at or before `c`: no read at a revision
-//! `>= c` can reach what it removes. A tombstone is never kept by itself:
-//! a generation left holding only its tombstone is dropped too. A key left
-//! with only an empty generation is removed from the index altogether.
+//! **Compaction at `c`** keeps, in the first generation that ends at or
+//! after `c` (or the live one), only the largest revision `<= c` and those
+//! after it, and drops every generation that ended (was tombstoned) before
+//! `c`: no read at a revision `>= c` and no watch from `c` can reach what
+//! it removes. A tombstone at exactly `c` is kept, alone in its
+//! generation, until a later compaction: a watcher that starts at the
+//! compacted revision `c` (which etcd allows) must still see that
+//! deletion. A key left with only an empty generation is removed from the
+//! index altogether.
 //!
 //! ```text
 //! compact(2): {2.0, 3.0(t)} {4.0, 5.0(t)} {}
 //! compact(4): {4.0, 5.0(t)} {}
-//! compact(5): {}            -> the key is removed
+//! compact(5): {5.0(t)} {}   -> the tombstone stays for watchers from 5
+//! compact(6): {}            -> the key is removed
 //! ```
 //!
 //! This is etcd's `keyIndex` (mvcc/key_index.go), whose comment is the
-//! best specification of these rules; ferretcd keeps its behaviour.
+//! best specification of these rules. etcd 3.4.23 dropped a tombstone at
+//! exactly `c`, so a watcher from `c` missed that deletion; etcd fixed it
+//! (etcd-io/etcd#18274, backported to 3.4 and 3.5) by the rule above,
+//! which ferretcd follows (the fault suite found the same miss). The
+//! revisions a hash counts ([`KeyIndex::keep`]) still leave that
+//! tombstone out, so HashKV stays equal to etcd 3.4.23's.
 
 use crate::revision::Revision;
 
@@ -111,6 +120,24 @@ impl KeyIndex {
                 created,
                 rev: modified,
             },
+        }
+    }
+
+    /// An index restored from a tombstone whose key has no earlier
+    /// revision left: one a compaction at exactly its revision kept (see
+    /// the module documentation). Indexed, so a compaction that runs again
+    /// at that revision (resumed after a restart) keeps it too.
+    pub fn restored_tombstone(rev: Revision) -> KeyIndex {
+        KeyIndex {
+            lease: 0,
+            revs: Revs::Generations(vec![
+                Generation {
+                    ver: 1,
+                    created: rev,
+                    revs: vec![rev],
+                },
+                Generation::default(),
+            ]),
         }
     }
 
@@ -209,22 +236,14 @@ impl KeyIndex {
             return self.keep(at, keep);
         };
         let (gen_idx, rev_idx) = compact_point(gens, at);
-        let last = gens.len() - 1;
-        let mut drop_to = gen_idx;
         let g = &mut gens[gen_idx];
-        if !g.is_empty() {
-            if let Some(i) = rev_idx {
-                g.revs.drain(..i);
-                if gen_idx != last && g.revs.len() == 1 {
-                    // Only the tombstone is left: the generation ended at
-                    // or before `at`, nothing in it is readable.
-                    drop_to += 1;
-                } else {
-                    keep.push(g.revs[0]);
-                }
-            }
+        if let Some(i) = rev_idx {
+            // The largest revision `<= at`: a tombstone only if it is at
+            // `at` itself, kept for watchers from `at`.
+            g.revs.drain(..i);
+            keep.push(g.revs[0]);
         }
-        gens.drain(..drop_to);
+        gens.drain(..gen_idx);
         if let [g] = gens.as_slice() {
             if let [rev] = g.revs.as_slice() {
                 self.revs = Revs::One {
@@ -236,10 +255,11 @@ impl KeyIndex {
         }
     }
 
-    /// The revisions `<= at` that compaction at `at` would keep, without
-    /// compacting: the revision the key has at `at` if it exists then
-    /// (which is how `crate::hash` gathers them, through
-    /// [`crate::index::Index::walk`]); the compaction tests' oracle.
+    /// The revisions `<= at` that a hash at compaction revision `at`
+    /// counts, without compacting: the revision the key has at `at` if it
+    /// exists then (which is how `crate::hash` gathers them, through
+    /// [`crate::index::Index::walk`]). That is what compaction keeps but
+    /// for a tombstone at `at` itself, which etcd's hash leaves out.
     pub fn keep(&self, at: i64, keep: &mut Vec<Revision>) {
         if self.is_empty() {
             return;
@@ -328,8 +348,8 @@ fn find_generation(gens: &[Generation], at: i64) -> Option<&Generation> {
     None
 }
 
-/// The first generation that ends after `at` (or the last one), and in it
-/// the index of the largest revision `<= at`, if any.
+/// The first generation that ends at or after `at` (or the last one), and
+/// in it the index of the largest revision `<= at`, if any.
 fn compact_point(gens: &[Generation], at: i64) -> (usize, Option<usize>) {
     let mut gen_idx = 0;
     while gen_idx < gens.len() - 1 {
@@ -337,7 +357,7 @@ fn compact_point(gens: &[Generation], at: i64) -> (usize, Option<usize>) {
             .revs
             .last()
             .expect("finished generations are non-empty");
-        if tomb.main > at {
+        if tomb.main >= at {
             break;
         }
         gen_idx += 1;
@@ -446,8 +466,13 @@ mod tests {
 
         keep.clear();
         ki.compact(5, &mut keep);
+        assert_eq!(gens(&ki), vec![vec![5], vec![]]);
+        assert_eq!(keep, vec![r(5)], "a tombstone at the compaction is kept");
+
+        keep.clear();
+        ki.compact(6, &mut keep);
         assert!(ki.is_empty());
-        assert!(keep.is_empty(), "a tombstone is never kept");
+        assert!(keep.is_empty(), "an older tombstone is never kept");
 
         let mut ki = example();
         keep.clear();
@@ -457,11 +482,45 @@ mod tests {
     }
 
     #[test]
-    fn compaction_at_tombstone_drops_generation() {
+    fn compaction_at_tombstone_keeps_it_for_watchers_until_the_next() {
         let mut keep = Vec::new();
         let mut ki = example();
         ki.compact(3, &mut keep);
+        assert_eq!(gens(&ki), vec![vec![3], vec![4, 5], vec![]]);
+        assert_eq!(
+            keep,
+            vec![r(3)],
+            "the deletion at 3 stays for a watch from 3"
+        );
+        assert_eq!(ki.get(3), None);
+        assert_eq!(ki.get(4).unwrap().version, 1);
+        // Compacting at 3 again (resumed) keeps it still; at 4 drops it.
+        keep.clear();
+        ki.compact(3, &mut keep);
+        assert_eq!(keep, vec![r(3)]);
+        keep.clear();
+        ki.compact(4, &mut keep);
         assert_eq!(gens(&ki), vec![vec![4, 5], vec![]]);
+        assert_eq!(keep, vec![r(4)]);
+    }
+
+    #[test]
+    fn a_restored_tombstone_reads_as_deleted_and_compacts_away() {
+        let mut ki = KeyIndex::restored_tombstone(r(5));
+        assert!(!ki.is_live() && !ki.is_empty());
+        assert_eq!(ki.get(5), None);
+        assert_eq!(ki.modified(), r(5));
+        let mut keep = Vec::new();
+        ki.keep(5, &mut keep);
+        assert!(keep.is_empty(), "hashes leave the tombstone out");
+        ki.compact(5, &mut keep);
+        assert_eq!(keep, vec![r(5)]);
+        ki.put(r(7), 0);
+        assert_eq!(ki.get(7).unwrap().version, 1);
+        assert_eq!(ki.get(7).unwrap().created, r(7));
+        keep.clear();
+        ki.compact(6, &mut keep);
+        assert_eq!(gens(&ki), vec![vec![7]]);
         assert!(keep.is_empty());
     }
 
@@ -498,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn keep_matches_compact() {
+    fn keep_matches_compact_but_for_a_tombstone_at_the_revision() {
         for at in 0..8 {
             let ki = example();
             let mut k1 = Vec::new();
@@ -506,6 +565,8 @@ mod tests {
             let mut ki2 = example();
             let mut k2 = Vec::new();
             ki2.compact(at, &mut k2);
+            // 3 and 5 are the example's tombstones.
+            k2.retain(|r| !(r.main == at && (at == 3 || at == 5)));
             assert_eq!(k1, k2, "at {at}");
         }
     }
@@ -552,11 +613,11 @@ mod tests {
         assert_eq!((f.created, f.modified, f.version), (r(3), r(4), 2));
         assert!(ki.tombstone(r(5)));
         keep.clear();
-        ki.compact(5, &mut keep);
+        ki.compact(6, &mut keep);
         assert!(ki.is_empty() && keep.is_empty());
-        ki.put(r(6), 0);
+        ki.put(r(7), 0);
         assert!(is_one(&ki), "a key created again takes it again");
-        assert_eq!(ki.get(6).unwrap().version, 1);
+        assert_eq!(ki.get(7).unwrap().version, 1);
     }
 
     /// Random puts, deletions and compactions give the same answers

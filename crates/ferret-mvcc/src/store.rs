@@ -821,7 +821,13 @@ impl Loaded {
                 })?;
                 current = current.max(rev.main);
                 if tombstone {
-                    index.tombstone(&head.key, rev);
+                    if index.key_index_mut(&head.key).is_none() {
+                        // Its key's earlier revisions were compacted: a
+                        // compaction at exactly this revision kept it.
+                        index.restore(&head.key, KeyIndex::restored_tombstone(rev));
+                    } else {
+                        index.tombstone(&head.key, rev);
+                    }
                     continue;
                 }
                 match index.key_index_mut(&head.key) {
