@@ -5,6 +5,8 @@
 //! Every integer is little-endian: bbolt writes its structs in the
 //! machine's order, and every platform etcd ships for is little-endian.
 
+use std::hash::Hasher;
+
 /// `page` header: id u64, flags u16, count u16, overflow u32.
 pub(crate) const PAGE_HEADER_SIZE: usize = 16;
 /// Both `leafPageElement` (flags, pos, ksize, vsize: 4 × u32) and
@@ -48,11 +50,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 
 /// FNV-1a, 64 bits: the meta checksum (Go's `hash/fnv` `New64a`).
 pub(crate) fn fnv64a(bytes: &[u8]) -> u64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    })
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 /// Reads a little-endian integer at `offset`, or `None` past the end

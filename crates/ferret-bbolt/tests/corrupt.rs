@@ -2,6 +2,7 @@
 //! name the page, and thousands of seeded random mutations of valid files
 //! never make it panic or hang (a hang would stop the test).
 
+use std::hash::Hasher;
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -96,11 +97,9 @@ fn fix_meta_checksum(bytes: &mut [u8], page: usize, page_size: usize) {
     if bytes.len() < start + 64 {
         return;
     }
-    let hash = bytes[start..start + 56]
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(&bytes[start..start + 56]);
+    let hash = hasher.finish();
     bytes[start + 56..start + 64].copy_from_slice(&hash.to_le_bytes());
 }
 

@@ -3,40 +3,176 @@
 //! etcd serves its keys; a snapshot saved from a real etcd is read back by
 //! the reader, and copied through the writer it keeps etcd's status hash.
 //!
-//! Skipped, with a message, where /usr/bin/etcd is absent (CI installs
-//! it). Every etcd runs on loopback ports chosen by binding port 0 and is
-//! killed when its guard drops.
+//! etcd is found as the other suites find it ($ETCD_BIN, else `etcd` on
+//! PATH, else /usr/bin/etcd), etcdctl next to it. Without them the tests
+//! are skipped with a message, or fail when `CI` is set. Each etcd is a
+//! one-member [`Cluster`] of the test kit: free loopback ports, killed
+//! when it drops.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use ferret_bbolt::{strip_sha256, Db, Writer};
+use ferret_proto::mvccpb::KeyValue;
+use ferret_proto::Message;
+use ferret_testkit::cluster::{Cluster, Options};
 
 /// Keys and values of one bucket, in order.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
+/// etcd's timers for these tests: a one-member cluster elects itself
+/// after one election timeout, so a short one makes the tests quicker.
+const HEARTBEAT_MS: u64 = 20;
+const ELECTION_MS: u64 = 200;
 
-/// How long an etcd may take to answer /health: it elects itself after
-/// one election timeout (200 ms here) but a loaded CI machine is slow.
-const ETCD_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The reference etcd and its etcdctl.
+struct Tools {
+    etcd: PathBuf,
+    etcdctl: PathBuf,
+}
 
-fn etcd_installed(test: &str) -> bool {
-    let installed = Path::new(ETCD).exists() && Path::new(ETCDCTL).exists();
-    if !installed {
-        println!("{test}: skipped, {ETCD} or {ETCDCTL} is not installed");
+impl Tools {
+    /// etcd and the etcdctl beside it; `None` (after saying so) where
+    /// either is missing, a failure when `CI` is set.
+    fn find(test: &str) -> Option<Tools> {
+        let tools = ferret_testkit::bin::find_etcd().and_then(|etcd| {
+            let etcdctl = etcd.with_file_name("etcdctl");
+            etcdctl.is_file().then_some(Tools { etcd, etcdctl })
+        });
+        if tools.is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: etcd or etcdctl not found (set ETCD_BIN, put etcd on PATH or install \
+                 Debian's etcd-server and etcd-client); required when CI is set"
+            );
+            // Written past libtest's capture so that it shows in a passing run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!!!!! SKIPPED {test}: etcd or etcdctl not found \
+                 (set ETCD_BIN or apt-get install etcd-server etcd-client) !!!!!!!!\n"
+            );
+        }
+        tools
     }
-    installed
+
+    /// A one-member etcd cluster, serving and led.
+    fn start_etcd(&self) -> Etcd<'_> {
+        let cluster = Cluster::start(Options {
+            binary: self.etcd.clone(),
+            size: 1,
+            heartbeat_ms: HEARTBEAT_MS,
+            election_ms: ELECTION_MS,
+            snapshot_count: None,
+            extra: Vec::new(),
+        });
+        Etcd {
+            tools: self,
+            cluster,
+        }
+    }
+
+    fn etcdctl(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+        // No inherited ETCDCTL_* variable (endpoints, credentials) applies.
+        let mut child = Command::new(&self.etcdctl)
+            .env_clear()
+            .env("ETCDCTL_API", "3")
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "etcdctl {args:?} failed: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    /// `etcdctl snapshot status FILE -w json`: (hash, revision, totalKey,
+    /// totalSize).
+    fn snapshot_status(&self, path: &Path) -> (u32, i64, usize, u64) {
+        let json = self.etcdctl(
+            &["snapshot", "status", path.to_str().unwrap(), "-w", "json"],
+            None,
+        );
+        let status: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        (
+            status["hash"].as_u64().unwrap() as u32,
+            status["revision"].as_i64().unwrap(),
+            status["totalKey"].as_u64().unwrap() as usize,
+            status["totalSize"].as_u64().unwrap(),
+        )
+    }
+}
+
+/// A running etcd member (the cluster's only one), killed when dropped.
+struct Etcd<'a> {
+    tools: &'a Tools,
+    cluster: Cluster,
+}
+
+impl Etcd<'_> {
+    /// Stops the member, replaces its data dir with `snapshot` restored by
+    /// `etcdctl snapshot restore` (under the member's own name, peer URL
+    /// and cluster), and starts it again on that data.
+    fn restore(&mut self, snapshot: &Path) {
+        self.cluster.kill(0);
+        self.cluster.wipe(0);
+        let member = &self.cluster.members[0];
+        let peer_url = member.peer_url();
+        let initial_cluster = format!("{}={peer_url}", member.name);
+        self.tools.etcdctl(
+            &[
+                "snapshot",
+                "restore",
+                snapshot.to_str().unwrap(),
+                "--data-dir",
+                member.data_dir.to_str().unwrap(),
+                "--name",
+                &member.name,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &initial_cluster,
+            ],
+            None,
+        );
+        self.cluster.restart(0);
+        self.cluster.wait_ready(0);
+    }
+
+    fn ctl(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+        let endpoint = self.cluster.members[0].client_url();
+        let mut all = vec!["--endpoints", &endpoint];
+        all.extend_from_slice(args);
+        self.tools.etcdctl(&all, stdin)
+    }
+
+    /// `etcdctl get --prefix ""`: the live keys and the revision.
+    fn get_all(&self) -> (i64, BTreeMap<Vec<u8>, KeyValue>) {
+        let json = self.ctl(&["get", "", "--prefix", "-w", "json"], None);
+        parse_range_response(&json)
+    }
 }
 
 // ---------------------------------------------------------------------
-// etcd's key bucket: revisions and mvccpb.KeyValue, by hand.
+// etcd's key bucket: revision keys and mvccpb.KeyValue.
 
 /// etcd's revision key: main rev (8 bytes BE), '_', sub rev (8 bytes BE),
 /// and 't' for a tombstone.
@@ -50,110 +186,17 @@ fn revision_key(main: i64, sub: i64, tombstone: bool) -> Vec<u8> {
     key
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct KeyValue {
-    key: Vec<u8>,
-    create_revision: i64,
-    mod_revision: i64,
-    version: i64,
-    value: Vec<u8>,
-    lease: i64,
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-impl KeyValue {
-    /// Protobuf, as gogo-proto marshals it: fields in order, zero values
-    /// left out.
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let bytes_field = |out: &mut Vec<u8>, tag: u8, bytes: &[u8]| {
-            if !bytes.is_empty() {
-                out.push(tag);
-                put_varint(out, bytes.len() as u64);
-                out.extend_from_slice(bytes);
-            }
-        };
-        bytes_field(&mut out, 0x0a, &self.key);
-        for (tag, number) in [
-            (0x10, self.create_revision),
-            (0x18, self.mod_revision),
-            (0x20, self.version),
-        ] {
-            if number != 0 {
-                out.push(tag);
-                put_varint(&mut out, number as u64);
-            }
-        }
-        bytes_field(&mut out, 0x2a, &self.value);
-        if self.lease != 0 {
-            out.push(0x30);
-            put_varint(&mut out, self.lease as u64);
-        }
-        out
-    }
-
-    fn decode(mut bytes: &[u8]) -> KeyValue {
-        fn varint(bytes: &mut &[u8]) -> u64 {
-            let mut value = 0u64;
-            for shift in (0..64).step_by(7) {
-                let (&byte, rest) = bytes.split_first().expect("truncated varint");
-                *bytes = rest;
-                value |= u64::from(byte & 0x7f) << shift;
-                if byte < 0x80 {
-                    return value;
-                }
-            }
-            panic!("varint too long")
-        }
-        let mut kv = KeyValue::default();
-        while !bytes.is_empty() {
-            let tag = varint(&mut bytes);
-            match tag & 7 {
-                0 => {
-                    let number = varint(&mut bytes) as i64;
-                    match tag >> 3 {
-                        2 => kv.create_revision = number,
-                        3 => kv.mod_revision = number,
-                        4 => kv.version = number,
-                        6 => kv.lease = number,
-                        _ => {}
-                    }
-                }
-                2 => {
-                    let len = varint(&mut bytes) as usize;
-                    let (field, rest) = bytes.split_at(len);
-                    bytes = rest;
-                    match tag >> 3 {
-                        1 => kv.key = field.to_vec(),
-                        5 => kv.value = field.to_vec(),
-                        _ => {}
-                    }
-                }
-                wire => panic!("unexpected wire type {wire}"),
-            }
-        }
-        kv
-    }
-}
-
 /// The live keys of a key bucket, replayed revision by revision.
 fn live_keys(entries: &[(Vec<u8>, Vec<u8>)]) -> BTreeMap<Vec<u8>, KeyValue> {
     let mut live = BTreeMap::new();
     for (revision, value) in entries {
         assert!(revision.len() == 17 || revision.len() == 18, "{revision:?}");
-        let kv = KeyValue::decode(value);
+        let kv = KeyValue::decode(value.as_slice()).unwrap();
         if revision.len() == 18 {
             assert_eq!(revision[17], b't');
-            live.remove(&kv.key);
+            live.remove(kv.key.as_ref());
         } else {
-            live.insert(kv.key.clone(), kv);
+            live.insert(kv.key.to_vec(), kv);
         }
     }
     live
@@ -162,201 +205,18 @@ fn live_keys(entries: &[(Vec<u8>, Vec<u8>)]) -> BTreeMap<Vec<u8>, KeyValue> {
 /// `etcdctl snapshot status`'s hash: CRC-32C over each bucket's name and
 /// then its keys and values, in order.
 fn etcd_status_hash<S: ferret_bbolt::ReadAt>(db: &Db<S>) -> (u32, usize) {
-    let mut table = [0u32; 256];
-    for (i, slot) in table.iter_mut().enumerate() {
-        let mut crc = i as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-        *slot = crc;
-    }
-    let mut crc = !0u32;
-    let mut update = |bytes: &[u8]| {
-        for &byte in bytes {
-            crc = table[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
-        }
-    };
+    let mut crc = 0;
     let mut total_keys = 0;
     for name in db.bucket_names().unwrap() {
-        update(&name);
+        crc = crc32c::crc32c_append(crc, &name);
         for entry in db.bucket(&name).unwrap().unwrap().entries() {
             let entry = entry.unwrap();
-            update(&entry.key);
-            update(&entry.value);
+            crc = crc32c::crc32c_append(crc, &entry.key);
+            crc = crc32c::crc32c_append(crc, &entry.value);
             total_keys += 1;
         }
     }
-    (!crc, total_keys)
-}
-
-// ---------------------------------------------------------------------
-// Processes.
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running etcd, killed when dropped.
-struct Etcd {
-    child: Child,
-    client_url: String,
-    log_path: PathBuf,
-}
-
-/// The flags that make one member named `n1` on the given peer URL.
-fn cluster_flags(peer_url: &str) -> Vec<String> {
-    vec![
-        "--name".into(),
-        "n1".into(),
-        "--initial-advertise-peer-urls".into(),
-        peer_url.into(),
-        "--initial-cluster".into(),
-        format!("n1={peer_url}"),
-    ]
-}
-
-impl Etcd {
-    fn start(data_dir: &Path, peer_url: &str, log_path: PathBuf) -> Etcd {
-        let client_url = format!("http://127.0.0.1:{}", free_port());
-        let log = File::create(&log_path).unwrap();
-        // No inherited ETCD_* variable may change the member.
-        let child = Command::new(ETCD)
-            .env_clear()
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", peer_url])
-            .args(cluster_flags(peer_url))
-            .args(["--heartbeat-interval", "20", "--election-timeout", "200"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut etcd = Etcd {
-            child,
-            client_url,
-            log_path,
-        };
-        etcd.wait_healthy();
-        etcd
-    }
-
-    fn wait_healthy(&mut self) {
-        let address = self.client_url.trim_start_matches("http://").to_string();
-        let deadline = Instant::now() + ETCD_START_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("etcd exited ({status}):\n{}", self.log());
-            }
-            if health_is_true(&address) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcd not healthy:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn ctl(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-        let mut all = vec!["--endpoints", &self.client_url];
-        all.extend_from_slice(args);
-        etcdctl(&all, stdin)
-    }
-
-    /// `etcdctl get --prefix ""`: the live keys and the revision.
-    fn get_all(&self) -> (i64, BTreeMap<Vec<u8>, KeyValue>) {
-        let json = self.ctl(&["get", "", "--prefix", "-w", "json"], None);
-        parse_range_response(&json)
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// GET /health answers `{"health":"true"}` once the member has a leader.
-fn health_is_true(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.contains("\"health\":\"true\"")
-}
-
-fn etcdctl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-    // No inherited ETCDCTL_* variable (endpoints, credentials) applies.
-    let mut child = Command::new(ETCDCTL)
-        .env_clear()
-        .env("ETCDCTL_API", "3")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "etcdctl {args:?} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c}"),
-        }
-    };
-    let mut out = Vec::new();
-    for chunk in text.trim_end_matches('=').as_bytes().chunks(4) {
-        let bits = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |bits, (i, &c)| bits | value(c) << (18 - 6 * i));
-        out.extend_from_slice(&bits.to_be_bytes()[1..chunk.len()]);
-    }
-    out
+    (crc, total_keys)
 }
 
 fn parse_range_response(json: &[u8]) -> (i64, BTreeMap<Vec<u8>, KeyValue>) {
@@ -365,34 +225,21 @@ fn parse_range_response(json: &[u8]) -> (i64, BTreeMap<Vec<u8>, KeyValue>) {
     let mut kvs = BTreeMap::new();
     for kv in response["kvs"].as_array().into_iter().flatten() {
         let number = |field: &str| kv[field].as_i64().unwrap_or(0);
-        let bytes = |field: &str| kv[field].as_str().map(base64_decode).unwrap_or_default();
+        let bytes = |field: &str| match kv[field].as_str() {
+            Some(text) => BASE64.decode(text).unwrap(),
+            None => Vec::new(),
+        };
         let kv = KeyValue {
-            key: bytes("key"),
+            key: bytes("key").into(),
             create_revision: number("create_revision"),
             mod_revision: number("mod_revision"),
             version: number("version"),
-            value: bytes("value"),
+            value: bytes("value").into(),
             lease: number("lease"),
         };
-        kvs.insert(kv.key.clone(), kv);
+        kvs.insert(kv.key.to_vec(), kv);
     }
     (revision, kvs)
-}
-
-/// `etcdctl snapshot status FILE -w json`: (hash, revision, totalKey,
-/// totalSize).
-fn snapshot_status(path: &Path) -> (u32, i64, usize, u64) {
-    let json = etcdctl(
-        &["snapshot", "status", path.to_str().unwrap(), "-w", "json"],
-        None,
-    );
-    let status: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    (
-        status["hash"].as_u64().unwrap() as u32,
-        status["revision"].as_i64().unwrap(),
-        status["totalKey"].as_u64().unwrap() as usize,
-        status["totalSize"].as_u64().unwrap(),
-    )
 }
 
 fn create_file(path: &Path) -> File {
@@ -440,29 +287,31 @@ impl History {
                         Some(old) => KeyValue {
                             mod_revision: self.revision,
                             version: old.version + 1,
-                            value: value.clone(),
+                            value: value.clone().into(),
                             ..old.clone()
                         },
                         None => KeyValue {
-                            key: key.clone(),
+                            key: key.clone().into(),
                             create_revision: self.revision,
                             mod_revision: self.revision,
                             version: 1,
-                            value: value.clone(),
+                            value: value.clone().into(),
                             lease: 0,
                         },
                     };
                     self.key_bucket
-                        .push((revision_key(self.revision, sub, false), kv.encode()));
+                        .push((revision_key(self.revision, sub, false), kv.encode_to_vec()));
                     self.live.insert(key.clone(), kv);
                 }
                 None => {
                     let tombstone = KeyValue {
-                        key: key.clone(),
+                        key: key.clone().into(),
                         ..KeyValue::default()
                     };
-                    self.key_bucket
-                        .push((revision_key(self.revision, sub, true), tombstone.encode()));
+                    self.key_bucket.push((
+                        revision_key(self.revision, sub, true),
+                        tombstone.encode_to_vec(),
+                    ));
                     self.live.remove(key);
                 }
             }
@@ -501,7 +350,7 @@ fn example_history() -> History {
                 let old = history.live[&key].clone();
                 history
                     .past
-                    .push((key.clone(), old.mod_revision, old.value));
+                    .push((key.clone(), old.mod_revision, old.value.to_vec()));
             }
             history.commit(&[(key, Some(value(i + round, 30)))]);
         }
@@ -547,9 +396,9 @@ fn example_history() -> History {
 
 #[test]
 fn writer_snapshot_is_accepted_by_etcdctl_and_etcd() {
-    if !etcd_installed("writer_snapshot_is_accepted_by_etcdctl_and_etcd") {
+    let Some(tools) = Tools::find("writer_snapshot_is_accepted_by_etcdctl_and_etcd") else {
         return;
-    }
+    };
     let history = example_history();
     let dir = tempfile::tempdir().unwrap();
     let snapshot_path = dir.path().join("ferret.snapshot");
@@ -599,7 +448,8 @@ fn writer_snapshot_is_accepted_by_etcdctl_and_etcd() {
 
     // etcdctl snapshot status: bbolt's Tx.Check passes, and the hash,
     // revision and counts are ours.
-    let (status_hash, status_revision, status_keys, status_size) = snapshot_status(&snapshot_path);
+    let (status_hash, status_revision, status_keys, status_size) =
+        tools.snapshot_status(&snapshot_path);
     println!(
         "etcdctl snapshot status on the writer's file: hash {status_hash:#x}, revision {status_revision}, \
          totalKey {status_keys}, totalSize {status_size}"
@@ -610,15 +460,8 @@ fn writer_snapshot_is_accepted_by_etcdctl_and_etcd() {
     assert_eq!(status_size, bytes.len() as u64 - 32);
 
     // etcdctl snapshot restore, then etcd serves the keys.
-    let data_dir = dir.path().join("restored");
-    let peer_url = format!("http://127.0.0.1:{}", free_port());
-    let mut restore = vec!["snapshot", "restore", snapshot_path.to_str().unwrap()];
-    restore.extend(["--data-dir", data_dir.to_str().unwrap()]);
-    let flags = cluster_flags(&peer_url);
-    restore.extend(flags.iter().map(String::as_str));
-    etcdctl(&restore, None);
-
-    let etcd = Etcd::start(&data_dir, &peer_url, dir.path().join("etcd-restored.log"));
+    let mut etcd = tools.start_etcd();
+    etcd.restore(&snapshot_path);
     let (revision, kvs) = etcd.get_all();
     assert_eq!(revision, history.revision);
     assert_eq!(kvs.len(), history.live.len());
@@ -662,16 +505,11 @@ fn writer_snapshot_is_accepted_by_etcdctl_and_etcd() {
 
 #[test]
 fn etcd_snapshot_is_read_back_and_rewritten() {
-    if !etcd_installed("etcd_snapshot_is_read_back_and_rewritten") {
+    let Some(tools) = Tools::find("etcd_snapshot_is_read_back_and_rewritten") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
-    let peer_url = format!("http://127.0.0.1:{}", free_port());
-    let etcd = Etcd::start(
-        &dir.path().join("etcd"),
-        &peer_url,
-        dir.path().join("etcd.log"),
-    );
+    let etcd = tools.start_etcd();
 
     // Three transactions of 100 puts (etcd's default limit is 128 ops).
     for t in 0..3 {
@@ -698,7 +536,7 @@ fn etcd_snapshot_is_read_back_and_rewritten() {
     let snapshot_path = dir.path().join("etcd.snapshot");
     etcd.ctl(&["snapshot", "save", snapshot_path.to_str().unwrap()], None);
     drop(etcd);
-    let (status_hash, status_revision, status_keys, _) = snapshot_status(&snapshot_path);
+    let (status_hash, status_revision, status_keys, _) = tools.snapshot_status(&snapshot_path);
 
     // The reader, from a file, after checking the trailer.
     let db = ferret_bbolt::open_snapshot_file(File::open(&snapshot_path).unwrap()).unwrap();
@@ -754,7 +592,7 @@ fn etcd_snapshot_is_read_back_and_rewritten() {
         writer.end_bucket().unwrap();
     }
     writer.finish_snapshot().unwrap();
-    let (copy_hash, copy_revision, copy_keys, copy_size) = snapshot_status(&copy_path);
+    let (copy_hash, copy_revision, copy_keys, copy_size) = tools.snapshot_status(&copy_path);
     println!(
         "etcd's snapshot: hash {status_hash:#x}, revision {status_revision}, totalKey {status_keys}, \
          {db_len} bytes; rewritten: hash {copy_hash:#x}, totalKey {copy_keys}, {copy_size} bytes"
