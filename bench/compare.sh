@@ -17,8 +17,8 @@
 # timed run, default 20), WORKLOADS (a space-separated subset of the keys
 # below, or the groups v2 and v3; default: all).
 #   v2: put64 put1 get64s get64l memory watch
-#   v3: v3put v3put1 v3rangel v3ranges v3txn v3watch v3lease v3keys1m v3compact
-# v3keys1m and v3compact are measurements (once per server; restarts are
+#   v3: v3put v3put1 v3rangel v3ranges v3txn v3watch v3lease v3keys1m v3compact v3defrag
+# v3keys1m, v3compact and v3defrag are measurements (once per server; restarts are
 # repeated REPS times): see BENCHMARKS.md.
 set -euo pipefail
 
@@ -42,7 +42,7 @@ SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-100000}
 ETCD_PORT=${ETCD_PORT:-17379}
 FERRET_PORT=${FERRET_PORT:-18379}
 V2_WORKLOADS="put64 put1 get64s get64l memory watch"
-V3_WORKLOADS="v3put v3put1 v3rangel v3ranges v3txn v3watch v3lease v3keys1m v3compact"
+V3_WORKLOADS="v3put v3put1 v3rangel v3ranges v3txn v3watch v3lease v3keys1m v3compact v3defrag"
 expanded=""
 for w in ${WORKLOADS:-v2 v3}; do
   case $w in
@@ -61,14 +61,17 @@ WORKLOADS=$expanded
 if [[ $QUICK == 1 ]]; then
   REPS=${QUICK_REPS:-1}; DUR=3; MEM_KEYS=100000; WATCH_WRITES=200; GET_KEYS=10000
   V3_KEYS=${V3_KEYS:-100000}; COMPACT_BYTES=${COMPACT_BYTES:-$((64 << 20))}; COMPACT_PHASE=3
+  DEFRAG_KEYS=${DEFRAG_KEYS:-50000}
   COMPACT_RATE=${COMPACT_RATE:-300}
 else
   DUR=${DURATION:-20}; MEM_KEYS=1000000; WATCH_WRITES=2000; GET_KEYS=100000
   V3_KEYS=${V3_KEYS:-1000000}; COMPACT_BYTES=${COMPACT_BYTES:-$((1 << 30))}; COMPACT_PHASE=10
+  DEFRAG_KEYS=${DEFRAG_KEYS:-1000000}
 fi
 # A steady load well below either server's capacity, so that the p99 around
 # the compaction is not a queue's.
 COMPACT_RATE=${COMPACT_RATE:-1000}
+DEFRAG_VALUE=${DEFRAG_VALUE:-1024}
 V3_WATCHERS=${V3_WATCHERS:-10000}
 V3_WATCH_KEYS=${V3_WATCH_KEYS:-10}
 V3_WATCH_RATE=${V3_WATCH_RATE:-20}
@@ -285,10 +288,34 @@ measure_compact() {
   done
 }
 
+# v3defrag, per server on a fresh cluster: DEFRAG_KEYS keys of
+# DEFRAG_VALUE bytes (about 1 GiB of live data by default), a fifth of them
+# written twice, compacted at the end of the load (not measured); then a
+# put load at COMPACT_RATE, and after COMPACT_PHASE seconds the leader is
+# defragmented (Maintenance.Defragment, as `etcdctl defrag`), which copies
+# the live GiB into a new file; COMPACT_PHASE seconds more after its answer.
+measure_defrag() {
+  local srv base tag load=$(( DEFRAG_KEYS * (DEFRAG_VALUE + 16) * 6 / 5 ))
+  tag="v3 put p99 around a defragmentation of $(( DEFRAG_KEYS * DEFRAG_VALUE >> 20 )) MiB of live data"
+  echo "== $tag (fresh cluster per server)" >&2
+  for srv in etcd ferretcd; do
+    [[ $srv == etcd ]] && base=$ETCD_PORT || base=$FERRET_PORT
+    start_cluster "$srv" "$base"
+    echo "-- $srv" >&2
+    bench "v3defrag-$srv" v3 compact-latency --defrag --load-bytes "$load" \
+      --key-space-size "$DEFRAG_KEYS" --val-size "$DEFRAG_VALUE" --key-size 16 \
+      --conns 100 --clients 1000 --rate "$COMPACT_RATE" --before "$COMPACT_PHASE" --after "$COMPACT_PHASE" \
+      --target leader --endpoints "$ENDPOINTS" --pids "$(IFS=,; echo "${MEMBER_PIDS[*]}")" \
+      --server "$srv" --name "$tag"
+    stop_all
+  done
+}
+
 for w in $WORKLOADS; do
   case $w in
     v3keys1m) measure_keys1m; continue ;;
     v3compact) measure_compact; continue ;;
+    v3defrag) measure_defrag; continue ;;
   esac
   [[ -n ${ARGS[$w]:-} ]] || { echo "compare.sh: unknown workload $w" >&2; exit 2; }
   reps=$REPS

@@ -335,6 +335,12 @@ pub struct V3CompactArgs {
     /// backend commits, snapshots).
     #[arg(long, default_value_t = 5.0)]
     pub settle: f64,
+    /// Measure around a defragmentation instead: compact at the current
+    /// revision right after the load (not measured), then, in the measured
+    /// phase, defragment every endpoint one after another, as `etcdctl
+    /// defrag --cluster` does.
+    #[arg(long)]
+    pub defrag: bool,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -326,7 +326,7 @@ impl<'a> WriteTxn<'a> {
             p.applied_index = index;
             let has_job = job.is_some();
             if let Some(j) = job {
-                p.jobs.push_back(j);
+                p.jobs.push_back(crate::store::Job::Compact(j));
             }
             if has_job || p.records.len() >= m.cfg.batch_limit {
                 m.pending_cond.notify_all();

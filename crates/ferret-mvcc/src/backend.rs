@@ -52,6 +52,12 @@ pub(crate) const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(crate) const MEMBERS_REMOVED: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("members_removed");
 
+/// Every table, the small ones first and `key` last: a copy of the
+/// backend (a snapshot for a follower, a defragmentation) goes in this
+/// order, and a defragmentation relies on it (see `crate::defrag`).
+pub(crate) const TABLES: [TableDefinition<&[u8], &[u8]>; 6] =
+    [META, LEASE, ALARM, MEMBERS, MEMBERS_REMOVED, KV];
+
 pub(crate) const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
 pub(crate) const FINISHED_COMPACT: &[u8] = b"finishedCompactRev";
@@ -163,7 +169,7 @@ pub(crate) struct Record {
 }
 
 /// The changes one log entry made to the backend, sealed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Batch {
     /// The log index of the entry.
     pub index: u64,
@@ -327,6 +333,54 @@ pub(crate) fn read_meta(tx: &redb::ReadTransaction) -> Result<Meta, MvccError> {
 /// compaction 10% slower). A compaction cut short by a crash is resumed
 /// from `scheduledCompactRev` at start either way (deleting again what is
 /// gone is harmless).
+/// Copies about `max_bytes` of table `def`, from after key `after` (from
+/// its start if `None`), out of `from` into `to`, in one write transaction,
+/// `durable` or not (the caller commits durably at the end). The last key
+/// copied if the table has more, `None` once it is done.
+pub(crate) fn copy_chunk(
+    from: &redb::ReadTransaction,
+    to: &Database,
+    def: TableDefinition<&[u8], &[u8]>,
+    after: Option<&[u8]>,
+    max_bytes: usize,
+    durable: bool,
+) -> Result<Option<Vec<u8>>, MvccError> {
+    let src = from
+        .open_table(def)
+        .map_err(|e| MvccError::backend("table", e))?;
+    let range = match after {
+        Some(k) => src.range::<&[u8]>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+        None => src.range::<&[u8]>(..),
+    }
+    .map_err(|e| MvccError::backend("read", e))?;
+    let mut tx = to
+        .begin_write()
+        .map_err(|e| MvccError::backend("begin", e))?;
+    if !durable {
+        tx.set_durability(redb::Durability::None)
+            .map_err(|e| MvccError::backend("durability", e))?;
+    }
+    let mut bytes = 0;
+    let mut last: Option<Vec<u8>> = None;
+    {
+        let mut dst = tx
+            .open_table(def)
+            .map_err(|e| MvccError::backend("table", e))?;
+        for item in range {
+            let (k, v) = item.map_err(|e| MvccError::backend("read", e))?;
+            dst.insert(k.value(), v.value())
+                .map_err(|e| MvccError::backend("write", e))?;
+            bytes += k.value().len() + v.value().len();
+            if bytes >= max_bytes {
+                last = Some(k.value().to_vec());
+                break;
+            }
+        }
+    }
+    tx.commit().map_err(|e| MvccError::backend("commit", e))?;
+    Ok(last)
+}
+
 pub(crate) fn compact_chunk(
     db: &Database,
     from: Revision,

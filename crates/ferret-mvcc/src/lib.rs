@@ -44,6 +44,7 @@
 pub mod alarm;
 pub mod apply;
 pub mod backend;
+pub mod defrag;
 pub mod error;
 pub mod hash;
 pub mod index;
@@ -57,6 +58,7 @@ pub mod watch;
 pub use alarm::Alarms;
 pub use apply::{is_txn_readonly, Applier, V3Request, V3Response};
 pub use backend::Storage;
+pub use defrag::Defragmented;
 pub use error::MvccError;
 pub use hash::KvHash;
 pub use index::KeyRange;

@@ -30,18 +30,8 @@ use crate::store::{Loaded, Mvcc, Restored};
 /// About how much of the backend one chunk carries.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 
-/// The tables that travel, in order.
-const TABLES: [TableDefinition<&[u8], &[u8]>; 6] = [
-    backend::KV,
-    backend::META,
-    backend::LEASE,
-    backend::ALARM,
-    backend::MEMBERS,
-    backend::MEMBERS_REMOVED,
-];
-
 fn table(name: &str) -> Option<TableDefinition<'static, &'static [u8], &'static [u8]>> {
-    TABLES.iter().copied().find(|t| {
+    backend::TABLES.iter().copied().find(|t| {
         use redb::TableHandle;
         t.name() == name
     })
@@ -93,8 +83,11 @@ impl Mvcc {
             pending.records.clear();
             pending.bytes = 0;
             pending.since = None;
+            let replaced = MvccError::Defrag(
+                "the backend was replaced by a snapshot from the leader meanwhile".into(),
+            );
             for job in pending.jobs.drain(..) {
-                job.done.done();
+                job.abandon(&replaced);
             }
             if let (Some(from), Some(to)) = (&path, &self.path) {
                 std::fs::rename(from, to).map_err(|e| MvccError::backend("rename", e))?;
@@ -120,8 +113,8 @@ impl SnapshotReader {
 
     /// The next chunk, encoded; `None` once every table was sent.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, MvccError> {
-        while self.table < TABLES.len() {
-            let def = TABLES[self.table];
+        while self.table < backend::TABLES.len() {
+            let def = backend::TABLES[self.table];
             let t = self
                 .tx
                 .open_table(def)

@@ -42,6 +42,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::alarm::Alarms;
 use crate::backend::{self, Batch, Record, Storage};
+use crate::defrag::{Defragmented, Stop};
 use crate::error::MvccError;
 use crate::index::{Index, KeyRange, COMPACT_KEYS_PER_LOCK, KEYS_PER_LOCK};
 use crate::key_index::KeyIndex;
@@ -159,6 +160,47 @@ pub(crate) struct CompactJob {
     pub done: Completion,
 }
 
+/// A defragmentation's outcome, once there is one.
+type DefragOutcome = Mutex<Option<Result<Defragmented, MvccError>>>;
+
+/// A defragmentation asked for, and its outcome once done.
+#[derive(Clone, Default)]
+pub(crate) struct DefragJob(Arc<(DefragOutcome, Condvar)>);
+
+impl DefragJob {
+    pub(crate) fn done(&self, r: Result<Defragmented, MvccError>) {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        self.0 .1.notify_all();
+    }
+
+    /// Waits for the outcome.
+    pub(crate) fn wait(&self) -> Result<Defragmented, MvccError> {
+        let mut g = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = g.take() {
+                return r;
+            }
+            g = self.0 .1.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Work for the backend thread besides committing batches, in order.
+pub(crate) enum Job {
+    Compact(CompactJob),
+    Defrag(DefragJob),
+}
+
+impl Job {
+    /// The job will not run (the backend was replaced, or failed).
+    pub(crate) fn abandon(self, why: &MvccError) {
+        match self {
+            Job::Compact(j) => j.done.done(),
+            Job::Defrag(j) => j.done(Err(why.clone())),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Pending {
     /// Sealed batches the backend thread has not taken yet, in log order.
@@ -174,7 +216,7 @@ pub(crate) struct Pending {
     pub bytes: usize,
     /// When the oldest uncommitted change was queued.
     pub since: Option<Instant>,
-    pub jobs: VecDeque<CompactJob>,
+    pub jobs: VecDeque<Job>,
     /// Someone waits for everything applied so far to be committed.
     pub flush_now: bool,
     pub stop: bool,
@@ -238,6 +280,9 @@ impl Mvcc {
             Storage::File(p) => Some(p.clone()),
             _ => None,
         };
+        if let Some(p) = &path {
+            crate::defrag::remove_leftover(p)?;
+        }
         let db = backend::open(storage)?;
         let lessor = Lessor::new(cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
         let m = Arc::new(Mvcc {
@@ -305,12 +350,23 @@ impl Mvcc {
         p.flushed_index = restored.consistent_index;
         if let Some(s) = l.unfinished_compaction {
             // Interrupted: finish it (etcd does the same).
-            p.jobs.push_back(CompactJob {
+            p.jobs.push_back(Job::Compact(CompactJob {
                 rev: s,
                 done: Completion::default(),
-            });
+            }));
         }
         restored
+    }
+
+    /// Queues a defragmentation for the backend thread.
+    pub(crate) fn queue_defrag(&self, job: DefragJob) {
+        let mut p = self.lock_pending();
+        if self.failed() {
+            drop(p);
+            return job.done(Err(MvccError::Defrag("the backend failed".into())));
+        }
+        p.jobs.push_back(Job::Defrag(job));
+        self.pending_cond.notify_all();
     }
 
     /// The database (replaced when a snapshot is installed).
@@ -555,12 +611,27 @@ impl Mvcc {
                 self.fail(&e);
                 return;
             }
-            if let Some(job) = job {
-                if let Err(e) = self.compact_job(&target, &job) {
-                    self.fail(&e);
-                    return;
+            match job {
+                None => {}
+                Some(Job::Compact(job)) => {
+                    if let Err(e) = self.compact_job(&target, &job) {
+                        self.fail(&e);
+                        return;
+                    }
+                    job.done.done();
                 }
-                job.done.done();
+                Some(Job::Defrag(job)) => match self.defrag_job(&target) {
+                    Ok(d) => job.done(Ok(d)),
+                    Err(Stop::Failed(e)) => {
+                        tracing::warn!(error = %e, "failed to defragment");
+                        job.done(Err(e));
+                    }
+                    Err(Stop::Fatal(e)) => {
+                        job.done(Err(MvccError::Defrag(e.to_string())));
+                        self.fail(&e);
+                        return;
+                    }
+                },
             }
             if stop {
                 let p = self.lock_pending();
@@ -573,7 +644,12 @@ impl Mvcc {
 
     /// Commits batches taken from the queue, then drops their records
     /// from `pending`. `target` is the database they were taken for.
-    fn write(&self, target: &Target, batches: Vec<Batch>, applied: u64) -> Result<(), MvccError> {
+    pub(crate) fn write(
+        &self,
+        target: &Target,
+        batches: Vec<Batch>,
+        applied: u64,
+    ) -> Result<(), MvccError> {
         if batches.is_empty() && applied <= self.lock_pending().flushed_index {
             return Ok(());
         }
@@ -743,8 +819,8 @@ impl EventSource for Mvcc {
 
 /// The database the backend thread works on, and its generation: taken
 /// under the queue's lock with the batches it writes.
-struct Target {
-    db: Arc<Database>,
+pub(crate) struct Target {
+    pub(crate) db: Arc<Database>,
     generation: u64,
 }
 
@@ -756,7 +832,7 @@ impl Target {
         }
     }
 
-    fn current(&self, m: &Mvcc) -> bool {
+    pub(crate) fn current(&self, m: &Mvcc) -> bool {
         m.generation.load(Ordering::Acquire) == self.generation
     }
 }

@@ -559,6 +559,10 @@ const ETCDCTL_SCENARIO: &[Ctl] = &[
     // etcdctl locks on the client side (KV, Lease and Watch): it runs the
     // command with the lock held, then releases it.
     Ctl::Run("lock mylock echo held"),
+    // Defragmentation: etcdctl's line, then the data is all still there.
+    Ctl::Run("defrag"),
+    Ctl::Run("defrag --cluster"),
+    Ctl::Run("get --from-key 0 -w json"),
 ];
 
 struct CtlRun<'a> {

@@ -12,6 +12,10 @@
 //!    thread).
 //! 4. Keep the load on for `--after` seconds after that answer.
 //!
+//! With `--defrag`, the compaction runs right after the load instead (not
+//! measured), and step 3 defragments every endpoint in turn; the windows
+//! are then cut around the defragmentations.
+//!
 //! Every put's intended start, send time and answer time are kept, so
 //! the windows are cut afterwards: **before** (answered before the
 //! compaction was asked for), **during** (overlapping the compaction
@@ -32,7 +36,10 @@ use crate::report::{
     errors_text, latency_json, latency_text, server_json, ProcSnapshot, RunResult,
 };
 use bytes::Bytes;
-use ferret_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
+use ferret_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use ferret_proto::etcdserverpb::{
+    CompactionRequest, DefragmentRequest, PutRequest, RangeRequest, StatusRequest,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -229,9 +236,27 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
         });
     }
 
-    if !a.no_load {
+    if a.defrag {
+        let mut kv = kv_client(chans[0].clone());
+        let rev = current_revision(&mut kv).await?;
+        let t = Instant::now();
+        kv.compact(CompactionRequest {
+            revision: rev,
+            physical: true,
+        })
+        .await
+        .map_err(|s| format!("compacting before the defragmentation: {}", status_kind(&s)))?;
+        if !c.quiet {
+            eprintln!(
+                "compacted at revision {rev} in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if !a.no_load || a.defrag {
         tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
     }
+    let sizes_before = db_sizes(&addrs).await;
 
     // 2. The measured put load.
     let mut kv = kv_client(chans[0].clone());
@@ -255,24 +280,34 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
         })
         .collect();
 
-    // 3. The compaction.
+    // 3. The compaction (or the defragmentations).
     tokio::time::sleep(Duration::from_secs_f64(a.before)).await;
     let rev = current_revision(&mut kv).await?;
-    if !c.quiet {
-        eprintln!("compacting at revision {rev}");
-    }
     let c0 = t0.elapsed();
-    let compaction = kv
-        .compact(CompactionRequest {
-            revision: rev,
-            physical: true,
-        })
-        .await;
+    let compact_error = if a.defrag {
+        defragment_all(&addrs, c.quiet).await.err()
+    } else {
+        if !c.quiet {
+            eprintln!("compacting at revision {rev}");
+        }
+        let compaction = kv
+            .compact(CompactionRequest {
+                revision: rev,
+                physical: true,
+            })
+            .await;
+        compaction.err().map(|s| status_kind(&s))
+    };
     let c1 = t0.elapsed();
-    let compact_error = compaction.err().map(|s| status_kind(&s));
+    let sizes_after = db_sizes(&addrs).await;
+    let what = if a.defrag {
+        "defragmentation"
+    } else {
+        "compaction"
+    };
     if !c.quiet {
         eprintln!(
-            "compaction answered after {:.3} s{}",
+            "{what} answered after {:.3} s{}",
             (c1 - c0).as_secs_f64(),
             compact_error
                 .as_ref()
@@ -341,13 +376,19 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
     }
     let _ = writeln!(
         s,
-        "  compaction: at revision {rev}, asked at {:.3} s, answered after {:.3} s{}",
+        "  {what}: at revision {rev}, asked at {:.3} s, answered after {:.3} s{}",
         c0.as_secs_f64(),
         secs[1],
         compact_error
             .as_ref()
             .map(|e| format!(" with an error: {e}"))
             .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "  db sizes (MiB, per endpoint): before {}  after {}",
+        mib(&sizes_before),
+        mib(&sizes_after)
     );
     let _ = writeln!(
         s,
@@ -370,7 +411,7 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
     }
     s.push_str(&latency_text(&all, "Latency, whole measured phase"));
     if compact_error.is_some() {
-        errors.insert("compaction failed".into(), 1);
+        errors.insert(format!("{what} failed"), 1);
     }
     // With --rate, the load must keep up before the compaction, else every
     // latency holds a backlog and the windows compare queues.
@@ -398,7 +439,7 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
     let labels = labels(c);
     let p99 = |h: &Histogram| h.quantile(0.99) as f64 / 1000.0;
     let json = json!({
-        "workload": "v3-compact-latency",
+        "workload": if a.defrag { "v3-defrag-latency" } else { "v3-compact-latency" },
         "name": labels.name.clone().unwrap_or_else(|| "v3-compact-latency".into()),
         "server": labels.server,
         "params": p,
@@ -409,6 +450,8 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
             "answered_after_s": secs[1],
             "error": compact_error,
         },
+        "db_size_before": sizes_before,
+        "db_size_after": sizes_after,
         "rate_sustained": sustained,
         "requests_ok": ok,
         "errors_total": errors.values().sum::<u64>(),
@@ -423,10 +466,10 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
         },
         "series": series,
         "metrics": [
-            {"metric": "put p99 before compaction (ms)", "value": p99(&win[0])},
-            {"metric": "put p99 during compaction (ms)", "value": p99(&win[1])},
-            {"metric": "put p99 after compaction (ms)", "value": p99(&win[2])},
-            {"metric": "compaction answered after (s)", "value": secs[1]},
+            {"metric": format!("put p99 before {what} (ms)"), "value": p99(&win[0])},
+            {"metric": format!("put p99 during {what} (ms)"), "value": p99(&win[1])},
+            {"metric": format!("put p99 after {what} (ms)"), "value": p99(&win[2])},
+            {"metric": format!("{what} answered after (s)"), "value": secs[1]},
         ],
         "server_stats": server,
     });
@@ -435,4 +478,46 @@ pub async fn run(a: V3CompactArgs) -> Result<RunResult, String> {
         summary: s,
         path: labels.json,
     })
+}
+
+/// Each endpoint's database size (Maintenance.Status `dbSize`), 0 where
+/// it could not be read.
+async fn db_sizes(addrs: &[String]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let size = match super::connect(a).await {
+            Ok(ch) => MaintenanceClient::new(ch)
+                .status(StatusRequest {})
+                .await
+                .map_or(0, |r| r.into_inner().db_size),
+            Err(_) => 0,
+        };
+        out.push(size);
+    }
+    out
+}
+
+fn mib(sizes: &[i64]) -> String {
+    let v: Vec<String> = sizes
+        .iter()
+        .map(|s| format!("{:.0}", *s as f64 / (1 << 20) as f64))
+        .collect();
+    v.join("/")
+}
+
+/// Defragments every endpoint, one after another (`etcdctl defrag
+/// --cluster`); the first failure ends it.
+async fn defragment_all(addrs: &[String], quiet: bool) -> Result<(), String> {
+    for a in addrs {
+        let t = Instant::now();
+        let ch = super::connect(a).await?;
+        MaintenanceClient::new(ch)
+            .defragment(DefragmentRequest {})
+            .await
+            .map_err(|s| format!("defragmenting {a}: {}", status_kind(&s)))?;
+        if !quiet {
+            eprintln!("defragmented {a} in {:.3} s", t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod alarm;
 mod compaction;
+mod defrag;
 mod hash;
 mod kv;
 mod lease;

@@ -105,6 +105,10 @@ pub enum V3Error {
     /// The member's storage failed; it is stopping.
     #[error("{0}")]
     Internal(String),
+    /// A defragmentation failed (etcd passes bbolt's error on, as gRPC
+    /// `Unknown`); the member goes on.
+    #[error("{0}")]
+    Defrag(String),
 }
 
 impl From<MvccError> for V3Error {
@@ -122,6 +126,7 @@ impl From<MvccError> for V3Error {
             e @ (MvccError::Backend { .. } | MvccError::Format(_)) => {
                 V3Error::Internal(e.to_string())
             }
+            e @ MvccError::Defrag(_) => V3Error::Defrag(e.to_string()),
         }
     }
 }
@@ -253,6 +258,7 @@ impl From<V3Error> for Status {
             ),
             Unimplemented(m) => return Status::new(Code::Unimplemented, m.clone()),
             Internal(m) => return Status::new(Code::Internal, format!("ferretcd: {m}")),
+            Defrag(m) => return Status::new(Code::Unknown, m.clone()),
         };
         Status::new(code, msg)
     }

@@ -1,8 +1,9 @@
 //! `etcdserverpb.Maintenance`: `Alarm` (listing and disarming alarms, so a
 //! member that hit `--quota-backend-bytes` can be brought back once space
 //! is freed), `Status` (version, database sizes, Raft position, leader,
-//! alarms), `HashKV`, `Hash` and `MoveLeader` so far. The other methods come with the Cluster, Maintenance
-//! and Auth work; until then they answer `UNIMPLEMENTED`.
+//! alarms), `Defragment`, `HashKV`, `Hash` and `MoveLeader` so far.
+//! `Snapshot` comes with the Cluster, Maintenance and Auth work; until
+//! then it answers `UNIMPLEMENTED`.
 
 use std::pin::Pin;
 
@@ -82,11 +83,29 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
+    /// etcd's `maintenanceServer.Defragment`: answers (without a header,
+    /// as etcd's) once this member's backend file is rewritten without
+    /// its free pages. Unlike etcd's, the member serves reads and writes
+    /// meanwhile (`ferret_mvcc::defrag`).
     async fn defragment(
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(not_yet("Defragment"))
+        let server = self.0.server.clone();
+        tracing::info!("starting defragment");
+        let done = tokio::task::spawn_blocking(move || server.mvcc().defragment())
+            .await
+            .map_err(|e| V3Error::Internal(format!("defragment task: {e}")))?;
+        match done {
+            Ok(_) => {
+                tracing::info!("finished defragment");
+                Ok(Response::new(DefragmentResponse { header: None }))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to defragment");
+                Err(V3Error::from(e).into())
+            }
+        }
     }
 
     /// etcd's `maintenanceServer.Hash`: every table but the consistent
