@@ -61,7 +61,7 @@ pub(crate) const TABLES: [TableDefinition<&[u8], &[u8]>; 6] =
 pub(crate) const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
 pub(crate) const FINISHED_COMPACT: &[u8] = b"finishedCompactRev";
-const FORMAT_KEY: &[u8] = b"ferretcd_backend_format";
+pub(crate) const FORMAT_KEY: &[u8] = b"ferretcd_backend_format";
 const FORMAT: &[u8] = b"ferretcd.backend/1";
 
 /// Where the database lives.

@@ -126,8 +126,9 @@ impl Mvcc {
             Ok(Some(new)) => new,
             Ok(None) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(Stop::Failed(MvccError::Defrag(
-                    "the backend was replaced by a snapshot from the leader meanwhile".into(),
+                return Err(Stop::Failed(MvccError::Maintenance(
+                    "defragment: the backend was replaced by a snapshot from the leader meanwhile"
+                        .into(),
                 )));
             }
             Err(e) => {
@@ -143,8 +144,9 @@ impl Mvcc {
             if !target.current(self) {
                 drop(new);
                 let _ = std::fs::remove_file(&tmp);
-                return Err(Stop::Failed(MvccError::Defrag(
-                    "the backend was replaced by a snapshot from the leader meanwhile".into(),
+                return Err(Stop::Failed(MvccError::Maintenance(
+                    "defragment: the backend was replaced by a snapshot from the leader meanwhile"
+                        .into(),
                 )));
             }
             std::fs::rename(&tmp, &path).map_err(|e| {

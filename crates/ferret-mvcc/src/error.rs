@@ -30,9 +30,10 @@ pub enum MvccError {
     /// The backend failed: the member must stop (the WAL recovers it).
     #[error("backend {op}: {detail}")]
     Backend { op: &'static str, detail: String },
-    /// A defragmentation failed; the member goes on with the old file.
-    #[error("defragment: {0}")]
-    Defrag(String),
+    /// A defragmentation or a snapshot for a client failed; the member
+    /// goes on.
+    #[error("{0}")]
+    Maintenance(String),
     /// The backend holds data this build cannot read.
     #[error("backend format: {0}")]
     Format(String),

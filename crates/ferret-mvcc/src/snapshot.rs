@@ -83,8 +83,9 @@ impl Mvcc {
             pending.records.clear();
             pending.bytes = 0;
             pending.since = None;
-            let replaced = MvccError::Defrag(
-                "the backend was replaced by a snapshot from the leader meanwhile".into(),
+            let replaced = MvccError::Maintenance(
+                "defragment: the backend was replaced by a snapshot from the leader meanwhile"
+                    .into(),
             );
             for job in pending.jobs.drain(..) {
                 job.abandon(&replaced);

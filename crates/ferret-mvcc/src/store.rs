@@ -363,7 +363,9 @@ impl Mvcc {
         let mut p = self.lock_pending();
         if self.failed() {
             drop(p);
-            return job.done(Err(MvccError::Defrag("the backend failed".into())));
+            return job.done(Err(MvccError::Maintenance(
+                "defragment: the backend failed".into(),
+            )));
         }
         p.jobs.push_back(Job::Defrag(job));
         self.pending_cond.notify_all();
@@ -624,10 +626,13 @@ impl Mvcc {
                     Ok(d) => job.done(Ok(d)),
                     Err(Stop::Failed(e)) => {
                         tracing::warn!(error = %e, "failed to defragment");
-                        job.done(Err(e));
+                        job.done(Err(match e {
+                            MvccError::Maintenance(_) => e,
+                            e => MvccError::Maintenance(format!("defragment: {e}")),
+                        }));
                     }
                     Err(Stop::Fatal(e)) => {
-                        job.done(Err(MvccError::Defrag(e.to_string())));
+                        job.done(Err(MvccError::Maintenance(format!("defragment: {e}"))));
                         self.fail(&e);
                         return;
                     }

@@ -105,10 +105,10 @@ pub enum V3Error {
     /// The member's storage failed; it is stopping.
     #[error("{0}")]
     Internal(String),
-    /// A defragmentation failed (etcd passes bbolt's error on, as gRPC
-    /// `Unknown`); the member goes on.
+    /// A defragmentation or a snapshot failed (etcd passes bbolt's error
+    /// on, as gRPC `Unknown`); the member goes on.
     #[error("{0}")]
-    Defrag(String),
+    Maintenance(String),
 }
 
 impl From<MvccError> for V3Error {
@@ -126,7 +126,7 @@ impl From<MvccError> for V3Error {
             e @ (MvccError::Backend { .. } | MvccError::Format(_)) => {
                 V3Error::Internal(e.to_string())
             }
-            e @ MvccError::Defrag(_) => V3Error::Defrag(e.to_string()),
+            e @ MvccError::Maintenance(_) => V3Error::Maintenance(e.to_string()),
         }
     }
 }
@@ -258,7 +258,7 @@ impl From<V3Error> for Status {
             ),
             Unimplemented(m) => return Status::new(Code::Unimplemented, m.clone()),
             Internal(m) => return Status::new(Code::Internal, format!("ferretcd: {m}")),
-            Defrag(m) => return Status::new(Code::Unknown, m.clone()),
+            Maintenance(m) => return Status::new(Code::Unknown, m.clone()),
         };
         Status::new(code, msg)
     }

@@ -1,0 +1,181 @@
+//! `Maintenance.Snapshot` in etcd's format, checked with etcd's own tools:
+//! a snapshot that Debian's etcdctl 3.4 saves from ferretcd passes
+//! `etcdctl snapshot status`, and `etcdctl snapshot restore` turns it into
+//! a data dir on which etcd 3.4 starts and answers as ferretcd did: the
+//! same keys, values, create and mod revisions, versions, leases, the
+//! same current and compacted revisions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ferret_testkit::bin::{ferretcd, find_etcd};
+use ferret_testkit::dir::TempDir;
+use ferret_testkit::ports::free_ports;
+use ferret_testkit::server::{Server, Spec};
+
+fn etcdctl_path() -> Option<PathBuf> {
+    let etcd = find_etcd()?;
+    let ctl = etcd.with_file_name("etcdctl");
+    ctl.is_file().then_some(ctl)
+}
+
+/// Runs etcdctl (v3) against `endpoint`; its stdout, or a panic with
+/// what it printed.
+fn ctl(etcdctl: &Path, endpoint: &str, args: &[&str]) -> String {
+    let out = Command::new(etcdctl)
+        .env_clear()
+        .args(["--endpoints", endpoint, "--command-timeout", "20s"])
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// What a v3 client sees of a server: every key with its revisions and
+/// lease, the current revision, old values, the compaction, the leases.
+fn observe(etcdctl: &Path, endpoint: &str, old_rev: i64, compacted: i64) -> Vec<String> {
+    let all = json(&ctl(
+        etcdctl,
+        endpoint,
+        &["get", "", "--from-key", "-w", "json"],
+    ));
+    let mut out = vec![
+        format!("kvs {}", all["kvs"]),
+        format!("revision {}", all["header"]["revision"]),
+    ];
+    let old = json(&ctl(
+        etcdctl,
+        endpoint,
+        &[
+            "get",
+            "k",
+            "--prefix",
+            "-w",
+            "json",
+            "--rev",
+            &old_rev.to_string(),
+        ],
+    ));
+    out.push(format!("at {old_rev}: {}", old["kvs"]));
+    let below = Command::new(etcdctl)
+        .env_clear()
+        .args(["--endpoints", endpoint, "get", "k1", "--rev"])
+        .arg((compacted - 1).to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&below.stderr);
+    out.push(format!(
+        "below the compaction: {}",
+        err.lines().last().unwrap_or_default()
+    ));
+    out.push(format!(
+        "leases: {}",
+        ctl(etcdctl, endpoint, &["lease", "list"]).trim()
+    ));
+    out
+}
+
+#[test]
+fn a_snapshot_saved_from_ferretcd_restores_into_etcd() {
+    let Some(etcd) = find_etcd() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd is missing, and CI needs it"
+        );
+        eprintln!("SKIPPED: no etcd (apt-get install etcd-server etcd-client)");
+        return;
+    };
+    let etcdctl = etcdctl_path().expect("etcdctl next to etcd");
+    let f = Server::start("ferretcd", &ferretcd(), "snapsrc").expect("start ferretcd");
+    let ep = f.client.to_string();
+    let e = |args: &[&str]| ctl(&etcdctl, &ep, args);
+
+    for i in 0..40 {
+        e(&["put", &format!("k{i}"), &format!("v{i}")]);
+    }
+    let old_rev = json(&e(&["put", "k1", "again", "-w", "json"]))["header"]["revision"]
+        .as_i64()
+        .unwrap();
+    e(&["del", "k2"]);
+    let big = "x".repeat(100_000); // bbolt overflow pages
+    e(&["put", "big", &big]);
+    let lease = e(&["lease", "grant", "600"]);
+    let lease = lease.split_whitespace().nth(1).unwrap().to_string();
+    e(&["put", "leased", "v", "--lease", &lease]);
+    let compacted = old_rev - 10;
+    e(&["compaction", &compacted.to_string()]);
+    e(&["put", "k3", "after"]);
+
+    let dir = TempDir::new("ferret-snapshot-test");
+    let file = dir.path().join("snap.db");
+    let file_s = file.to_str().unwrap();
+    e(&["snapshot", "save", file_s]);
+    let status = json(&ctl(
+        &etcdctl,
+        &ep,
+        &["snapshot", "status", file_s, "-w", "json"],
+    ));
+    let current = json(&e(&["get", "k3", "-w", "json"]))["header"]["revision"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(status["revision"].as_i64(), Some(current), "{status}");
+    // Every revision from the compaction on, and the kept ones below it.
+    assert!(status["totalKey"].as_i64().unwrap() > 40, "{status}");
+
+    // Restore as etcd's tools do, then start etcd 3.4 on it.
+    let ports = free_ports(2);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let restored = dir.path().join("restored");
+    let out = Command::new(&etcdctl)
+        .env_clear()
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore", file_s, "--data-dir"])
+        .arg(&restored)
+        .args(["--name", "restored"])
+        .args(["--initial-cluster", &format!("restored={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let initial = format!("restored={peer}");
+    let mut r = Server::spawn(&Spec {
+        label: "etcd",
+        binary: &etcd,
+        name: "restored",
+        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
+        initial_cluster: Some(&initial),
+        extra: &["--data-dir", restored.to_str().unwrap()],
+    })
+    .unwrap();
+    r.wait_healthy(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", r.log_tail(30)));
+
+    let seen_f = observe(&etcdctl, &ep, old_rev, compacted);
+    let seen_r = observe(&etcdctl, &r.client.to_string(), old_rev, compacted);
+    assert_eq!(seen_f.len(), seen_r.len());
+    for (f, r) in seen_f.iter().zip(&seen_r) {
+        assert!(f == r, "ferretcd: {:.3000}\netcd:     {:.3000}", f, r);
+    }
+    assert!(seen_f[0].contains(&lease_dec(&lease)), "{}", seen_f[0]);
+}
+
+/// A lease id as etcdctl prints it (hex) in the JSON's decimal.
+fn lease_dec(hex: &str) -> String {
+    i64::from_str_radix(hex, 16).unwrap().to_string()
+}
