@@ -64,6 +64,11 @@ pub(crate) const FINISHED_COMPACT: &[u8] = b"finishedCompactRev";
 pub(crate) const FORMAT_KEY: &[u8] = b"ferretcd_backend_format";
 const FORMAT: &[u8] = b"ferretcd.backend/1";
 
+/// Where a member's backend lives in its data dir.
+pub fn path_in(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("v3").join("backend.redb")
+}
+
 /// Where the database lives.
 pub enum Storage {
     /// A file (created if missing).

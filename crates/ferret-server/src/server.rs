@@ -108,9 +108,10 @@ pub struct LeaseTtl {
     pub keys: Vec<bytes::Bytes>,
 }
 
-/// Where a member's v3 backend lives.
+/// Where a member's v3 backend lives (ferret-mvcc's one definition, which
+/// `ferretctl snapshot restore` writes to too).
 pub fn backend_path(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("member").join("v3").join("backend.redb")
+    ferret_mvcc::backend::path_in(data_dir)
 }
 
 /// Inputs waiting for the Ready loop. Bounded so a flood of requests is

@@ -274,6 +274,11 @@ impl Cluster {
         self.spawn_member(i);
     }
 
+    /// The `--initial-cluster` every member started with.
+    pub fn initial_cluster(&self) -> &str {
+        &self.initial_cluster
+    }
+
     /// Empties member `i`'s data dir (it must be stopped): its disk died.
     pub fn wipe(&mut self, i: usize) {
         assert!(!self.members[i].proc.is_running(), "wipe a running member");

@@ -3,13 +3,16 @@
 //! `etcdctl snapshot status`, and `etcdctl snapshot restore` turns it into
 //! a data dir on which etcd 3.4 starts and answers as ferretcd did: the
 //! same keys, values, create and mod revisions, versions, leases, the
-//! same current and compacted revisions.
+//! same current and compacted revisions. And `ferretctl snapshot
+//! restore` makes a new 3-member ferretcd cluster of the same snapshot
+//! that answers as the old one did.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ferret_testkit::bin::{ferretcd, find_etcd};
+use ferret_testkit::bin::{ferretcd, find_etcd, workspace_binary};
+use ferret_testkit::cluster::{Cluster, Options};
 use ferret_testkit::dir::TempDir;
 use ferret_testkit::ports::free_ports;
 use ferret_testkit::server::{Server, Spec};
@@ -178,4 +181,98 @@ fn a_snapshot_saved_from_ferretcd_restores_into_etcd() {
 /// A lease id as etcdctl prints it (hex) in the JSON's decimal.
 fn lease_dec(hex: &str) -> String {
     i64::from_str_radix(hex, 16).unwrap().to_string()
+}
+
+/// Writes the keys `observe` looks at; returns (an old revision, the
+/// compaction).
+fn write_history(etcdctl: &Path, ep: &str) -> (i64, i64) {
+    let e = |args: &[&str]| ctl(etcdctl, ep, args);
+    for i in 0..30 {
+        e(&["put", &format!("k{i}"), &format!("v{i}")]);
+    }
+    let old_rev = json(&e(&["put", "k1", "again", "-w", "json"]))["header"]["revision"]
+        .as_i64()
+        .unwrap();
+    e(&["del", "k2"]);
+    e(&["put", "big", &"y".repeat(50_000)]);
+    let lease = e(&["lease", "grant", "600"]);
+    let lease = lease.split_whitespace().nth(1).unwrap().to_string();
+    e(&["put", "leased", "v", "--lease", &lease]);
+    let compacted = old_rev - 5;
+    e(&["compaction", &compacted.to_string()]);
+    e(&["put", "k3", "after"]);
+    (old_rev, compacted)
+}
+
+#[test]
+fn a_snapshot_restores_into_a_new_ferretcd_cluster() {
+    let Some(etcdctl) = etcdctl_path() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcdctl is missing, and CI needs it"
+        );
+        eprintln!("SKIPPED: no etcdctl (apt-get install etcd-client)");
+        return;
+    };
+    let ferretctl = workspace_binary("ferretctl", "ferretctl");
+    let mut c = Cluster::start(Options::default());
+    c.wait_all();
+    let ep = c.members[0].client.to_string();
+    let (old_rev, compacted) = write_history(&etcdctl, &ep);
+    let before = observe(&etcdctl, &ep, old_rev, compacted);
+
+    let dir = TempDir::new("ferret-snapshot-restore");
+    let file = dir.path().join("snap.db");
+    ctl(&etcdctl, &ep, &["snapshot", "save", file.to_str().unwrap()]);
+
+    // The cluster's disks are gone; each member is restored from the file.
+    for i in 0..c.members.len() {
+        c.kill(i);
+        c.wipe(i);
+    }
+    for i in 0..c.members.len() {
+        let m = &c.members[i];
+        let out = Command::new(&ferretctl)
+            .arg("snapshot")
+            .arg("restore")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--name", &m.name])
+            .args(["--initial-cluster", c.initial_cluster()])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ferretctl snapshot restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for i in 0..c.members.len() {
+        c.restart(i);
+    }
+    c.wait_all();
+    for i in 0..c.members.len() {
+        let ep = c.members[i].client.to_string();
+        let after = observe(&etcdctl, &ep, old_rev, compacted);
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            assert!(
+                b == a,
+                "member {i}:\nbefore: {:.3000}\nafter:  {:.3000}",
+                b,
+                a
+            );
+        }
+    }
+    // The new cluster goes on from the snapshot's revision.
+    let next = json(&ctl(&etcdctl, &ep, &["put", "new", "1", "-w", "json"]));
+    let last = json(&ctl(&etcdctl, &ep, &["get", "k3", "-w", "json"]))["kvs"][0]["mod_revision"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        next["header"]["revision"].as_i64().unwrap() > last,
+        "{next}"
+    );
 }

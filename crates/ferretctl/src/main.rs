@@ -14,6 +14,7 @@
 //! - `api`: the v2 keys, members and auth requests and their decoding.
 //! - `output`: simple, extended and json formats.
 //! - `keys`, `watch`, `member`, `auth`: the commands.
+//! - `snapshot`: etcdctl v3's `snapshot restore`, into a ferretcd data dir.
 
 mod api;
 mod app;
@@ -25,6 +26,7 @@ mod http;
 mod keys;
 mod member;
 mod output;
+mod snapshot;
 mod watch;
 
 fn main() {
@@ -40,8 +42,10 @@ fn main() {
     // speaks v2 only, so an unset variable means v2 here (etcdctl 3.4
     // would default to v3).
     let api = std::env::var("ETCDCTL_API").unwrap_or_default();
+    let snapshot_cmd = std::env::args().nth(1).as_deref() == Some("snapshot");
     match api.as_str() {
         "" | "2" => {}
+        "3" if snapshot_cmd => {}
         "3" => {
             eprintln!(
                 "ferretctl: the v3 API (ETCDCTL_API=3) is not implemented yet; \
@@ -58,5 +62,9 @@ fn main() {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if args.first().map(String::as_str) == Some("snapshot") {
+        // etcdctl v3's command (v2 has none of that name).
+        snapshot::run(&args[1..]);
+    }
     app::run(args)
 }
