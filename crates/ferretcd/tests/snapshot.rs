@@ -276,3 +276,63 @@ fn a_snapshot_restores_into_a_new_ferretcd_cluster() {
         "{next}"
     );
 }
+
+/// Moving from etcd: a snapshot etcd 3.4 saved, restored with ferretctl,
+/// gives a ferretcd that answers as that etcd did.
+#[test]
+fn a_snapshot_saved_from_etcd_restores_into_ferretcd() {
+    let Some(etcd) = find_etcd() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd is missing, and CI needs it"
+        );
+        eprintln!("SKIPPED: no etcd (apt-get install etcd-server etcd-client)");
+        return;
+    };
+    let etcdctl = etcdctl_path().expect("etcdctl next to etcd");
+    let ferretctl = workspace_binary("ferretctl", "ferretctl");
+    let src = Server::start("etcd", &etcd, "etcdsrc").expect("start etcd");
+    let ep = src.client.to_string();
+    let (old_rev, compacted) = write_history(&etcdctl, &ep);
+    let before = observe(&etcdctl, &ep, old_rev, compacted);
+    let dir = TempDir::new("ferret-snapshot-from-etcd");
+    let file = dir.path().join("snap.db");
+    ctl(&etcdctl, &ep, &["snapshot", "save", file.to_str().unwrap()]);
+
+    let ports = free_ports(2);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let data = dir.path().join("ferretcd.data");
+    let out = Command::new(&ferretctl)
+        .arg("snapshot")
+        .arg("restore")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--name", "moved"])
+        .args(["--initial-cluster", &format!("moved={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ferretctl snapshot restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let initial = format!("moved={peer}");
+    let mut f = Server::spawn(&Spec {
+        label: "ferretcd",
+        binary: &ferretcd(),
+        name: "moved",
+        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
+        initial_cluster: Some(&initial),
+        extra: &["--data-dir", data.to_str().unwrap()],
+    })
+    .unwrap();
+    f.wait_healthy(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", f.log_tail(30)));
+    let after = observe(&etcdctl, &f.client.to_string(), old_rev, compacted);
+    for (b, a) in before.iter().zip(&after) {
+        assert!(b == a, "etcd:     {:.3000}\nferretcd: {:.3000}", b, a);
+    }
+}
