@@ -123,13 +123,12 @@ impl Mvcc {
         tracing::info!(path = %path.display(), current_db_size_bytes = size_before, "defragmenting");
         let tmp = defrag_path(&path);
         let new = match self.copy_into(target, &tmp) {
-            Ok(Some(new)) => new,
-            Ok(None) => {
+            Ok(Ok(new)) => new,
+            Ok(Err(why)) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(Stop::Failed(MvccError::Maintenance(
-                    "defragment: the backend was replaced by a snapshot from the leader meanwhile"
-                        .into(),
-                )));
+                return Err(Stop::Failed(MvccError::Maintenance(format!(
+                    "defragment: {why}"
+                ))));
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -179,9 +178,13 @@ impl Mvcc {
     }
 
     /// Copies the database into a new file at `tmp`, keeping it up to
-    /// date with what is committed meanwhile; `None` if a snapshot
-    /// replaced the database.
-    fn copy_into(&self, target: &Target, tmp: &Path) -> Result<Option<Database>, Stop> {
+    /// date with what is committed meanwhile; `Err` with the reason if it
+    /// was given up (the database replaced, the member stopping).
+    fn copy_into(
+        &self,
+        target: &Target,
+        tmp: &Path,
+    ) -> Result<Result<Database, &'static str>, Stop> {
         let rtx: ReadTransaction = target
             .db
             .begin_read()
@@ -201,8 +204,8 @@ impl Mvcc {
                 after =
                     backend::copy_chunk(&rtx, &new, def, after.as_deref(), CHUNK_BYTES, durable)
                         .map_err(Stop::Failed)?;
-                if !self.write_old(target, &mut journal)? {
-                    return Ok(None);
+                if let Err(why) = self.write_old(target, &mut journal)? {
+                    return Ok(Err(why));
                 }
                 // Only in `key`, the last table: the tables before it are
                 // complete, and `key` is append-only meanwhile.
@@ -227,17 +230,28 @@ impl Mvcc {
             .map_err(|e| Stop::Failed(MvccError::backend("begin", e)))?;
         tx.commit()
             .map_err(|e| Stop::Failed(MvccError::backend("commit", e)))?;
-        Ok(Some(new))
+        Ok(Ok(new))
     }
 
     /// Commits what waits in the queue, if it is due, to the old database,
-    /// and keeps it in `journal` for the new one; `false` if a snapshot
-    /// replaced the database.
-    fn write_old(&self, target: &Target, journal: &mut Journal) -> Result<bool, Stop> {
+    /// and keeps it in `journal` for the new one; `Err` with the reason if
+    /// the copy must be given up.
+    fn write_old(
+        &self,
+        target: &Target,
+        journal: &mut Journal,
+    ) -> Result<Result<(), &'static str>, Stop> {
         let due: Option<(Vec<Batch>, u64)> = {
             let mut p = self.lock_pending();
             if !target.current(self) {
-                return Ok(false);
+                return Ok(Err(
+                    "the backend was replaced by a snapshot from the leader meanwhile",
+                ));
+            }
+            if p.stop {
+                // What is queued is committed by the backend thread's
+                // loop, which stops next.
+                return Ok(Err("the member is stopping"));
             }
             let waiting = !p.queue.is_empty() || p.applied_index > p.flushed_index;
             let due = waiting
@@ -249,11 +263,11 @@ impl Mvcc {
             due.then(|| (std::mem::take(&mut p.queue), p.applied_index))
         };
         let Some((batches, applied)) = due else {
-            return Ok(true);
+            return Ok(Ok(()));
         };
         journal.add(&batches, applied);
         self.write(target, batches, applied).map_err(Stop::Fatal)?;
-        Ok(true)
+        Ok(Ok(()))
     }
 }
 
