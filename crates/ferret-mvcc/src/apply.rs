@@ -19,9 +19,17 @@ use ferret_proto::etcdserverpb::{
     LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
     ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
+use ferret_proto::etcdserverpb::{
+    AuthDisableResponse, AuthEnableResponse, AuthRoleAddResponse, AuthRoleDeleteResponse,
+    AuthRoleGetResponse, AuthRoleGrantPermissionResponse, AuthRoleListResponse,
+    AuthRoleRevokePermissionResponse, AuthUserAddResponse, AuthUserChangePasswordResponse,
+    AuthUserDeleteResponse, AuthUserGetResponse, AuthUserGrantRoleResponse, AuthUserListResponse,
+    AuthUserRevokeRoleResponse, AuthenticateResponse, InternalRaftRequest,
+};
 use ferret_proto::mvccpb::{event::EventType, Event, KeyValue};
 use ferret_proto::Message;
 
+use crate::auth::{Access, AuthChanges, AuthError, AuthInfo};
 use crate::backend::{self, Batch, Record};
 use crate::error::MvccError;
 use crate::index::KeyRange;
@@ -44,6 +52,52 @@ pub enum V3Request<'a> {
     LeaseRevoke(&'a LeaseRevokeRequest),
     LeaseCheckpoint(&'a LeaseCheckpointRequest),
     Alarm(&'a AlarmRequest),
+    /// One of the Auth service's requests (or `authenticate`), in its
+    /// entry.
+    Auth(&'a InternalRaftRequest),
+}
+
+/// Whether an entry carries an Auth service request.
+pub fn is_auth_request(r: &InternalRaftRequest) -> bool {
+    r.authenticate.is_some()
+        || r.auth_enable.is_some()
+        || r.auth_disable.is_some()
+        || r.auth_user_add.is_some()
+        || r.auth_user_delete.is_some()
+        || r.auth_user_get.is_some()
+        || r.auth_user_change_password.is_some()
+        || r.auth_user_grant_role.is_some()
+        || r.auth_user_revoke_role.is_some()
+        || r.auth_user_list.is_some()
+        || r.auth_role_list.is_some()
+        || r.auth_role_add.is_some()
+        || r.auth_role_delete.is_some()
+        || r.auth_role_get.is_some()
+        || r.auth_role_grant_permission.is_some()
+        || r.auth_role_revoke_permission.is_some()
+}
+
+/// What applying an Auth service request produced.
+#[derive(Debug, Clone)]
+pub enum AuthResponse {
+    Enable(AuthEnableResponse),
+    Disable(AuthDisableResponse),
+    /// With the user and the auth revision it was authenticated at (what
+    /// a JWT carries); `token` is set for simple tokens only.
+    Authenticate(AuthenticateResponse, String, u64),
+    UserAdd(AuthUserAddResponse),
+    UserDelete(AuthUserDeleteResponse),
+    UserChangePassword(AuthUserChangePasswordResponse),
+    UserGrantRole(AuthUserGrantRoleResponse),
+    UserRevokeRole(AuthUserRevokeRoleResponse),
+    UserGet(AuthUserGetResponse),
+    UserList(AuthUserListResponse),
+    RoleAdd(AuthRoleAddResponse),
+    RoleDelete(AuthRoleDeleteResponse),
+    RoleGet(AuthRoleGetResponse),
+    RoleGrantPermission(AuthRoleGrantPermissionResponse),
+    RoleRevokePermission(AuthRoleRevokePermissionResponse),
+    RoleList(AuthRoleListResponse),
 }
 
 /// What applying a [`V3Request`] produced. Headers carry the revision;
@@ -60,6 +114,7 @@ pub enum V3Response {
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
     Alarm(AlarmResponse),
+    Auth(AuthResponse),
 }
 
 impl std::fmt::Debug for Completion {
@@ -103,6 +158,19 @@ impl Applier {
         req: V3Request<'_>,
         now: Instant,
     ) -> Option<Result<V3Response, MvccError>> {
+        self.apply_as(index, req, &AuthInfo::default(), now)
+    }
+
+    /// Applies the entry at `index` as sent by `who` (from the entry's
+    /// header), whose permissions are checked first when auth is enabled
+    /// (etcd's `authApplierV3`).
+    pub fn apply_as(
+        &mut self,
+        index: u64,
+        req: V3Request<'_>,
+        who: &AuthInfo,
+        now: Instant,
+    ) -> Option<Result<V3Response, MvccError>> {
         if index <= self.restored_index {
             return None;
         }
@@ -110,7 +178,13 @@ impl Applier {
         let mut w = WriteTxn::new(&self.m);
         let out = match Self::refused(&self.m, req) {
             Some(e) => Err(e),
-            None => Self::dispatch(&mut w, req, now),
+            None => match Self::permitted(&self.m, req, who) {
+                Err(e) => Err(MvccError::Auth(e)),
+                Ok(()) => match req {
+                    V3Request::Auth(r) => w.auth(r, who, index, now).map(V3Response::Auth),
+                    _ => Self::dispatch(&mut w, req, now),
+                },
+            },
         };
         let job = w.job.take();
         w.commit(index, job);
@@ -136,6 +210,87 @@ impl Applier {
         None
     }
 
+    /// etcd's `authApplierV3`: what `who` must be allowed for `req`.
+    fn permitted(m: &Mvcc, req: V3Request<'_>, who: &AuthInfo) -> Result<(), AuthError> {
+        let auth = m.auth();
+        if !auth.is_enabled() {
+            return Ok(());
+        }
+        // Every key attached to a lease must be writable (etcd's
+        // `checkLeasePuts`).
+        let lease_keys = |id: i64| -> Result<(), AuthError> {
+            if id == 0 {
+                return Ok(());
+            }
+            let keys: Vec<Bytes> = match m.lessor().get(id) {
+                Some(l) => l.keys.iter().cloned().collect(),
+                None => return Ok(()),
+            };
+            for k in &keys {
+                auth.check(who, k, &[], Access::Write)?;
+            }
+            Ok(())
+        };
+        match req {
+            V3Request::Put(p) => {
+                auth.check(who, &p.key, &[], Access::Write)?;
+                lease_keys(p.lease)?;
+                if p.prev_kv {
+                    auth.check(who, &p.key, &[], Access::Read)?;
+                }
+                Ok(())
+            }
+            V3Request::Range(r) => auth.check(who, &r.key, &r.range_end, Access::Read),
+            V3Request::DeleteRange(d) => {
+                auth.check(who, &d.key, &d.range_end, Access::Write)?;
+                if d.prev_kv {
+                    auth.check(who, &d.key, &d.range_end, Access::Read)?;
+                }
+                Ok(())
+            }
+            V3Request::Txn(t) => auth.check_txn(who, t),
+            V3Request::LeaseRevoke(r) => lease_keys(r.id),
+            V3Request::Auth(r) => {
+                let admin_only = r.auth_enable.is_some()
+                    || r.auth_disable.is_some()
+                    || r.auth_user_add.is_some()
+                    || r.auth_user_delete.is_some()
+                    || r.auth_user_change_password.is_some()
+                    || r.auth_user_grant_role.is_some()
+                    || r.auth_user_revoke_role.is_some()
+                    || r.auth_role_add.is_some()
+                    || r.auth_role_grant_permission.is_some()
+                    || r.auth_role_revoke_permission.is_some()
+                    || r.auth_role_delete.is_some()
+                    || r.auth_user_list.is_some()
+                    || r.auth_role_list.is_some();
+                if admin_only {
+                    return auth.check_admin(who);
+                }
+                // A user may read itself, and the roles it has.
+                if let Some(g) = &r.auth_user_get {
+                    if let Err(e) = auth.check_admin(who) {
+                        if g.name != who.user {
+                            return Err(e);
+                        }
+                    }
+                }
+                if let Some(g) = &r.auth_role_get {
+                    if let Err(e) = auth.check_admin(who) {
+                        if !auth.has_role(&who.user, &g.role) {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            V3Request::Compaction(_)
+            | V3Request::LeaseGrant(_)
+            | V3Request::LeaseCheckpoint(_)
+            | V3Request::Alarm(_) => Ok(()),
+        }
+    }
+
     fn dispatch(
         w: &mut WriteTxn<'_>,
         req: V3Request<'_>,
@@ -153,6 +308,7 @@ impl Applier {
                 w.lease_checkpoint(r, now).map(V3Response::LeaseCheckpoint)
             }
             V3Request::Alarm(r) => Ok(V3Response::Alarm(w.alarm(r))),
+            V3Request::Auth(_) => unreachable!("auth requests are applied by WriteTxn::auth"),
         }
     }
 
@@ -259,6 +415,7 @@ struct WriteTxn<'a> {
     leases: Vec<(i64, Option<Bytes>)>,
     meta: Vec<(&'static [u8], Vec<u8>)>,
     alarms: Vec<(Vec<u8>, bool)>,
+    auth: AuthChanges,
     job: Option<CompactJob>,
     view: Option<ReadView<'a>>,
 }
@@ -273,6 +430,7 @@ impl<'a> WriteTxn<'a> {
             leases: Vec::new(),
             meta: Vec::new(),
             alarms: Vec::new(),
+            auth: AuthChanges::default(),
             job: None,
             view: None,
         }
@@ -315,6 +473,7 @@ impl<'a> WriteTxn<'a> {
                 leases: self.leases,
                 meta: self.meta,
                 alarms: self.alarms,
+                auth: self.auth,
                 ..Default::default()
             };
             if !batch.is_empty() {
@@ -773,6 +932,98 @@ impl WriteTxn<'_> {
             header: None,
             alarms,
         }
+    }
+}
+
+impl WriteTxn<'_> {
+    /// Applies an Auth service request (etcd's `applierV3backend` auth
+    /// methods over its `authStore`), its permission checked already.
+    fn auth(
+        &mut self,
+        r: &InternalRaftRequest,
+        who: &AuthInfo,
+        index: u64,
+        now: Instant,
+    ) -> Result<AuthResponse, MvccError> {
+        let m = self.m;
+        let h = Some(header(self.begin_rev));
+        let ch = &mut self.auth;
+        let mut a = m.auth_write();
+        let _ = who;
+        let out = if let Some(q) = &r.authenticate {
+            a.password_of(&q.name).map_err(|e| match e {
+                AuthError::AuthNotEnabled => e,
+                _ => AuthError::AuthFailed,
+            })?;
+            let rev = a.revision();
+            let mut token = String::new();
+            if !q.simple_token.is_empty() {
+                token = format!("{}.{}", q.simple_token, index);
+                m.tokens()
+                    .assign(token.clone(), q.name.clone(), m.cfg.auth_token_ttl, now);
+            }
+            AuthResponse::Authenticate(
+                AuthenticateResponse { header: h, token },
+                q.name.clone(),
+                rev,
+            )
+        } else if r.auth_enable.is_some() {
+            a.enable(ch)?;
+            AuthResponse::Enable(AuthEnableResponse { header: h })
+        } else if r.auth_disable.is_some() {
+            if a.disable(ch) {
+                m.tokens().clear();
+            }
+            AuthResponse::Disable(AuthDisableResponse { header: h })
+        } else if let Some(q) = &r.auth_user_add {
+            a.user_add(q, ch)?;
+            AuthResponse::UserAdd(AuthUserAddResponse { header: h })
+        } else if let Some(q) = &r.auth_user_delete {
+            a.user_delete(q, ch)?;
+            m.tokens().invalidate_user(&q.name);
+            AuthResponse::UserDelete(AuthUserDeleteResponse { header: h })
+        } else if let Some(q) = &r.auth_user_change_password {
+            a.user_change_password(q, ch)?;
+            m.tokens().invalidate_user(&q.name);
+            AuthResponse::UserChangePassword(AuthUserChangePasswordResponse { header: h })
+        } else if let Some(q) = &r.auth_user_grant_role {
+            a.user_grant_role(q, ch)?;
+            AuthResponse::UserGrantRole(AuthUserGrantRoleResponse { header: h })
+        } else if let Some(q) = &r.auth_user_revoke_role {
+            a.user_revoke_role(q, ch)?;
+            AuthResponse::UserRevokeRole(AuthUserRevokeRoleResponse { header: h })
+        } else if let Some(q) = &r.auth_user_get {
+            let roles = a.user_get(q)?;
+            AuthResponse::UserGet(AuthUserGetResponse { header: h, roles })
+        } else if r.auth_user_list.is_some() {
+            AuthResponse::UserList(AuthUserListResponse {
+                header: h,
+                users: a.user_list(),
+            })
+        } else if let Some(q) = &r.auth_role_add {
+            a.role_add(q, ch)?;
+            AuthResponse::RoleAdd(AuthRoleAddResponse { header: h })
+        } else if let Some(q) = &r.auth_role_delete {
+            a.role_delete(q, ch)?;
+            AuthResponse::RoleDelete(AuthRoleDeleteResponse { header: h })
+        } else if let Some(q) = &r.auth_role_get {
+            let perm = a.role_get(q)?;
+            AuthResponse::RoleGet(AuthRoleGetResponse { header: h, perm })
+        } else if let Some(q) = &r.auth_role_grant_permission {
+            a.role_grant_permission(q, ch)?;
+            AuthResponse::RoleGrantPermission(AuthRoleGrantPermissionResponse { header: h })
+        } else if let Some(q) = &r.auth_role_revoke_permission {
+            a.role_revoke_permission(q, ch)?;
+            AuthResponse::RoleRevokePermission(AuthRoleRevokePermissionResponse { header: h })
+        } else if r.auth_role_list.is_some() {
+            AuthResponse::RoleList(AuthRoleListResponse {
+                header: h,
+                roles: a.role_list(),
+            })
+        } else {
+            return Err(MvccError::Format("an auth entry with no request".into()));
+        };
+        Ok(out)
     }
 }
 

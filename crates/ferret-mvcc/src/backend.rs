@@ -19,7 +19,18 @@
 //! members          member id, lowercase hex    the member as etcd's JSON
 //!                  (etcd's `types.ID` text)    (`{"id":..,"peerURLs":..}`)
 //! members_removed  member id, lowercase hex    "removed"
+//! auth       "authEnabled"                     one byte: 1 enabled, 0 disabled
+//!            "authRevision"                    u64 big-endian: the auth revision
+//! authUsers  user name                         authpb.User (protobuf; `password`
+//!                                              the bcrypt hash)
+//! authRoles  role name                         authpb.Role (protobuf)
 //! ```
+//!
+//! The three auth tables are etcd's buckets of the same names and
+//! encodings (see [`crate::auth`]), written by applying auth entries in
+//! the same commit as the consistent index. A store that never changed
+//! its auth state has no `authRevision` (etcd writes 1 at creation; the
+//! store reads a missing one as 1).
 //!
 //! The two membership tables are etcd's buckets of the same names. This
 //! crate stores their bytes as the server layer gives them (which writes
@@ -51,12 +62,24 @@ pub(crate) const ALARM: TableDefinition<&[u8], &[u8]> = TableDefinition::new("al
 pub(crate) const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
 pub(crate) const MEMBERS_REMOVED: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("members_removed");
+pub(crate) const AUTH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("auth");
+pub(crate) const AUTH_USERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("authUsers");
+pub(crate) const AUTH_ROLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("authRoles");
 
 /// Every table, the small ones first and `key` last: a copy of the
 /// backend (a snapshot for a follower, a defragmentation) goes in this
 /// order, and a defragmentation relies on it (see `crate::defrag`).
-pub(crate) const TABLES: [TableDefinition<&[u8], &[u8]>; 6] =
-    [META, LEASE, ALARM, MEMBERS, MEMBERS_REMOVED, KV];
+pub(crate) const TABLES: [TableDefinition<&[u8], &[u8]>; 9] = [
+    META,
+    LEASE,
+    ALARM,
+    MEMBERS,
+    MEMBERS_REMOVED,
+    AUTH,
+    AUTH_USERS,
+    AUTH_ROLES,
+    KV,
+];
 
 pub(crate) const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub(crate) const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
@@ -113,6 +136,10 @@ pub(crate) fn open(storage: Storage) -> Result<Database, MvccError> {
             .map_err(|e| MvccError::backend("table", e))?;
         tx.open_table(MEMBERS_REMOVED)
             .map_err(|e| MvccError::backend("table", e))?;
+        for t in [AUTH, AUTH_USERS, AUTH_ROLES] {
+            tx.open_table(t)
+                .map_err(|e| MvccError::backend("table", e))?;
+        }
         let mut meta = tx
             .open_table(META)
             .map_err(|e| MvccError::backend("table", e))?;
@@ -189,6 +216,8 @@ pub(crate) struct Batch {
     /// then ids added to `members_removed`.
     pub members: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub members_removed: Vec<Vec<u8>>,
+    /// Rows of the auth tables.
+    pub auth: crate::auth::AuthChanges,
 }
 
 impl Batch {
@@ -199,6 +228,9 @@ impl Batch {
             && self.alarms.is_empty()
             && self.members.is_empty()
             && self.members_removed.is_empty()
+            && self.auth.auth.is_empty()
+            && self.auth.users.is_empty()
+            && self.auth.roles.is_empty()
     }
 }
 
@@ -235,7 +267,29 @@ pub(crate) fn flush(db: &Database, batches: &[Batch], applied_index: u64) -> Res
         let mut removed = tx
             .open_table(MEMBERS_REMOVED)
             .map_err(|e| MvccError::backend("table", e))?;
+        let mut auth = tx
+            .open_table(AUTH)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let mut users = tx
+            .open_table(AUTH_USERS)
+            .map_err(|e| MvccError::backend("table", e))?;
+        let mut roles = tx
+            .open_table(AUTH_ROLES)
+            .map_err(|e| MvccError::backend("table", e))?;
         for b in batches {
+            for (k, v) in &b.auth.auth {
+                auth.insert(*k, &v[..])
+                    .map_err(|e| MvccError::backend("write", e))?;
+            }
+            for (table, rows) in [(&mut users, &b.auth.users), (&mut roles, &b.auth.roles)] {
+                for (k, v) in rows {
+                    match v {
+                        Some(v) => table.insert(&k[..], &v[..]).map(|_| ()),
+                        None => table.remove(&k[..]).map(|_| ()),
+                    }
+                    .map_err(|e| MvccError::backend("write", e))?;
+                }
+            }
             for (k, v) in &b.members {
                 match v {
                     Some(v) => members.insert(&k[..], &v[..]).map(|_| ()),
@@ -449,6 +503,55 @@ pub(crate) fn allocated_bytes(db: &Database) -> Result<u64, MvccError> {
     let allocated = stats.allocated_pages() * stats.page_size() as u64;
     tx.abort().map_err(|e| MvccError::backend("abort", e))?;
     Ok(allocated)
+}
+
+/// The auth state the backend holds.
+pub(crate) fn read_auth(tx: &redb::ReadTransaction) -> Result<crate::auth::AuthStore, MvccError> {
+    use ferret_proto::authpb::{Role, User};
+    use ferret_proto::Message;
+    let auth = tx
+        .open_table(AUTH)
+        .map_err(|e| MvccError::backend("table", e))?;
+    let get = |k: &[u8]| -> Result<Option<Vec<u8>>, MvccError> {
+        Ok(auth
+            .get(k)
+            .map_err(|e| MvccError::backend("read", e))?
+            .map(|v| v.value().to_vec()))
+    };
+    let enabled = get(crate::auth::ENABLED_KEY)?.is_some_and(|v| v == [1]);
+    let revision = match get(crate::auth::REVISION_KEY)? {
+        None => 0,
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| MvccError::Format("auth authRevision is not 8 bytes".into()))?,
+        ),
+    };
+    let mut users = Vec::new();
+    let t = tx
+        .open_table(AUTH_USERS)
+        .map_err(|e| MvccError::backend("table", e))?;
+    for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
+        let (_, v) = item.map_err(|e| MvccError::backend("read", e))?;
+        users.push(
+            User::decode(v.value())
+                .map_err(|e| MvccError::Format(format!("undecodable user: {e}")))?,
+        );
+    }
+    let mut roles = Vec::new();
+    let t = tx
+        .open_table(AUTH_ROLES)
+        .map_err(|e| MvccError::backend("table", e))?;
+    for item in t.iter().map_err(|e| MvccError::backend("read", e))? {
+        let (_, v) = item.map_err(|e| MvccError::backend("read", e))?;
+        roles.push(
+            Role::decode(v.value())
+                .map_err(|e| MvccError::Format(format!("undecodable role: {e}")))?,
+        );
+    }
+    Ok(crate::auth::AuthStore::restore(
+        enabled, revision, users, roles,
+    ))
 }
 
 /// Number of records in the `kv` table (tests).

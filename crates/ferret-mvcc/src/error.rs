@@ -27,6 +27,9 @@ pub enum MvccError {
     /// Renewing or asking the remaining TTL of a lease needs the leader.
     #[error("not a primary lessor")]
     NotPrimary,
+    /// An auth check or change failed (etcd's `auth.Err*`).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// The backend failed: the member must stop (the WAL recovers it).
     #[error("backend {op}: {detail}")]
     Backend { op: &'static str, detail: String },

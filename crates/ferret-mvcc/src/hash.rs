@@ -39,8 +39,15 @@ pub struct KvHash {
 }
 
 /// The tables [`Mvcc::hash`] covers, in name order.
-const HASHED_TABLES: [TableDefinition<&[u8], &[u8]>; 4] =
-    [backend::ALARM, backend::KV, backend::LEASE, backend::META];
+const HASHED_TABLES: [TableDefinition<&[u8], &[u8]>; 7] = [
+    backend::ALARM,
+    backend::AUTH,
+    backend::AUTH_ROLES,
+    backend::AUTH_USERS,
+    backend::KV,
+    backend::LEASE,
+    backend::META,
+];
 
 impl Mvcc {
     /// etcd's `HashByRev`: the hash of the `key` table at `rev` (0: the

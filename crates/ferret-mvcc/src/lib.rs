@@ -21,6 +21,8 @@
 //!   Txn, Compaction, lease grant/revoke/checkpoint, with etcd's rules.
 //! - [`lease`]: the lessor (replicated leases, leader-local expiry).
 //! - [`watch`]: the watch hub (synced, unsynced, victims).
+//! - [`auth`]: etcd's v3 auth store (users, roles, key-range
+//!   permissions, the auth revision) and this member's simple tokens.
 //! - [`hash`]: hashes of the store (etcd's HashKV, byte for byte, and
 //!   Hash) for comparing members.
 //!
@@ -43,6 +45,7 @@
 
 pub mod alarm;
 pub mod apply;
+pub mod auth;
 pub mod backend;
 pub mod defrag;
 pub mod error;
@@ -58,7 +61,8 @@ pub mod store;
 pub mod watch;
 
 pub use alarm::Alarms;
-pub use apply::{is_txn_readonly, Applier, V3Request, V3Response};
+pub use apply::{is_auth_request, is_txn_readonly, Applier, AuthResponse, V3Request, V3Response};
+pub use auth::{Access, AuthError, AuthInfo, AuthStore};
 pub use backend::Storage;
 pub use defrag::Defragmented;
 pub use error::MvccError;

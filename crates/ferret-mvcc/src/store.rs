@@ -41,6 +41,7 @@ use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::alarm::Alarms;
+use crate::auth::{AuthStore, SimpleTokens};
 use crate::backend::{self, Batch, Record, Storage};
 use crate::defrag::{Defragmented, Stop};
 use crate::error::MvccError;
@@ -68,6 +69,9 @@ pub struct MvccConfig {
     /// `--experimental-compaction-batch-limit` (etcd: 1000): revisions
     /// scanned per backend transaction while compacting.
     pub compaction_batch_limit: usize,
+    /// `--auth-token-ttl` (etcd: 300 s): a simple token unused this long
+    /// is forgotten.
+    pub auth_token_ttl: Duration,
     /// Called (from a background thread) when the backend fails; the
     /// member must stop.
     pub on_fatal: Arc<dyn Fn(&MvccError) + Send + Sync>,
@@ -82,6 +86,7 @@ impl Default for MvccConfig {
             batch_interval: Duration::from_millis(100),
             batch_limit: 10_000,
             compaction_batch_limit: 1000,
+            auth_token_ttl: Duration::from_secs(300),
             on_fatal: Arc::new(|e| {
                 tracing::error!(error = %e, "the v3 backend failed");
             }),
@@ -245,6 +250,10 @@ pub struct Mvcc {
     pub(crate) current_rev: AtomicI64,
     pub(crate) lessor: Mutex<Lessor>,
     pub(crate) alarms: Mutex<Alarms>,
+    /// The v3 auth state (replicated, see [`crate::auth`]).
+    pub(crate) auth: RwLock<AuthStore>,
+    /// This member's simple tokens (not replicated).
+    pub(crate) tokens: Mutex<SimpleTokens>,
     /// The database file's size after the last commit, bytes.
     db_size: std::sync::atomic::AtomicU64,
     /// The file, if any (for its size).
@@ -293,6 +302,8 @@ impl Mvcc {
             current_rev: AtomicI64::new(1),
             lessor: Mutex::new(lessor),
             alarms: Mutex::new(Alarms::default()),
+            auth: RwLock::new(AuthStore::default()),
+            tokens: Mutex::new(SimpleTokens::default()),
             db_size: std::sync::atomic::AtomicU64::new(0),
             path,
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -343,6 +354,11 @@ impl Mvcc {
         *self.index_write() = l.index;
         *self.lessor() = l.lessor;
         *self.alarms() = l.alarms;
+        let was_enabled = self.auth().is_enabled();
+        *self.auth_write() = l.auth;
+        if was_enabled && !self.auth().is_enabled() {
+            self.tokens().clear();
+        }
         self.current_rev
             .store(restored.current_rev, Ordering::Release);
         let mut p = self.lock_pending();
@@ -413,6 +429,20 @@ impl Mvcc {
 
     pub fn alarms(&self) -> MutexGuard<'_, Alarms> {
         self.alarms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The v3 auth state, to check permissions against.
+    pub fn auth(&self) -> std::sync::RwLockReadGuard<'_, AuthStore> {
+        self.auth.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn auth_write(&self) -> std::sync::RwLockWriteGuard<'_, AuthStore> {
+        self.auth.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This member's simple tokens.
+    pub fn tokens(&self) -> MutexGuard<'_, SimpleTokens> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The database's size on disk after the last commit, bytes (what
@@ -869,6 +899,7 @@ pub(crate) struct Loaded {
     pub index: Index,
     pub lessor: Lessor,
     pub alarms: Alarms,
+    pub auth: AuthStore,
     pub restored: Restored,
     pub unfinished_compaction: Option<i64>,
 }
@@ -958,6 +989,7 @@ impl Loaded {
                 alarms.restore(m);
             }
         }
+        let auth = backend::read_auth(&tx)?;
         let compact = meta
             .scheduled_compact
             .or(meta.finished_compact)
@@ -979,6 +1011,7 @@ impl Loaded {
             index,
             lessor,
             alarms,
+            auth,
             restored,
             unfinished_compaction,
         })
