@@ -72,6 +72,10 @@ pub enum AuthError {
     RoleEmpty,
     #[error("auth: authentication failed, invalid user ID or password")]
     AuthFailed,
+    /// Authenticate as a user added with `--no-password` (etcd passes it
+    /// through as Unknown).
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
     #[error("auth: permission denied")]
     PermissionDenied,
     #[error("auth: role is not granted to the user")]
@@ -407,7 +411,7 @@ impl AuthStore {
             return Err(AuthError::AuthFailed);
         };
         if u.options.as_ref().is_some_and(|o| o.no_password) {
-            return Err(AuthError::AuthFailed);
+            return Err(AuthError::NoPasswordUser);
         }
         Ok((u.password.to_vec(), self.revision))
     }

@@ -440,6 +440,12 @@ impl Mvcc {
         self.auth.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The last log entry applied to the store (or found applied in the
+    /// backend).
+    pub fn applied_index(&self) -> u64 {
+        self.lock_pending().applied_index
+    }
+
     /// This member's simple tokens.
     pub fn tokens(&self) -> MutexGuard<'_, SimpleTokens> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())

@@ -21,9 +21,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferret_mvcc::{Applier, MvccError, Prepared, Restored, V3Request, V3Response};
+use ferret_mvcc::{Applier, AuthInfo, MvccError, Prepared, Restored, V3Request, V3Response};
 use ferret_proto::etcdserverpb::{
-    InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest,
+    InternalRaftRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest, RequestHeader,
 };
 use ferret_v2store::{Event, FrozenStore, Store, Write};
 
@@ -220,11 +220,23 @@ impl StateMachines {
             V3Request::Alarm(r)
         } else if let Some(r) = &req.lease_checkpoint {
             V3Request::LeaseCheckpoint(r)
+        } else if ferret_mvcc::is_auth_request(req) {
+            V3Request::Auth(req)
         } else {
             self.v3.skip(index);
             return Applied::Invalid("an entry with no request this member applies".into());
         };
-        match self.v3.apply(index, v3, Instant::now()) {
+        // Who sent it: the user and auth revision of its token, as the
+        // receiving member put them in the header (etcd's
+        // `authApplierV3.Apply`).
+        let who = req
+            .header
+            .as_ref()
+            .map_or_else(AuthInfo::default, |h| AuthInfo {
+                user: h.username.clone(),
+                revision: h.auth_revision,
+            });
+        match self.v3.apply_as(index, v3, &who, Instant::now()) {
             Some(r) => Applied::V3(r),
             None => Applied::Replayed,
         }
@@ -407,7 +419,17 @@ impl StateMachines {
                 le.due_checkpoints(now, ferret_mvcc::lease::MAX_CHECKPOINT_BATCH),
             )
         };
+        // Revoked as root, as etcd's lessor revokes with `WithRoot`; at
+        // the highest auth revision, so that no change of the auth store
+        // in between makes it stale. A client's request never carries
+        // this header: the API layer sets the header of every request it
+        // proposes.
         due.extend(expired.into_iter().map(|id| InternalRaftRequest {
+            header: Some(RequestHeader {
+                id: 0,
+                username: ferret_mvcc::auth::ROOT.to_string(),
+                auth_revision: u64::MAX,
+            }),
             lease_revoke: Some(LeaseRevokeRequest { id }),
             ..Default::default()
         }));

@@ -74,6 +74,8 @@ pub struct V3Settings {
     /// interval) and `--experimental-enable-lease-checkpoint-persist`.
     pub lease_checkpoint: bool,
     pub lease_checkpoint_persist: bool,
+    /// `--auth-token-ttl` (for simple tokens).
+    pub auth_token_ttl: Duration,
 }
 
 impl Default for V3Settings {
@@ -85,6 +87,7 @@ impl Default for V3Settings {
             compaction_batch_limit: 1000,
             lease_checkpoint: false,
             lease_checkpoint_persist: false,
+            auth_token_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -1119,6 +1122,7 @@ fn open_v3(cfg: &ServerConfig) -> Result<(Arc<Mvcc>, Applier), StartError> {
         batch_interval: cfg.v3.batch_interval,
         batch_limit: cfg.v3.batch_limit,
         compaction_batch_limit: cfg.v3.compaction_batch_limit,
+        auth_token_ttl: cfg.v3.auth_token_ttl,
         on_fatal: Arc::new(|e| {
             // Nothing the backend lost was acknowledged only by it (the
             // WAL is the point of durability): stopping is safe, and the

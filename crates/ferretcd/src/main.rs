@@ -179,6 +179,11 @@ fn v3_settings(cfg: &Config) -> V3Settings {
         },
         lease_checkpoint: cfg.experimental_enable_lease_checkpoint,
         lease_checkpoint_persist: cfg.experimental_enable_lease_checkpoint_persist,
+        // etcd: 0 is its default TTL.
+        auth_token_ttl: match cfg.auth_token_ttl_s {
+            0 => d.auth_token_ttl,
+            s => Duration::from_secs(s),
+        },
     }
 }
 
@@ -197,8 +202,23 @@ fn auto_compaction(cfg: &Config) -> Option<AutoCompaction> {
 }
 
 /// The v3 API's settings from etcd's flags.
-fn v3_config(cfg: &Config) -> v3::V3Config {
-    v3::V3Config {
+fn v3_config(cfg: &Config) -> Result<v3::V3Config, String> {
+    // etcd's `NewAuthStore`: a bcrypt cost out of bcrypt's range is
+    // replaced by the default, with a warning.
+    let bcrypt_cost = match u32::try_from(cfg.bcrypt_cost) {
+        Ok(c) if (4..=31).contains(&c) => c,
+        _ => {
+            tracing::warn!(
+                "Use default bcrypt-cost {} instead of the invalid value {}",
+                bcrypt::DEFAULT_COST,
+                cfg.bcrypt_cost
+            );
+            bcrypt::DEFAULT_COST
+        }
+    };
+    Ok(v3::V3Config {
+        tokens: v3::token::TokenProvider::parse(&cfg.auth_token)?,
+        bcrypt_cost,
         max_txn_ops: cfg.max_txn_ops.min(i64::MAX as u64) as i64,
         max_request_bytes: cfg.max_request_bytes as usize,
         quota_bytes: cfg.backend_quota_bytes(),
@@ -207,7 +227,7 @@ fn v3_config(cfg: &Config) -> v3::V3Config {
                 .to_std()
                 .filter(|d| !d.is_zero()),
         ),
-    }
+    })
 }
 
 /// The gRPC side's HTTP/2 settings (etcd's `--grpc-keepalive-*`, where 0
@@ -226,6 +246,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
     let server_cfg = server_config(&cfg);
+    // Before the server starts, as etcd's token provider fails its start.
+    let v3_cfg = Arc::new(v3_config(&cfg)?);
     tracing::info!(
         name = %cfg.name,
         data_dir = %cfg.data_dir.display(),
@@ -303,7 +325,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tracing::info!(address = %url, "serving client requests");
         let grpc = v3::service(v3::V3 {
             server: server.clone(),
-            cfg: Arc::new(v3_config(&cfg)),
+            cfg: v3_cfg.clone(),
+            on_behalf: None,
         });
         tasks.push(tokio::spawn(http::serve(
             l,

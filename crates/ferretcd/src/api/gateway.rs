@@ -152,6 +152,15 @@ fn pool() -> &'static DescriptorPool {
     })
 }
 
+/// A gRPC request with the client's token, if it sent one.
+fn with_token<T>(t: T, token: Option<tonic::metadata::AsciiMetadataValue>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(t);
+    if let Some(v) = token {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
 /// JSON (base64 values, field names) is larger than the protobuf it
 /// becomes; the member's gRPC service enforces the message limit itself,
 /// on the protobuf, as etcd's does. A body is read up to this many times
@@ -199,6 +208,12 @@ impl Gateway {
             )));
         };
         let grpc_path = format!("/{}/{}", route.service, route.method);
+        // grpc-gateway passes the `Authorization` header on as the
+        // `authorization` metadata, where etcd looks for a token too.
+        let token = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| tonic::metadata::MetadataValue::try_from(v.as_bytes()).ok());
         let limit = self.max_message_bytes;
         let announced = req
             .headers()
@@ -216,10 +231,10 @@ impl Gateway {
             }
         };
         if route.streaming {
-            self.stream(body, &grpc_path, method.input(), method.output())
+            self.stream(body, &grpc_path, method.input(), method.output(), token)
                 .await
         } else {
-            self.unary(body, &grpc_path, method.input(), method.output())
+            self.unary(body, &grpc_path, method.input(), method.output(), token)
                 .await
         }
     }
@@ -230,6 +245,7 @@ impl Gateway {
         grpc_path: &str,
         input: MessageDescriptor,
         output: MessageDescriptor,
+        token: Option<tonic::metadata::AsciiMetadataValue>,
     ) -> Response<Body> {
         let request = match from_json(&input, &body) {
             Ok(r) => r,
@@ -239,10 +255,7 @@ impl Gateway {
             Ok(c) => c,
             Err(st) => return error_response(&st),
         };
-        match grpc
-            .unary(tonic::Request::new(request), path, RawCodec)
-            .await
-        {
+        match grpc.unary(with_token(request, token), path, RawCodec).await {
             Ok(resp) => match to_json(&output, resp.get_ref()) {
                 Ok(json) => wire::json(StatusCode::OK, json),
                 Err(st) => error_response(&st),
@@ -274,6 +287,7 @@ impl Gateway {
         grpc_path: &str,
         input: MessageDescriptor,
         output: MessageDescriptor,
+        token: Option<tonic::metadata::AsciiMetadataValue>,
     ) -> Response<Body> {
         // The first request must decode (grpc-gateway returns its error
         // unwrapped: Unknown); reading stops quietly at a later one that
@@ -301,7 +315,7 @@ impl Gateway {
         // after its answers; a watch stays until the client goes away.
         let outgoing = tokio_stream::iter(requests);
         let mut responses = match grpc
-            .streaming(tonic::Request::new(outgoing), path, RawCodec)
+            .streaming(with_token(outgoing, token), path, RawCodec)
             .await
         {
             Ok(r) => r.into_inner(),

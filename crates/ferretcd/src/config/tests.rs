@@ -1183,11 +1183,11 @@ fn refusals_name_the_flag_as_given() {
             path.display()
         )
     );
-    let path = temp_file("refused2.yml", "auth-token-ttl: 600\n");
+    let path = temp_file("refused2.yml", "max-wals: 3\n");
     assert_eq!(
         error(&["--config-file", path.to_str().unwrap()], &[]).to_string(),
         format!(
-            "ferretcd: config key auth-token-ttl: 600 in {} is not supported yet (v3 auth is not implemented; see README \"Limitations\")",
+            "ferretcd: config key max-wals: 3 in {} is not supported yet (ferretcd releases WAL segments after each snapshot; see README \"Limitations\")",
             path.display()
         )
     );

@@ -27,7 +27,6 @@ pub enum Plan {
 
 /// The issues that will implement the flags refused today.
 pub const TLS_METRICS_LOGS: Plan = Plan::Issue("TLS, metrics and logs");
-pub const CLUSTER_MAINTENANCE_AUTH: Plan = Plan::Issue("Cluster, Maintenance and Auth");
 /// v3 storage and Raft options wired after the data plane.
 pub const V3_STORAGE: Plan = Plan::Issue("v3 storage and Raft options");
 
@@ -203,25 +202,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         TLS_METRICS_LOGS,
         "per-package log levels are not implemented",
         |c, _| !c.log_package_levels.is_empty(),
-    ),
-    // Cluster, Maintenance and Auth.
-    refuse_value(
-        "auth-token",
-        CLUSTER_MAINTENANCE_AUTH,
-        "v3 auth is not implemented",
-        |c, d| c.auth_token != d.auth_token,
-    ),
-    refuse_value(
-        "bcrypt-cost",
-        CLUSTER_MAINTENANCE_AUTH,
-        "v3 auth is not implemented (v2 auth uses bcrypt's default cost, as in etcd)",
-        |c, d| c.bcrypt_cost != d.bcrypt_cost,
-    ),
-    refuse_value(
-        "auth-token-ttl",
-        CLUSTER_MAINTENANCE_AUTH,
-        "v3 auth is not implemented",
-        |c, d| c.auth_token_ttl_s != d.auth_token_ttl_s,
     ),
     // The v3 data plane.
     refuse_value(

@@ -63,6 +63,9 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        // etcd's `checkMembershipOperationPermission`: root only.
+        let caller = self.0.caller(req.metadata()).await?;
+        self.0.check_admin(&caller)?;
         let r = req.into_inner();
         let urls = peer_urls(&r.peer_ur_ls)?;
         let id = ids::new_member_id(&urls, "", ferret_server::now_ns() / 1_000_000_000);
@@ -94,6 +97,9 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        // etcd's `checkMembershipOperationPermission`: root only.
+        let caller = self.0.caller(req.metadata()).await?;
+        self.0.check_admin(&caller)?;
         let id = req.into_inner().id;
         let members = self
             .0
@@ -112,6 +118,9 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        // etcd's `checkMembershipOperationPermission`: root only.
+        let caller = self.0.caller(req.metadata()).await?;
+        self.0.check_admin(&caller)?;
         let r = req.into_inner();
         let members = self
             .0
@@ -142,6 +151,9 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        // etcd's `checkMembershipOperationPermission`: root only.
+        let caller = self.0.caller(req.metadata()).await?;
+        self.0.check_admin(&caller)?;
         let id = req.into_inner().id;
         let members = self
             .0

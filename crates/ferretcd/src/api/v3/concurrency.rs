@@ -20,7 +20,7 @@ use ferret_proto::etcdserverpb::{
 };
 use ferret_proto::mvccpb::{event::EventType, Event, KeyValue};
 use tokio::sync::mpsc;
-use tonic::{Request, Status};
+use tonic::Status;
 
 use super::error::V3Error;
 use super::handle::V3;
@@ -69,7 +69,7 @@ pub async fn session_lease(v3: &V3, lease: i64) -> Result<i64, Status> {
         return Ok(lease);
     }
     let resp = LeaseService(v3.clone())
-        .lease_grant(Request::new(LeaseGrantRequest {
+        .lease_grant(v3.request(LeaseGrantRequest {
             ttl: SESSION_TTL_SECS,
             id: 0,
         }))
@@ -92,7 +92,7 @@ pub fn passed_through(st: Status) -> Status {
 
 pub async fn txn(v3: &V3, t: TxnRequest) -> Result<TxnResponse, Status> {
     KvService(v3.clone())
-        .txn(Request::new(t))
+        .txn(v3.request(t))
         .await
         .map(|r| r.into_inner())
         .map_err(passed_through)
@@ -100,7 +100,7 @@ pub async fn txn(v3: &V3, t: TxnRequest) -> Result<TxnResponse, Status> {
 
 pub async fn range(v3: &V3, r: RangeRequest) -> Result<RangeResponse, Status> {
     KvService(v3.clone())
-        .range(Request::new(r))
+        .range(v3.request(r))
         .await
         .map(|r| r.into_inner())
         .map_err(passed_through)
@@ -108,7 +108,7 @@ pub async fn range(v3: &V3, r: RangeRequest) -> Result<RangeResponse, Status> {
 
 pub async fn delete(v3: &V3, key: Bytes) -> Result<Option<ResponseHeader>, Status> {
     KvService(v3.clone())
-        .delete_range(Request::new(DeleteRangeRequest {
+        .delete_range(v3.request(DeleteRangeRequest {
             key,
             ..Default::default()
         }))

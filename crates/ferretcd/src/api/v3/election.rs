@@ -90,7 +90,7 @@ impl Election for ElectionService {
         &self,
         req: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        let v3 = &self.0;
+        let v3 = &self.0.on_behalf_of(req.metadata());
         let r = req.into_inner();
         let lease = session_lease(v3, r.lease).await?;
         let prefix = prefix_of(&r.name);
@@ -142,10 +142,11 @@ impl Election for ElectionService {
         &self,
         req: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let v3 = self.0.on_behalf_of(req.metadata());
         let r = req.into_inner();
         let leader = r.leader.ok_or(V3Error::MissingLeaderKey)?;
-        let lease = session_lease(&self.0, leader.lease).await?;
-        let header = proclaim(&self.0, &leader.key, leader.rev, lease, r.value).await?;
+        let lease = session_lease(&v3, leader.lease).await?;
+        let header = proclaim(&v3, &leader.key, leader.rev, lease, r.value).await?;
         Ok(Response::new(ProclaimResponse { header }))
     }
 
@@ -153,8 +154,9 @@ impl Election for ElectionService {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let v3 = self.0.on_behalf_of(req.metadata());
         let r = req.into_inner();
-        let resp = range(&self.0, first_created(&prefix_of(&r.name))).await?;
+        let resp = range(&v3, first_created(&prefix_of(&r.name))).await?;
         let kv = resp
             .kvs
             .into_iter()
@@ -172,9 +174,9 @@ impl Election for ElectionService {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let v3 = self.0.on_behalf_of(req.metadata());
         let prefix = prefix_of(&req.into_inner().name);
         let (tx, rx) = mpsc::channel(OBSERVE_QUEUE);
-        let v3 = self.0.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = observe(&v3, &prefix, &tx) => {}
@@ -190,10 +192,11 @@ impl Election for ElectionService {
         &self,
         req: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let v3 = self.0.on_behalf_of(req.metadata());
         let r = req.into_inner();
         let leader = r.leader.ok_or(V3Error::MissingLeaderKey)?;
-        session_lease(&self.0, leader.lease).await?;
-        let header = resign(&self.0, &leader.key, leader.rev).await?;
+        session_lease(&v3, leader.lease).await?;
+        let header = resign(&v3, &leader.key, leader.rev).await?;
         Ok(Response::new(ResignResponse { header }))
     }
 }

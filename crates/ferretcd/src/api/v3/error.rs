@@ -3,7 +3,7 @@
 //! byte (etcd's `rpctypes/error.go` and `v3rpc/util.go`), because clients
 //! match on the message text (`clientv3`'s `rpctypes.ErrorDesc`).
 
-use ferret_mvcc::MvccError;
+use ferret_mvcc::{AuthError, MvccError};
 use ferret_server::membership::MemberError;
 use ferret_server::ServerError;
 use tonic::{Code, Status};
@@ -96,6 +96,44 @@ pub enum V3Error {
     /// Authenticate while auth is off.
     #[error("authentication is not enabled")]
     AuthNotEnabled,
+    #[error("root user does not exist")]
+    RootUserNotExist,
+    #[error("root user does not have root role")]
+    RootRoleNotExist,
+    #[error("user name already exists")]
+    UserAlreadyExist,
+    #[error("user name is empty")]
+    UserEmpty,
+    #[error("user name not found")]
+    UserNotFound,
+    #[error("role name already exists")]
+    RoleAlreadyExist,
+    #[error("role name not found")]
+    RoleNotFound,
+    #[error("role name is empty")]
+    RoleEmpty,
+    #[error("authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// Authenticate as a user without a password (etcd's error value
+    /// outside its table: Unknown).
+    #[error("authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("role is not granted to the user")]
+    RoleNotGranted,
+    #[error("permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("invalid auth token")]
+    InvalidAuthToken,
+    #[error("invalid auth management")]
+    InvalidAuthMgmt,
+    #[error("revision of auth store is old")]
+    AuthOldRevision,
+    /// A JWT could not be issued (a verify-only key); etcd passes its
+    /// own error through as Unknown.
+    #[error("{0}")]
+    TokenNotIssued(String),
     /// A learner asked for what only voters serve.
     #[error("rpc not supported for learner")]
     NotSupportedForLearner,
@@ -123,10 +161,35 @@ impl From<MvccError> for V3Error {
             MvccError::NoSpace => V3Error::NoSpace,
             MvccError::NotPrimary => V3Error::NoLeader,
             MvccError::Corrupt => V3Error::Corrupt,
+            MvccError::Auth(a) => V3Error::from(a),
             e @ (MvccError::Backend { .. } | MvccError::Format(_)) => {
                 V3Error::Internal(e.to_string())
             }
             e @ MvccError::Maintenance(_) => V3Error::Maintenance(e.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for V3Error {
+    fn from(e: AuthError) -> V3Error {
+        match e {
+            AuthError::RootUserNotExist => V3Error::RootUserNotExist,
+            AuthError::RootRoleNotExist => V3Error::RootRoleNotExist,
+            AuthError::UserAlreadyExist => V3Error::UserAlreadyExist,
+            AuthError::UserEmpty => V3Error::UserEmpty,
+            AuthError::UserNotFound => V3Error::UserNotFound,
+            AuthError::RoleAlreadyExist => V3Error::RoleAlreadyExist,
+            AuthError::RoleNotFound => V3Error::RoleNotFound,
+            AuthError::RoleEmpty => V3Error::RoleEmpty,
+            AuthError::AuthFailed => V3Error::AuthFailed,
+            AuthError::NoPasswordUser => V3Error::NoPasswordUser,
+            AuthError::PermissionDenied => V3Error::PermissionDenied,
+            AuthError::RoleNotGranted => V3Error::RoleNotGranted,
+            AuthError::PermissionNotGranted => V3Error::PermissionNotGranted,
+            AuthError::AuthNotEnabled => V3Error::AuthNotEnabled,
+            AuthError::OldRevision => V3Error::AuthOldRevision,
+            AuthError::InvalidToken => V3Error::InvalidAuthToken,
+            AuthError::InvalidAuthMgmt => V3Error::InvalidAuthMgmt,
         }
     }
 }
@@ -252,6 +315,50 @@ impl From<V3Error> for Status {
                 Code::FailedPrecondition,
                 "etcdserver: authentication is not enabled",
             ),
+            RootUserNotExist => (
+                Code::FailedPrecondition,
+                "etcdserver: root user does not exist",
+            ),
+            RootRoleNotExist => (
+                Code::FailedPrecondition,
+                "etcdserver: root user does not have root role",
+            ),
+            UserAlreadyExist => (
+                Code::FailedPrecondition,
+                "etcdserver: user name already exists",
+            ),
+            UserEmpty => (Code::InvalidArgument, "etcdserver: user name is empty"),
+            UserNotFound => (Code::FailedPrecondition, "etcdserver: user name not found"),
+            RoleAlreadyExist => (
+                Code::FailedPrecondition,
+                "etcdserver: role name already exists",
+            ),
+            RoleNotFound => (Code::FailedPrecondition, "etcdserver: role name not found"),
+            RoleEmpty => (Code::InvalidArgument, "etcdserver: role name is empty"),
+            AuthFailed => (
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password",
+            ),
+            NoPasswordUser => (
+                Code::Unknown,
+                "auth: authentication failed, password was given for no password user",
+            ),
+            PermissionDenied => (Code::PermissionDenied, "etcdserver: permission denied"),
+            RoleNotGranted => (
+                Code::FailedPrecondition,
+                "etcdserver: role is not granted to the user",
+            ),
+            PermissionNotGranted => (
+                Code::FailedPrecondition,
+                "etcdserver: permission is not granted to the role",
+            ),
+            InvalidAuthToken => (Code::Unauthenticated, "etcdserver: invalid auth token"),
+            InvalidAuthMgmt => (Code::InvalidArgument, "etcdserver: invalid auth management"),
+            AuthOldRevision => (
+                Code::InvalidArgument,
+                "etcdserver: revision of auth store is old",
+            ),
+            TokenNotIssued(m) => return Status::new(Code::Unknown, m.clone()),
             NotSupportedForLearner => (
                 Code::Unavailable,
                 "etcdserver: rpc not supported for learner",

@@ -6,18 +6,27 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferret_mvcc::{Mvcc, MvccError, V3Response};
+use ferret_mvcc::{Access, AuthError, AuthInfo, Mvcc, MvccError, V3Response};
 use ferret_proto::etcdserverpb::{
-    alarm_request, AlarmRequest, AlarmType, InternalRaftRequest, ResponseHeader,
+    alarm_request, AlarmRequest, AlarmType, InternalRaftRequest, RequestHeader, ResponseHeader,
 };
 use ferret_server::{Applied, Server};
 use tonic::Status;
 
 use super::error::V3Error;
+use super::token::{simple_token_index, TokenProvider};
+
+/// Who sent a request: the user and auth revision of its token, if it
+/// sent one (etcd's `AuthInfoFromCtx`; `None` is etcd's nil `AuthInfo`).
+pub type Caller = Option<AuthInfo>;
 
 /// What the v3 services need to know beyond the server.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct V3Config {
+    /// `--auth-token`: how v3 auth tokens are made and read.
+    pub tokens: TokenProvider,
+    /// `--bcrypt-cost` (4 to 31; etcd's default 10).
+    pub bcrypt_cost: u32,
     /// `--max-txn-ops`.
     pub max_txn_ops: i64,
     /// `--max-request-bytes`: the largest encoded proposal; the gRPC layer
@@ -38,9 +47,30 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct V3 {
     pub server: Server,
     pub cfg: Arc<V3Config>,
+    /// The metadata (the auth token) of the call a Lock or Election step
+    /// runs for: its KV and Lease calls carry it, as etcd's in-process
+    /// client passes the caller's context on. `None` in the services.
+    pub on_behalf: Option<Arc<tonic::metadata::MetadataMap>>,
 }
 
 impl V3 {
+    /// This handle, for the steps of a call with metadata `md` (see
+    /// [`V3::on_behalf`]).
+    pub fn on_behalf_of(&self, md: &tonic::metadata::MetadataMap) -> V3 {
+        V3 {
+            on_behalf: Some(Arc::new(md.clone())),
+            ..self.clone()
+        }
+    }
+
+    /// A request to another service's handler, with the metadata of the
+    /// call this handle acts for.
+    pub fn request<T>(&self, t: T) -> tonic::Request<T> {
+        match &self.on_behalf {
+            Some(md) => tonic::Request::from_parts((**md).clone(), tonic::Extensions::default(), t),
+            None => tonic::Request::new(t),
+        }
+    }
     /// etcd's `header.fill`: cluster, member and term, and the current
     /// revision unless the response set one.
     pub fn fill(&self, h: &mut Option<ResponseHeader>) {
@@ -73,13 +103,102 @@ impl V3 {
         h
     }
 
-    /// Proposes a v3 request and waits for what applying it gave. The
-    /// request is queued before the future is first polled, and the future
-    /// does not hold it (see `Server::propose`).
+    /// etcd's `AuthInfoFromCtx`: the caller named by the request's
+    /// `token` metadata (etcd's clientv3) or `authorization` (the JSON
+    /// gateway's `Authorization` header); a token that names nobody is
+    /// `invalid auth token`.
+    ///
+    /// TODO(TLS): etcd also takes the user from a verified client
+    /// certificate's common name when `--client-cert-auth` is on; ferretcd
+    /// has no TLS yet.
+    pub async fn caller(&self, md: &tonic::metadata::MetadataMap) -> Result<Caller, V3Error> {
+        let Some(token) = md.get("token").or_else(|| md.get("authorization")) else {
+            return Ok(None);
+        };
+        let token = token.to_str().map_err(|_| V3Error::InvalidAuthToken)?;
+        let m = self.server.mvcc();
+        match &self.cfg.tokens {
+            TokenProvider::Nop => Err(V3Error::InvalidAuthToken),
+            TokenProvider::Jwt(j) => j.info(token).map(Some).ok_or(V3Error::InvalidAuthToken),
+            TokenProvider::Simple => {
+                let index = simple_token_index(token).ok_or(V3Error::InvalidAuthToken)?;
+                // A token issued through another member names an entry
+                // this member may not have applied yet (etcd's
+                // `indexWaiter`).
+                let deadline = tokio::time::Instant::now() + self.server.request_timeout();
+                while m.applied_index() < index {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(V3Error::InvalidAuthToken);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let user = m
+                    .tokens()
+                    .user_of(token, m.config().auth_token_ttl, std::time::Instant::now())
+                    .ok_or(V3Error::InvalidAuthToken)?;
+                Ok(Some(AuthInfo {
+                    user,
+                    revision: m.auth().revision(),
+                }))
+            }
+        }
+    }
+
+    /// etcd's `doSerialize`: a local read by `caller`, checked by `check`
+    /// first and refused afterwards if the auth store changed meanwhile.
+    pub fn check_read(
+        &self,
+        caller: &Caller,
+        check: impl FnOnce(&ferret_mvcc::AuthStore, &AuthInfo) -> Result<(), AuthError>,
+    ) -> Result<(), V3Error> {
+        let empty = AuthInfo::default();
+        let who = caller.as_ref().unwrap_or(&empty);
+        check(&self.server.mvcc().auth(), who).map_err(V3Error::from)
+    }
+
+    /// The second half of `doSerialize`: a read whose token's auth
+    /// revision is no longer the store's is refused.
+    pub fn check_still_current(&self, caller: &Caller) -> Result<(), V3Error> {
+        match caller {
+            Some(who)
+                if who.revision != 0 && who.revision != self.server.mvcc().auth().revision() =>
+            {
+                Err(AuthError::OldRevision.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A range read by `caller`: etcd's `IsRangePermitted`.
+    pub fn check_range(&self, caller: &Caller, key: &[u8], end: &[u8]) -> Result<(), V3Error> {
+        self.check_read(caller, |a, who| a.check(who, key, end, Access::Read))
+    }
+
+    /// etcd's `IsAdminPermitted` (a nil caller is no user).
+    pub fn check_admin(&self, caller: &Caller) -> Result<(), V3Error> {
+        self.check_read(caller, |a, who| a.check_admin(who))
+    }
+
+    /// Proposes a v3 request by `caller` and waits for what applying it
+    /// gave. The request is queued before the future is first polled, and
+    /// the future does not hold it (see `Server::propose`).
     pub fn propose(
         &self,
-        req: InternalRaftRequest,
+        mut req: InternalRaftRequest,
+        caller: &Caller,
     ) -> impl Future<Output = Result<V3Response, V3Error>> + Send + 'static {
+        // Every client request carries a header with its caller, empty
+        // for none: only the leader's own lease revocations carry root
+        // (`StateMachines::due_proposals`).
+        let (username, auth_revision) = match caller {
+            Some(who) => (who.user.clone(), who.revision),
+            None => (String::new(), 0),
+        };
+        req.header = Some(RequestHeader {
+            id: 0,
+            username,
+            auth_revision,
+        });
         let applied = self.server.propose_v3(req);
         async move {
             match applied.await? {

@@ -30,7 +30,7 @@ fn is_txn_serializable(r: &TxnRequest) -> bool {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
         // etcd's interceptor: a learner serves only serializable reads.
         if !r.serializable && self.0.server.is_learner() {
             return Err(V3Error::NotSupportedForLearner.into());
@@ -39,21 +39,29 @@ impl Kv for KvService {
         if !r.serializable {
             self.0.server.read_barrier().await.map_err(V3Error::from)?;
         }
+        // etcd's `doSerialize`.
+        let caller = self.0.caller(&md).await?;
+        self.0.check_range(&caller, &r.key, &r.range_end)?;
         let mut resp = self.0.read(|m| m.range(&r), r.range_end.is_empty())?;
+        self.0.check_still_current(&caller)?;
         self.0.fill(&mut resp.header);
         Ok(Response::new(resp))
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
         validate::check_put(&r)?;
         self.0.check_quota(quota::cost_put(&r)).await?;
+        let caller = self.0.caller(&md).await?;
         let resp = match self
             .0
-            .propose(InternalRaftRequest {
-                put: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    put: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             V3Response::Put(mut p) => {
@@ -69,14 +77,18 @@ impl Kv for KvService {
         &self,
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
         validate::check_delete(&r)?;
+        let caller = self.0.caller(&md).await?;
         let resp = match self
             .0
-            .propose(InternalRaftRequest {
-                delete_range: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    delete_range: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             V3Response::DeleteRange(mut d) => {
@@ -89,7 +101,7 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
         validate::check_txn(&r, self.0.cfg.max_txn_ops)?;
         // After the request check, so the overlap check is never quadratic
         // in a request that is too large anyway.
@@ -99,17 +111,24 @@ impl Kv for KvService {
             if !is_txn_serializable(&r) {
                 self.0.server.read_barrier().await.map_err(V3Error::from)?;
             }
+            let caller = self.0.caller(&md).await?;
+            self.0.check_read(&caller, |a, who| a.check_txn(who, &r))?;
             let mut resp = self.0.read(|m| m.txn_readonly(&r), false)?;
+            self.0.check_still_current(&caller)?;
             self.0.fill(&mut resp.header);
             return Ok(Response::new(resp));
         }
         self.0.check_quota(quota::cost_txn(&r)).await?;
+        let caller = self.0.caller(&md).await?;
         let resp = match self
             .0
-            .propose(InternalRaftRequest {
-                txn: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    txn: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             V3Response::Txn(mut t) => {
@@ -125,14 +144,19 @@ impl Kv for KvService {
         &self,
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
         let physical = r.physical;
+        // Anyone may compact (etcd 3.4 checks nothing but the token).
+        let caller = self.0.caller(&md).await?;
         let (mut resp, done) = match self
             .0
-            .propose(InternalRaftRequest {
-                compaction: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    compaction: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             V3Response::Compaction(c, done) => (c, done),

@@ -35,18 +35,22 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        let mut r = req.into_inner();
+        let (md, _, mut r) = req.into_parts();
         self.0.check_quota(quota::LEASE_OVERHEAD_BYTES).await?;
+        let caller = self.0.caller(&md).await?;
         // No id given: choose one, positive (etcd does the same).
         while r.id == 0 {
             r.id = (self.0.server.next_request_id() & ((1 << 63) - 1)) as i64;
         }
         let resp = match self
             .0
-            .propose(InternalRaftRequest {
-                lease_grant: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    lease_grant: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             V3Response::LeaseGrant(mut g) => {
@@ -62,13 +66,19 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
+        // Every key attached to the lease must be writable (checked at
+        // apply, as etcd's `checkLeasePuts`).
+        let caller = self.0.caller(&md).await?;
         let resp = match self
             .0
-            .propose(InternalRaftRequest {
-                lease_revoke: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    lease_revoke: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             V3Response::LeaseRevoke(mut g) => {

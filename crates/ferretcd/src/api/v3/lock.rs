@@ -25,7 +25,7 @@ pub struct LockService(pub V3);
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        let v3 = &self.0;
+        let v3 = &self.0.on_behalf_of(req.metadata());
         let r = req.into_inner();
         let lease = session_lease(v3, r.lease).await?;
         let prefix = prefix_of(&r.name);
@@ -74,7 +74,8 @@ impl Lock for LockService {
         &self,
         req: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        let header = delete(&self.0, req.into_inner().key).await?;
+        let v3 = self.0.on_behalf_of(req.metadata());
+        let header = delete(&v3, req.into_inner().key).await?;
         Ok(Response::new(UnlockResponse { header }))
     }
 }

@@ -79,18 +79,29 @@ fn stream_snapshot(
     }
 }
 
+/// etcd's `authMaintenanceServer.isAuthenticated`: Defragment, Snapshot,
+/// Hash and HashKV are for users with the root role when auth is on.
+async fn admin_only<T>(v3: &V3, req: &Request<T>) -> Result<(), Status> {
+    let caller = v3.caller(req.metadata()).await?;
+    v3.check_admin(&caller).map_err(Status::from)
+}
+
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let r = req.into_inner();
+        let (md, _, r) = req.into_parts();
+        let caller = self.0.caller(&md).await?;
         match self
             .0
-            .propose(InternalRaftRequest {
-                alarm: Some(r),
-                ..Default::default()
-            })
+            .propose(
+                InternalRaftRequest {
+                    alarm: Some(r),
+                    ..Default::default()
+                },
+                &caller,
+            )
             .await?
         {
             // As etcd: the answer carries no header.
@@ -138,8 +149,9 @@ impl Maintenance for MaintenanceService {
     /// meanwhile (`ferret_mvcc::defrag`).
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        admin_only(&self.0, &req).await?;
         let server = self.0.server.clone();
         tracing::info!("starting defragment");
         let done = tokio::task::spawn_blocking(move || server.mvcc().defragment())
@@ -160,7 +172,8 @@ impl Maintenance for MaintenanceService {
     /// etcd's `maintenanceServer.Hash`: every table but the consistent
     /// index (see `ferret_mvcc::hash`); the header's revision is the one
     /// the hashed data had reached.
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        admin_only(&self.0, &req).await?;
         let v3 = &self.0;
         let (hash, rev) = v3.read(|m| m.hash(), false)?;
         Ok(Response::new(HashResponse {
@@ -176,6 +189,7 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        admin_only(&self.0, &req).await?;
         let v3 = &self.0;
         let rev = req.into_inner().revision;
         let h = v3.read(|m| m.hash_kv(rev), false)?;
@@ -196,8 +210,9 @@ impl Maintenance for MaintenanceService {
     /// goes away stops the stream.
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        admin_only(&self.0, &req).await?;
         let server = self.0.server.clone();
         let snap = tokio::task::spawn_blocking(move || {
             let cluster = (

@@ -6,17 +6,18 @@
 //!   `etcdserverpb.Cluster`; [`lock`]: `v3lockpb.Lock`; [`election`]:
 //!   `v3electionpb.Election`, both built of [`concurrency`]'s steps over
 //!   the KV, Lease and watch handlers, as etcd builds them of its client.
+//! - [`auth`]: `etcdserverpb.Auth`; [`token`]: simple and JWT tokens.
 //! - [`validate`]: etcd's request checks; [`quota`]: write costs against
 //!   `--quota-backend-bytes`; [`error`]: the one table from errors to
 //!   gRPC statuses.
 //! - [`handle`]: what every service holds (the server, the settings) and
 //!   the steps they share; [`service`]: the services behind one fallback:
-//!   the methods and services ferretcd does not serve yet (of Cluster and
-//!   Maintenance, and Auth) answer `UNIMPLEMENTED` with a
+//!   the methods ferretcd does not serve yet (of Maintenance) answer `UNIMPLEMENTED` with a
 //!   message naming the method, as
 //!   does any unknown path: never a dropped connection; `limit`: the
 //!   request message limit, with grpc-go's status and text.
 
+pub mod auth;
 pub mod cluster;
 pub mod concurrency;
 pub mod election;
@@ -29,6 +30,7 @@ pub mod lock;
 pub mod maintenance;
 pub mod quota;
 pub mod service;
+pub mod token;
 pub mod validate;
 pub mod watch;
 

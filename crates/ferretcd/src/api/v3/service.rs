@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use ferret_proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use ferret_proto::v3electionpb::election_server::ElectionServer;
 use ferret_proto::v3lockpb::lock_server::LockServer;
@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use tonic::body::Body;
 use tonic::Status;
 
+use super::auth::AuthService;
 use super::cluster::ClusterService;
 use super::election::ElectionService;
 use super::error::V3Error;
@@ -54,13 +55,13 @@ pub fn service(v3: V3) -> Grpc {
         election: ElectionServer::new(ElectionService(v3.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
+        auth: AuthServer::new(AuthService(v3.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
         server: v3.server,
         max_message_bytes: max_in,
     }
 }
-
-/// Services of etcd's API that ferretcd does not serve yet, by path prefix.
-const NOT_YET: &[&str] = &["/etcdserverpb.Auth/"];
 
 /// Served paths go to their service by the path's service prefix (a
 /// comparison of a few bytes: a router's path matching, its parameters
@@ -75,6 +76,7 @@ pub struct Grpc {
     cluster: ClusterServer<ClusterService>,
     lock: LockServer<LockService>,
     election: ElectionServer<ElectionService>,
+    auth: AuthServer<AuthService>,
     /// To ask whether this member is a learner.
     server: ferret_server::Server,
     /// The largest request message accepted.
@@ -118,23 +120,11 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
             "/etcdserverpb.Cluster/" => return self.cluster.call(req),
             "/v3lockpb.Lock/" => return self.lock.call(req),
             "/v3electionpb.Election/" => return self.election.call(req),
+            "/etcdserverpb.Auth/" => return self.auth.call(req),
             _ => {}
         }
-        // Auth is never enabled in ferretcd yet: Authenticate gets etcd's
-        // answer for a cluster without auth (clients such as Patroni
-        // authenticate only when it is on); the rest of Auth is not
-        // served yet.
-        if path == "/etcdserverpb.Auth/Authenticate" {
-            return answer_without_reading(req, V3Error::AuthNotEnabled);
-        }
         let method = path.trim_start_matches('/');
-        let msg = if NOT_YET.iter().any(|p| path.starts_with(p)) {
-            format!(
-                "ferretcd does not serve {method} yet (the Auth service comes in a later release)"
-            )
-        } else {
-            format!("unknown service or method {method}")
-        };
+        let msg = format!("unknown service or method {method}");
         answer_without_reading(req, V3Error::Unimplemented(msg))
     }
 }
@@ -186,6 +176,22 @@ fn is_served(path: &str) -> bool {
         "/v3electionpb.Election/Leader",
         "/v3electionpb.Election/Observe",
         "/v3electionpb.Election/Resign",
+        "/etcdserverpb.Auth/AuthEnable",
+        "/etcdserverpb.Auth/AuthDisable",
+        "/etcdserverpb.Auth/Authenticate",
+        "/etcdserverpb.Auth/UserAdd",
+        "/etcdserverpb.Auth/UserGet",
+        "/etcdserverpb.Auth/UserList",
+        "/etcdserverpb.Auth/UserDelete",
+        "/etcdserverpb.Auth/UserChangePassword",
+        "/etcdserverpb.Auth/UserGrantRole",
+        "/etcdserverpb.Auth/UserRevokeRole",
+        "/etcdserverpb.Auth/RoleAdd",
+        "/etcdserverpb.Auth/RoleGet",
+        "/etcdserverpb.Auth/RoleList",
+        "/etcdserverpb.Auth/RoleDelete",
+        "/etcdserverpb.Auth/RoleGrantPermission",
+        "/etcdserverpb.Auth/RoleRevokePermission",
     ];
     METHODS.contains(&path)
 }

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::error::V3Error;
 use super::handle::V3;
 
 pub struct WatchService(pub V3);
@@ -106,14 +107,14 @@ impl Watch for WatchService {
         &self,
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let inbound = req.into_inner();
+        let (md, _, inbound) = req.into_parts();
         let (tx, rx) = mpsc::channel::<Out>(STREAM_QUEUE);
         let (out_tx, out_rx) = mpsc::channel::<Result<WatchResponse, Status>>(STREAM_QUEUE);
         let guard = Arc::new(StreamGuard {
             v3: self.0.clone(),
             watchers: Arc::new(Mutex::new(Watchers::default())),
         });
-        tokio::spawn(receive(self.0.clone(), inbound, tx, guard.clone()));
+        tokio::spawn(receive(self.0.clone(), md, inbound, tx, guard.clone()));
         tokio::spawn(send(self.0.clone(), rx, out_tx, guard));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(out_rx),
@@ -127,6 +128,7 @@ fn lock(w: &Mutex<Watchers>) -> std::sync::MutexGuard<'_, Watchers> {
 
 async fn receive(
     v3: V3,
+    md: tonic::metadata::MetadataMap,
     mut inbound: Streaming<WatchRequest>,
     tx: mpsc::Sender<Out>,
     guard: Arc<StreamGuard>,
@@ -141,7 +143,7 @@ async fn receive(
         };
         let resp = match req.request_union {
             Some(watch_request::RequestUnion::CreateRequest(c)) => {
-                create(&v3, c, &tx, &guard).await
+                create(&v3, &md, c, &tx, &guard).await
             }
             Some(watch_request::RequestUnion::CancelRequest(c)) => {
                 let w = lock(&guard.watchers).by_id.remove(&c.watch_id);
@@ -180,6 +182,7 @@ async fn receive(
 /// registered with the hub, so it goes out before any of its events.
 async fn create(
     v3: &V3,
+    md: &tonic::metadata::MetadataMap,
     c: WatchCreateRequest,
     tx: &mpsc::Sender<Out>,
     guard: &Arc<StreamGuard>,
@@ -204,6 +207,33 @@ async fn create(
             ..Default::default()
         })
     };
+    // etcd's `isWatchPermitted`, on the key as changed above and with a
+    // range end of "\0" made empty, which etcd then checks as the one
+    // key (so a watch from a key on needs only that key readable). The
+    // reason is the gRPC error's text, as etcd's `Error()` gives it.
+    let permitted = match v3.caller(md).await {
+        Ok(caller) => {
+            let end: &[u8] = if range_end[..] == [0] {
+                &[]
+            } else {
+                &range_end
+            };
+            v3.check_range(&caller, &key, end)
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = permitted {
+        let e = match e {
+            e @ (V3Error::InvalidAuthToken | V3Error::AuthOldRevision | V3Error::UserEmpty) => e,
+            _ => V3Error::PermissionDenied,
+        };
+        let st = Status::from(e);
+        return refuse(&format!(
+            "rpc error: code = {} desc = {}",
+            grpc_go_code_name(st.code()),
+            st.message()
+        ));
+    }
     if !range_end.is_empty() && range_end[..] != [0] && key >= range_end {
         return refuse("mvcc: watcher range is empty");
     }
@@ -410,4 +440,14 @@ fn fragments(resp: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
         out.push(cur);
     }
     out
+}
+
+/// grpc-go's name of a code, as `status.Error()` prints it.
+fn grpc_go_code_name(c: tonic::Code) -> &'static str {
+    match c {
+        tonic::Code::InvalidArgument => "InvalidArgument",
+        tonic::Code::Unauthenticated => "Unauthenticated",
+        tonic::Code::PermissionDenied => "PermissionDenied",
+        _ => "Unknown",
+    }
 }
