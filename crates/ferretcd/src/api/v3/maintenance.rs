@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 
-use ferret_mvcc::V3Response;
+use ferret_mvcc::{AuthError, V3Response};
 use ferret_proto::etcdserverpb::{
     maintenance_server::Maintenance, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest,
     DefragmentResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
@@ -81,9 +81,22 @@ fn stream_snapshot(
 
 /// etcd's `authMaintenanceServer.isAuthenticated`: Defragment, Snapshot,
 /// Hash and HashKV are for users with the root role when auth is on.
+/// etcd returns the auth store's own error there, not its gRPC form, so
+/// clients see `Unknown` and `auth: permission denied`.
 async fn admin_only<T>(v3: &V3, req: &Request<T>) -> Result<(), Status> {
-    let caller = v3.caller(req.metadata()).await?;
-    v3.check_admin(&caller).map_err(Status::from)
+    let caller = match v3.caller(req.metadata()).await {
+        Ok(c) => c,
+        Err(V3Error::InvalidAuthToken) => {
+            return Err(Status::unknown(AuthError::InvalidToken.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let who = caller.unwrap_or_default();
+    v3.server
+        .mvcc()
+        .auth()
+        .check_admin(&who)
+        .map_err(|e| Status::unknown(e.to_string()))
 }
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
