@@ -7,9 +7,11 @@
 //! - `request`: corpus requests to protobuf messages;
 //! - `render`: responses to normalised text;
 //! - `runner`: runs a corpus file against two servers and compares;
-//! - `coordination`: the Lock and Election scenario.
+//! - `coordination`: the Lock and Election scenario;
+//! - `auth`: the v3 auth scenario.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod coordination;
 pub mod corpus;
 pub mod gateway;
