@@ -2,6 +2,7 @@
 //! through the [`Applier`] as the Raft loop drives it.
 
 mod alarm;
+mod auth;
 mod compaction;
 mod defrag;
 mod hash;
