@@ -181,7 +181,7 @@ impl Applier {
             None => match Self::permitted(&self.m, req, who) {
                 Err(e) => Err(MvccError::Auth(e)),
                 Ok(()) => match req {
-                    V3Request::Auth(r) => w.auth(r, who, index, now).map(V3Response::Auth),
+                    V3Request::Auth(r) => w.auth(r, index, now).map(V3Response::Auth),
                     _ => Self::dispatch(&mut w, req, now),
                 },
             },
@@ -941,7 +941,6 @@ impl WriteTxn<'_> {
     fn auth(
         &mut self,
         r: &InternalRaftRequest,
-        who: &AuthInfo,
         index: u64,
         now: Instant,
     ) -> Result<AuthResponse, MvccError> {
@@ -949,7 +948,6 @@ impl WriteTxn<'_> {
         let h = Some(header(self.begin_rev));
         let ch = &mut self.auth;
         let mut a = m.auth_write();
-        let _ = who;
         let out = if let Some(q) = &r.authenticate {
             a.password_of(&q.name).map_err(|e| match e {
                 AuthError::AuthNotEnabled => e,

@@ -345,7 +345,6 @@ pub async fn transcript(ch: Channel, base: i64) -> String {
                 key: b"pre/".to_vec().into(),
                 range_end: b"pre0".to_vec().into(),
                 prev_kv: true,
-                ..Default::default()
             },
             rd,
         ))
