@@ -42,12 +42,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferret_proto::etcdserverpb::{
-    auth_client::AuthClient, maintenance_client::MaintenanceClient, AuthRoleListRequest,
-    AuthUserListRequest, DefragmentRequest, HashKvRequest, StatusRequest,
-};
-use ferret_proto::etcdserverpb::{
     kv_client::KvClient, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp,
     StatusResponse, TxnRequest,
+};
+use ferret_proto::etcdserverpb::{
+    maintenance_client::MaintenanceClient, DefragmentRequest, HashKvRequest, StatusRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -194,8 +193,7 @@ fn differential_v3_api_matches_etcd() {
 type Answer = Result<(), tonic::Status>;
 
 async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
-    let mut m = MaintenanceClient::new(ch.clone());
-    let mut a = AuthClient::new(ch);
+    let mut m = MaintenanceClient::new(ch);
     vec![
         // Maintenance.Status is served: `maintenance_status_matches_etcd`.
         // Maintenance.Alarm is served: tests/v3_recovery.rs checks it.
@@ -206,16 +204,7 @@ async fn other_service_calls(ch: Channel) -> Vec<(&'static str, Answer)> {
             m.defragment(DefragmentRequest {}).await.map(drop),
         ),
         // The Cluster service is served: `membership_changes_match_etcd`.
-        (
-            "Auth.UserList",
-            a.user_list(AuthUserListRequest {}).await.map(drop),
-        ),
-        (
-            "Auth.RoleList",
-            a.role_list(AuthRoleListRequest {}).await.map(drop),
-        ),
-        // Auth.Authenticate answers as etcd without auth: the gateway
-        // test checks it.
+        // The Auth service is served: `auth_matches_etcd`.
         // Lock and Election are served: `lock_and_election_match_etcd`.
     ]
 }
