@@ -18,7 +18,8 @@
 //! index), so a token from one member works on every member once that
 //! member applied the entry. They expire after `--auth-token-ttl` without
 //! use, by the member's clock, which no replicated state depends on. A
-//! restart forgets them (etcd's too).
+//! restart keeps only the tokens of the Authenticate entries it replays
+//! (those after the backend's consistent index), as etcd's does.
 //!
 //! # Permissions
 //!

@@ -9,10 +9,20 @@ use std::time::Duration;
 use ferret_testkit::http::{self, BodyMode, Request};
 
 fn post(addr: SocketAddr, path: &str, body: &str) -> http::Response {
+    post_as(addr, path, body, None)
+}
+
+/// A POST with a token in the `Authorization` header (as etcd's gateway
+/// takes one).
+fn post_as(addr: SocketAddr, path: &str, body: &str, token: Option<&str>) -> http::Response {
+    let mut headers = vec![("Content-Type".into(), "application/json".into())];
+    if let Some(t) = token {
+        headers.push(("Authorization".into(), t.to_string()));
+    }
     let req = Request {
         method: "POST".into(),
         target: path.as_bytes().to_vec(),
-        headers: vec![("Content-Type".into(), "application/json".into())],
+        headers,
         body: Some(body.as_bytes().to_vec()),
     };
     http::send(addr, &req, BodyMode::Full, Duration::from_secs(10)).expect("a response")
@@ -151,5 +161,83 @@ pub fn transcript(addr: SocketAddr) -> String {
         r.status,
         String::from_utf8_lossy(&r.body).trim_end()
     ));
+    // Auth through the gateway: set up, enable, authenticate, then the
+    // token in the Authorization header (and none, and a bad one).
+    let setup: &[(&str, &str, &str)] = &[
+        (
+            "add root",
+            "/v3/auth/user/add",
+            r#"{"name":"root","password":"pw"}"#,
+        ),
+        (
+            "grant root",
+            "/v3/auth/user/grant",
+            r#"{"user":"root","role":"root"}"#,
+        ),
+        ("enable", "/v3/auth/enable", "{}"),
+        ("range without a token", "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+        (
+            "bad password",
+            "/v3/auth/authenticate",
+            r#"{"name":"root","password":"no"}"#,
+        ),
+    ];
+    for (name, path, body) in setup {
+        let r = post(addr, path, body);
+        let text = normalise(&String::from_utf8_lossy(&r.body), &ids);
+        out.push_str(&format!("{name}: {} {text}\n", r.status));
+    }
+    let r = post(
+        addr,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    let token = v["token"].as_str().unwrap_or_default().to_string();
+    out.push_str(&format!(
+        "authenticate: {} {}\n",
+        r.status,
+        if token.is_empty() {
+            "no token"
+        } else {
+            "a token"
+        }
+    ));
+    for (name, path, body, tok) in [
+        (
+            "range as root",
+            "/v3/kv/range",
+            r#"{"key":"Zm9v"}"#,
+            Some(token.as_str()),
+        ),
+        (
+            "range with a bad token",
+            "/v3/kv/range",
+            r#"{"key":"Zm9v"}"#,
+            Some("bogus"),
+        ),
+        (
+            "user list as root",
+            "/v3/auth/user/list",
+            "{}",
+            Some(token.as_str()),
+        ),
+        (
+            "disable as root",
+            "/v3/auth/disable",
+            "{}",
+            Some(token.as_str()),
+        ),
+        (
+            "range without a token",
+            "/v3/kv/range",
+            r#"{"key":"Zm9v"}"#,
+            None,
+        ),
+    ] {
+        let r = post_as(addr, path, body, tok);
+        let text = normalise(&String::from_utf8_lossy(&r.body), &ids);
+        out.push_str(&format!("{name}: {} {text}\n", r.status));
+    }
     out
 }
