@@ -336,3 +336,107 @@ fn a_snapshot_saved_from_etcd_restores_into_ferretcd() {
         assert!(b == a, "etcd:     {:.3000}\nferretcd: {:.3000}", b, a);
     }
 }
+
+/// Runs etcdctl and answers whether it succeeded and what it printed.
+fn ctl_try(etcdctl: &Path, endpoint: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(etcdctl)
+        .env_clear()
+        .args(["--endpoints", endpoint, "--command-timeout", "20s"])
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// v3 auth travels in a snapshot: users (with their bcrypt hashes),
+/// roles, permissions and the enabled flag saved from ferretcd (by root
+/// only) work on etcd 3.4 started on the restored snapshot.
+#[test]
+fn a_snapshot_with_v3_auth_restores_into_etcd() {
+    let Some(etcd) = find_etcd() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd is missing, and CI needs it"
+        );
+        eprintln!("SKIPPED: no etcd (apt-get install etcd-server etcd-client)");
+        return;
+    };
+    let etcdctl = etcdctl_path().expect("etcdctl next to etcd");
+    let f = Server::start("ferretcd", &ferretcd(), "authsnap").expect("start ferretcd");
+    let ep = f.client.to_string();
+    let e = |args: &[&str]| ctl(&etcdctl, &ep, args);
+    e(&["user", "add", "root:rootpw"]);
+    e(&["user", "add", "alice:alicepw"]);
+    e(&["role", "add", "reader"]);
+    e(&["role", "grant-permission", "reader", "read", "foo"]);
+    e(&["user", "grant-role", "alice", "reader"]);
+    e(&["auth", "enable"]);
+    e(&["--user", "root:rootpw", "put", "foo", "bar"]);
+
+    let dir = TempDir::new("ferret-auth-snapshot-test");
+    let file = dir.path().join("snap.db");
+    let file_s = file.to_str().unwrap();
+    let (ok, text) = ctl_try(
+        &etcdctl,
+        &ep,
+        &["--user", "alice:alicepw", "snapshot", "save", file_s],
+    );
+    assert!(!ok && text.contains("auth: permission denied"), "{text}");
+    e(&["--user", "root:rootpw", "snapshot", "save", file_s]);
+
+    let ports = free_ports(2);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let restored = dir.path().join("restored");
+    let out = Command::new(&etcdctl)
+        .env_clear()
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore", file_s, "--data-dir"])
+        .arg(&restored)
+        .args(["--name", "restored"])
+        .args(["--initial-cluster", &format!("restored={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let initial = format!("restored={peer}");
+    let mut r = Server::spawn(&Spec {
+        label: "etcd",
+        binary: &etcd,
+        name: "restored",
+        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
+        initial_cluster: Some(&initial),
+        extra: &["--data-dir", restored.to_str().unwrap()],
+    })
+    .unwrap();
+    r.wait_healthy(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", r.log_tail(30)));
+    let rep = r.client.to_string();
+    let got = ctl(&etcdctl, &rep, &["--user", "alice:alicepw", "get", "foo"]);
+    assert_eq!(got, "foo\nbar\n");
+    let (ok, text) = ctl_try(
+        &etcdctl,
+        &rep,
+        &["--user", "alice:alicepw", "put", "foo", "x"],
+    );
+    assert!(
+        !ok && text.contains("etcdserver: permission denied"),
+        "{text}"
+    );
+    let (ok, text) = ctl_try(&etcdctl, &rep, &["get", "foo"]);
+    assert!(
+        !ok && text.contains("etcdserver: user name is empty"),
+        "{text}"
+    );
+    let users = ctl(&etcdctl, &rep, &["--user", "root:rootpw", "user", "list"]);
+    assert_eq!(users, "alice\nroot\n");
+}
