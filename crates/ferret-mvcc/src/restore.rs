@@ -103,7 +103,6 @@ pub fn restore_etcd_snapshot(
             )));
         }
     }
-    refuse_data_not_kept(&snap)?;
     if to.exists() {
         return Err(failed(format!("{} exists", to.display())));
     }
@@ -131,34 +130,6 @@ pub fn restore_etcd_snapshot(
         .map_err(|e| MvccError::backend("begin", e))?;
     tx.commit().map_err(|e| MvccError::backend("commit", e))?;
     Ok(summary)
-}
-
-/// Refuses a snapshot holding data in an etcd bucket that has no table
-/// here (users and roles, or auth enabled, in a build without the auth
-/// tables), which a restore would otherwise drop without a word.
-fn refuse_data_not_kept<S: ReadAt>(snap: &Db<S>) -> Result<(), MvccError> {
-    for name in ETCD_BUCKETS {
-        let kept = backend::TABLES.iter().any(|t| t.name() == name);
-        if kept || LEFT_BEHIND.contains(&name) {
-            continue;
-        }
-        let Some(bucket) = snap.bucket(name.as_bytes()).map_err(failed)? else {
-            continue;
-        };
-        for e in bucket.entries() {
-            let e = e.map_err(failed)?;
-            // etcd writes these with auth off: nothing to lose.
-            let benign = name == "auth"
-                && (e.key == b"authRevision" || (e.key == b"authEnabled" && e.value == [0]));
-            if !benign {
-                return Err(failed(format!(
-                    "the snapshot holds {name:?} data ({:?}), which this build of ferretcd does not keep yet (v3 auth); nothing was restored",
-                    String::from_utf8_lossy(&e.key)
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Copies one bucket into its table, in transactions of about 4 MiB.

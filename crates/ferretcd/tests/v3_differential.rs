@@ -27,9 +27,8 @@
 //!   /usr/bin/etcd). If it is missing the test fails when `CI` is set and
 //!   is skipped, loudly, otherwise.
 //!
-//! `unimplemented_services_answer_cleanly` checks the services ferretcd
-//! does not serve yet (of Maintenance and Cluster, and Auth): delete
-//! it when they land and move their calls into the corpus.
+//! Every service of etcd 3.4 is served; `unknown_methods_answer_unimplemented`
+//! checks that a method neither serves gets gRPC `UNIMPLEMENTED` from both.
 //! `maintenance_status_matches_etcd` and `hash_kv_matches_etcd` compare
 //! Maintenance.Status and Maintenance.HashKV after the same writes;
 //! `lock_and_election_match_etcd` runs one scenario of the Lock and
@@ -189,39 +188,12 @@ fn differential_v3_api_matches_etcd() {
     let _ = writeln!(std::io::stderr(), "{summary}");
 }
 
-/// What a call to a not-yet-served service gave: the gRPC code and message.
-type Answer = Result<(), tonic::Status>;
-
-/// Every service of etcd 3.4 is served now; the list stays for any that
-/// is not yet.
-async fn other_service_calls(_ch: Channel) -> Vec<(&'static str, Answer)> {
-    vec![
-        // Maintenance.Status is served: `maintenance_status_matches_etcd`.
-        // Maintenance.Alarm is served: tests/v3_recovery.rs checks it.
-        // Maintenance.HashKV is served: `hash_kv_matches_etcd`; Hash is
-        // checked between members in tests/v3_cluster.rs.
-        // Maintenance.Defragment and Snapshot are served: tests/snapshot.rs
-        // and ferret-mvcc's defrag tests.
-        // The Cluster service is served: `membership_changes_match_etcd`.
-        // The Auth service is served: `auth_matches_etcd`.
-        // Lock and Election are served: `lock_and_election_match_etcd`.
-    ]
-}
-
-fn show(a: &Answer) -> String {
-    match a {
-        Ok(()) => "OK".into(),
-        Err(st) => format!("{:?}: {:?}", st.code(), st.message()),
-    }
-}
-
-/// The services ferretcd does not serve yet must be refused cleanly: the
-/// gRPC status UNIMPLEMENTED with a message, not a dropped connection;
-/// etcd serves them (OK or an etcd error, never UNIMPLEMENTED). Against a
-/// second etcd, the candidate must give the reference's codes.
+/// A method etcd 3.4 does not have (an unknown name in a served service,
+/// and an unknown service) gets gRPC `UNIMPLEMENTED` from both servers,
+/// never a dropped connection.
 #[test]
-fn unimplemented_services_answer_cleanly() {
-    let test = "v3 unimplemented-services test";
+fn unknown_methods_answer_unimplemented() {
+    let test = "v3 unknown-methods test";
     let Some(etcd) = server::require_etcd(test) else {
         return;
     };
@@ -230,48 +202,34 @@ fn unimplemented_services_answer_cleanly() {
     };
     let (reference, cand) = start_pair(&etcd, &target, &[]);
     let rt = runtime();
-    let mut problems = Vec::new();
     rt.block_on(async {
-        let limit = Duration::from_secs(30);
-        let (rc, cc) = (Clients::new(reference.client), Clients::new(cand.client));
-        // The reference must serve; the candidate need not answer KV to be
-        // checked here.
-        rc.wait_serving(limit)
-            .await
-            .unwrap_or_else(|e| panic!("reference etcd: {e}"));
-        let _ = cc.wait_serving(Duration::from_secs(5)).await;
-        let channel = |s: &Server| {
-            Endpoint::from_shared(s.client_url())
-                .unwrap()
-                .connect_timeout(Duration::from_secs(3))
-                .timeout(Duration::from_secs(10))
-                .connect_lazy()
-        };
-        let ra = other_service_calls(channel(&reference)).await;
-        let ca = other_service_calls(channel(&cand)).await;
-        for ((name, r), (_, c)) in ra.iter().zip(&ca) {
-            let line = format!("{name}: etcd {} / {} {}", show(r), cand.label, show(c));
-            eprintln!("  {line}");
-            if matches!(r, Err(st) if st.code() == tonic::Code::Unimplemented) {
-                problems.push(format!("{line}: the reference does not serve it"));
-            }
-            let ok = match &target {
-                Target::Ferretcd(_) => matches!(c, Err(st)
-                    if st.code() == tonic::Code::Unimplemented && !st.message().is_empty()),
-                _ => r.as_ref().err().map(|s| s.code()) == c.as_ref().err().map(|s| s.code()),
-            };
-            if !ok {
-                problems.push(line);
+        for s in [&reference, &cand] {
+            let (_, ch) = serving(test, s).await;
+            for path in ["/etcdserverpb.KV/Nope", "/etcdserverpb.Nope/Range"] {
+                let mut grpc = tonic::client::Grpc::new(ch.clone());
+                grpc.ready().await.unwrap();
+                let codec: ferret_proto::codec::SmallBufferCodec<
+                    ferret_proto::etcdserverpb::RangeRequest,
+                    ferret_proto::etcdserverpb::RangeResponse,
+                > = Default::default();
+                let r = grpc
+                    .unary(
+                        tonic::Request::new(Default::default()),
+                        http::uri::PathAndQuery::from_static(path),
+                        codec,
+                    )
+                    .await;
+                let st = r.expect_err("an unknown method is refused");
+                assert_eq!(
+                    st.code(),
+                    tonic::Code::Unimplemented,
+                    "{}: {path}: {st:?}",
+                    s.label
+                );
             }
         }
     });
     rt.shutdown_timeout(Duration::from_secs(1));
-    assert!(
-        problems.is_empty(),
-        "{test}: {} problem(s):\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
 }
 
 /// Waits until `s` serves v3; its revision then, and a channel to it.
