@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom};
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 
 use crate::backend;
 use crate::error::MvccError;
@@ -80,12 +80,7 @@ impl Mvcc {
     /// same name). The member keeps serving meanwhile: only a read
     /// transaction is held.
     pub fn etcd_snapshot(&self, extra: Vec<ExtraBucket>) -> Result<EtcdSnapshot, MvccError> {
-        self.flush()?;
-        let tx = self
-            .db()
-            .begin_read()
-            .map_err(|e| MvccError::backend("begin", e))?;
-        let consistent_index = backend::read_meta(&tx)?.consistent_index;
+        let (tx, consistent_index) = self.read_all_applied()?;
         let mut buckets: BTreeMap<String, Source> = ETCD_BUCKETS
             .iter()
             .map(|b| (b.to_string(), Source::Empty))

@@ -50,18 +50,26 @@ impl Mvcc {
     /// A copy of the backend as of now: everything applied so far is
     /// committed first.
     pub fn snapshot_reader(&self) -> Result<SnapshotReader, MvccError> {
-        self.flush()?;
-        let tx = self
-            .db()
-            .begin_read()
-            .map_err(|e| MvccError::backend("begin", e))?;
-        let consistent_index = backend::read_meta(&tx)?.consistent_index;
+        let (tx, consistent_index) = self.read_all_applied()?;
         Ok(SnapshotReader {
             tx,
             consistent_index,
             table: 0,
             after: None,
         })
+    }
+
+    /// A read transaction holding everything applied so far (committed
+    /// first), and its consistent index: what every copy of the whole
+    /// backend reads from.
+    pub(crate) fn read_all_applied(&self) -> Result<(redb::ReadTransaction, u64), MvccError> {
+        self.flush()?;
+        let tx = self
+            .db()
+            .begin_read()
+            .map_err(|e| MvccError::backend("begin", e))?;
+        let consistent_index = backend::read_meta(&tx)?.consistent_index;
+        Ok((tx, consistent_index))
     }
 
     /// Replaces the store's backend with a prepared copy: the database

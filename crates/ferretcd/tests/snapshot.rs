@@ -45,6 +45,54 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Restores `snapshot` with `restorer` (etcdctl or ferretctl: the same
+/// command and flags) into a new data dir under `dir`, and starts
+/// `binary` (etcd or ferretcd) on it as a new one-member cluster.
+fn restore_and_start(
+    restorer: &Path,
+    snapshot: &Path,
+    dir: &Path,
+    binary: &Path,
+    label: &str,
+) -> Server {
+    let ports = free_ports(2);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let data = dir.join(format!("{label}.restored"));
+    let out = Command::new(restorer)
+        .env_clear()
+        .env("ETCDCTL_API", "3")
+        .arg("snapshot")
+        .arg("restore")
+        .arg(snapshot)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--name", "restored"])
+        .args(["--initial-cluster", &format!("restored={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} snapshot restore: {}",
+        restorer.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let initial = format!("restored={peer}");
+    let mut s = Server::spawn(&Spec {
+        label,
+        binary,
+        name: "restored",
+        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
+        initial_cluster: Some(&initial),
+        extra: &["--data-dir", data.to_str().unwrap()],
+    })
+    .unwrap();
+    s.wait_healthy(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log_tail(30)));
+    s
+}
+
 /// What a v3 client sees of a server: every key with its revisions and
 /// lease, the current revision, old values, the compaction, the leases.
 fn observe(etcdctl: &Path, endpoint: &str, old_rev: i64, compacted: i64) -> Vec<String> {
@@ -137,37 +185,7 @@ fn a_snapshot_saved_from_ferretcd_restores_into_etcd() {
     assert!(status["totalKey"].as_i64().unwrap() > 40, "{status}");
 
     // Restore as etcd's tools do, then start etcd 3.4 on it.
-    let ports = free_ports(2);
-    let peer = format!("http://127.0.0.1:{}", ports[1]);
-    let restored = dir.path().join("restored");
-    let out = Command::new(&etcdctl)
-        .env_clear()
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "restore", file_s, "--data-dir"])
-        .arg(&restored)
-        .args(["--name", "restored"])
-        .args(["--initial-cluster", &format!("restored={peer}")])
-        .args(["--initial-advertise-peer-urls", &peer])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let initial = format!("restored={peer}");
-    let mut r = Server::spawn(&Spec {
-        label: "etcd",
-        binary: &etcd,
-        name: "restored",
-        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
-        initial_cluster: Some(&initial),
-        extra: &["--data-dir", restored.to_str().unwrap()],
-    })
-    .unwrap();
-    r.wait_healthy(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\n{}", r.log_tail(30)));
+    let r = restore_and_start(&etcdctl, &file, dir.path(), &etcd, "etcd");
 
     let seen_f = observe(&etcdctl, &ep, old_rev, compacted);
     let seen_r = observe(&etcdctl, &r.client.to_string(), old_rev, compacted);
@@ -299,38 +317,7 @@ fn a_snapshot_saved_from_etcd_restores_into_ferretcd() {
     let file = dir.path().join("snap.db");
     ctl(&etcdctl, &ep, &["snapshot", "save", file.to_str().unwrap()]);
 
-    let ports = free_ports(2);
-    let peer = format!("http://127.0.0.1:{}", ports[1]);
-    let data = dir.path().join("ferretcd.data");
-    let out = Command::new(&ferretctl)
-        .arg("snapshot")
-        .arg("restore")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--name", "moved"])
-        .args(["--initial-cluster", &format!("moved={peer}")])
-        .args(["--initial-advertise-peer-urls", &peer])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ferretctl snapshot restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let initial = format!("moved={peer}");
-    let mut f = Server::spawn(&Spec {
-        label: "ferretcd",
-        binary: &ferretcd(),
-        name: "moved",
-        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
-        initial_cluster: Some(&initial),
-        extra: &["--data-dir", data.to_str().unwrap()],
-    })
-    .unwrap();
-    f.wait_healthy(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\n{}", f.log_tail(30)));
+    let f = restore_and_start(&ferretctl, &file, dir.path(), &ferretcd(), "ferretcd");
     let after = observe(&etcdctl, &f.client.to_string(), old_rev, compacted);
     for (b, a) in before.iter().zip(&after) {
         assert!(b == a, "etcd:     {:.3000}\nferretcd: {:.3000}", b, a);
@@ -389,37 +376,7 @@ fn a_snapshot_with_v3_auth_restores_into_etcd() {
     assert!(!ok && text.contains("auth: permission denied"), "{text}");
     e(&["--user", "root:rootpw", "snapshot", "save", file_s]);
 
-    let ports = free_ports(2);
-    let peer = format!("http://127.0.0.1:{}", ports[1]);
-    let restored = dir.path().join("restored");
-    let out = Command::new(&etcdctl)
-        .env_clear()
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "restore", file_s, "--data-dir"])
-        .arg(&restored)
-        .args(["--name", "restored"])
-        .args(["--initial-cluster", &format!("restored={peer}")])
-        .args(["--initial-advertise-peer-urls", &peer])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let initial = format!("restored={peer}");
-    let mut r = Server::spawn(&Spec {
-        label: "etcd",
-        binary: &etcd,
-        name: "restored",
-        client: std::net::SocketAddr::from(([127, 0, 0, 1], ports[0])),
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], ports[1])),
-        initial_cluster: Some(&initial),
-        extra: &["--data-dir", restored.to_str().unwrap()],
-    })
-    .unwrap();
-    r.wait_healthy(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\n{}", r.log_tail(30)));
+    let r = restore_and_start(&etcdctl, &file, dir.path(), &etcd, "etcd");
     let rep = r.client.to_string();
     let got = ctl(&etcdctl, &rep, &["--user", "alice:alicepw", "get", "foo"]);
     assert_eq!(got, "foo\nbar\n");
