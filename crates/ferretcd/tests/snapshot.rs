@@ -17,10 +17,21 @@ use ferret_testkit::dir::TempDir;
 use ferret_testkit::ports::free_ports;
 use ferret_testkit::server::{Server, Spec};
 
-fn etcdctl_path() -> Option<PathBuf> {
-    let etcd = find_etcd()?;
-    let ctl = etcd.with_file_name("etcdctl");
-    ctl.is_file().then_some(ctl)
+/// etcd and the etcdctl beside it; `None` after a notice when they are
+/// missing, which fails the test under CI (where .ci/run installs them).
+fn etcd_tools() -> Option<(PathBuf, PathBuf)> {
+    let found = find_etcd().and_then(|etcd| {
+        let ctl = etcd.with_file_name("etcdctl");
+        ctl.is_file().then_some((etcd, ctl))
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd and etcdctl are missing, and CI needs them"
+        );
+        eprintln!("SKIPPED: no etcd and etcdctl (apt-get install etcd-server etcd-client)");
+    }
+    found
 }
 
 /// Runs etcdctl (v3) against `endpoint`; its stdout, or a panic with
@@ -139,15 +150,9 @@ fn observe(etcdctl: &Path, endpoint: &str, old_rev: i64, compacted: i64) -> Vec<
 
 #[test]
 fn a_snapshot_saved_from_ferretcd_restores_into_etcd() {
-    let Some(etcd) = find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is missing, and CI needs it"
-        );
-        eprintln!("SKIPPED: no etcd (apt-get install etcd-server etcd-client)");
+    let Some((etcd, etcdctl)) = etcd_tools() else {
         return;
     };
-    let etcdctl = etcdctl_path().expect("etcdctl next to etcd");
     let f = Server::start("ferretcd", &ferretcd(), "snapsrc").expect("start ferretcd");
     let ep = f.client.to_string();
     let e = |args: &[&str]| ctl(&etcdctl, &ep, args);
@@ -224,12 +229,7 @@ fn write_history(etcdctl: &Path, ep: &str) -> (i64, i64) {
 
 #[test]
 fn a_snapshot_restores_into_a_new_ferretcd_cluster() {
-    let Some(etcdctl) = etcdctl_path() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcdctl is missing, and CI needs it"
-        );
-        eprintln!("SKIPPED: no etcdctl (apt-get install etcd-client)");
+    let Some((_, etcdctl)) = etcd_tools() else {
         return;
     };
     let ferretctl = workspace_binary("ferretctl", "ferretctl");
@@ -299,15 +299,9 @@ fn a_snapshot_restores_into_a_new_ferretcd_cluster() {
 /// gives a ferretcd that answers as that etcd did.
 #[test]
 fn a_snapshot_saved_from_etcd_restores_into_ferretcd() {
-    let Some(etcd) = find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is missing, and CI needs it"
-        );
-        eprintln!("SKIPPED: no etcd (apt-get install etcd-server etcd-client)");
+    let Some((etcd, etcdctl)) = etcd_tools() else {
         return;
     };
-    let etcdctl = etcdctl_path().expect("etcdctl next to etcd");
     let ferretctl = workspace_binary("ferretctl", "ferretctl");
     let src = Server::start("etcd", &etcd, "etcdsrc").expect("start etcd");
     let ep = src.client.to_string();
@@ -345,15 +339,9 @@ fn ctl_try(etcdctl: &Path, endpoint: &str, args: &[&str]) -> (bool, String) {
 /// only) work on etcd 3.4 started on the restored snapshot.
 #[test]
 fn a_snapshot_with_v3_auth_restores_into_etcd() {
-    let Some(etcd) = find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd is missing, and CI needs it"
-        );
-        eprintln!("SKIPPED: no etcd (apt-get install etcd-server etcd-client)");
+    let Some((etcd, etcdctl)) = etcd_tools() else {
         return;
     };
-    let etcdctl = etcdctl_path().expect("etcdctl next to etcd");
     let f = Server::start("ferretcd", &ferretcd(), "authsnap").expect("start ferretcd");
     let ep = f.client.to_string();
     let e = |args: &[&str]| ctl(&etcdctl, &ep, args);

@@ -121,9 +121,13 @@ fn parse(args: &[String]) -> (Vec<String>, Flags) {
         };
         match (name, slot) {
             ("data-dir", _) => f.data_dir = Some(value),
-            // No WAL is written here: ferretcd makes it in its own
-            // --wal-dir at the first start.
-            ("wal-dir", _) => {}
+            // ferretcd keeps its WAL under the data dir and refuses its
+            // own --wal-dir: refused here too, rather than accepted and
+            // ignored.
+            ("wal-dir", _) => fail(
+                "--wal-dir is not implemented: ferretcd keeps the WAL under the data dir (ferretcd refuses --wal-dir too)",
+                1,
+            ),
             (_, Some(s)) => *s = value,
             _ => unreachable!("every flag has a place"),
         }
