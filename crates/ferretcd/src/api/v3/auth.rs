@@ -159,7 +159,10 @@ impl Auth for AuthService {
                 TokenProvider::Jwt(j) => {
                     resp.token = j.assign(&user, revision).map_err(V3Error::TokenNotIssued)?;
                 }
-                TokenProvider::Simple | TokenProvider::Nop => {}
+                TokenProvider::Simple => {}
+                // `--auth-token ""`: etcd's nop provider issues no token and
+                // fails every Authenticate.
+                TokenProvider::Nop => return Err(V3Error::AuthFailed.into()),
             }
             self.0.fill(&mut resp.header);
             return Ok(Response::new(resp));
