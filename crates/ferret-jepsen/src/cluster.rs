@@ -37,6 +37,10 @@ pub struct Member {
     pub log: PathBuf,
     proc: Proc,
     pub paused: bool,
+    /// Started with `--initial-cluster-state existing`: the member was
+    /// added at runtime (the membership fault), so it joins the running
+    /// cluster instead of bootstrapping one.
+    pub join: bool,
 }
 
 pub struct Cluster {
@@ -83,6 +87,7 @@ impl Cluster {
                 log: dir.join(format!("m{i}.log")),
                 proc: Proc(None),
                 paused: false,
+                join: false,
             })
             .collect();
         let initial_cluster = members
@@ -201,7 +206,10 @@ impl Cluster {
                 &format!("http://{}", m.peer_proxy),
             ])
             .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--initial-cluster-state", "new"])
+            .args([
+                "--initial-cluster-state",
+                if m.join { "existing" } else { "new" },
+            ])
             .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string()])
             .args(["--election-timeout", &ELECTION_MS.to_string()])
             // Both serve the v2 API only with it, as etcd 3.4 does.
@@ -273,6 +281,12 @@ impl Cluster {
     pub fn kill(&mut self, i: usize) {
         self.members[i].proc.kill();
         self.members[i].paused = false;
+    }
+
+    /// Empties member `i`'s data dir (it must be stopped): its disk died.
+    pub fn wipe(&mut self, i: usize) {
+        assert!(!self.members[i].proc.is_running(), "wipe a running member");
+        let _ = fs::remove_dir_all(&self.members[i].data_dir);
     }
 
     pub fn pause(&mut self, i: usize) {

@@ -11,7 +11,7 @@
 //! ```text
 //! ferret-jepsen [--binary PATH | --etcd PATH] [--members 3|5] [--clients N]
 //!               [--duration SECS] [--seed N] [--dir PATH]
-//!               [--faults kill,pause,partition,wal,disk|none]
+//!               [--faults kill,pause,partition,wal,disk,member|none]
 //!               [--workloads v2,v3,v3-registers,v3-set,v3-watch,v3-lease]
 //!               [--v3-reads linearizable|serializable]
 //! ```
@@ -68,6 +68,13 @@
 //!   is a violation); then the filler is removed, the member restarted if
 //!   it stopped, and it must rejoin. The tmpfs is unmounted when the
 //!   cluster is dropped, also on a panic.
+//! - `member` (not in the default): a member replaced as if its disk died
+//!   (`Replace`): removed, killed and wiped, added back as a learner,
+//!   started empty with `--initial-cluster-state existing`, promoted once
+//!   in sync; the leader a third of the time, and with a kill or a
+//!   partition of another member held at some step of it, as the seed
+//!   draws (`membership`). Afterwards every member must list the run's
+//!   members, all voting.
 //!
 //! A restarted member that does not serve again within 20 s is a
 //! violation; the checks (linearizability, set, watches, convergence)
@@ -77,6 +84,7 @@ mod cluster;
 mod disk;
 mod flavor;
 mod http;
+mod membership;
 mod proxy;
 mod rng;
 mod v3;
@@ -118,7 +126,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: ferret-jepsen [--binary PATH | --etcd PATH] [--members 3|5] [--clients N] \
          [--duration SECS] [--seed N] [--dir PATH] \
-         [--faults kill,pause,partition,wal,disk|none] \
+         [--faults kill,pause,partition,wal,disk,member|none] \
          [--workloads v2,v3,v3-registers,v3-set,v3-watch,v3-lease] \
          [--v3-reads linearizable|serializable]"
     );
@@ -193,6 +201,7 @@ fn parse_args() -> Args {
                         ],
                         "wal" => vec![FaultKind::Wal],
                         "disk" => vec![FaultKind::FullDisk],
+                        "member" => vec![FaultKind::Replace],
                         "none" => vec![],
                         other => usage(&format!("unknown fault {other:?}")),
                     })
@@ -260,6 +269,11 @@ enum FaultKind {
     /// failed WAL write), then rejoin once the filler is gone and it is
     /// restarted. Scheduled once per run, not drawn. ferretcd as root only.
     FullDisk,
+    /// A member (the leader a third of the time) removed, wiped, added
+    /// back as a learner, started empty to join, and promoted, with a kill
+    /// or a partition of another member at some point of it, as the seed
+    /// draws (`membership`).
+    Replace,
 }
 
 /// One scheduled fault: when it starts (from the start of the workload),
@@ -555,6 +569,11 @@ fn run_nemesis(cluster: &mut Cluster, plan: &[Fault], start: Instant, report: &m
             }
             _ => (f.pick % n as u64) as usize,
         };
+        if f.kind == FaultKind::Replace {
+            membership::replace(cluster, f, start, report);
+            eprintln!("[{:>6.1}s] nemesis: healed", start.elapsed().as_secs_f64());
+            continue;
+        }
         if f.kind == FaultKind::Wal {
             eprintln!(
                 "[{:>6.1}s] nemesis: Wal on {} for {:?}",
@@ -593,7 +612,9 @@ fn run_nemesis(cluster: &mut Cluster, plan: &[Fault], start: Instant, report: &m
                 let other = (target + 1 + (f.pick / 7) as usize % (n - 1)) % n;
                 cluster.links.block(target, other);
             }
-            FaultKind::Wal | FaultKind::FullDisk => unreachable!("handled above"),
+            FaultKind::Wal | FaultKind::FullDisk | FaultKind::Replace => {
+                unreachable!("handled above")
+            }
         }
         report.count(&format!("{:?}", f.kind));
         sleep(f.hold);
@@ -607,7 +628,9 @@ fn run_nemesis(cluster: &mut Cluster, plan: &[Fault], start: Instant, report: &m
             FaultKind::IsolateLeader | FaultKind::SplitRandom | FaultKind::OneWayLoss => {
                 cluster.links.heal()
             }
-            FaultKind::Wal | FaultKind::FullDisk => unreachable!("handled above"),
+            FaultKind::Wal | FaultKind::FullDisk | FaultKind::Replace => {
+                unreachable!("handled above")
+            }
         }
         eprintln!(
             "[{:>6.1}s] nemesis: healed {name}",

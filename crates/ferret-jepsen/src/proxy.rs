@@ -54,6 +54,13 @@ impl Links {
         *self.ids.write().unwrap() = ids;
     }
 
+    /// Member `i` has a new id (it was removed and added again).
+    pub fn set_id(&self, id: u64, i: usize) {
+        let mut ids = self.ids.write().unwrap();
+        ids.retain(|_, j| *j != i);
+        ids.insert(id, i);
+    }
+
     pub fn block(&self, from: usize, to: usize) {
         self.blocked.lock().unwrap().insert((from, to));
         self.epoch.fetch_add(1, Ordering::SeqCst);

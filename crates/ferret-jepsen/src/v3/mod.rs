@@ -29,7 +29,7 @@
 //! gives the revision every watcher must reach; every member's own view of
 //! the prefix at that revision must be the same; the set is read.
 
-mod conn;
+pub mod conn;
 mod keys;
 mod kv;
 mod lease;
