@@ -4,8 +4,8 @@
 # usage: scripts/patroni-ha.sh [ETCD_BINARY]   default: target/release/ferretcd (also works with /usr/bin/etcd)
 #
 # Needs Debian's patroni (3.x) and PostgreSQL (apt-get install patroni postgresql); runs as root
-# (PostgreSQL runs as OSUSER). About 80 s. Not part of the test suite (CI's time budget): run it by
-# hand, or with FERRET_PATRONI=1 .ci/run.
+# (PostgreSQL runs as OSUSER). About 80 s with the default holds; crates/ferretcd/tests/patroni.rs
+# runs it in the test suite with shorter ones (about 55 s).
 #
 #   1. starts a 3-member cluster of ETCD_BINARY (clients 24379/24381/24383, peers 24380/24382/24384),
 #      two Patroni 3.x nodes p0/p1 (PostgreSQL 24432/24433, REST 24008/24009), waits for one
