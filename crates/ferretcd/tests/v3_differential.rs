@@ -459,6 +459,16 @@ fn auth_with_jwt_matches_etcd() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// With `--auth-token ""` (etcd's nop token provider) Authenticate never
+/// gives a token once auth is on, and requests without one are refused.
+#[test]
+fn auth_with_no_token_provider_matches_etcd() {
+    let flags = vec!["--auth-token=".to_string()];
+    same_transcript_on_fresh_pair_with("v3 auth test (nop tokens)", &flags, |base, ch, _| {
+        v3diff::auth::nop_transcript(ch, base)
+    });
+}
+
 /// Runs `scenario` on a fresh etcd and a fresh candidate (each with its
 /// revision once serving, a channel to it and its client address) and asserts that the two
 /// transcripts are the same. Skipped against a running candidate: the
