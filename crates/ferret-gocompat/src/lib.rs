@@ -23,6 +23,7 @@
 //! - [`json_syntax`]: `encoding/json`'s syntax error messages.
 //! - [`time`]: `time.ParseDuration` and `time.Duration.String`.
 //! - [`base64`]: `encoding/base64`'s `StdEncoding` decoder.
+//! - [`tabwriter`]: `text/tabwriter`'s column alignment.
 
 pub mod base64;
 pub mod flag;
@@ -31,5 +32,6 @@ pub mod json;
 pub mod json_syntax;
 pub mod path;
 pub mod strconv;
+pub mod tabwriter;
 pub mod time;
 pub mod url;

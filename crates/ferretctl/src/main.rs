@@ -27,6 +27,7 @@ mod keys;
 mod member;
 mod output;
 mod snapshot;
+mod v3;
 mod watch;
 
 fn main() {
