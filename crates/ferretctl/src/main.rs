@@ -48,11 +48,11 @@ fn main() {
         "" | "2" => {}
         "3" if snapshot_cmd => {}
         "3" => {
-            eprintln!(
-                "ferretctl: the v3 API (ETCDCTL_API=3) is not implemented yet; \
-                 unset ETCDCTL_API or set ETCDCTL_API=2 for the v2 commands"
-            );
-            std::process::exit(1);
+            let args: Vec<String> = std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            v3::run(&args);
         }
         other => {
             eprintln!("unsupported API version {other}");

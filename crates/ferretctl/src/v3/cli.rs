@@ -443,10 +443,12 @@ fn read_csv_line(s: &str) -> Result<Vec<String>, String> {
                     return Ok(out);
                 }
                 Some(',') => out.push(field),
-                Some(_) => return Err(format!(
+                Some(_) => {
+                    return Err(format!(
                     "parse error on line 1, column {}: extraneous or missing \" in quoted-field",
                     s.len()
-                )),
+                ))
+                }
             }
         } else {
             loop {

@@ -4,10 +4,55 @@
 //!
 //! Code map:
 //! - `cli`: cobra's command tree and pflag's flags, etcdctl's help.
+//! - `tree`: every command of etcdctl 3.4.23, its flags and help texts.
 
 pub mod cli;
+pub mod tree;
 
 /// The etcdctl version ferretctl answers to.
 pub const VERSION: &str = "3.4.23";
 /// The API version etcdctl 3.4 prints.
 pub const API_VERSION: &str = "3.4";
+
+use std::io::Write;
+
+use cli::{Exit, Outcome};
+
+/// Runs etcdctl v3's command line (`args` without the program name) and
+/// exits with etcdctl's code.
+pub fn run(args: &[String]) -> ! {
+    let root = tree::root();
+    match cli::parse(&root, args) {
+        Outcome::Help(text) => {
+            print_out(&text);
+            std::process::exit(0)
+        }
+        Outcome::Error {
+            stdout,
+            stderr,
+            msg,
+        } => {
+            // cobra prints its error (and for flag errors the usage), then
+            // etcdctl's `ExitWithError` prints it once more.
+            print_out(&stdout);
+            eprint!("{stderr}");
+            fail(&Exit::new(cli::exit::ERROR, msg))
+        }
+        Outcome::Run(inv) => match (inv.command().run.unwrap_or(tree::not_yet))(&inv) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+/// etcdctl's `ExitWithError`: `Error: <msg>` on stderr, then the code.
+pub fn fail(e: &Exit) -> ! {
+    eprintln!("Error: {}", e.msg);
+    std::process::exit(e.code)
+}
+
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
