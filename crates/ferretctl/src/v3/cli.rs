@@ -239,6 +239,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 }
 
 /// A command found and its flags parsed: what its run function gets.
+#[derive(Clone)]
 pub struct Invocation<'a> {
     pub root: &'a Command,
     /// The command and its ancestors, root first.
@@ -306,6 +307,28 @@ impl Invocation<'_> {
             Some(Value::StrSlice(v)) => v.clone(),
             _ => Vec::new(),
         }
+    }
+
+    /// The inherited flags as `ETCDCTL_<NAME>=<value>` pairs, sorted by
+    /// name, as etcdctl's `--debug` prints them.
+    pub fn inherited_for_debug(&self) -> Vec<(String, String)> {
+        let mut flags: Vec<&Flag> = self.inherited.iter().collect();
+        flags.sort_by_key(|f| f.name);
+        flags
+            .into_iter()
+            .map(|f| {
+                let v = match self.value(f.name) {
+                    Some(Value::Bool(b)) => b.to_string(),
+                    Some(Value::Str(s)) => s.clone(),
+                    Some(Value::Int(i)) => i.to_string(),
+                    Some(Value::Uint(u)) => u.to_string(),
+                    Some(Value::Duration(d)) => format_duration(*d),
+                    Some(Value::StrSlice(v)) => format!("[{}]", v.join(",")),
+                    None => String::new(),
+                };
+                (env_key(f.name), v)
+            })
+            .collect()
     }
 
     /// Whether the flag was given (pflag's `Changed`).
@@ -857,11 +880,6 @@ fn flag_usages(flags: &[Flag], help_usage: &str) -> String {
         out.push_str(&format!("{line}\t{usage}\n"));
     }
     out
-}
-
-/// A duration as pflag prints a default (`2s`).
-pub fn duration_default(d: Duration) -> String {
-    format_duration(d)
 }
 
 #[cfg(test)]

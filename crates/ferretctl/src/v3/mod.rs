@@ -5,9 +5,44 @@
 //! Code map:
 //! - `cli`: cobra's command tree and pflag's flags, etcdctl's help.
 //! - `tree`: every command of etcdctl 3.4.23, its flags and help texts.
+//! - `client`: the global flags, endpoints, auth, retries and errors of
+//!   clientv3 as etcdctl shows them.
+//! - `printer`: the output formats.
+//! - `kv`: get, put, del.
 
 pub mod cli;
+pub mod client;
+pub mod kv;
+pub mod printer;
 pub mod tree;
+
+/// The implementation of a command, by its path below the root; `None`
+/// where there is none yet (the tree's `not_yet` refuses it).
+fn implementation(path: &str) -> Option<cli::RunFn> {
+    Some(match path {
+        "get" => kv::get,
+        "put" => kv::put,
+        "del" => kv::del,
+        _ => return None,
+    })
+}
+
+/// Puts the implementations into the tree's runnable commands.
+fn wire(cmd: &mut cli::Command, prefix: &str) {
+    for sub in &mut cmd.subs {
+        let path = if prefix.is_empty() {
+            sub.name.to_string()
+        } else {
+            format!("{prefix} {}", sub.name)
+        };
+        if sub.run.is_some() {
+            if let Some(f) = implementation(&path) {
+                sub.run = Some(f);
+            }
+        }
+        wire(sub, &path);
+    }
+}
 
 /// The etcdctl version ferretctl answers to.
 pub const VERSION: &str = "3.4.23";
@@ -21,7 +56,8 @@ use cli::{Exit, Outcome};
 /// Runs etcdctl v3's command line (`args` without the program name) and
 /// exits with etcdctl's code.
 pub fn run(args: &[String]) -> ! {
-    let root = tree::root();
+    let mut root = tree::root();
+    wire(&mut root, "");
     match cli::parse(&root, args) {
         Outcome::Help(text) => {
             print_out(&text);

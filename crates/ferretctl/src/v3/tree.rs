@@ -104,42 +104,99 @@ pub fn root() -> Command {
     Command::new("etcdctl", "", "A simple command line client for etcd3.")
         .suggest_for(&["etcdctl"])
         .persistent(global_flags())
-        .subs(vec![Command::new(
-            "get",
-            "[options] <key> [range_end]",
-            "Gets the key or a range of keys",
-        )
-        .flags(vec![
-            Flag::new(
-                "consistency",
-                Kind::Str,
-                "l",
-                "Linearizable(l) or Serializable(s)",
-            ),
-            Flag::new(
-                "order",
-                Kind::Str,
-                "",
-                "Order of results; ASCEND or DESCEND (ASCEND by default)",
-            ),
-            Flag::new(
-                "sort-by",
-                Kind::Str,
-                "",
-                "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION",
-            ),
-            Flag::new("limit", Kind::Int, "0", "Maximum number of results"),
-            Flag::bool("prefix", "Get keys with matching prefix"),
+        .subs(vec![
+            Command::new(
+                "get",
+                "[options] <key> [range_end]",
+                "Gets the key or a range of keys",
+            )
+            .flags(vec![
+                Flag::new(
+                    "consistency",
+                    Kind::Str,
+                    "l",
+                    "Linearizable(l) or Serializable(s)",
+                ),
+                Flag::new(
+                    "order",
+                    Kind::Str,
+                    "",
+                    "Order of results; ASCEND or DESCEND (ASCEND by default)",
+                ),
+                Flag::new(
+                    "sort-by",
+                    Kind::Str,
+                    "",
+                    "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION",
+                ),
+                Flag::new("limit", Kind::Int, "0", "Maximum number of results"),
+                Flag::bool("prefix", "Get keys with matching prefix"),
+                Flag::bool(
+                    "from-key",
+                    "Get keys that are greater than or equal to the given key using byte compare",
+                ),
+                Flag::new("rev", Kind::Int, "0", "Specify the kv revision"),
+                Flag::bool("keys-only", "Get only the keys"),
+                Flag::bool(
+                    "print-value-only",
+                    "Only write values when using the \"simple\" output format",
+                ),
+            ])
+            .run(not_yet),
+            Command::new(
+                "put",
+                "[options] <key> <value> (<value> can also be given from stdin)",
+                "Puts the given key into the store",
+            )
+            .long(PUT_LONG)
+            .flags(vec![
+                Flag::new(
+                    "lease",
+                    Kind::Str,
+                    "0",
+                    "lease ID (in hexadecimal) to attach to the key",
+                ),
+                Flag::bool(
+                    "prev-kv",
+                    "return the previous key-value pair before modification",
+                ),
+                Flag::bool("ignore-value", "updates the key using its current value"),
+                Flag::bool("ignore-lease", "updates the key using its current lease"),
+            ])
+            .run(not_yet),
+            Command::new(
+                "del",
+                "[options] <key> [range_end]",
+                "Removes the specified key or range of keys [key, range_end)",
+            )
+            .flags(vec![
+            Flag::bool("prefix", "delete keys with matching prefix"),
+            Flag::bool("prev-kv", "return deleted key-value pairs"),
             Flag::bool(
                 "from-key",
-                "Get keys that are greater than or equal to the given key using byte compare",
-            ),
-            Flag::new("rev", Kind::Int, "0", "Specify the kv revision"),
-            Flag::bool("keys-only", "Get only the keys"),
-            Flag::bool(
-                "print-value-only",
-                "Only write values when using the \"simple\" output format",
+                "delete keys that are greater than or equal to the given key using byte compare",
             ),
         ])
-        .run(not_yet)])
+            .run(not_yet),
+        ])
 }
+
+const PUT_LONG: &str = "
+Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.
+";

@@ -1,0 +1,445 @@
+//! The v3 client as etcdctl 3.4's `clientv3` behaves to its user: the
+//! global flags read (and `ETCDCTL_*` variables), endpoints tried in turn,
+//! `--user` authenticated before the first request and its token sent
+//! with each, requests bounded by `--command-timeout`, and errors worded
+//! as etcdctl prints them.
+//!
+//! Retries follow clientv3's rule: a request that may have reached a
+//! server is retried only if it is repeatable (a read) and the error says
+//! the server was unavailable; a write is retried only if it was never
+//! sent (no connection). A write whose outcome is unknown is never sent
+//! again.
+//!
+//! Not implemented yet, and refused with a clear error rather than
+//! ignored: TLS (`https://` endpoints, `--cert`, `--key`, `--cacert`,
+//! `--insecure-transport=false`) and DNS discovery (`--discovery-srv`).
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ferret_proto::etcdserverpb::auth_client::AuthClient;
+use ferret_proto::etcdserverpb::AuthenticateRequest;
+use tokio::runtime::Runtime;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::cli::{exit, Exit, Invocation};
+use super::printer::Display;
+
+/// Whether clientv3 may send a request again after an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads: again on `Unavailable`.
+    Repeatable,
+    /// Writes: again only if nothing was sent.
+    NonRepeatable,
+}
+
+/// The settings etcdctl reads from the global flags.
+pub struct Config {
+    pub endpoints: Vec<String>,
+    pub dial_timeout: Duration,
+    pub command_timeout: Duration,
+    pub user: Option<(String, String)>,
+}
+
+/// The global flags of `inv`, with `ETCDCTL_*` variables applied, as
+/// etcdctl's `clientConfigFromCmd` reads them; also the output format.
+pub fn config(inv: &Invocation) -> Result<(Config, Display), Exit> {
+    let mut inv = inv.clone();
+    // etcdctl removes ETCDCTL_API (which chose v3) before reading the rest.
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k != "ETCDCTL_API")
+        .collect();
+    for w in inv.apply_env(&env)? {
+        eprintln!("{} W | pkg/flags: {w}", capnslog_time());
+    }
+    if inv.bool("debug") {
+        // etcdctl prints every inherited flag as the variable that sets it.
+        for (key, value) in inv.inherited_for_debug() {
+            eprintln!("{key}={value}");
+        }
+    }
+    if !inv.str("discovery-srv").is_empty() {
+        return Err(Exit::new(
+            exit::ERROR,
+            "--discovery-srv (DNS discovery) is not implemented in ferretctl yet",
+        ));
+    }
+    let endpoints: Vec<String> = inv
+        .strs("endpoints")
+        .iter()
+        .map(|e| e.trim().to_string())
+        .collect();
+    for (flag, what) in [("cert", "--cert"), ("key", "--key"), ("cacert", "--cacert")] {
+        if inv.changed(flag) && inv.str(flag).is_empty() {
+            return Err(Exit::new(
+                exit::BAD_ARGS,
+                format!("empty string is passed to {what} option"),
+            ));
+        }
+    }
+    let display = Display::from_flags(&inv.str("write-out"), inv.bool("hex"))?;
+    let tls_wanted = ["cert", "key", "cacert"]
+        .iter()
+        .any(|f| !inv.str(f).is_empty())
+        || !inv.bool("insecure-transport")
+        || endpoints.iter().any(|e| e.starts_with("https://"));
+    if tls_wanted {
+        return Err(Exit::new(
+            exit::ERROR,
+            "TLS (https endpoints, --cert, --key, --cacert, --insecure-transport=false) is not implemented in ferretctl v3 yet",
+        ));
+    }
+    let user = auth_from_flags(&inv.str("user"), &inv.str("password"))?;
+    Ok((
+        Config {
+            endpoints,
+            dial_timeout: inv.duration("dial-timeout"),
+            command_timeout: inv.duration("command-timeout"),
+            user,
+        },
+        display,
+    ))
+}
+
+/// `--user name[:password]` and `--password`, prompting (without echo)
+/// when no password is given, as etcdctl does.
+fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, String)>, Exit> {
+    if user.is_empty() {
+        return Ok(None);
+    }
+    if !password.is_empty() {
+        return Ok(Some((user.to_string(), password.to_string())));
+    }
+    match user.split_once(':') {
+        Some((u, p)) => Ok(Some((u.to_string(), p.to_string()))),
+        None => {
+            let p = crate::ctx::ask_password("Password: ");
+            Ok(Some((user.to_string(), p)))
+        }
+    }
+}
+
+/// A connection to the cluster, made when the first request needs it.
+pub struct Client {
+    /// Taken while a request runs on it (`block_on` needs `&mut self`).
+    rt: Option<Runtime>,
+    cfg: Config,
+    /// The endpoint in use, and its channel.
+    current: usize,
+    channel: Option<Channel>,
+    token: Option<String>,
+    /// For the `target` of clientv3's warnings.
+    client_id: String,
+}
+
+impl Client {
+    pub fn new(cfg: Config) -> Result<Client, Exit> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Exit::new(exit::ERROR, e.to_string()))?;
+        Ok(Client {
+            rt: Some(rt),
+            cfg,
+            current: 0,
+            channel: None,
+            token: None,
+            client_id: pseudo_uuid(),
+        })
+    }
+
+    /// A channel to some endpoint, trying each in turn from the current
+    /// one; `None` if none connects before `deadline`.
+    async fn connect(&mut self, deadline: Instant) -> Option<Channel> {
+        if let Some(c) = &self.channel {
+            return Some(c.clone());
+        }
+        let n = self.cfg.endpoints.len();
+        for k in 0..n {
+            let i = (self.current + k) % n;
+            let url = endpoint_url(&self.cfg.endpoints[i]);
+            let Ok(ep) = Endpoint::from_shared(url) else {
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ep = ep
+                .connect_timeout(self.cfg.dial_timeout.min(left))
+                .tcp_nodelay(true);
+            if let Ok(Ok(ch)) = tokio::time::timeout(left, ep.connect()).await {
+                self.current = i;
+                self.channel = Some(ch.clone());
+                return Some(ch);
+            }
+        }
+        None
+    }
+
+    /// Authenticates with `--user` (clientv3 does at dial time).
+    async fn authenticate(&mut self, ch: Channel) -> Result<(), Status> {
+        let Some((name, password)) = self.cfg.user.clone() else {
+            return Ok(());
+        };
+        let resp = AuthClient::new(ch)
+            .authenticate(AuthenticateRequest { name, password })
+            .await?;
+        self.token = Some(resp.into_inner().token);
+        Ok(())
+    }
+
+    /// Sends one unary request, retrying as clientv3 does, within the
+    /// command timeout. `f` builds the call from a channel and a request
+    /// wrapper that carries the token.
+    pub fn unary<T, F, Fut>(&mut self, retry: Retry, f: F) -> Result<T, Exit>
+    where
+        F: Fn(Channel, Auth) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + self.cfg.command_timeout;
+        let Some(rt) = self.rt.take() else {
+            return Err(Exit::new(exit::ERROR, "the client's runtime is in use"));
+        };
+        let out = rt.block_on(self.unary_async(retry, deadline, f));
+        self.rt = Some(rt);
+        out
+    }
+
+    async fn unary_async<T, F, Fut>(
+        &mut self,
+        retry: Retry,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T, Exit>
+    where
+        F: Fn(Channel, Auth) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            let Some(ch) = self.connect(deadline).await else {
+                let err = "rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure";
+                self.warn(attempt, err);
+                return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
+            };
+            if self.cfg.user.is_some() && self.token.is_none() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, self.authenticate(ch.clone())).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(st)) => return Err(Exit::new(exit::ERROR, error_text(&st))),
+                    Err(_) => return Err(Exit::new(exit::ERROR, "context deadline exceeded")),
+                }
+            }
+            let auth = Auth(self.token.clone());
+            let left = deadline.saturating_duration_since(Instant::now());
+            let st = match tokio::time::timeout(left, f(ch, auth)).await {
+                Ok(Ok(r)) => return Ok(r.into_inner()),
+                Ok(Err(st)) => st,
+                Err(_) => {
+                    self.warn(
+                        attempt,
+                        "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+                    );
+                    return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
+                }
+            };
+            self.warn(attempt, &go_status(&st));
+            attempt += 1;
+            let msg = st.message();
+            if !refreshed
+                && self.cfg.user.is_some()
+                && (msg == "etcdserver: invalid auth token"
+                    || msg == "etcdserver: revision of auth store is old")
+            {
+                refreshed = true;
+                self.token = None;
+                continue;
+            }
+            let transport = !msg.starts_with("etcdserver: ");
+            if transport {
+                // The connection broke: drop it, try the next endpoint.
+                self.channel = None;
+                self.current = (self.current + 1) % self.cfg.endpoints.len().max(1);
+            }
+            let never_sent = st.code() == Code::Unavailable && msg.contains("tcp connect error");
+            let again = st.code() == Code::Unavailable
+                && match retry {
+                    Retry::Repeatable => true,
+                    Retry::NonRepeatable => never_sent,
+                };
+            if !again || Instant::now() >= deadline {
+                return Err(Exit::new(exit::ERROR, error_text(&st)));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// clientv3's warning for a failed attempt (its zap logger on stderr).
+    fn warn(&self, attempt: u32, error: &str) {
+        let endpoint = self
+            .cfg
+            .endpoints
+            .get(self.current)
+            .map(|e| e.trim_start_matches("http://").to_string())
+            .unwrap_or_default();
+        let target = format!("endpoint://client-{}/{endpoint}", self.client_id);
+        eprintln!(
+            "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":\"retrying of unary invoker failed\",\"target\":{},\"attempt\":{attempt},\"error\":{}}}",
+            zap_time(),
+            ferret_gocompat::json::quote(target),
+            ferret_gocompat::json::quote(error)
+        );
+    }
+}
+
+/// The token to send with a request, if any.
+#[derive(Clone)]
+pub struct Auth(Option<String>);
+
+impl Auth {
+    /// `msg` as a request carrying the token.
+    pub fn req<M>(&self, msg: M) -> Request<M> {
+        let mut r = Request::new(msg);
+        if let Some(t) = &self.0 {
+            if let Ok(v) = MetadataValue::try_from(t.as_str()) {
+                r.metadata_mut().insert("token", v);
+            }
+        }
+        r
+    }
+}
+
+/// An endpoint as a URL tonic takes: etcdctl's bare `host:port` is http.
+fn endpoint_url(ep: &str) -> String {
+    if ep.contains("://") {
+        ep.to_string()
+    } else {
+        format!("http://{ep}")
+    }
+}
+
+/// The error as etcdctl prints it: etcd's own errors by their text,
+/// others as grpc-go's `rpc error: code = X desc = Y`.
+pub fn error_text(st: &Status) -> String {
+    if st.message().starts_with("etcdserver: ") {
+        st.message().to_string()
+    } else {
+        go_status(st)
+    }
+}
+
+/// grpc-go's `status.Error` text.
+fn go_status(st: &Status) -> String {
+    format!(
+        "rpc error: code = {} desc = {}",
+        go_code(st.code()),
+        st.message()
+    )
+}
+
+/// grpc-go's names of the status codes.
+fn go_code(c: Code) -> &'static str {
+    match c {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// Now as zap's ISO 8601 in UTC with milliseconds.
+fn zap_time() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let ns = now.as_nanos() as i64;
+    let full = ferret_gocompat::json::format_rfc3339_nano(ns - ns % 1_000_000);
+    // RFC 3339 with nanoseconds trimmed of zeros; zap prints exactly ms.
+    let (date, rest) = full.split_once('T').unwrap_or((&full, ""));
+    let time = rest.trim_end_matches('Z');
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    format!("{date}T{hms}.{:0<3}Z", &frac[..frac.len().min(3)])
+}
+
+/// Now as capnslog prints it (`2006-01-02 15:04:05.000000`), local time
+/// taken as UTC.
+fn capnslog_time() -> String {
+    let z = zap_time();
+    let (date, rest) = z.split_once('T').unwrap_or((&z, ""));
+    let rest = rest.trim_end_matches('Z');
+    format!("{date} {rest}000")
+}
+
+/// A random-looking version 4 UUID (clientv3 names each client with one),
+/// from the clock and the process id: it only labels log lines.
+fn pseudo_uuid() -> String {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let mut x = t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (a, b) = (next(), next());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48) & 0x3fff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_etcdctl_prints_them() {
+        let st = Status::new(Code::NotFound, "etcdserver: requested lease not found");
+        assert_eq!(error_text(&st), "etcdserver: requested lease not found");
+        let st = Status::new(Code::Cancelled, "context canceled");
+        assert_eq!(
+            error_text(&st),
+            "rpc error: code = Canceled desc = context canceled"
+        );
+    }
+
+    #[test]
+    fn times_and_ids_have_their_shapes() {
+        let z = zap_time();
+        assert_eq!(z.len(), "2026-11-27T17:39:16.192Z".len(), "{z}");
+        assert!(z.ends_with('Z'));
+        let c = capnslog_time();
+        assert_eq!(c.len(), "2026-11-27 17:39:46.953949".len(), "{c}");
+        let u = pseudo_uuid();
+        assert_eq!(u.len(), 36, "{u}");
+        assert_eq!(&u[14..15], "4");
+    }
+
+    #[test]
+    fn bare_endpoints_are_http() {
+        assert_eq!(endpoint_url("127.0.0.1:2379"), "http://127.0.0.1:2379");
+        assert_eq!(endpoint_url("http://a:1"), "http://a:1");
+    }
+}

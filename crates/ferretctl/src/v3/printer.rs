@@ -1,0 +1,268 @@
+//! etcdctl's output formats (`-w simple|fields|json|protobuf|table`): one
+//! method per kind of response, each writing what etcdctl's printer of
+//! that format writes, or refusing as etcdctl does where a format does not
+//! apply (`table not supported as output format`, exit 4).
+
+use std::io::Write;
+
+use ferret_gocompat::strconv::quote;
+use ferret_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader};
+use ferret_proto::mvccpb::KeyValue;
+use prost::Message;
+
+use super::cli::{exit, Exit};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Simple,
+    Fields,
+    Json,
+    Protobuf,
+    Table,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Simple => "simple",
+            Format::Fields => "fields",
+            Format::Json => "json",
+            Format::Protobuf => "protobuf",
+            Format::Table => "table",
+        }
+    }
+}
+
+/// The chosen format and its options.
+pub struct Display {
+    pub format: Format,
+    /// `--hex`: keys and values as `\x..` escapes (simple format).
+    pub hex: bool,
+    /// `get --print-value-only` (simple format).
+    pub value_only: bool,
+    out: Vec<u8>,
+}
+
+impl Display {
+    /// etcdctl's `NewPrinter`; an unknown format is exit 4.
+    pub fn from_flags(format: &str, hex: bool) -> Result<Display, Exit> {
+        let format = match format {
+            "simple" => Format::Simple,
+            "fields" => Format::Fields,
+            "json" => Format::Json,
+            "protobuf" => Format::Protobuf,
+            "table" => Format::Table,
+            _ => return Err(Exit::new(exit::BAD_FEATURE, "unsupported output format")),
+        };
+        Ok(Display {
+            format,
+            hex,
+            value_only: false,
+            out: Vec::new(),
+        })
+    }
+
+    /// `<format> not supported as output format`, exit 4.
+    fn unsupported(&self) -> Exit {
+        Exit::new(
+            exit::BAD_FEATURE,
+            format!("{} not supported as output format", self.format.name()),
+        )
+    }
+
+    /// What a format that prints the whole response does with it; `name`
+    /// is the message's full protobuf name.
+    fn whole<M: Message>(&mut self, name: &str, m: &M) -> Result<(), Exit> {
+        match self.format {
+            Format::Protobuf => {
+                self.out.extend_from_slice(&m.encode_to_vec());
+                Ok(())
+            }
+            Format::Json => Err(Exit::new(
+                exit::BAD_FEATURE,
+                format!("-w json is not implemented in ferretctl yet (for {name})"),
+            )),
+            _ => Err(self.unsupported()),
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.push(b'\n');
+    }
+
+    fn bytes_line(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+        self.out.push(b'\n');
+    }
+
+    /// etcdctl's `printKV`: the key (unless values only), then the value.
+    fn kv_simple(&mut self, kv: &KeyValue) {
+        if self.hex {
+            let (k, v) = (hex_escaped(&kv.key), hex_escaped(&kv.value));
+            if !self.value_only {
+                self.line(&k);
+            }
+            self.line(&v);
+        } else {
+            if !self.value_only {
+                self.bytes_line(&kv.key.clone());
+            }
+            self.bytes_line(&kv.value.clone());
+        }
+    }
+
+    fn kv_fields(&mut self, prefix: &str, kv: &KeyValue) {
+        self.line(&format!("\"{prefix}Key\" : {}", quote(&kv.key)));
+        self.line(&format!(
+            "\"{prefix}CreateRevision\" : {}",
+            kv.create_revision
+        ));
+        self.line(&format!("\"{prefix}ModRevision\" : {}", kv.mod_revision));
+        self.line(&format!("\"{prefix}Version\" : {}", kv.version));
+        self.line(&format!("\"{prefix}Value\" : {}", quote(&kv.value)));
+        self.line(&format!("\"{prefix}Lease\" : {}", kv.lease));
+    }
+
+    fn header_fields(&mut self, h: &Option<ResponseHeader>) {
+        let h = h.clone().unwrap_or_default();
+        self.line(&format!("\"ClusterID\" : {}", h.cluster_id));
+        self.line(&format!("\"MemberID\" : {}", h.member_id));
+        self.line(&format!("\"Revision\" : {}", h.revision));
+        self.line(&format!("\"RaftTerm\" : {}", h.raft_term));
+    }
+
+    pub fn get(&mut self, r: &RangeResponse) -> Result<(), Exit> {
+        match self.format {
+            Format::Simple => {
+                for kv in &r.kvs {
+                    self.kv_simple(kv);
+                }
+                Ok(())
+            }
+            Format::Fields => {
+                self.header_fields(&r.header);
+                for kv in &r.kvs {
+                    self.kv_fields("", kv);
+                }
+                self.line(&format!("\"More\" : {}", r.more));
+                self.line(&format!("\"Count\" : {}", r.count));
+                Ok(())
+            }
+            _ => self.whole("etcdserverpb.RangeResponse", r),
+        }
+    }
+
+    pub fn put(&mut self, r: &PutResponse) -> Result<(), Exit> {
+        match self.format {
+            Format::Simple => {
+                self.line("OK");
+                if let Some(kv) = &r.prev_kv {
+                    self.kv_simple(kv);
+                }
+                Ok(())
+            }
+            Format::Fields => {
+                self.header_fields(&r.header);
+                if let Some(kv) = &r.prev_kv {
+                    self.kv_fields("Prev", kv);
+                }
+                Ok(())
+            }
+            _ => self.whole("etcdserverpb.PutResponse", r),
+        }
+    }
+
+    pub fn del(&mut self, r: &DeleteRangeResponse) -> Result<(), Exit> {
+        match self.format {
+            Format::Simple => {
+                self.line(&r.deleted.to_string());
+                for kv in &r.prev_kvs {
+                    self.kv_simple(kv);
+                }
+                Ok(())
+            }
+            Format::Fields => {
+                self.header_fields(&r.header);
+                self.line(&format!("\"Deleted\" : {}", r.deleted));
+                for kv in &r.prev_kvs {
+                    self.kv_fields("Prev", kv);
+                }
+                Ok(())
+            }
+            _ => self.whole("etcdserverpb.DeleteRangeResponse", r),
+        }
+    }
+
+    /// Writes what was printed to stdout (and forgets it).
+    pub fn flush(&mut self) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&self.out);
+        let _ = out.flush();
+        self.out.clear();
+    }
+}
+
+/// etcdctl's `addHexPrefix(hex.EncodeToString(b))`: `\x` before each byte.
+fn hex_escaped(b: &[u8]) -> String {
+    b.iter().map(|x| format!("\\x{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.as_bytes().to_vec().into(),
+            value: v.as_bytes().to_vec().into(),
+            create_revision: 2,
+            mod_revision: 3,
+            version: 2,
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn simple_and_fields_as_etcdctl() {
+        let mut d = Display::from_flags("simple", false).unwrap();
+        d.get(&RangeResponse {
+            kvs: vec![kv("foo", "bar")],
+            count: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(d.out, b"foo\nbar\n");
+        let mut d = Display::from_flags("simple", true).unwrap();
+        d.put(&PutResponse {
+            prev_kv: Some(kv("a", "\n")),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&d.out), "OK\n\\x61\n\\x0a\n");
+        let mut d = Display::from_flags("fields", false).unwrap();
+        d.del(&DeleteRangeResponse {
+            deleted: 1,
+            prev_kvs: vec![kv("a", "b\"")],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&d.out),
+            "\"ClusterID\" : 0\n\"MemberID\" : 0\n\"Revision\" : 0\n\"RaftTerm\" : 0\n\"Deleted\" : 1\n\
+             \"PrevKey\" : \"a\"\n\"PrevCreateRevision\" : 2\n\"PrevModRevision\" : 3\n\"PrevVersion\" : 2\n\
+             \"PrevValue\" : \"b\\\"\"\n\"PrevLease\" : 0\n"
+        );
+    }
+
+    #[test]
+    fn unknown_and_unsupported_formats() {
+        assert_eq!(Display::from_flags("xml", false).err().unwrap().code, 4);
+        let mut d = Display::from_flags("table", false).unwrap();
+        let e = d.get(&RangeResponse::default()).unwrap_err();
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (4, "table not supported as output format")
+        );
+    }
+}
