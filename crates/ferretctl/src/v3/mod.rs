@@ -7,13 +7,17 @@
 //! - `tree`: every command of etcdctl 3.4.23, its flags and help texts.
 //! - `client`: the global flags, endpoints, auth, retries and errors of
 //!   clientv3 as etcdctl shows them.
-//! - `printer`: the output formats.
+//! - `printer`: the output formats; `gojson` (Go's `encoding/json` of
+//!   etcd's structs, for `-w json`) and `table` (tablewriter's tables,
+//!   for `-w table`) render two of them.
 //! - `kv`: get, put, del.
 
 pub mod cli;
 pub mod client;
+pub mod gojson;
 pub mod kv;
 pub mod printer;
+pub mod table;
 pub mod tree;
 
 /// The implementation of a command, by its path below the root; `None`

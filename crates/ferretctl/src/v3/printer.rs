@@ -11,6 +11,7 @@ use ferret_proto::mvccpb::KeyValue;
 use prost::Message;
 
 use super::cli::{exit, Exit};
+use super::gojson::{self, GoJson};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -70,18 +71,19 @@ impl Display {
         )
     }
 
-    /// What a format that prints the whole response does with it; `name`
-    /// is the message's full protobuf name.
-    fn whole<M: Message>(&mut self, name: &str, m: &M) -> Result<(), Exit> {
+    /// What a format that prints the whole response does with it: the
+    /// protobuf encoding, or Go's JSON of etcd's struct.
+    fn whole<M: GoJson>(&mut self, m: &M) -> Result<(), Exit> {
         match self.format {
             Format::Protobuf => {
                 self.out.extend_from_slice(&m.encode_to_vec());
                 Ok(())
             }
-            Format::Json => Err(Exit::new(
-                exit::BAD_FEATURE,
-                format!("-w json is not implemented in ferretctl yet (for {name})"),
-            )),
+            Format::Json => {
+                let json = gojson::encode(m);
+                self.line(&json);
+                Ok(())
+            }
             _ => Err(self.unsupported()),
         }
     }
@@ -149,7 +151,7 @@ impl Display {
                 self.line(&format!("\"Count\" : {}", r.count));
                 Ok(())
             }
-            _ => self.whole("etcdserverpb.RangeResponse", r),
+            _ => self.whole(r),
         }
     }
 
@@ -169,7 +171,7 @@ impl Display {
                 }
                 Ok(())
             }
-            _ => self.whole("etcdserverpb.PutResponse", r),
+            _ => self.whole(r),
         }
     }
 
@@ -190,7 +192,7 @@ impl Display {
                 }
                 Ok(())
             }
-            _ => self.whole("etcdserverpb.DeleteRangeResponse", r),
+            _ => self.whole(r),
         }
     }
 
