@@ -2,6 +2,11 @@
 //! method per kind of response, each writing what etcdctl's printer of
 //! that format writes, or refusing as etcdctl does where a format does not
 //! apply (`table not supported as output format`, exit 4).
+//!
+//! Output is collected and written by `flush`, once the command knows it
+//! succeeded. The building blocks (`line`, `whole`, `kv_simple`,
+//! `kv_fields`, `header_fields`, `unsupported`) are public so that each
+//! command's module prints its own responses.
 
 use std::io::Write;
 
@@ -64,7 +69,7 @@ impl Display {
     }
 
     /// `<format> not supported as output format`, exit 4.
-    fn unsupported(&self) -> Exit {
+    pub fn unsupported(&self) -> Exit {
         Exit::new(
             exit::BAD_FEATURE,
             format!("{} not supported as output format", self.format.name()),
@@ -73,7 +78,7 @@ impl Display {
 
     /// What a format that prints the whole response does with it: the
     /// protobuf encoding, or Go's JSON of etcd's struct.
-    fn whole<M: GoJson>(&mut self, m: &M) -> Result<(), Exit> {
+    pub fn whole<M: GoJson>(&mut self, m: &M) -> Result<(), Exit> {
         match self.format {
             Format::Protobuf => {
                 self.out.extend_from_slice(&m.encode_to_vec());
@@ -88,18 +93,18 @@ impl Display {
         }
     }
 
-    fn line(&mut self, s: &str) {
+    pub fn line(&mut self, s: &str) {
         self.out.extend_from_slice(s.as_bytes());
         self.out.push(b'\n');
     }
 
-    fn bytes_line(&mut self, b: &[u8]) {
+    pub fn bytes_line(&mut self, b: &[u8]) {
         self.out.extend_from_slice(b);
         self.out.push(b'\n');
     }
 
     /// etcdctl's `printKV`: the key (unless values only), then the value.
-    fn kv_simple(&mut self, kv: &KeyValue) {
+    pub fn kv_simple(&mut self, kv: &KeyValue) {
         if self.hex {
             let (k, v) = (hex_escaped(&kv.key), hex_escaped(&kv.value));
             if !self.value_only {
@@ -114,7 +119,7 @@ impl Display {
         }
     }
 
-    fn kv_fields(&mut self, prefix: &str, kv: &KeyValue) {
+    pub fn kv_fields(&mut self, prefix: &str, kv: &KeyValue) {
         self.line(&format!("\"{prefix}Key\" : {}", quote(&kv.key)));
         self.line(&format!(
             "\"{prefix}CreateRevision\" : {}",
@@ -126,7 +131,7 @@ impl Display {
         self.line(&format!("\"{prefix}Lease\" : {}", kv.lease));
     }
 
-    fn header_fields(&mut self, h: &Option<ResponseHeader>) {
+    pub fn header_fields(&mut self, h: &Option<ResponseHeader>) {
         let h = h.clone().unwrap_or_default();
         self.line(&format!("\"ClusterID\" : {}", h.cluster_id));
         self.line(&format!("\"MemberID\" : {}", h.member_id));
