@@ -1,4 +1,5 @@
-//! Go's `strconv`: `ParseBool`, `ParseUint`, `ParseInt` and `Quote`.
+//! Go's `strconv`: `ParseBool`, `ParseUint`, `ParseInt`, `Quote` and
+//! `Unquote`.
 
 use std::fmt;
 
@@ -45,6 +46,107 @@ impl fmt::Display for NumError {
 }
 
 impl std::error::Error for NumError {}
+
+/// Go's `strconv.Unquote` of a double-quoted or back-quoted string (what
+/// `fmt`'s `%q` verb scans): `None` where Go answers `ErrSyntax`. Escapes:
+/// `\a \b \f \n \r \t \v \\ \"`, `\xHH` and octal `\OOO` (bytes),
+/// `\uHHHH` and `\UHHHHHHHH` (code points, not surrogates). A value that
+/// is not valid UTF-8 (from `\x` or octal escapes) is returned lossily.
+pub fn unquote(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    if bytes.len() < 2 {
+        return None;
+    }
+    let (first, last) = (bytes[0], bytes[bytes.len() - 1]);
+    if !matches!(first, b'"' | b'`') {
+        return None;
+    }
+    // Both ends are ASCII (a quote): slicing them off stays on boundaries.
+    let Some(body) = s.get(1..s.len() - 1) else {
+        return None;
+    };
+    if first == b'`' && last == b'`' {
+        if body.contains('`') {
+            return None;
+        }
+        // Go drops carriage returns from raw strings.
+        return Some(body.replace('\r', ""));
+    }
+    if first != b'"' || last != b'"' || body.contains('\n') {
+        return None;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            return None;
+        }
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let e = chars.next()?;
+        let hex = |chars: &mut std::iter::Peekable<std::str::Chars>, n: usize| -> Option<u32> {
+            let mut v = 0u32;
+            for _ in 0..n {
+                v = v * 16 + chars.next()?.to_digit(16)?;
+            }
+            Some(v)
+        };
+        match e {
+            'a' => out.push(7),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(11),
+            '\\' => out.push(b'\\'),
+            '"' => out.push(b'"'),
+            'x' => out.push(hex(&mut chars, 2)? as u8),
+            'u' | 'U' => {
+                let v = hex(&mut chars, if e == 'u' { 4 } else { 8 })?;
+                let c = char::from_u32(v)?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            '0'..='7' => {
+                let mut v = e.to_digit(8)?;
+                for _ in 0..2 {
+                    v = v * 8 + chars.next()?.to_digit(8)?;
+                }
+                if v > 255 {
+                    return None;
+                }
+                out.push(v as u8);
+            }
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod unquote_tests {
+    use super::unquote;
+
+    #[test]
+    fn go_unquote() {
+        assert_eq!(unquote("\"a\\\"b\"").as_deref(), Some("a\"b"));
+        assert_eq!(
+            unquote("\"\\x41\\101\\u00e9\\n\"").as_deref(),
+            Some("AAé\n")
+        );
+        assert_eq!(unquote("`raw\\n`").as_deref(), Some("raw\\n"));
+        assert_eq!(unquote("\"bad\\q\""), None);
+        assert_eq!(unquote("\"open"), None);
+        assert_eq!(unquote("\"a\"b\""), None);
+        assert_eq!(unquote("x"), None);
+        assert_eq!(unquote("é\""), None);
+        assert_eq!(unquote("\"é"), None);
+    }
+}
 
 /// Go's `strconv.ParseUint(s, base, 64)`. Base 0 takes the base from the
 /// prefix (`0x`, `0o`, `0b`, a leading `0` for octal) and allows `_`

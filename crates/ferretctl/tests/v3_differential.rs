@@ -121,6 +121,67 @@ const KV: &[Line] = &[
     run("get --from-key ''"),
 ];
 
+/// txn: comparisons, both branches, every format, and the errors of its
+/// input.
+const TXN: &[Line] = &[
+    run("put foo bar"),
+    run("put k1 v1"),
+    run_in(
+        "txn",
+        "mod(\"foo\") > \"0\"\n\nput foo txn1\nget foo\n\ndel foo\n\n",
+    ),
+    run_in(
+        "txn",
+        "value(\"foo\") = \"nope\"\n\nput foo x\n\nget foo\nget --prefix k\n\n",
+    ),
+    run_in(
+        "txn -i",
+        "ver(\"k1\") = \"1\"\n\nput k1 v2 --prev-kv\ndel k1 --prev-kv\n\nget k1\n\n",
+    ),
+    run_in("txn --interactive", "\n\n\n"),
+    run_in(
+        "txn",
+        "c(\"k1\") > \"0\"\nm(\"k1\") < \"1000\"\nval(`k1`) != \"z\"\n\nget k1\n\n\n",
+    ),
+    run_in(
+        "txn -w json",
+        "create(\"foo\") > \"0\"\n\nput foo j\nget foo\n\ndel foo\n\n",
+    ),
+    run_in(
+        "txn -w fields",
+        "version(\"foo\") > \"0\"\n\nput foo f --prev-kv\nget foo\ndel nokey\n\n\n",
+    ),
+    run_in("txn -w table", "\n\n\n"),
+    run_in("txn", "mod(foo) > \"0\"\n\n\n"),
+    run_in("txn", "mod(\"foo\") > 0\n\n\n"),
+    run_in("txn", "nothing\n\n\n"),
+    run_in("txn", "bogus(\"foo\") = \"1\"\n\n\n"),
+    run_in("txn", "ver(\"foo\") = \"x\"\n\n\n"),
+    run_in("txn", "mod(\"foo\") > \"0\""),
+    run_in("txn", "mod(\"foo\") > \"0\"\n\nput foo x"),
+    run_in("txn", ""),
+    run_in("txn", "\n\nfoo bar\n\n\n"),
+    run_in("txn", "\n\nput\n\n\n"),
+    run_in("txn", "\n\nput onlykey\n\n\n"),
+    run_in("txn", "\n\nget\n\n\n"),
+    run_in("txn", "\n\nget --prefix k --limit 1 -w json\n\n\n"),
+    run_in("txn", "\n\nget --prefix k --limit 1\n\n\n"),
+    run_in(
+        "txn",
+        "\n\nput \"sp ace\" \"two words\"\nget \"sp ace\"\n\n\n",
+    ),
+    run_in("txn", "\n\nput 'q1' v\n\n\n"),
+    run_in("txn", "\n\ng k1\np k2 v\nd k2 --prev-kv\n\n\n"),
+    run_in("txn", "\n\ndel --prefix --from-key k\n\n\n"),
+    run_in("txn", "\n\nput k3 v --lease zz\n\n\n"),
+    run_in("txn", "\n\nput --foo\n\n\n"),
+    run_in("txn", "\n\nget k1 --limit x\n\n\n"),
+    run_in("txn", "\n\ndel k1 --prefix=maybe\n\n\n"),
+    run("txn extra"),
+    run_in("txn", "\n\nput k4 v\n\n\n"),
+    run("get --prefix k"),
+];
+
 /// Words of `line` as a shell splits them (single and double quotes; `\n`
 /// inside quotes is a newline).
 fn split(line: &str) -> Vec<String> {
@@ -332,6 +393,11 @@ fn differential(test: &str, corpus: &[Line]) {
 #[test]
 fn get_put_del_match_etcdctl() {
     differential("etcdctl v3 get/put/del", KV);
+}
+
+#[test]
+fn txn_matches_etcdctl() {
+    differential("etcdctl v3 txn", TXN);
 }
 
 #[test]

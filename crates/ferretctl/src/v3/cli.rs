@@ -499,10 +499,13 @@ pub enum Outcome<'a> {
     Help(String),
     /// cobra's error: `stderr` to print, `stdout` (the usage, for flag
     /// errors), then etcdctl prints `Error: <msg>` again and exits 1.
+    /// `flag_error` tells a flag error (after which cobra prints the
+    /// command's usage) from a command not found.
     Error {
         stdout: String,
         stderr: String,
         msg: String,
+        flag_error: Option<Vec<&'a Command>>,
     },
 }
 
@@ -612,6 +615,7 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                 stdout: String::new(),
                 stderr: format!("Error: {msg}\nRun '{} --help' for usage.\n", root.name),
                 msg,
+                flag_error: None,
             };
         }
     }
@@ -625,10 +629,11 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
     let mut at_dash = None;
     let mut help = false;
     let mut i = 0;
-    let fail = |msg: String, path: &[&Command]| Outcome::Error {
+    let fail = |msg: String, path: &[&'a Command]| Outcome::Error {
         stdout: usage(path),
         stderr: format!("Error: {msg}\n\n"),
         msg,
+        flag_error: Some(path.to_vec()),
     };
     let mut set = |f: &Flag, v: &str, values: &mut BTreeMap<&'static str, (Value, bool)>| {
         let (old, changed) = values
@@ -833,6 +838,81 @@ pub fn usage(path: &[&Command]) -> String {
             pad_char: '\t',
         },
     )
+}
+
+/// cobra's own usage template (not etcdctl's), as the sub-commands of
+/// `txn` print it: `Usage:`, the use line, and pflag's `FlagUsages` of
+/// the local flags, names padded to one column, then an empty line.
+pub fn default_usage(path: &[&Command]) -> String {
+    let Some(&cmd) = path.last() else {
+        return String::new();
+    };
+    let mut use_line = path.iter().map(|c| c.name).collect::<Vec<_>>().join(" ");
+    if !cmd.args_usage.is_empty() {
+        use_line.push(' ');
+        use_line.push_str(cmd.args_usage);
+    }
+    if !use_line.contains("[flags]") {
+        use_line.push_str(" [flags]");
+    }
+    let (local, _) = flag_sets(path);
+    let mut flags: Vec<&Flag> = local.iter().collect();
+    flags.sort_by_key(|f| f.name);
+    let lines: Vec<(String, String)> = flags
+        .iter()
+        .map(|f| {
+            let mut left = match f.short {
+                Some(c) => format!("  -{c}, --{}", f.name),
+                None => format!("      --{}", f.name),
+            };
+            let type_name = match f.kind {
+                Kind::Bool => "",
+                Kind::Str => "string",
+                Kind::Int => "int",
+                Kind::Uint => "uint",
+                Kind::Duration => "duration",
+                Kind::StrSlice => "strings",
+            };
+            if !type_name.is_empty() {
+                left.push(' ');
+                left.push_str(type_name);
+            }
+            let mut usage = if f.name == "help" && f.usage.is_empty() {
+                format!("help for {}", cmd.name)
+            } else {
+                f.usage.to_string()
+            };
+            let zero = match f.kind {
+                Kind::Str => f.default.is_empty(),
+                Kind::Bool => f.default == "false",
+                Kind::Int | Kind::Uint => f.default == "0",
+                Kind::Duration => matches!(f.default, "0" | "0s"),
+                Kind::StrSlice => f.default == "[]",
+            };
+            if !zero {
+                if f.kind == Kind::Str {
+                    usage.push_str(&format!(" (default {})", quote(f.default)));
+                } else {
+                    usage.push_str(&format!(" (default {})", f.default));
+                }
+            }
+            (left, usage)
+        })
+        .collect();
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!("Usage:\n  {use_line}\n");
+    if !lines.is_empty() {
+        out.push_str("\nFlags:\n");
+        for (l, u) in lines {
+            let pad = " ".repeat(width - l.chars().count());
+            out.push_str(&format!("{l}{pad}   {u}\n"));
+        }
+    }
+    out
 }
 
 /// Runnable commands below `cmd`, depth first in name order, named by

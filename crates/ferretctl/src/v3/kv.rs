@@ -56,6 +56,28 @@ fn key_range(args: &[String], prefix: bool, from_key: bool) -> (Vec<u8>, Vec<u8>
 }
 
 pub fn get(inv: &Invocation) -> Result<(), Exit> {
+    let req = get_request(inv)?;
+    let (cfg, mut display) = client::config(inv)?;
+    let mut c = Client::new(cfg)?;
+    let resp = c.unary(Retry::Repeatable, |ch, auth| {
+        let req = auth.req(req.clone());
+        async move { KvClient::new(ch).range(req).await }
+    })?;
+    if inv.bool("print-value-only") {
+        if display.format != super::printer::Format::Simple {
+            return Err(bad_args(
+                "print-value-only is only for `--write-out=simple`",
+            ));
+        }
+        display.value_only = true;
+    }
+    let printed = display.get(&resp);
+    display.flush();
+    printed
+}
+
+/// etcdctl's `getGetOp`: the request `get`'s arguments and flags make.
+pub fn get_request(inv: &Invocation) -> Result<RangeRequest, Exit> {
     let args = &inv.args;
     if args.is_empty() {
         return Err(bad_args(
@@ -119,7 +141,7 @@ pub fn get(inv: &Invocation) -> Result<(), Exit> {
         order
     };
     let (key, range_end) = key_range(args, prefix, from_key);
-    let req = RangeRequest {
+    Ok(RangeRequest {
         key: Bytes::from(key),
         range_end: Bytes::from(range_end),
         limit: inv.int("limit"),
@@ -129,27 +151,25 @@ pub fn get(inv: &Invocation) -> Result<(), Exit> {
         serializable,
         keys_only: inv.bool("keys-only"),
         ..Default::default()
-    };
+    })
+}
+
+pub fn put(inv: &Invocation) -> Result<(), Exit> {
+    let req = put_request(inv, &mut std::io::stdin().lock())?;
     let (cfg, mut display) = client::config(inv)?;
     let mut c = Client::new(cfg)?;
-    let resp = c.unary(Retry::Repeatable, |ch, auth| {
+    let resp = c.unary(Retry::NonRepeatable, |ch, auth| {
         let req = auth.req(req.clone());
-        async move { KvClient::new(ch).range(req).await }
+        async move { KvClient::new(ch).put(req).await }
     })?;
-    if inv.bool("print-value-only") {
-        if display.format != super::printer::Format::Simple {
-            return Err(bad_args(
-                "print-value-only is only for `--write-out=simple`",
-            ));
-        }
-        display.value_only = true;
-    }
-    let printed = display.get(&resp);
+    let printed = display.put(&resp);
     display.flush();
     printed
 }
 
-pub fn put(inv: &Invocation) -> Result<(), Exit> {
+/// etcdctl's `getPutOp`: the request `put`'s arguments and flags make,
+/// the value read from `stdin` when not given.
+pub fn put_request(inv: &Invocation, stdin: &mut dyn Read) -> Result<PutRequest, Exit> {
     let args = &inv.args;
     let needs = "put command needs 1 argument and input from stdin or 2 arguments";
     if args.is_empty() {
@@ -166,7 +186,7 @@ pub fn put(inv: &Invocation) -> Result<(), Exit> {
         match args.get(1) {
             Some(v) => value = v.as_bytes().to_vec(),
             None => {
-                let _ = std::io::stdin().read_to_end(&mut value);
+                let _ = stdin.read_to_end(&mut value);
                 if value.is_empty() {
                     return Err(bad_args(needs));
                 }
@@ -176,26 +196,31 @@ pub fn put(inv: &Invocation) -> Result<(), Exit> {
     let lease_str = inv.str("lease");
     let lease = ferret_gocompat::strconv::parse_int(&lease_str, 16)
         .map_err(|e| bad_args(&format!("bad lease ID ({e}), expecting ID in Hex")))?;
-    let req = PutRequest {
+    Ok(PutRequest {
         key: Bytes::from(args[0].as_bytes().to_vec()),
         value: Bytes::from(value),
         lease,
         prev_kv: inv.bool("prev-kv"),
         ignore_value,
         ignore_lease: inv.bool("ignore-lease"),
-    };
+    })
+}
+
+pub fn del(inv: &Invocation) -> Result<(), Exit> {
+    let req = del_request(inv)?;
     let (cfg, mut display) = client::config(inv)?;
     let mut c = Client::new(cfg)?;
     let resp = c.unary(Retry::NonRepeatable, |ch, auth| {
         let req = auth.req(req.clone());
-        async move { KvClient::new(ch).put(req).await }
+        async move { KvClient::new(ch).delete_range(req).await }
     })?;
-    let printed = display.put(&resp);
+    let printed = display.del(&resp);
     display.flush();
     printed
 }
 
-pub fn del(inv: &Invocation) -> Result<(), Exit> {
+/// etcdctl's `getDelOp`: the request `del`'s arguments and flags make.
+pub fn del_request(inv: &Invocation) -> Result<DeleteRangeRequest, Exit> {
     let args = &inv.args;
     if args.is_empty() || args.len() > 2 {
         return Err(bad_args(
@@ -214,20 +239,11 @@ pub fn del(inv: &Invocation) -> Result<(), Exit> {
         ));
     }
     let (key, range_end) = key_range(args, prefix, from_key);
-    let req = DeleteRangeRequest {
+    Ok(DeleteRangeRequest {
         key: Bytes::from(key),
         range_end: Bytes::from(range_end),
         prev_kv: inv.bool("prev-kv"),
-    };
-    let (cfg, mut display) = client::config(inv)?;
-    let mut c = Client::new(cfg)?;
-    let resp = c.unary(Retry::NonRepeatable, |ch, auth| {
-        let req = auth.req(req.clone());
-        async move { KvClient::new(ch).delete_range(req).await }
-    })?;
-    let printed = display.del(&resp);
-    display.flush();
-    printed
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //!   etcd's structs, for `-w json`) and `table` (tablewriter's tables,
 //!   for `-w table`) render two of them.
 //! - `kv`: get, put, del.
+//! - `txn`: txn, from stdin or interactive.
 
 pub mod cli;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod kv;
 pub mod printer;
 pub mod table;
 pub mod tree;
+pub mod txn;
 
 /// The implementation of a command, by its path below the root; `None`
 /// where there is none yet (the tree's `not_yet` refuses it).
@@ -27,6 +29,7 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "get" => kv::get,
         "put" => kv::put,
         "del" => kv::del,
+        "txn" => txn::txn,
         _ => return None,
     })
 }
@@ -71,6 +74,7 @@ pub fn run(args: &[String]) -> ! {
             stdout,
             stderr,
             msg,
+            ..
         } => {
             // cobra prints its error (and for flag errors the usage), then
             // etcdctl's `ExitWithError` prints it once more.

@@ -11,7 +11,9 @@
 use std::io::Write;
 
 use ferret_gocompat::strconv::quote;
-use ferret_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader};
+use ferret_proto::etcdserverpb::{
+    response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
+};
 use ferret_proto::mvccpb::KeyValue;
 use prost::Message;
 
@@ -194,6 +196,39 @@ impl Display {
                 self.line(&format!("\"Deleted\" : {}", r.deleted));
                 for kv in &r.prev_kvs {
                     self.kv_fields("Prev", kv);
+                }
+                Ok(())
+            }
+            _ => self.whole(r),
+        }
+    }
+
+    /// `txn`: SUCCESS or FAILURE, then each response as get, put or del
+    /// print theirs (simple: after an empty line; fields: after the
+    /// transaction's header and outcome).
+    pub fn txn(&mut self, r: &TxnResponse) -> Result<(), Exit> {
+        match self.format {
+            Format::Simple | Format::Fields => {
+                if self.format == Format::Simple {
+                    self.line(if r.succeeded { "SUCCESS" } else { "FAILURE" });
+                } else {
+                    self.header_fields(&r.header);
+                    self.line(&format!("\"Succeeded\" : {}", r.succeeded));
+                }
+                for op in &r.responses {
+                    if self.format == Format::Simple {
+                        self.line("");
+                    }
+                    match &op.response {
+                        Some(response_op::Response::ResponseRange(g)) => self.get(g)?,
+                        Some(response_op::Response::ResponsePut(p)) => self.put(p)?,
+                        Some(response_op::Response::ResponseDeleteRange(d)) => self.del(d)?,
+                        // A nested transaction: etcdctl prints Go's %+v of
+                        // it; ferretctl says what it is.
+                        Some(response_op::Response::ResponseTxn(_)) | None => {
+                            self.line("unexpected response (a nested transaction)")
+                        }
+                    }
                 }
                 Ok(())
             }

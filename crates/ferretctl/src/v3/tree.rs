@@ -178,6 +178,17 @@ pub fn root() -> Command {
             ),
         ])
             .run(not_yet),
+            Command::new(
+                "txn",
+                "[options]",
+                "Txn processes all the requests in one transaction",
+            )
+            .flags(vec![Flag::bool(
+                "interactive",
+                "Input transaction in interactive mode",
+            )
+            .short('i')])
+            .run(not_yet),
         ])
 }
 
