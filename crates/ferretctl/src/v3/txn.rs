@@ -352,6 +352,7 @@ mod tests {
         assert_eq!(argify("put \"a b\" c").unwrap(), ["put", "a b", "c"]);
         // etcdctl's slicing by the number of words: 3 words, so [1:2].
         assert_eq!(argify("put 'k' v").unwrap(), ["put", "k", "v"]);
-        assert!(argify("put 'k'").is_err());
+        assert_eq!(argify("put 'k'").unwrap(), ["put", ""]);
+        assert!(argify("put 'k' a b c d e").is_err());
     }
 }
