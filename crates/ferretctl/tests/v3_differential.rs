@@ -24,16 +24,33 @@ use ferret_testkit::process::Proc;
 struct Line {
     args: &'static str,
     stdin: Option<&'static str>,
+    /// A command that runs until interrupted (`watch`): stopped with
+    /// SIGINT after this many milliseconds.
+    interrupt_ms: Option<u64>,
 }
 
 const fn run(args: &'static str) -> Line {
-    Line { args, stdin: None }
+    Line {
+        args,
+        stdin: None,
+        interrupt_ms: None,
+    }
 }
 
 const fn run_in(args: &'static str, stdin: &'static str) -> Line {
     Line {
         args,
         stdin: Some(stdin),
+        interrupt_ms: None,
+    }
+}
+
+/// A command run until SIGINT after `ms` milliseconds.
+const fn run_for(args: &'static str, ms: u64) -> Line {
+    Line {
+        args,
+        stdin: None,
+        interrupt_ms: Some(ms),
     }
 }
 
@@ -182,6 +199,36 @@ const TXN: &[Line] = &[
     run("get --prefix k"),
 ];
 
+/// watch: history from a revision, ranges, prefixes, previous values,
+/// every format, a command per event, and the argument errors.
+const WATCH: &[Line] = &[
+    run("put w/a 1"),
+    run("put w/b 2"),
+    run("put w/a 3"),
+    run("del w/b"),
+    run("put wz 4"),
+    run_for("watch --rev 1 --prefix w/", 1500),
+    run_for("watch --rev 1 w/a --prev-kv", 1500),
+    run_for("watch --rev 1 w/a w/c", 1500),
+    run_for("watch --rev 1 --prefix w/ -w json", 1500),
+    run_for("watch --rev 1 --prefix w/ -w fields --prev-kv", 1500),
+    run_for("watch --rev 1 --prefix w/ --hex", 1500),
+    run_for("watch --rev 1 --prefix ''", 1500),
+    run_for(
+        "watch --rev 1 --prefix w/ -- sh -c 'echo $ETCD_WATCH_REVISION $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY $ETCD_WATCH_VALUE'",
+        1500,
+    ),
+    run("watch --rev 1 --prefix w/ -- false"),
+    run("watch --rev 1 --prefix w/ -- /nonexistent/cmd"),
+    run("watch --rev 1 --prefix w/ -w table"),
+    run("watch"),
+    run("watch w/a --"),
+    run("watch --prefix"),
+    run("watch a b --prefix"),
+    run_for("watch a b c", 800),
+    run("watch --rev x a"),
+];
+
 /// Words of `line` as a shell splits them (single and double quotes; `\n`
 /// inside quotes is a newline).
 fn split(line: &str) -> Vec<String> {
@@ -241,6 +288,28 @@ struct Side {
 }
 
 impl Side {
+    fn run_line(&self, line: &Line) -> Run {
+        let args = split(line.args);
+        match line.interrupt_ms {
+            None => self.run(&args, line.stdin),
+            Some(ms) => {
+                let mut c = Command::new(&self.bin);
+                c.args(&args)
+                    .env("ETCDCTL_ENDPOINTS", &self.endpoint)
+                    .env_remove("ETCDCTL_API")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                if self.api3 {
+                    c.env("ETCDCTL_API", "3");
+                }
+                let mut p = Proc(Some(c.spawn().expect("spawn")));
+                std::thread::sleep(Duration::from_millis(ms));
+                Run::from(p.interrupt())
+            }
+        }
+    }
+
     fn run(&self, args: &[String], stdin: Option<&str>) -> Run {
         let mut c = Command::new(&self.bin);
         c.args(args)
@@ -357,8 +426,17 @@ fn differential(test: &str, corpus: &[Line]) {
         .collect();
     let mut diffs = Vec::new();
     for line in corpus {
-        let args = split(line.args);
-        let runs: Vec<Run> = sides.iter().map(|s| s.run(&args, line.stdin)).collect();
+        // Both sides at once: each server sees its lines in order.
+        let runs: Vec<Run> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sides
+                .iter()
+                .map(|s| scope.spawn(move || s.run_line(line)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a side's run"))
+                .collect()
+        });
         let norm: Vec<(String, String, i32)> = runs
             .iter()
             .zip(&norms)
@@ -398,6 +476,11 @@ fn get_put_del_match_etcdctl() {
 #[test]
 fn txn_matches_etcdctl() {
     differential("etcdctl v3 txn", TXN);
+}
+
+#[test]
+fn watch_matches_etcdctl() {
+    differential("etcdctl v3 watch", WATCH);
 }
 
 #[test]

@@ -250,6 +250,8 @@ pub struct Invocation<'a> {
     pub args: Vec<String>,
     /// How many arguments came before `--` (pflag's `ArgsLenAtDash`).
     pub args_at_dash: Option<usize>,
+    /// The whole command line as given (without the program name).
+    pub raw: Vec<String>,
 }
 
 impl Invocation<'_> {
@@ -758,6 +760,7 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
         inherited,
         args: positional,
         args_at_dash: at_dash,
+        raw: args.to_vec(),
     })
 }
 

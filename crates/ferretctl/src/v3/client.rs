@@ -189,6 +189,56 @@ impl Client {
         Ok(())
     }
 
+    /// The runtime, for a command that drives its own stream (`watch`);
+    /// give it back with `put_runtime`.
+    pub fn take_runtime(&mut self) -> Result<Runtime, Exit> {
+        self.rt
+            .take()
+            .ok_or_else(|| Exit::new(exit::ERROR, "the client's runtime is in use"))
+    }
+
+    pub fn put_runtime(&mut self, rt: Runtime) {
+        self.rt = Some(rt);
+    }
+
+    /// A channel and the token to use on it, waiting as long as it takes
+    /// for an endpoint to answer (watches have no deadline); `None` only
+    /// without endpoints, or when authentication is refused.
+    pub async fn channel_forever(&mut self) -> Option<(Channel, Auth)> {
+        if self.cfg.endpoints.is_empty() {
+            return None;
+        }
+        loop {
+            let deadline = Instant::now() + self.cfg.dial_timeout.max(Duration::from_millis(100));
+            if let Some(ch) = self.connect(deadline).await {
+                if self.cfg.user.is_some() && self.token.is_none() {
+                    match self.authenticate(ch.clone()).await {
+                        Ok(()) => {}
+                        Err(st) if st.message().starts_with("etcdserver: ") => {
+                            eprintln!("Error: {}", error_text(&st));
+                            std::process::exit(exit::ERROR);
+                        }
+                        Err(_) => {
+                            self.channel = None;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    }
+                }
+                return Some((ch, Auth(self.token.clone())));
+            }
+            self.current = (self.current + 1) % self.cfg.endpoints.len();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Drops the channel in use (it broke): the next request reconnects,
+    /// to the next endpoint.
+    pub fn forget_channel(&mut self) {
+        self.channel = None;
+        self.current = (self.current + 1) % self.cfg.endpoints.len().max(1);
+    }
+
     /// Sends one unary request, retrying as clientv3 does, within the
     /// command timeout. `f` builds the call from a channel and a request
     /// wrapper that carries the token.

@@ -12,6 +12,7 @@
 //!   for `-w table`) render two of them.
 //! - `kv`: get, put, del.
 //! - `txn`: txn, from stdin or interactive.
+//! - `watch`: watch, and a command run per event.
 
 pub mod cli;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod printer;
 pub mod table;
 pub mod tree;
 pub mod txn;
+pub mod watch;
 
 /// The implementation of a command, by its path below the root; `None`
 /// where there is none yet (the tree's `not_yet` refuses it).
@@ -30,6 +32,7 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "put" => kv::put,
         "del" => kv::del,
         "txn" => txn::txn,
+        "watch" => watch::watch,
         _ => return None,
     })
 }

@@ -13,7 +13,9 @@ use std::io::Write;
 use ferret_gocompat::strconv::quote;
 use ferret_proto::etcdserverpb::{
     response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
+    WatchResponse,
 };
+use ferret_proto::mvccpb::event::EventType;
 use ferret_proto::mvccpb::KeyValue;
 use prost::Message;
 
@@ -233,6 +235,60 @@ impl Display {
                 Ok(())
             }
             _ => self.whole(r),
+        }
+    }
+
+    /// One watch response: per event its type, the previous key-value
+    /// (with `--prev-kv`) and the key-value.
+    pub fn watch(&mut self, r: &WatchResponse) -> Result<(), Exit> {
+        let kind = |t: i32| {
+            if t == EventType::Delete as i32 {
+                "DELETE"
+            } else {
+                "PUT"
+            }
+        };
+        match self.format {
+            Format::Simple => {
+                for e in &r.events {
+                    self.line(kind(e.r#type));
+                    if let Some(p) = &e.prev_kv {
+                        self.kv_simple(p);
+                    }
+                    self.kv_simple(&e.kv.clone().unwrap_or_default());
+                }
+                Ok(())
+            }
+            Format::Fields => {
+                self.header_fields(&r.header);
+                for e in &r.events {
+                    self.line(&format!("\"Type\" : {}", kind(e.r#type)));
+                    if let Some(p) = &e.prev_kv {
+                        self.kv_fields("Prev", p);
+                    }
+                    self.kv_fields("", &e.kv.clone().unwrap_or_default());
+                }
+                Ok(())
+            }
+            Format::Json => {
+                let line = gojson::watch_response(r);
+                self.line(&line);
+                Ok(())
+            }
+            // etcdctl marshals a WatchResponse made of the same fields.
+            Format::Protobuf => {
+                let w = WatchResponse {
+                    header: Some(r.header.clone().unwrap_or_default()),
+                    events: r.events.clone(),
+                    compact_revision: r.compact_revision,
+                    canceled: r.canceled,
+                    created: r.created,
+                    ..Default::default()
+                };
+                self.out.extend_from_slice(&w.encode_to_vec());
+                Ok(())
+            }
+            Format::Table => Err(self.unsupported()),
         }
     }
 

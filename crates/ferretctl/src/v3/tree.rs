@@ -189,6 +189,21 @@ pub fn root() -> Command {
             )
             .short('i')])
             .run(not_yet),
+            Command::new(
+                "watch",
+                "[options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]",
+                "Watches events stream on keys or prefixes",
+            )
+            .flags(vec![
+                Flag::bool("interactive", "Interactive mode").short('i'),
+                Flag::bool("prefix", "Watch on a prefix if prefix is set"),
+                Flag::new("rev", Kind::Int, "0", "Revision to start watching"),
+                Flag::bool(
+                    "prev-kv",
+                    "get the previous key-value pair before the event happens",
+                ),
+            ])
+            .run(not_yet),
         ])
 }
 
