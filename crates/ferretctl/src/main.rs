@@ -43,10 +43,13 @@ fn main() {
     // speaks v2 only, so an unset variable means v2 here (etcdctl 3.4
     // would default to v3).
     let api = std::env::var("ETCDCTL_API").unwrap_or_default();
-    let snapshot_cmd = std::env::args().nth(1).as_deref() == Some("snapshot");
+    // `snapshot restore` has its own parser (snapshot.rs), in both modes;
+    // the rest of `snapshot` (help, save, status) is the v3 tree's.
+    let restore_cmd = std::env::args().nth(1).as_deref() == Some("snapshot")
+        && std::env::args().nth(2).as_deref() == Some("restore");
     match api.as_str() {
         "" | "2" => {}
-        "3" if snapshot_cmd => {}
+        "3" if restore_cmd => {}
         "3" => {
             let args: Vec<String> = std::env::args_os()
                 .skip(1)
@@ -63,7 +66,7 @@ fn main() {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if args.first().map(String::as_str) == Some("snapshot") {
+    if restore_cmd {
         // etcdctl v3's command (v2 has none of that name).
         snapshot::run(&args[1..]);
     }

@@ -133,9 +133,18 @@ pub struct Command {
     pub flags: Vec<Flag>,
     /// Flags this command and all below it take (cobra's persistent flags).
     pub persistent: Vec<Flag>,
+    /// Sorted by name, as cobra lists them; `added` keeps the order they
+    /// were added in.
     pub subs: Vec<Command>,
     pub run: Option<RunFn>,
     pub suggest_for: &'static [&'static str],
+    /// cobra's `Args: NoArgs`: any argument is an error (`unknown command`).
+    pub no_args: bool,
+    /// cobra's `DisableFlagsInUseLine`: no ` [flags]` after the usage line.
+    pub disable_flags_in_use_line: bool,
+    /// Where this command was added among its parent's sub-commands
+    /// (cobra suggests commands in that order).
+    added: usize,
 }
 
 impl Command {
@@ -150,6 +159,9 @@ impl Command {
             subs: Vec::new(),
             run: None,
             suggest_for: &[],
+            no_args: false,
+            disable_flags_in_use_line: false,
+            added: 0,
         }
     }
 
@@ -168,8 +180,13 @@ impl Command {
         self
     }
 
+    /// Adds sub-commands, after those already added.
     pub fn subs(mut self, subs: Vec<Command>) -> Command {
-        self.subs.extend(subs);
+        let base = self.subs.len();
+        for (i, mut c) in subs.into_iter().enumerate() {
+            c.added = base + i;
+            self.subs.push(c);
+        }
         self.subs.sort_by_key(|c| c.name);
         self
     }
@@ -181,6 +198,18 @@ impl Command {
 
     pub fn suggest_for(mut self, words: &'static [&'static str]) -> Command {
         self.suggest_for = words;
+        self
+    }
+
+    /// cobra's `Args: NoArgs`.
+    pub fn no_args(mut self) -> Command {
+        self.no_args = true;
+        self
+    }
+
+    /// cobra's `DisableFlagsInUseLine`.
+    pub fn disable_flags_in_use_line(mut self) -> Command {
+        self.disable_flags_in_use_line = true;
         self
     }
 
@@ -204,10 +233,13 @@ impl Command {
 
     /// cobra's `SuggestionsFor`: names within Levenshtein distance 2
     /// (case-insensitive), names `word` is a prefix of, and names that
-    /// list `word` among their suggestions.
+    /// list `word` among their suggestions, in the order the commands were
+    /// added; never cobra's `help` command (not an "available" command).
     fn suggestions(&self, word: &str) -> Vec<&'static str> {
         let mut out = Vec::new();
-        for c in &self.subs {
+        let mut subs: Vec<&Command> = self.subs.iter().filter(|c| c.name != "help").collect();
+        subs.sort_by_key(|c| c.added);
+        for c in subs {
             let lower = word.to_lowercase();
             let near = levenshtein(&lower, &c.name.to_lowercase()) <= 2;
             if near || c.name.to_lowercase().starts_with(&lower) {
@@ -581,10 +613,14 @@ fn strip_flags(args: &[String], flags: &[Flag]) -> Vec<String> {
     out
 }
 
-/// Parses `args` (without the program name) against the tree.
-pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
-    // cobra's Find: walk down while the first non-flag word names a
-    // sub-command.
+/// cobra's `Find`: the command `args` name (its path, root first) and the
+/// arguments left, or cobra's error for a stray word after the root
+/// (`unknown command "x" for "etcdctl"` and the suggestions).
+pub fn find<'a>(
+    root: &'a Command,
+    args: &[String],
+) -> Result<(Vec<&'a Command>, Vec<String>), String> {
+    // Walk down while the first non-flag word names a sub-command.
     let mut path: Vec<&Command> = vec![root];
     let mut rest: Vec<String> = args.to_vec();
     loop {
@@ -613,14 +649,30 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                     msg.push_str(&format!("\t{s}\n"));
                 }
             }
+            return Err(msg);
+        }
+    }
+    Ok((path, rest))
+}
+
+/// Parses `args` (without the program name) against the tree.
+pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
+    let (path, rest) = match find(root, args) {
+        Ok(found) => found,
+        Err(msg) => {
             return Outcome::Error {
                 stdout: String::new(),
                 stderr: format!("Error: {msg}\nRun '{} --help' for usage.\n", root.name),
                 msg,
+<<<<<<< HEAD
                 flag_error: None,
             };
+=======
+            }
+>>>>>>> v3tree
         }
-    }
+    };
+    let cmd = *path.last().unwrap_or(&root);
     let (local, inherited) = flag_sets(&path);
     let mut values: BTreeMap<&'static str, (Value, bool)> = BTreeMap::new();
     for f in local.iter().chain(&inherited) {
@@ -753,6 +805,18 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
     if help || matches!(values.get("help"), Some((Value::Bool(true), _))) || cmd.run.is_none() {
         return Outcome::Help(usage(&path));
     }
+    // cobra's `NoArgs`, checked once the command is known to run.
+    if let (true, Some(word)) = (cmd.no_args, positional.first()) {
+        let path_names: Vec<&str> = path.iter().map(|c| c.name).collect();
+        return fail(
+            format!(
+                "unknown command {} for {}",
+                quote(word),
+                quote(path_names.join(" "))
+            ),
+            &path,
+        );
+    }
     Outcome::Run(Invocation {
         root,
         path,
@@ -773,6 +837,17 @@ fn go_quote_rune(c: char) -> String {
 /// Help for the command at the end of `path`, as etcdctl's usage template
 /// prints it (through a tabwriter with tab stops every 8 columns).
 pub fn usage(path: &[&Command]) -> String {
+    render_usage(path, true)
+}
+
+/// The same help without `-h, --help` among the options: cobra gives a
+/// command its help flag only when it runs it or prints its help, so the
+/// root's usage that `help <unknown topic>` prints has none.
+pub fn usage_without_help_flag(path: &[&Command]) -> String {
+    render_usage(path, false)
+}
+
+fn render_usage(path: &[&Command], with_help_flag: bool) -> String {
     let Some(&cmd) = path.last() else {
         return String::new();
     };
@@ -791,13 +866,17 @@ pub fn usage(path: &[&Command]) -> String {
         t.push_str(&format!("\t{} - {}\n", cmd.name, cmd.short));
     }
     t.push_str("\nUSAGE:\n");
-    let (local, inherited) = flag_sets(path);
+    let (mut local, inherited) = flag_sets(path);
+    if !with_help_flag {
+        // The help flag flag_sets adds (its usage is filled in below).
+        local.retain(|f| !(f.name == "help" && f.usage.is_empty()));
+    }
     let mut use_line = path.iter().map(|c| c.name).collect::<Vec<_>>().join(" ");
     if !cmd.args_usage.is_empty() {
         use_line.push(' ');
         use_line.push_str(cmd.args_usage);
     }
-    if !use_line.contains("[flags]") {
+    if !cmd.disable_flags_in_use_line && !use_line.contains("[flags]") {
         use_line.push_str(" [flags]");
     }
     t.push_str(&format!("\t{use_line}\n"));

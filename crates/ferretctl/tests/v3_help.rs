@@ -1,0 +1,259 @@
+//! etcdctl v3's command tree, help and command-line errors, against the
+//! real etcdctl (Debian's 3.4.23): for every command path (the root,
+//! every group, every sub-command, cobra's `help` and `completion`),
+//! `<path> --help` and `help <path>` must print the same stdout and stderr
+//! and exit with the same code from `ETCDCTL_API=3 ferretctl` as from
+//! etcdctl; so must the errors that need no server (unknown commands and
+//! their suggestions, ambiguous prefixes, unknown flags, missing or bad
+//! flag values, `help` of unknown topics, stray arguments).
+//!
+//! The command paths are read from etcdctl's own root help (its COMMANDS
+//! list names every runnable command by path; their groups are the
+//! prefixes), so a command missing from ferretctl's tree fails the test.
+//!
+//! Without /usr/bin/etcdctl the test is skipped loudly, and fails when
+//! `CI` is set.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// What a run printed and how it exited.
+#[derive(Debug, PartialEq, Eq)]
+struct Output {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+/// Runs `program args` with no `ETCDCTL_*` variable but `api`'s.
+fn run(program: &str, api: Option<&str>, args: &[String]) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(api) = api {
+        cmd.env("ETCDCTL_API", api);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    Output {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code(),
+    }
+}
+
+/// etcdctl (`ETCDCTL_API` unset: v3) and `ETCDCTL_API=3 ferretctl` on the
+/// same arguments; a description of the difference, if any.
+fn compare(args: &[String]) -> Option<String> {
+    let want = run(ETCDCTL, None, args);
+    let got = run(env!("CARGO_BIN_EXE_ferretctl"), Some("3"), args);
+    if want == got {
+        return None;
+    }
+    let mut d = format!("\n==== {args:?}\n");
+    for (what, w, g) in [
+        ("stdout", &want.stdout, &got.stdout),
+        ("stderr", &want.stderr, &got.stderr),
+    ] {
+        if w != g {
+            d.push_str(&format!(
+                "---- {what}: etcdctl\n{w}---- {what}: ferretctl\n{g}"
+            ));
+            let (wl, gl): (Vec<&str>, Vec<&str>) = (w.lines().collect(), g.lines().collect());
+            let line = (0..wl.len().max(gl.len())).find(|&i| wl.get(i) != gl.get(i));
+            d.push_str(&format!("---- first differing {what} line: {line:?}\n"));
+        }
+    }
+    if want.code != got.code {
+        d.push_str(&format!(
+            "---- exit code: etcdctl {:?}, ferretctl {:?}\n",
+            want.code, got.code
+        ));
+    }
+    Some(d)
+}
+
+/// Compares every command line, on two threads (the machine has two
+/// cores), and fails with all the differences.
+fn compare_all(lines: Vec<Vec<String>>) {
+    let half = lines.len().div_ceil(2);
+    let diffs: Vec<String> = thread::scope(|s| {
+        let workers: Vec<_> = lines
+            .chunks(half.max(1))
+            .map(|chunk| {
+                s.spawn(move || chunk.iter().filter_map(|a| compare(a)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker panicked"))
+            .collect()
+    });
+    assert!(
+        diffs.is_empty(),
+        "{} of {} command lines differ from etcdctl:{}",
+        diffs.len(),
+        lines.len(),
+        diffs.concat()
+    );
+}
+
+/// Whether etcdctl is installed; without it the test is skipped loudly,
+/// or fails under CI (which installs it).
+fn reference_available(test: &str) -> bool {
+    if Path::new(ETCDCTL).exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {ETCDCTL} is missing, and CI is set: install etcd-client");
+    }
+    eprintln!("\n========================================================================");
+    eprintln!("SKIPPED {test}: {ETCDCTL} is not installed");
+    eprintln!("(apt-get install etcd-client to run it)");
+    eprintln!("========================================================================\n");
+    false
+}
+
+/// Every command path of etcdctl, from its root help: the root (empty),
+/// each runnable command of the COMMANDS list and each group above one.
+fn command_paths() -> Vec<Vec<String>> {
+    let help = run(ETCDCTL, None, &["--help".to_string()]).stdout;
+    let list = help
+        .split("\nCOMMANDS:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("etcdctl --help has a COMMANDS list");
+    let mut paths = BTreeSet::new();
+    paths.insert(Vec::new());
+    for line in list.lines() {
+        let name = line
+            .trim_start_matches('\t')
+            .split('\t')
+            .next()
+            .expect("a command name");
+        let words: Vec<String> = name.split(' ').map(str::to_string).collect();
+        for n in 1..=words.len() {
+            paths.insert(words[..n].to_vec());
+        }
+    }
+    paths.into_iter().collect()
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn every_command_help_matches_etcdctl() {
+    if !reference_available("every_command_help_matches_etcdctl") {
+        return;
+    }
+    let paths = command_paths();
+    // The root, 22 etcdctl commands and cobra's help and completion, and
+    // the sub-commands of the ten groups.
+    assert_eq!(paths.len(), 64, "etcdctl's command paths: {paths:?}");
+    for expected in ["endpoint hashkv", "completion", "completion zsh", "help"] {
+        assert!(paths.contains(&words(expected)), "{expected} is listed");
+    }
+    let mut lines = Vec::new();
+    for p in &paths {
+        let mut help_flag = p.clone();
+        help_flag.push("--help".to_string());
+        lines.push(help_flag);
+        let mut help_cmd = vec!["help".to_string()];
+        help_cmd.extend(p.iter().cloned());
+        lines.push(help_cmd);
+    }
+    compare_all(lines);
+}
+
+#[test]
+fn command_line_errors_match_etcdctl() {
+    if !reference_available("command_line_errors_match_etcdctl") {
+        return;
+    }
+    let mut lines: Vec<Vec<String>> = [
+        // Unknown commands, with and without suggestions (in the order
+        // etcdctl adds its commands), and ambiguous prefixes (`l` is del,
+        // lease and lock; `comp` compaction and completion).
+        "set a b",
+        "foo",
+        "l",
+        "c",
+        "comp",
+        "hel",
+        "--endpoints 127.0.0.1:1 sett a",
+        "--write-out json foo",
+        // Unique prefixes and `-h`.
+        "me li -h",
+        "-h",
+        "ro grant-p -h",
+        "endpoint hash --help",
+        "snap rest -h",
+        "snap --cluster",
+        // Non-runnable groups: their help, stray words or not.
+        "member",
+        "member foo",
+        "completion",
+        "completion foo",
+        "snapshot --cluster",
+        // cobra's help command.
+        "help",
+        "help get",
+        "help me li",
+        "help nosuch",
+        "help foo bar",
+        "help member nosuch",
+        "help get --prefix",
+        "help -- get",
+        // cobra's NoArgs of the completion scripts.
+        "completion bash foo",
+        "completion zsh --no-descriptions a b",
+        "completion fish --no-descriptions=maybe",
+        // Unknown flags, local and global, long and short.
+        "get --foo a",
+        "get -x a",
+        "get -px a",
+        "--nosuch get a",
+        "member list --prefix",
+        "put ---x a b",
+        // Missing values.
+        "get --endpoints",
+        "get -w",
+        "get a --consistency",
+        "lock --ttl",
+        // Bad int, uint, bool, duration and string slice values.
+        "get --limit x a",
+        "get --limit 99999999999999999999 a",
+        "lock --ttl 1.5 a",
+        "endpoint hashkv --rev x",
+        "get --prefix=maybe a",
+        "defrag --cluster=2",
+        "--dial-timeout 1x get a",
+        "--command-timeout -- get a",
+        "user add --interactive=yes u",
+    ]
+    .iter()
+    .map(|s| words(s))
+    .collect();
+    // Words with spaces and backquotes, which cobra's `%#q` quotes apart.
+    lines.push(vec!["help".into(), "a b".into()]);
+    lines.push(vec!["help".into(), "a`b".into(), "c\"d".into()]);
+    lines.push(vec!["help".into(), "a\u{7f}".into(), "b\u{85}".into()]);
+    lines.push(
+        words("get --endpoints")
+            .into_iter()
+            .chain(["\"a".into()])
+            .collect(),
+    );
+    compare_all(lines);
+}
