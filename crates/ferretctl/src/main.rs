@@ -46,7 +46,8 @@ fn main() {
     // `snapshot restore` has its own parser (snapshot.rs), in both modes;
     // the rest of `snapshot` (help, save, status) is the v3 tree's.
     let restore_cmd = std::env::args().nth(1).as_deref() == Some("snapshot")
-        && std::env::args().nth(2).as_deref() == Some("restore");
+        && std::env::args().nth(2).as_deref() == Some("restore")
+        && !std::env::args().any(|a| a == "-h" || a == "--help" || a.starts_with("--help="));
     match api.as_str() {
         "" | "2" => {}
         "3" if restore_cmd => {}

@@ -664,12 +664,8 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                 stdout: String::new(),
                 stderr: format!("Error: {msg}\nRun '{} --help' for usage.\n", root.name),
                 msg,
-<<<<<<< HEAD
                 flag_error: None,
             };
-=======
-            }
->>>>>>> v3tree
         }
     };
     let cmd = *path.last().unwrap_or(&root);
