@@ -892,8 +892,11 @@ impl RaftNode {
             let now = Instant::now();
             if now >= next_tick {
                 // An unverified member never campaigns: its election
-                // timer does not run.
-                if !self.unverified || self.node.raft.state == StateRole::Leader {
+                // timer does not run. A removed member's raft is done: it
+                // only waits to stop (see `on_net`).
+                if self.removed_at.is_none()
+                    && (!self.unverified || self.node.raft.state == StateRole::Leader)
+                {
                     self.node.tick();
                 }
                 next_tick += self.heartbeat;
@@ -1061,6 +1064,16 @@ impl RaftNode {
     fn on_net(&mut self, event: NetEvent) {
         match event {
             NetEvent::Step(m) => {
+                if self.removed_at.is_some() {
+                    // This member applied its own removal: its raft has no
+                    // progress for itself any more, and raft-rs panics
+                    // when a removed leader counts an acknowledgement
+                    // (maybe_commit unwraps its own progress). It takes no
+                    // part any longer; the others elect a leader among
+                    // themselves.
+                    tracing::debug!(from = %format!("{:x}", m.from), "message dropped: this member was removed");
+                    return;
+                }
                 if self.unverified
                     && matches!(
                         m.get_msg_type(),
