@@ -62,9 +62,7 @@ pub fn unquote(s: &str) -> Option<String> {
         return None;
     }
     // Both ends are ASCII (a quote): slicing them off stays on boundaries.
-    let Some(body) = s.get(1..s.len() - 1) else {
-        return None;
-    };
+    let body = s.get(1..s.len() - 1)?;
     if first == b'`' && last == b'`' {
         if body.contains('`') {
             return None;

@@ -685,7 +685,7 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
         msg,
         flag_error: Some(path.to_vec()),
     };
-    let mut set = |f: &Flag, v: &str, values: &mut BTreeMap<&'static str, (Value, bool)>| {
+    let set = |f: &Flag, v: &str, values: &mut BTreeMap<&'static str, (Value, bool)>| {
         let (old, changed) = values
             .get(f.name)
             .map(|(v, c)| (Some(v.clone()), *c))

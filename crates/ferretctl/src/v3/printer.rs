@@ -136,7 +136,7 @@ impl Display {
     }
 
     pub fn header_fields(&mut self, h: &Option<ResponseHeader>) {
-        let h = h.clone().unwrap_or_default();
+        let h = h.unwrap_or_default();
         self.line(&format!("\"ClusterID\" : {}", h.cluster_id));
         self.line(&format!("\"MemberID\" : {}", h.member_id));
         self.line(&format!("\"Revision\" : {}", h.revision));
@@ -278,7 +278,7 @@ impl Display {
             // etcdctl marshals a WatchResponse made of the same fields.
             Format::Protobuf => {
                 let w = WatchResponse {
-                    header: Some(r.header.clone().unwrap_or_default()),
+                    header: Some(r.header.unwrap_or_default()),
                     events: r.events.clone(),
                     compact_revision: r.compact_revision,
                     canceled: r.canceled,
