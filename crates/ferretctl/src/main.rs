@@ -1,5 +1,6 @@
 //! ferretctl: etcdctl's v2 command line (`ETCDCTL_API=2 etcdctl` of etcd
-//! 3.4) for ferretcd and etcd. Same commands, flags, environment, output
+//! 3.4) for ferretcd and etcd, and its v3 command line as it is being
+//! built (`ETCDCTL_API=3`). Same commands, flags, environment, output
 //! formats, error texts and exit codes; see the crate README for the few
 //! places where it knowingly differs.
 //!
@@ -15,6 +16,8 @@
 //! - `output`: simple, extended and json formats.
 //! - `keys`, `watch`, `member`, `auth`: the commands.
 //! - `snapshot`: etcdctl v3's `snapshot restore`, into a ferretcd data dir.
+//! - `v3`: etcdctl v3's command line (`ETCDCTL_API=3`), over gRPC; see its
+//!   own code map.
 
 mod api;
 mod app;
@@ -39,9 +42,9 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     // etcdctl picks its API from ETCDCTL_API and removes the variable so
-    // that commands it runs (exec-watch) do not inherit it. ferretctl
-    // speaks v2 only, so an unset variable means v2 here (etcdctl 3.4
-    // would default to v3).
+    // that commands it runs (exec-watch) do not inherit it. ferretctl's v3
+    // command line is not complete yet, so an unset variable still means
+    // v2 here (etcdctl 3.4 defaults to v3); ETCDCTL_API=3 runs it.
     let api = std::env::var("ETCDCTL_API").unwrap_or_default();
     // `snapshot restore` has its own parser (snapshot.rs), in both modes;
     // the rest of `snapshot` (help, save, status) is the v3 tree's.
