@@ -86,11 +86,11 @@ mod flavor;
 mod http;
 mod membership;
 mod proxy;
+mod report;
 mod rng;
 mod v3;
 mod workload;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,7 @@ use ferret_check::register::{check_history, Budget, Verdict};
 use ferret_check::set::check_set;
 use ferret_check::watch::{check_watches, Modification};
 use ferret_check::{Call, Ret, Status};
+use report::Report;
 use rng::Rng;
 use workload::{Clock, CLIENT_TIMEOUT, KEYS, QUEUE};
 
@@ -327,22 +328,6 @@ fn schedule(seed: u64, duration: Duration, kinds: &[FaultKind]) -> Vec<Fault> {
         }
     }
     out
-}
-
-/// What the nemesis did, and what it saw go wrong.
-#[derive(Default)]
-struct Report {
-    /// Faults injected, by kind (the WAL fault by variant).
-    counts: BTreeMap<String, usize>,
-    /// One line per disk fault: what was damaged and how the member took it.
-    notes: Vec<String>,
-    violations: Vec<String>,
-}
-
-impl Report {
-    fn count(&mut self, kind: &str) {
-        *self.counts.entry(kind.to_string()).or_default() += 1;
-    }
 }
 
 /// How long a restarted member gets to serve again.
@@ -570,7 +555,7 @@ fn run_nemesis(cluster: &mut Cluster, plan: &[Fault], start: Instant, report: &m
             _ => (f.pick % n as u64) as usize,
         };
         if f.kind == FaultKind::Replace {
-            membership::replace(cluster, f, start, report);
+            membership::replace(cluster, f.pick, f.hold, start, report);
             eprintln!("[{:>6.1}s] nemesis: healed", start.elapsed().as_secs_f64());
             continue;
         }

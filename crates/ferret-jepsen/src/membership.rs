@@ -46,9 +46,9 @@ use ferret_proto::etcdserverpb::{
 use tonic::transport::Channel;
 
 use crate::cluster::Cluster;
+use crate::report::Report;
 use crate::rng::Rng;
 use crate::v3::conn::{from_server, Conns};
-use crate::{Fault, Report};
 
 /// How long one membership request may take before its outcome is unknown.
 const REQUEST: Duration = Duration::from_secs(3);
@@ -409,10 +409,11 @@ impl Replace<'_> {
     }
 }
 
-/// The `Replace` fault (see the module's documentation).
-pub fn replace(cluster: &mut Cluster, f: &Fault, t0: Instant, report: &mut Report) {
+/// The `Replace` fault (see the module's documentation): `pick` seeds its
+/// choices, `hold` is how long the side fault holds.
+pub fn replace(cluster: &mut Cluster, pick: u64, hold: Duration, t0: Instant, report: &mut Report) {
     let n = cluster.members.len();
-    let mut rng = Rng::new(f.pick);
+    let mut rng = Rng::new(pick);
     let leader = cluster.leader();
     let target = match (rng.chance(33), leader) {
         (true, Some(l)) => l,
@@ -432,7 +433,7 @@ pub fn replace(cluster: &mut Cluster, f: &Fault, t0: Instant, report: &mut Repor
                 phase: [Phase::BeforeRemove, Phase::AfterRemove, Phase::AfterStart]
                     [rng.below(3) as usize],
                 member,
-                hold: f.hold,
+                hold,
                 until: None,
                 done: false,
             })

@@ -16,6 +16,11 @@ use ferret_gocompat::strconv::{self, quote};
 use ferret_gocompat::tabwriter;
 use ferret_gocompat::time::{format_duration, parse_duration};
 
+/// The etcdctl version ferretctl answers to.
+pub const VERSION: &str = "3.4.23";
+/// The API version etcdctl 3.4 prints.
+pub const API_VERSION: &str = "3.4";
+
 /// etcdctl's exit codes (`command/error.go`).
 pub mod exit {
     pub const ERROR: i32 = 1;
@@ -877,10 +882,10 @@ fn render_usage(path: &[&Command], with_help_flag: bool) -> String {
     }
     t.push_str(&format!("\t{use_line}\n"));
     if !has_parent {
-        t.push_str(&format!("\nVERSION:\n\t{}\n", super::VERSION));
+        t.push_str(&format!("\nVERSION:\n\t{}\n", VERSION));
     }
     if !cmd.subs.is_empty() {
-        t.push_str(&format!("\nAPI VERSION:\n\t{}\n", super::API_VERSION));
+        t.push_str(&format!("\nAPI VERSION:\n\t{}\n", API_VERSION));
         t.push_str("\n\nCOMMANDS:\n");
         let mut all = Vec::new();
         collect_subs(cmd, &mut Vec::new(), &mut all);

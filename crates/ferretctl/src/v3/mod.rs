@@ -54,11 +54,6 @@ fn wire(cmd: &mut cli::Command, prefix: &str) {
     }
 }
 
-/// The etcdctl version ferretctl answers to.
-pub const VERSION: &str = "3.4.23";
-/// The API version etcdctl 3.4 prints.
-pub const API_VERSION: &str = "3.4";
-
 use std::io::Write;
 
 use cli::{Exit, Outcome};
