@@ -4,6 +4,12 @@
 //! with each, requests bounded by `--command-timeout`, and errors worded
 //! as etcdctl prints them.
 //!
+//! A request waits for a connection until its deadline, as clientv3's do
+//! (its calls wait for a ready connection while grpc-go reconnects): when
+//! no endpoint answers, a command waits its whole timeout. A client of one
+//! endpoint (`Client::direct`) is what clientv3's maintenance calls to a
+//! given endpoint dial, and its failures are worded as theirs.
+//!
 //! Retries follow clientv3's rule: a request that may have reached a
 //! server is retried only if it is repeatable (a read) and the error says
 //! the server was unavailable; a write is retried only if it was never
@@ -37,6 +43,7 @@ pub enum Retry {
 }
 
 /// The settings etcdctl reads from the global flags.
+#[derive(Clone)]
 pub struct Config {
     pub endpoints: Vec<String>,
     pub dial_timeout: Duration,
@@ -47,6 +54,57 @@ pub struct Config {
 /// The global flags of `inv`, with `ETCDCTL_*` variables applied, as
 /// etcdctl's `clientConfigFromCmd` reads them; also the output format.
 pub fn config(inv: &Invocation) -> Result<(Config, Display), Exit> {
+    let (cfg, display, _) = config_and_flags(inv)?;
+    Ok((cfg, display))
+}
+
+/// [`config`], and the flags with the `ETCDCTL_*` variables applied, for
+/// the commands that read more of them afterwards (etcdctl sets the
+/// variables into its flags once).
+pub fn config_and_flags<'a>(
+    inv: &Invocation<'a>,
+) -> Result<(Config, Display, Invocation<'a>), Exit> {
+    let inv = with_env(inv)?;
+    if inv.bool("debug") {
+        // etcdctl prints every inherited flag as the variable that sets it.
+        for (key, value) in inv.inherited_for_debug() {
+            eprintln!("{key}={value}");
+        }
+    }
+    let endpoints = endpoints(&inv)?;
+    check_tls_flags(&inv)?;
+    let display = Display::from_flags(&inv.str("write-out"), inv.bool("hex"))?;
+    refuse_tls(&inv, &endpoints)?;
+    let user = auth_from_flags(&inv.str("user"), &inv.str("password"))?;
+    let cfg = Config {
+        endpoints,
+        dial_timeout: inv.duration("dial-timeout"),
+        command_timeout: inv.duration("command-timeout"),
+        user,
+    };
+    Ok((cfg, display, inv))
+}
+
+/// etcdctl's `endpointsFromCmd`: DNS discovery (not implemented yet,
+/// refused), else `--endpoints`, each trimmed of spaces.
+pub fn endpoints(inv: &Invocation) -> Result<Vec<String>, Exit> {
+    if !inv.str("discovery-srv").is_empty() {
+        return Err(Exit::new(
+            exit::ERROR,
+            "--discovery-srv (DNS discovery) is not implemented in ferretctl yet",
+        ));
+    }
+    Ok(inv
+        .strs("endpoints")
+        .iter()
+        .map(|e| e.trim().to_string())
+        .collect())
+}
+
+/// `inv` with the `ETCDCTL_*` variables applied to its inherited flags
+/// (etcd's `flags.SetPflagsFromEnv`), once the warnings about the other
+/// `ETCDCTL_*` variables are printed.
+pub fn with_env<'a>(inv: &Invocation<'a>) -> Result<Invocation<'a>, Exit> {
     let mut inv = inv.clone();
     // etcdctl removes ETCDCTL_API (which chose v3) before reading the rest.
     let env: Vec<(String, String)> = std::env::vars()
@@ -55,23 +113,12 @@ pub fn config(inv: &Invocation) -> Result<(Config, Display), Exit> {
     for w in inv.apply_env(&env)? {
         eprintln!("{} W | pkg/flags: {w}", capnslog_time());
     }
-    if inv.bool("debug") {
-        // etcdctl prints every inherited flag as the variable that sets it.
-        for (key, value) in inv.inherited_for_debug() {
-            eprintln!("{key}={value}");
-        }
-    }
-    if !inv.str("discovery-srv").is_empty() {
-        return Err(Exit::new(
-            exit::ERROR,
-            "--discovery-srv (DNS discovery) is not implemented in ferretctl yet",
-        ));
-    }
-    let endpoints: Vec<String> = inv
-        .strs("endpoints")
-        .iter()
-        .map(|e| e.trim().to_string())
-        .collect();
+    Ok(inv)
+}
+
+/// etcdctl's `keyAndCertFromCmd`: `--cert`, `--key` or `--cacert` given
+/// as an empty string is refused.
+pub fn check_tls_flags(inv: &Invocation) -> Result<(), Exit> {
     for (flag, what) in [("cert", "--cert"), ("key", "--key"), ("cacert", "--cacert")] {
         if inv.changed(flag) && inv.str(flag).is_empty() {
             return Err(Exit::new(
@@ -80,7 +127,11 @@ pub fn config(inv: &Invocation) -> Result<(Config, Display), Exit> {
             ));
         }
     }
-    let display = Display::from_flags(&inv.str("write-out"), inv.bool("hex"))?;
+    Ok(())
+}
+
+/// TLS is not implemented yet: refused whenever etcdctl would use it.
+pub fn refuse_tls(inv: &Invocation, endpoints: &[String]) -> Result<(), Exit> {
     let tls_wanted = ["cert", "key", "cacert"]
         .iter()
         .any(|f| !inv.str(f).is_empty())
@@ -92,21 +143,12 @@ pub fn config(inv: &Invocation) -> Result<(Config, Display), Exit> {
             "TLS (https endpoints, --cert, --key, --cacert, --insecure-transport=false) is not implemented in ferretctl v3 yet",
         ));
     }
-    let user = auth_from_flags(&inv.str("user"), &inv.str("password"))?;
-    Ok((
-        Config {
-            endpoints,
-            dial_timeout: inv.duration("dial-timeout"),
-            command_timeout: inv.duration("command-timeout"),
-            user,
-        },
-        display,
-    ))
+    Ok(())
 }
 
 /// `--user name[:password]` and `--password`, prompting (without echo)
 /// when no password is given, as etcdctl does.
-fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, String)>, Exit> {
+pub fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, String)>, Exit> {
     if user.is_empty() {
         return Ok(None);
     }
@@ -133,7 +175,16 @@ pub struct Client {
     token: Option<String>,
     /// For the `target` of clientv3's warnings.
     client_id: String,
+    /// A connection to one endpoint as clientv3's `Dial(endpoint)` makes
+    /// it (gRPC's `passthrough` resolver), not through its balancer: its
+    /// warnings name `passthrough:///<endpoint>` and report the dial error.
+    direct: bool,
 }
+
+/// grpc-go's reconnection backoff: the first pause, its growth (x1.6) and
+/// its cap, the defaults clientv3 keeps.
+const CONNECT_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
 impl Client {
     pub fn new(cfg: Config) -> Result<Client, Exit> {
@@ -148,33 +199,68 @@ impl Client {
             channel: None,
             token: None,
             client_id: pseudo_uuid(),
+            direct: false,
         })
     }
 
+    /// A client of `endpoint` alone, as clientv3's maintenance calls to a
+    /// given endpoint (`Status`, `HashKV`, `Defragment`) dial it.
+    pub fn direct(cfg: &Config, endpoint: &str) -> Result<Client, Exit> {
+        let mut c = Client::new(Config {
+            endpoints: vec![endpoint.to_string()],
+            ..cfg.clone()
+        })?;
+        c.direct = true;
+        Ok(c)
+    }
+
     /// A channel to some endpoint, trying each in turn from the current
-    /// one; `None` if none connects before `deadline`.
-    async fn connect(&mut self, deadline: Instant) -> Option<Channel> {
+    /// one, and again after a pause while none connects: clientv3's calls
+    /// wait for a ready connection until their deadline, while grpc-go
+    /// keeps reconnecting. `Err` with the last dial error (as Go's `net`
+    /// words it) once `deadline` passes.
+    async fn connect(&mut self, deadline: Instant) -> Result<Channel, String> {
         if let Some(c) = &self.channel {
-            return Some(c.clone());
+            return Ok(c.clone());
         }
         let n = self.cfg.endpoints.len();
-        for k in 0..n {
-            let i = (self.current + k) % n;
-            let url = endpoint_url(&self.cfg.endpoints[i]);
-            let Ok(ep) = Endpoint::from_shared(url) else {
-                continue;
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ep = ep
-                .connect_timeout(self.cfg.dial_timeout.min(left))
-                .tcp_nodelay(true);
-            if let Ok(Ok(ch)) = tokio::time::timeout(left, ep.connect()).await {
-                self.current = i;
-                self.channel = Some(ch.clone());
-                return Some(ch);
+        let mut last = String::from("no endpoint to dial");
+        let mut backoff = CONNECT_BACKOFF_FIRST;
+        loop {
+            for k in 0..n {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(last);
+                }
+                let i = (self.current + k) % n;
+                let raw = self.cfg.endpoints[i].clone();
+                let ep = match Endpoint::from_shared(endpoint_url(&raw)) {
+                    Ok(ep) => ep,
+                    Err(e) => {
+                        last = format!("dial tcp: {e}");
+                        continue;
+                    }
+                };
+                let ep = ep
+                    .connect_timeout(self.cfg.dial_timeout.min(left))
+                    .tcp_nodelay(true);
+                match tokio::time::timeout(left, ep.connect()).await {
+                    Ok(Ok(ch)) => {
+                        self.current = i;
+                        self.channel = Some(ch.clone());
+                        return Ok(ch);
+                    }
+                    Ok(Err(e)) => last = go_dial_error(&raw, &e).await,
+                    Err(_) => last = format!("dial tcp {}: i/o timeout", host_port(&raw)),
+                }
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(last);
+            }
+            tokio::time::sleep(backoff.min(left)).await;
+            backoff = (backoff * 8 / 5).min(CONNECT_BACKOFF_MAX);
         }
-        None
     }
 
     /// Authenticates with `--user` (clientv3 does at dial time).
@@ -210,7 +296,7 @@ impl Client {
         }
         loop {
             let deadline = Instant::now() + self.cfg.dial_timeout.max(Duration::from_millis(100));
-            if let Some(ch) = self.connect(deadline).await {
+            if let Ok(ch) = self.connect(deadline).await {
                 if self.cfg.user.is_some() && self.token.is_none() {
                     match self.authenticate(ch.clone()).await {
                         Ok(()) => {}
@@ -248,6 +334,21 @@ impl Client {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.cfg.command_timeout;
+        self.unary_until(retry, deadline, f)
+    }
+
+    /// [`Client::unary`] within a deadline of the caller's, for commands
+    /// whose several requests share one context in etcdctl.
+    pub fn unary_until<T, F, Fut>(
+        &mut self,
+        retry: Retry,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T, Exit>
+    where
+        F: Fn(Channel, Auth) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
         let Some(rt) = self.rt.take() else {
             return Err(Exit::new(exit::ERROR, "the client's runtime is in use"));
         };
@@ -269,10 +370,26 @@ impl Client {
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
-            let Some(ch) = self.connect(deadline).await else {
-                let err = "rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure";
-                self.warn(attempt, err);
-                return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
+            let ch = match self.connect(deadline).await {
+                Ok(ch) => ch,
+                Err(dial) => {
+                    let balancer = if self.direct {
+                        // grpc-go's `connection error: desc = %q`.
+                        format!(
+                            "connection error: desc = {}",
+                            ferret_gocompat::strconv::quote(format!(
+                                "transport: Error while dialing {dial}"
+                            ))
+                        )
+                    } else {
+                        "all SubConns are in TransientFailure".to_string()
+                    };
+                    let err = format!(
+                        "rpc error: code = DeadlineExceeded desc = latest balancer error: {balancer}"
+                    );
+                    self.warn(attempt, &err);
+                    return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
+                }
             };
             if self.cfg.user.is_some() && self.token.is_none() {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -332,9 +449,17 @@ impl Client {
             .cfg
             .endpoints
             .get(self.current)
-            .map(|e| e.trim_start_matches("http://").to_string())
+            .cloned()
             .unwrap_or_default();
-        let target = format!("endpoint://client-{}/{endpoint}", self.client_id);
+        let target = if self.direct {
+            format!("passthrough:///{endpoint}")
+        } else {
+            format!(
+                "endpoint://client-{}/{}",
+                self.client_id,
+                endpoint.trim_start_matches("http://")
+            )
+        };
         eprintln!(
             "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":\"retrying of unary invoker failed\",\"target\":{},\"attempt\":{attempt},\"error\":{}}}",
             zap_time(),
@@ -368,6 +493,56 @@ fn endpoint_url(ep: &str) -> String {
     } else {
         format!("http://{ep}")
     }
+}
+
+/// The `host:port` of an endpoint (its URL without the scheme).
+fn host_port(ep: &str) -> &str {
+    ep.split_once("://").map_or(ep, |(_, rest)| rest)
+}
+
+/// Go's `net.Dial` error for a failed connection to `ep`, from tonic's:
+/// `dial tcp 127.0.0.1:1: connect: connection refused`, naming the
+/// address the name resolved to, as Go does.
+async fn go_dial_error(ep: &str, e: &tonic::transport::Error) -> String {
+    let host = host_port(ep);
+    let addr = match tokio::net::lookup_host(host).await {
+        Ok(mut addrs) => match addrs.next() {
+            Some(a) => a.to_string(),
+            None => return format!("dial tcp: lookup {host}: no such host"),
+        },
+        Err(err) => return format!("dial tcp: lookup {host}: {err}"),
+    };
+    // The operating system's error, somewhere in the chain of causes.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return match io.raw_os_error().and_then(go_errno_text) {
+                Some(text) => format!("dial tcp {addr}: connect: {text}"),
+                None if io.kind() == std::io::ErrorKind::TimedOut => {
+                    format!("dial tcp {addr}: i/o timeout")
+                }
+                None => format!("dial tcp {addr}: connect: {io}"),
+            };
+        }
+        cause = c.source();
+    }
+    // tonic's own connect timeout carries no OS error.
+    format!("dial tcp {addr}: i/o timeout")
+}
+
+/// Go's `syscall.Errno` texts of the errors a TCP connect can end with.
+fn go_errno_text(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::ECONNREFUSED => "connection refused",
+        libc::ECONNRESET => "connection reset by peer",
+        libc::EHOSTUNREACH => "no route to host",
+        libc::ENETUNREACH => "network is unreachable",
+        libc::ETIMEDOUT => "connection timed out",
+        libc::EADDRNOTAVAIL => "cannot assign requested address",
+        libc::EACCES => "permission denied",
+        libc::EPERM => "operation not permitted",
+        _ => return None,
+    })
 }
 
 /// The error as etcdctl prints it: etcd's own errors by their text,
@@ -485,6 +660,17 @@ mod tests {
         let u = pseudo_uuid();
         assert_eq!(u.len(), 36, "{u}");
         assert_eq!(&u[14..15], "4");
+    }
+
+    #[test]
+    fn dial_errors_are_worded_as_gos() {
+        assert_eq!(host_port("http://127.0.0.1:1"), "127.0.0.1:1");
+        assert_eq!(host_port("127.0.0.1:1"), "127.0.0.1:1");
+        assert_eq!(
+            go_errno_text(libc::ECONNREFUSED),
+            Some("connection refused")
+        );
+        assert_eq!(go_errno_text(0), None);
     }
 
     #[test]
