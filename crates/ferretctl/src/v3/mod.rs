@@ -13,11 +13,13 @@
 //! - `kv`: get, put, del.
 //! - `txn`: txn, from stdin or interactive.
 //! - `watch`: watch, and a command run per event.
+//! - `member`: member add, remove, update, list, promote.
 
 pub mod cli;
 pub mod client;
 pub mod gojson;
 pub mod kv;
+pub mod member;
 pub mod printer;
 pub mod table;
 pub mod tree;
@@ -33,6 +35,11 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "del" => kv::del,
         "txn" => txn::txn,
         "watch" => watch::watch,
+        "member add" => member::add,
+        "member remove" => member::remove,
+        "member update" => member::update,
+        "member list" => member::list,
+        "member promote" => member::promote,
         _ => return None,
     })
 }

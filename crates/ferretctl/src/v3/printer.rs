@@ -292,6 +292,12 @@ impl Display {
         }
     }
 
+    /// What was printed and not flushed yet (for the commands' tests).
+    #[cfg(test)]
+    pub fn printed(&self) -> &[u8] {
+        &self.out
+    }
+
     /// Writes what was printed to stdout (and forgets it).
     pub fn flush(&mut self) {
         let mut out = std::io::stdout().lock();
