@@ -14,9 +14,12 @@
 //! - `txn`: txn, from stdin or interactive.
 //! - `watch`: watch, and a command run per event.
 //! - `member`: member add, remove, update, list, promote.
+//! - `endpoint`: endpoint health, status, hashkv (each endpoint asked on
+//!   its own).
 
 pub mod cli;
 pub mod client;
+pub mod endpoint;
 pub mod gojson;
 pub mod kv;
 pub mod member;
@@ -40,6 +43,9 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "member update" => member::update,
         "member list" => member::list,
         "member promote" => member::promote,
+        "endpoint health" => endpoint::health,
+        "endpoint status" => endpoint::status,
+        "endpoint hashkv" => endpoint::hashkv,
         _ => return None,
     })
 }
