@@ -16,12 +16,14 @@
 //! - `member`: member add, remove, update, list, promote.
 //! - `endpoint`: endpoint health, status, hashkv (each endpoint asked on
 //!   its own).
+//! - `maintenance`: alarm list and disarm, defrag, move-leader.
 
 pub mod cli;
 pub mod client;
 pub mod endpoint;
 pub mod gojson;
 pub mod kv;
+pub mod maintenance;
 pub mod member;
 pub mod printer;
 pub mod table;
@@ -46,6 +48,10 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "endpoint health" => endpoint::health,
         "endpoint status" => endpoint::status,
         "endpoint hashkv" => endpoint::hashkv,
+        "alarm list" => maintenance::alarm_list,
+        "alarm disarm" => maintenance::alarm_disarm,
+        "defrag" => maintenance::defrag,
+        "move-leader" => maintenance::move_leader,
         _ => return None,
     })
 }
