@@ -229,6 +229,185 @@ const WATCH: &[Line] = &[
     run("watch --rev x a"),
 ];
 
+/// member add, remove, update, list, promote: their arguments, peer URL
+/// checks, formats and the server's refusals. Members are added as
+/// learners and removed at once (a voter that never starts would leave
+/// the member without quorum); the one voter added is the last line.
+/// `NEW_HEX` is the member added last, `MEMBER_HEX` the server's own.
+/// Each member added has peer URLs of its own: a member's id is a hash of
+/// its peer URLs and the second it is added at, and an id removed cannot
+/// come back (`member not found`).
+const MEMBER: &[Line] = &[
+    run("member list"),
+    run("member list -w fields"),
+    run("member list -w json"),
+    run("member list -w table"),
+    run("member list -w protobuf"),
+    run("member list -w xml"),
+    run("member list --hex extra"),
+    // add: arguments first, then the client, then clientv3's URL check
+    run("member add"),
+    run("member add a b"),
+    run("member add a http://127.0.0.1:1 HTTPS://x"),
+    run("member add a"),
+    run("member add a --peer-urls ''"),
+    run("member add a --peer-urls foo -w xml"),
+    run("member add a --peer-urls foo"),
+    run("member add a --peer-urls ftp://127.0.0.1:1"),
+    run("member add a --peer-urls http://127.0.0.1"),
+    run("member add a --peer-urls http://127.0.0.1:1/path"),
+    run("member add a --peer-urls http://127.0.0.1:1,"),
+    // a learner, every format, each removed again
+    run("member add l1 --learner --peer-urls http://127.0.0.1:11"),
+    run("member list"),
+    run("member list -w fields"),
+    run("member list -w json"),
+    run("member list -w table"),
+    run("member list -w protobuf"),
+    run("member add l2 --learner --peer-urls http://127.0.0.1:12"),
+    run("member promote NEW_HEX"),
+    run("member promote NEW_HEX -w json"),
+    run("member update NEW_HEX --peer-urls http://127.0.0.1:13"),
+    run("member remove NEW_HEX"),
+    run("member remove NEW_HEX"),
+    run("member list"),
+    run("member add l3 --learner --peer-urls http://127.0.0.1:14,http://127.0.0.1:15 -w json"),
+    run("member remove NEW_HEX -w json"),
+    run("member add l4 --learner --peer-urls http://127.0.0.1:16 -w fields"),
+    run("member remove NEW_HEX -w fields"),
+    run("member add l5 --learner --peer-urls http://127.0.0.1:17 -w table"),
+    run("member update NEW_HEX --peer-urls http://127.0.0.1:18 -w table"),
+    run("member remove NEW_HEX -w table"),
+    run("member add l6 --learner --peer-urls http://127.0.0.1:19 -w protobuf"),
+    run("member promote NEW_HEX -w protobuf"),
+    run("member remove NEW_HEX -w protobuf"),
+    run("member list -w json"),
+    // remove, update, promote: arguments and refusals
+    run("member remove"),
+    run("member remove a b"),
+    run("member remove zz"),
+    run("member remove 1234"),
+    run("member remove MEMBER_HEX"),
+    run("member update"),
+    run("member update zz --peer-urls foo"),
+    run("member update 1234"),
+    run("member update 1234 --peer-urls foo"),
+    run("member update 1234 --peer-urls http://127.0.0.1:9"),
+    run("member update MEMBER_HEX --peer-urls PEER_URL"),
+    run("member update MEMBER_HEX --peer-urls PEER_URL -w json"),
+    run("member update MEMBER_HEX --peer-urls PEER_URL -w protobuf"),
+    run("member update MEMBER_HEX --peer-urls PEER_URL -w fields"),
+    run("member promote"),
+    run("member promote zz"),
+    run("member promote 1234"),
+    run("member promote MEMBER_HEX"),
+    run("member promote MEMBER_HEX -w fields"),
+    // a voter that never starts: the member has no quorum from here on
+    run("member add v1 --peer-urls http://127.0.0.1:20"),
+];
+
+/// endpoint health, status, hashkv: every format, `--cluster`, `--rev`,
+/// and several endpoints, one of them dead (each asked on its own; the
+/// dead one is waited for until the command timeout).
+const ENDPOINT: &[Line] = &[
+    run("endpoint health"),
+    run("endpoint health -w json"),
+    run("endpoint health -w fields"),
+    run("endpoint health -w table"),
+    run("endpoint health -w protobuf"),
+    run("endpoint health -w xml"),
+    run("endpoint health --cluster"),
+    run("endpoint health --cluster -w json"),
+    run("endpoint health -w xml --cert ''"),
+    run("endpoint status"),
+    run("endpoint status -w json"),
+    run("endpoint status -w fields"),
+    run("endpoint status -w table"),
+    run("endpoint status -w protobuf"),
+    run("endpoint status -w xml --cert ''"),
+    run("endpoint status --cluster"),
+    run("endpoint status --cluster -w table"),
+    run("endpoint status extra"),
+    run("endpoint hashkv"),
+    run("endpoint hashkv -w json"),
+    run("endpoint hashkv -w fields"),
+    run("endpoint hashkv -w table"),
+    run("endpoint hashkv -w protobuf"),
+    run("put k1 v1"),
+    run("put k2 v2"),
+    run("put k1 v3"),
+    run("endpoint hashkv"),
+    run("endpoint hashkv --rev 2"),
+    run("endpoint hashkv --rev 3 -w json"),
+    run("endpoint hashkv --rev 100"),
+    run("endpoint hashkv --rev 100 -w json"),
+    run("endpoint hashkv --rev x"),
+    run("endpoint hashkv --cluster -w fields"),
+    // several endpoints, one dead
+    run("endpoint health --command-timeout 1s --endpoints ENDPOINT,127.0.0.1:1"),
+    run("endpoint health --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT -w json"),
+    run("endpoint health --command-timeout 1s --endpoints 127.0.0.1:1 -w table"),
+    run("endpoint status --command-timeout 1s --endpoints ENDPOINT,127.0.0.1:1"),
+    run("endpoint status --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT -w table"),
+    run("endpoint status --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT -w json"),
+    run("endpoint hashkv --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT"),
+    run("endpoint status --cluster --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT"),
+    run("endpoint status --cluster --command-timeout 1s --endpoints 127.0.0.1:1"),
+    run("endpoint health --cluster --command-timeout 1s --endpoints 127.0.0.1:1"),
+    run("endpoint status --endpoints ENDPOINT,ENDPOINT -w fields"),
+];
+
+/// alarm list and disarm (with a NOSPACE alarm raised), defrag and
+/// move-leader.
+const MAINTENANCE: &[Line] = &[
+    run("alarm list"),
+    run("alarm list -w json"),
+    run("alarm list -w table"),
+    run("alarm list -w protobuf"),
+    run("alarm list x"),
+    run("alarm disarm"),
+    run("alarm disarm -w json"),
+    run("alarm disarm x"),
+    run("!alarm NOSPACE"),
+    run("alarm list"),
+    run("alarm list -w json"),
+    run("alarm list -w protobuf"),
+    run("endpoint status"),
+    run("endpoint status -w fields"),
+    run("endpoint status -w table"),
+    run("endpoint status -w json"),
+    run("put k v"),
+    run("alarm disarm -w json"),
+    run("alarm list"),
+    run("put k v"),
+    run("!alarm NOSPACE"),
+    run("alarm disarm"),
+    run("!alarm NOSPACE"),
+    run("alarm disarm -w protobuf"),
+    run("alarm list"),
+    // defrag
+    run("defrag"),
+    run("defrag -w json"),
+    run("defrag -w xml"),
+    run("defrag --cluster"),
+    run("defrag extra"),
+    run("defrag --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT"),
+    run("get k"),
+    // move-leader
+    run("move-leader"),
+    run("move-leader a b"),
+    run("move-leader zz"),
+    run("move-leader zz -w xml"),
+    run("move-leader MEMBER_HEX"),
+    run("move-leader MEMBER_HEX -w json"),
+    run("move-leader MEMBER_HEX -w protobuf"),
+    run("move-leader MEMBER_HEX -w fields"),
+    run("move-leader MEMBER_HEX -w table"),
+    run("move-leader 1234"),
+    run("move-leader MEMBER_HEX --endpoints ENDPOINT,127.0.0.1:1"),
+    run("move-leader MEMBER_HEX --command-timeout 1s --endpoints 127.0.0.1:1,ENDPOINT"),
+];
+
 /// Words of `line` as a shell splits them (single and double quotes; `\n`
 /// inside quotes is a newline).
 fn split(line: &str) -> Vec<String> {
@@ -288,40 +467,49 @@ struct Side {
 }
 
 impl Side {
-    fn run_line(&self, line: &Line) -> Run {
-        let args = split(line.args);
+    /// Runs a corpus line with its arguments as expanded for this side.
+    fn run_line(&self, line: &Line, args: &[String]) -> std::process::Output {
         match line.interrupt_ms {
-            None => self.run(&args, line.stdin),
+            None => self.run_raw(args, line.stdin),
             Some(ms) => {
-                let mut c = Command::new(&self.bin);
-                c.args(&args)
-                    .env("ETCDCTL_ENDPOINTS", &self.endpoint)
-                    .env_remove("ETCDCTL_API")
-                    .stdin(Stdio::null())
+                let mut c = self.command(args);
+                c.stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped());
-                if self.api3 {
-                    c.env("ETCDCTL_API", "3");
-                }
                 let mut p = Proc(Some(c.spawn().expect("spawn")));
                 std::thread::sleep(Duration::from_millis(ms));
-                Run::from(p.interrupt())
+                p.interrupt()
             }
         }
     }
 
-    fn run(&self, args: &[String], stdin: Option<&str>) -> Run {
+    /// The tool with `args` and the side's environment. etcdctl refuses a
+    /// flag that its variable also sets: a line with its own
+    /// `--endpoints` runs without ETCDCTL_ENDPOINTS.
+    fn command(&self, args: &[String]) -> Command {
         let mut c = Command::new(&self.bin);
+        if !args.iter().any(|a| a.starts_with("--endpoints")) {
+            c.env("ETCDCTL_ENDPOINTS", &self.endpoint);
+        }
         c.args(args)
-            .env("ETCDCTL_ENDPOINTS", &self.endpoint)
             .env_remove("ETCDCTL_API")
-            .env_remove("ETCDCTL_USER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("ETCDCTL_USER");
         if self.api3 {
             c.env("ETCDCTL_API", "3");
         }
+        c
+    }
+
+    fn run(&self, args: &[String], stdin: Option<&str>) -> Run {
+        Run::from(self.run_raw(args, stdin))
+    }
+
+    /// What the tool printed, as bytes (`-w protobuf` is binary).
+    fn run_raw(&self, args: &[String], stdin: Option<&str>) -> std::process::Output {
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
@@ -332,10 +520,8 @@ impl Side {
             }
         }
         let mut p = Proc(Some(child));
-        let out = p
-            .wait_output(Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("{} {args:?} did not finish in 30 s", self.label));
-        Run::from(out)
+        p.wait_output(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{} {args:?} did not finish in 30 s", self.label))
     }
 
     /// The cluster and member ids, from a `-w fields` header.
@@ -360,13 +546,28 @@ struct Normaliser {
     endpoint: String,
     cluster_id: String,
     member_id: String,
+    /// The member's peer address (`host:port`), printed by `member` commands.
+    peer: String,
+    /// Member and cluster ids, in decimal and in hex, and their
+    /// placeholders: the cluster, the member, then each member added
+    /// (`NEW_ID_1`, ...) as `member list` shows it after a `member add`.
+    ids: Vec<(u64, String)>,
 }
 
 impl Normaliser {
     fn apply(&self, s: &str) -> String {
-        let mut out = s.replace(&self.endpoint, "ENDPOINT");
+        // The longer address first: one may be a prefix of the other.
+        let mut addresses = [(&self.endpoint, "ENDPOINT"), (&self.peer, "PEER")];
+        addresses.sort_by_key(|(a, _)| std::cmp::Reverse(a.len()));
+        let mut out = s.to_string();
+        for (from, to) in addresses {
+            if !from.is_empty() {
+                out = out.replace(from.as_str(), to);
+            }
+        }
         out = out.replace(&self.cluster_id, "CLUSTER_ID");
         out = out.replace(&self.member_id, "MEMBER_ID");
+        out = self.replace_ids(&out);
         let lines: Vec<String> = out
             .split('\n')
             .map(|l| {
@@ -388,8 +589,406 @@ impl Normaliser {
                 }
             })
             .collect();
-        lines.join("\n")
+        canonical(&lines.join("\n"))
     }
+
+    /// A member added: `NEW_ID_<n>` from now on.
+    fn learn(&mut self, id: u64) {
+        let n = self
+            .ids
+            .iter()
+            .filter(|(_, p)| p.starts_with("NEW_ID_"))
+            .count();
+        self.ids.push((id, format!("NEW_ID_{}", n + 1)));
+    }
+
+    /// The most recently added member's id.
+    fn newest(&self) -> Option<u64> {
+        self.ids
+            .iter()
+            .rev()
+            .find(|(_, p)| p.starts_with("NEW_ID_"))
+            .map(|(id, _)| *id)
+    }
+
+    fn replace_ids(&self, s: &str) -> String {
+        // "Member %16x added to cluster %16x": the padding depends on how
+        // many hex digits the ids have.
+        let mut out: String = s
+            .split('\n')
+            .map(|l| {
+                if l.starts_with("Member ") {
+                    l.split(' ')
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (id, name) in &self.ids {
+            out = out.replace(&id.to_string(), name);
+        }
+        for (id, name) in &self.ids {
+            out = out.replace(&format!("{id:x}"), name);
+        }
+        out
+    }
+}
+
+/// Go's `time.Duration` text (`1.5ms`, `5.000394477s`, `1m0.5s`).
+fn is_go_duration(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == 'µ');
+    !digits.is_empty()
+        && digits != s
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || "nsuµmh".contains(c))
+}
+
+/// go-humanize's size text (`20 kB`, `8.2 kB`, `9 B`).
+fn is_humanized_size(s: &str) -> bool {
+    let Some((n, unit)) = s.split_once(' ') else {
+        return false;
+    };
+    ["B", "kB", "MB", "GB", "TB", "PB", "EB"].contains(&unit)
+        && !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// Replaces the value after each `marker` (up to the next `,` or `}`).
+fn replace_value_after(l: &str, marker: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = l;
+    while let Some(i) = rest.find(marker) {
+        out.push_str(&rest[..i + marker.len()]);
+        rest = &rest[i + marker.len()..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        out.push_str(with);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The top-level elements of the JSON array that starts at `text[0]`
+/// (`[`), and where it ends.
+fn json_array_elements(text: &str) -> Option<(Vec<&str>, usize)> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut start = 1;
+    let mut out = Vec::new();
+    for (i, c) in text.char_indices() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    if i > start {
+                        out.push(&text[start..i]);
+                    }
+                    return Some((out, i + 1));
+                }
+            }
+            ',' if depth == 1 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What differs between two servers for reasons of their own, and what
+/// is ordered by member ids (random on each side), made equal:
+///
+/// - `took` durations of `endpoint health` become `TOOK`; the database
+///   sizes and raft indexes of `endpoint status`, `SIZE` and `INDEX` (the
+///   servers' storage differs, and etcd logs entries ferretcd does not,
+///   such as the v2 quorum read that tells the test a server is ready);
+/// - tables lose their padding (column widths follow the ids, sizes and
+///   durations; table.rs's tests hold the widths);
+/// - members listed in id order (`member list` in every format, the
+///   `members` of member answers, `ETCD_INITIAL_CLUSTER`) are sorted.
+fn canonical(text: &str) -> String {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    for l in &mut lines {
+        *l = canonical_line(l);
+    }
+    // `member list`, simple: one line per member.
+    let is_member_row = |l: &str| l.contains(", started, ") || l.contains(", unstarted, ");
+    sort_runs(&mut lines, is_member_row);
+    // `member list -w fields`: a block per member, from "ID" to a blank line.
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].starts_with("\"ID\" : ") {
+            i += 1;
+            continue;
+        }
+        let mut blocks: Vec<Vec<String>> = Vec::new();
+        let mut j = i;
+        while j < lines.len() && lines[j].starts_with("\"ID\" : ") {
+            let end = lines[j..]
+                .iter()
+                .position(|l| l.is_empty())
+                .map_or(lines.len(), |k| j + k + 1);
+            blocks.push(lines[j..end].to_vec());
+            j = end;
+        }
+        blocks.sort();
+        lines.splice(i..j, blocks.into_iter().flatten());
+        i = j.max(i + 1);
+    }
+    // Tables: the columns whose values differ between the servers. A
+    // table is a border, its header, a border, its rows, a border.
+    let is_table = |l: &str| l == "+" || l.starts_with('|');
+    let mut columns: Vec<String> = Vec::new();
+    for i in 0..lines.len() {
+        if lines[i].len() < 2 || !lines[i].starts_with('|') || !lines[i].ends_with('|') {
+            continue;
+        }
+        let cells: Vec<String> = lines[i][1..lines[i].len() - 1]
+            .split('|')
+            .map(str::to_string)
+            .collect();
+        if i >= 1 && lines[i - 1] == "+" && (i < 2 || !is_table(&lines[i - 2])) {
+            columns = cells;
+            continue;
+        }
+        let cells: Vec<String> = cells
+            .into_iter()
+            .zip(&columns)
+            .map(|(c, col)| match col.as_str() {
+                _ if c.is_empty() => c,
+                "DB SIZE" => "SIZE".into(),
+                "RAFT INDEX" | "RAFT APPLIED INDEX" => "INDEX".into(),
+                "TOOK" => "TOOK".into(),
+                _ => c,
+            })
+            .collect();
+        lines[i] = format!("|{}|", cells.join("|"));
+    }
+    // `member list -w table`: the rows under its header.
+    if let Some(h) = lines.iter().position(|l| l.contains("|PEER ADDRS|")) {
+        let start = h + 2;
+        let end = lines[start.min(lines.len())..]
+            .iter()
+            .position(|l| l == "+")
+            .map_or(lines.len(), |k| start + k);
+        if start < end {
+            lines[start..end].sort();
+        }
+    }
+    lines.join("\n")
+}
+
+/// Sorts each run of consecutive lines that `part` accepts.
+fn sort_runs(lines: &mut [String], part: impl Fn(&str) -> bool) {
+    let mut i = 0;
+    while i < lines.len() {
+        if !part(&lines[i]) {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < lines.len() && part(&lines[j]) {
+            j += 1;
+        }
+        lines[i..j].sort();
+        i = j;
+    }
+}
+
+fn canonical_line(l: &str) -> String {
+    let mut l = l.to_string();
+    // Tables: no padding, no border widths.
+    if l.starts_with('+') && l.chars().all(|c| c == '+' || c == '-') {
+        return "+".into();
+    }
+    if l.len() > 1 && l.starts_with('|') && l.ends_with('|') {
+        let cells: Vec<&str> = l[1..l.len() - 1].split('|').map(str::trim).collect();
+        return format!("|{}|", cells.join("|"));
+    }
+    if let Some(i) = l.find(" is healthy: successfully committed proposal: took = ") {
+        l = format!(
+            "{} is healthy: successfully committed proposal: took = TOOK",
+            &l[..i]
+        );
+    }
+    if let Some(rest) = l.strip_prefix("\"Took\" : ") {
+        if is_go_duration(rest) {
+            l = "\"Took\" : TOOK".into();
+        }
+    }
+    for (field, with) in [
+        ("\"DBSize\" : ", "SIZE"),
+        ("\"RaftIndex\" : ", "INDEX"),
+        ("\"RaftAppliedIndex\" : ", "INDEX"),
+    ] {
+        if l.starts_with(field) {
+            l = format!("{field}{with}");
+        }
+    }
+    l = replace_value_after(&l, "\"took\":", "\"TOOK\"");
+    for (field, with) in [
+        ("\"dbSize\":", "SIZE"),
+        ("\"dbSizeInUse\":", "SIZE"),
+        ("\"raftIndex\":", "INDEX"),
+        ("\"raftAppliedIndex\":", "INDEX"),
+    ] {
+        l = replace_value_after(&l, field, with);
+    }
+    // `endpoint status`, simple: endpoint, ID, version, db size, is
+    // leader, is learner, raft term, raft index, raft applied index, errors.
+    if l.starts_with("ENDPOINT, ") || l.starts_with("http://ENDPOINT, ") {
+        let mut fields: Vec<String> = l.split(", ").map(str::to_string).collect();
+        if fields.len() > 8 && is_humanized_size(&fields[3]) {
+            fields[3] = "SIZE".into();
+            fields[7] = "INDEX".into();
+            fields[8] = "INDEX".into();
+        }
+        l = fields.join(", ");
+    }
+    if let Some(list) = l
+        .strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+        .and_then(|r| r.strip_suffix('"'))
+    {
+        let mut items: Vec<&str> = list.split(',').collect();
+        items.sort();
+        l = format!("ETCD_INITIAL_CLUSTER=\"{}\"", items.join(","));
+    }
+    let marker = "\"members\":[";
+    let mut from = 0;
+    while let Some(i) = l[from..].find(marker).map(|i| from + i + marker.len() - 1) {
+        let Some((mut elements, len)) = json_array_elements(&l[i..]) else {
+            break;
+        };
+        elements.sort();
+        let sorted = format!("[{}]", elements.join(","));
+        l.replace_range(i..i + len, &sorted);
+        from = i + sorted.len();
+    }
+    l
+}
+
+/// What `member list -w json` of etcdctl says the members' ids are.
+fn member_ids(endpoint: &str) -> Vec<u64> {
+    let out = Command::new(common::ETCDCTL)
+        .args(["member", "list", "-w", "json"])
+        .env("ETCDCTL_ENDPOINTS", endpoint)
+        .env_remove("ETCDCTL_API")
+        .output()
+        .expect("etcdctl member list");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("member list of {endpoint}: {e}: {out:?}"));
+    v["members"]
+        .as_array()
+        .map(|ms| ms.iter().filter_map(|m| m["ID"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// A line's placeholders for one side: `ENDPOINT` (its client address),
+/// `PEER_URL` (its member's peer URL), `MEMBER_HEX` (its member's id) and
+/// `NEW_HEX` (the member added last), ids in hex.
+fn expand(args: &[String], side: &Side, norm: &Normaliser) -> Vec<String> {
+    let member: u64 = norm.member_id.parse().unwrap_or(0);
+    args.iter()
+        .map(|a| {
+            let mut a = a.replace("PEER_URL", &format!("http://{}", norm.peer));
+            a = a.replace("ENDPOINT", &side.endpoint);
+            a = a.replace("MEMBER_HEX", &format!("{member:x}"));
+            if let Some(id) = norm.newest() {
+                a = a.replace("NEW_HEX", &format!("{id:x}"));
+            }
+            a
+        })
+        .collect()
+}
+
+/// `-w protobuf` answers, decoded: the bytes must be the message's own
+/// encoding, and its contents are compared (as Rust's `Debug` of it,
+/// members in a fixed order) once ids and addresses are normalised.
+fn decode_protobuf(args: &[String], raw: &[u8], member_id: u64) -> Option<String> {
+    use ferret_proto::etcdserverpb as pb;
+    use prost::Message;
+    let w = args.iter().position(|a| a == "-w" || a == "--write-out")?;
+    if args.get(w + 1).map(String::as_str) != Some("protobuf") {
+        return None;
+    }
+    fn show<M: Message + Default + std::fmt::Debug>(raw: &[u8], sort: impl Fn(&mut M)) -> String {
+        match M::decode(raw) {
+            Ok(mut m) if m.encode_to_vec() == raw => {
+                sort(&mut m);
+                format!("{m:?}\n")
+            }
+            _ => format!("not a canonical encoding: {raw:?}\n"),
+        }
+    }
+    // The member itself first, then the others (one at most here).
+    let order = |ms: &mut Vec<pb::Member>| ms.sort_by_key(|m| m.id != member_id);
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    Some(match words.as_slice() {
+        ["member", "list", ..] => show::<pb::MemberListResponse>(raw, |m| order(&mut m.members)),
+        ["member", "add", ..] => show::<pb::MemberAddResponse>(raw, |m| order(&mut m.members)),
+        ["member", "remove", ..] => {
+            show::<pb::MemberRemoveResponse>(raw, |m| order(&mut m.members))
+        }
+        ["member", "update", ..] => {
+            show::<pb::MemberUpdateResponse>(raw, |m| order(&mut m.members))
+        }
+        ["member", "promote", ..] => {
+            show::<pb::MemberPromoteResponse>(raw, |m| order(&mut m.members))
+        }
+        ["alarm", ..] => show::<pb::AlarmResponse>(raw, |_| {}),
+        ["move-leader", ..] => show::<pb::MoveLeaderResponse>(raw, |_| {}),
+        _ => return None,
+    })
+}
+
+/// A corpus line that is an action of the test rather than a command:
+/// `!alarm NOSPACE` raises the alarm on the member (through the gRPC
+/// gateway: etcdctl cannot), as a full disk would.
+fn directive(line: &str, side: &Side, norm: &Normaliser) {
+    let Some(alarm) = line.strip_prefix("!alarm ") else {
+        panic!("unknown directive {line}");
+    };
+    let body = format!(
+        "{{\"action\":\"ACTIVATE\",\"memberID\":\"{}\",\"alarm\":\"{alarm}\"}}",
+        norm.member_id
+    );
+    let req = ferret_testkit::http::Request {
+        method: "POST".into(),
+        target: b"/v3/maintenance/alarm".to_vec(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: Some(body.into_bytes()),
+    };
+    let addr = side.endpoint.parse().expect("an address");
+    let r = ferret_testkit::http::send(
+        addr,
+        &req,
+        ferret_testkit::http::BodyMode::Full,
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("{}: {line}: {e}", side.label));
+    assert_eq!(r.status, 200, "{}: {line}: {:?}", side.label, r);
 }
 
 fn differential(test: &str, corpus: &[Line]) {
@@ -413,34 +1012,73 @@ fn differential(test: &str, corpus: &[Line]) {
             endpoint: host(&ferret.client_url),
         },
     ];
-    let norms: Vec<Normaliser> = sides
+    let peers = [host(&etcd.peer_url), host(&ferret.peer_url)];
+    let mut norms: Vec<Normaliser> = sides
         .iter()
-        .map(|s| {
+        .zip(peers)
+        .map(|(s, peer)| {
             let (cluster_id, member_id) = s.ids();
+            let ids = vec![
+                (cluster_id.parse().unwrap_or(0), "CLUSTER_ID".to_string()),
+                (member_id.parse().unwrap_or(0), "MEMBER_ID".to_string()),
+            ];
             Normaliser {
                 endpoint: s.endpoint.clone(),
                 cluster_id,
                 member_id,
+                peer,
+                ids,
             }
         })
         .collect();
     let mut diffs = Vec::new();
     for line in corpus {
+        if line.args.starts_with('!') {
+            for (s, n) in sides.iter().zip(&norms) {
+                directive(line.args, s, n);
+            }
+            continue;
+        }
+        let args = split(line.args);
         // Both sides at once: each server sees its lines in order.
-        let runs: Vec<Run> = std::thread::scope(|scope| {
+        let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
             let handles: Vec<_> = sides
                 .iter()
-                .map(|s| scope.spawn(move || s.run_line(line)))
+                .zip(&norms)
+                .map(|(s, n)| {
+                    let args = expand(&args, s, n);
+                    scope.spawn(move || s.run_line(line, &args))
+                })
                 .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().expect("a side's run"))
                 .collect()
         });
-        let norm: Vec<(String, String, i32)> = runs
+        if args.len() > 1 && args[0] == "member" && args[1] == "add" {
+            for (s, n) in sides.iter().zip(norms.iter_mut()) {
+                let known: Vec<u64> = n.ids.iter().map(|(id, _)| *id).collect();
+                for id in member_ids(&s.endpoint) {
+                    if !known.contains(&id) {
+                        n.learn(id);
+                    }
+                }
+            }
+        }
+        let norm: Vec<(String, String, i32)> = outputs
             .iter()
             .zip(&norms)
-            .map(|(r, n)| (n.apply(&r.stdout), n.apply(&r.stderr), r.code))
+            .map(|(o, n)| {
+                let r = Run::from(o.clone());
+                let member: u64 = n.member_id.parse().unwrap_or(0);
+                let decoded = o
+                    .status
+                    .success()
+                    .then(|| decode_protobuf(&args, &o.stdout, member))
+                    .flatten();
+                let stdout = decoded.unwrap_or(r.stdout);
+                (n.apply(&stdout), n.apply(&r.stderr), r.code)
+            })
             .collect();
         if norm[0] != norm[1] {
             diffs.push(format!(
@@ -481,6 +1119,21 @@ fn txn_matches_etcdctl() {
 #[test]
 fn watch_matches_etcdctl() {
     differential("etcdctl v3 watch", WATCH);
+}
+
+#[test]
+fn member_commands_match_etcdctl() {
+    differential("etcdctl v3 member", MEMBER);
+}
+
+#[test]
+fn endpoint_commands_match_etcdctl() {
+    differential("etcdctl v3 endpoint", ENDPOINT);
+}
+
+#[test]
+fn maintenance_commands_match_etcdctl() {
+    differential("etcdctl v3 alarm/defrag/move-leader", MAINTENANCE);
 }
 
 #[test]
