@@ -267,6 +267,8 @@ const MEMBER: &[Line] = &[
     run("member add l2 --learner --peer-urls http://127.0.0.1:12"),
     run("member promote NEW_HEX"),
     run("member promote NEW_HEX -w json"),
+    // A learner cannot lead.
+    run("move-leader NEW_HEX"),
     run("member update NEW_HEX --peer-urls http://127.0.0.1:13"),
     run("member remove NEW_HEX"),
     run("member remove NEW_HEX"),

@@ -262,7 +262,12 @@ impl Maintenance for MaintenanceService {
         if server.leader_id() != Some(me) {
             return Err(V3Error::NotLeader.into());
         }
-        if !server.members().iter().any(|m| m.id == target) {
+        // A learner cannot lead: etcd refuses it as it refuses a stranger.
+        if !server
+            .members()
+            .iter()
+            .any(|m| m.id == target && !m.is_learner)
+        {
             return Err(V3Error::BadLeaderTransferee.into());
         }
         let start = std::time::Instant::now();
