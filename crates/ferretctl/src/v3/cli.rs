@@ -24,11 +24,9 @@ pub const API_VERSION: &str = "3.4";
 /// etcdctl's exit codes (`command/error.go`).
 pub mod exit {
     pub const ERROR: i32 = 1;
-    pub const BAD_CONNECTION: i32 = 2;
     pub const INVALID_INPUT: i32 = 3;
     pub const BAD_FEATURE: i32 = 4;
     pub const INTERRUPTED: i32 = 5;
-    pub const IO: i32 = 6;
     pub const BAD_ARGS: i32 = 128;
 }
 
@@ -56,8 +54,6 @@ pub enum Kind {
     Str,
     /// Go `int` and `int64`: `strconv.ParseInt(s, 0, 64)`.
     Int,
-    /// Go `uint` and `uint64`: `strconv.ParseUint(s, 0, 64)`.
-    Uint,
     Duration,
     /// `StringSlice`: comma-separated values; the first use replaces the
     /// default, later uses append.
@@ -120,7 +116,6 @@ pub enum Value {
     Bool(bool),
     Str(String),
     Int(i64),
-    Uint(u64),
     Duration(Duration),
     StrSlice(Vec<String>),
 }
@@ -285,8 +280,6 @@ pub struct Invocation<'a> {
     /// The flags inherited from ancestors (for `ETCDCTL_*` variables).
     inherited: Vec<Flag>,
     pub args: Vec<String>,
-    /// How many arguments came before `--` (pflag's `ArgsLenAtDash`).
-    pub args_at_dash: Option<usize>,
     /// The whole command line as given (without the program name).
     pub raw: Vec<String>,
 }
@@ -327,13 +320,6 @@ impl Invocation<'_> {
         }
     }
 
-    pub fn uint(&self, name: &str) -> u64 {
-        match self.value(name) {
-            Some(Value::Uint(v)) => *v,
-            _ => 0,
-        }
-    }
-
     pub fn duration(&self, name: &str) -> Duration {
         match self.value(name) {
             Some(Value::Duration(d)) => *d,
@@ -360,7 +346,6 @@ impl Invocation<'_> {
                     Some(Value::Bool(b)) => b.to_string(),
                     Some(Value::Str(s)) => s.clone(),
                     Some(Value::Int(i)) => i.to_string(),
-                    Some(Value::Uint(u)) => u.to_string(),
                     Some(Value::Duration(d)) => format_duration(*d),
                     Some(Value::StrSlice(v)) => format!("[{}]", v.join(",")),
                     None => String::new(),
@@ -436,7 +421,6 @@ fn set_value(f: &Flag, old: Option<&Value>, changed: bool, s: &str) -> Result<Va
         }
         Kind::Str => Value::Str(s.to_string()),
         Kind::Int => Value::Int(strconv::parse_int(s, 0).map_err(|e| e.to_string())?),
-        Kind::Uint => Value::Uint(strconv::parse_uint(s, 0).map_err(|e| e.to_string())?),
         Kind::Duration => {
             let ns = parse_duration(s)?;
             Value::Duration(Duration::from_nanos(ns.max(0) as u64))
@@ -681,7 +665,6 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
     }
     let all: Vec<Flag> = local.iter().chain(&inherited).cloned().collect();
     let mut positional = Vec::new();
-    let mut at_dash = None;
     let mut help = false;
     let mut i = 0;
     let fail = |msg: String, path: &[&'a Command]| Outcome::Error {
@@ -721,7 +704,6 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
             continue;
         }
         if s == "--" {
-            at_dash = Some(positional.len());
             positional.extend(rest[i..].iter().cloned());
             break;
         }
@@ -824,7 +806,6 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
         values,
         inherited,
         args: positional,
-        args_at_dash: at_dash,
         raw: args.to_vec(),
     })
 }
@@ -952,7 +933,6 @@ pub fn default_usage(path: &[&Command]) -> String {
                 Kind::Bool => "",
                 Kind::Str => "string",
                 Kind::Int => "int",
-                Kind::Uint => "uint",
                 Kind::Duration => "duration",
                 Kind::StrSlice => "strings",
             };
@@ -968,7 +948,7 @@ pub fn default_usage(path: &[&Command]) -> String {
             let zero = match f.kind {
                 Kind::Str => f.default.is_empty(),
                 Kind::Bool => f.default == "false",
-                Kind::Int | Kind::Uint => f.default == "0",
+                Kind::Int => f.default == "0",
                 Kind::Duration => matches!(f.default, "0" | "0s"),
                 Kind::StrSlice => f.default == "[]",
             };
@@ -1129,7 +1109,6 @@ mod tests {
         assert_eq!(inv.duration("dial-timeout"), Duration::from_millis(1500));
         let inv = run(&t, "get -- --prefix -x");
         assert_eq!(inv.args, ["--prefix", "-x"]);
-        assert_eq!(inv.args_at_dash, Some(0));
     }
 
     #[test]
