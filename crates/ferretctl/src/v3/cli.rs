@@ -24,6 +24,7 @@ pub const API_VERSION: &str = "3.4";
 /// etcdctl's exit codes (`command/error.go`).
 pub mod exit {
     pub const ERROR: i32 = 1;
+    pub const BAD_CONNECTION: i32 = 2;
     pub const INVALID_INPUT: i32 = 3;
     pub const BAD_FEATURE: i32 = 4;
     pub const INTERRUPTED: i32 = 5;

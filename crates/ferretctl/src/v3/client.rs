@@ -164,7 +164,8 @@ pub fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, Str
     }
 }
 
-/// A connection to the cluster, made when the first request needs it.
+/// A connection to the cluster, made when the first request needs it
+/// (or at once with `--user`, as clientv3 authenticates when it is made).
 pub struct Client {
     /// Taken while a request runs on it (`block_on` needs `&mut self`).
     rt: Option<Runtime>,
@@ -173,6 +174,9 @@ pub struct Client {
     current: usize,
     channel: Option<Channel>,
     token: Option<String>,
+    /// The server answered `--user`'s authentication with "authentication
+    /// is not enabled": clientv3 then goes on without a token.
+    auth_not_enabled: bool,
     /// For the `target` of clientv3's warnings.
     client_id: String,
     /// A connection to one endpoint as clientv3's `Dial(endpoint)` makes
@@ -186,8 +190,35 @@ pub struct Client {
 const CONNECT_BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
+/// clientv3's `defaultUnaryMaxRetries`: how many times a request is sent
+/// at most, whatever time is left.
+const UNARY_MAX_ATTEMPTS: u32 = 100;
+
+/// A deadline for what etcdctl runs with `context.TODO()`: none that a
+/// command lives to see.
+const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Client {
+    /// etcdctl's `mustClientFromCmd`: with `--user`, clientv3 authenticates
+    /// at once, within the dial timeout, and a failure ends the command
+    /// there (exit 2, after clientv3's warning).
     pub fn new(cfg: Config) -> Result<Client, Exit> {
+        let mut c = Client::unconnected(cfg)?;
+        if c.cfg.user.is_some() {
+            let deadline = if c.cfg.dial_timeout.is_zero() {
+                Instant::now() + NO_DEADLINE
+            } else {
+                Instant::now() + c.cfg.dial_timeout
+            };
+            let rt = c.take_runtime()?;
+            let logged_in = rt.block_on(c.login(deadline));
+            c.put_runtime(rt);
+            logged_in.map_err(|e| Exit::new(exit::BAD_CONNECTION, e.msg))?;
+        }
+        Ok(c)
+    }
+
+    fn unconnected(cfg: Config) -> Result<Client, Exit> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -198,20 +229,27 @@ impl Client {
             current: 0,
             channel: None,
             token: None,
+            auth_not_enabled: false,
             client_id: pseudo_uuid(),
             direct: false,
         })
     }
 
     /// A client of `endpoint` alone, as clientv3's maintenance calls to a
-    /// given endpoint (`Status`, `HashKV`, `Defragment`) dial it.
+    /// given endpoint (`Status`, `HashKV`, `Defragment`) dial it
+    /// (authenticating with the first request).
     pub fn direct(cfg: &Config, endpoint: &str) -> Result<Client, Exit> {
-        let mut c = Client::new(Config {
+        let mut c = Client::unconnected(Config {
             endpoints: vec![endpoint.to_string()],
             ..cfg.clone()
         })?;
         c.direct = true;
         Ok(c)
+    }
+
+    /// `--dial-timeout`.
+    pub fn dial_timeout(&self) -> Duration {
+        self.cfg.dial_timeout
     }
 
     /// A channel to some endpoint, trying each in turn from the current
@@ -263,6 +301,40 @@ impl Client {
         }
     }
 
+    /// Authenticates with `--user` if it is not done yet (clientv3's
+    /// `getToken`), before `deadline`, printing clientv3's warning when it
+    /// fails. "authentication is not enabled" is no failure: the client
+    /// goes on without a token.
+    async fn login(&mut self, deadline: Instant) -> Result<(), Exit> {
+        if self.cfg.user.is_none() || self.token.is_some() || self.auth_not_enabled {
+            return Ok(());
+        }
+        let expired = || Exit::new(exit::ERROR, "context deadline exceeded");
+        let Ok(ch) = self.connect(deadline).await else {
+            self.warn(0, "rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure");
+            return Err(expired());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.authenticate(ch)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(st)) => {
+                self.warn(0, &go_status(&st));
+                if st.message() == "etcdserver: authentication is not enabled" {
+                    self.auth_not_enabled = true;
+                    return Ok(());
+                }
+                Err(Exit::new(exit::ERROR, error_text(&st)))
+            }
+            Err(_) => {
+                self.warn(
+                    0,
+                    "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+                );
+                Err(expired())
+            }
+        }
+    }
+
     /// Authenticates with `--user` (clientv3 does at dial time).
     async fn authenticate(&mut self, ch: Channel) -> Result<(), Status> {
         let Some((name, password)) = self.cfg.user.clone() else {
@@ -297,7 +369,7 @@ impl Client {
         loop {
             let deadline = Instant::now() + self.cfg.dial_timeout.max(Duration::from_millis(100));
             if let Ok(ch) = self.connect(deadline).await {
-                if self.cfg.user.is_some() && self.token.is_none() {
+                if self.cfg.user.is_some() && self.token.is_none() && !self.auth_not_enabled {
                     match self.authenticate(ch.clone()).await {
                         Ok(()) => {}
                         Err(st) if st.message().starts_with("etcdserver: ") => {
@@ -335,6 +407,18 @@ impl Client {
     {
         let deadline = Instant::now() + self.cfg.command_timeout;
         self.unary_until(retry, deadline, f)
+    }
+
+    /// [`Client::unary`] with no time limit, for the requests etcdctl makes
+    /// with `context.TODO()` (`lease timetolive`, `lease list`): it waits
+    /// for a connection as long as it takes, as grpc-go's `WaitForReady`
+    /// does.
+    pub fn unary_unbounded<T, F, Fut>(&mut self, retry: Retry, f: F) -> Result<T, Exit>
+    where
+        F: Fn(Channel, Auth) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.unary_until(retry, Instant::now() + NO_DEADLINE, f)
     }
 
     /// [`Client::unary`] within a deadline of the caller's, for commands
@@ -391,14 +475,9 @@ impl Client {
                     return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
                 }
             };
-            if self.cfg.user.is_some() && self.token.is_none() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, self.authenticate(ch.clone())).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(st)) => return Err(Exit::new(exit::ERROR, error_text(&st))),
-                    Err(_) => return Err(Exit::new(exit::ERROR, "context deadline exceeded")),
-                }
-            }
+            // Authenticated when the client was made; again after the
+            // server refused the token (below), or for a direct client.
+            self.login(deadline).await?;
             let auth = Auth(self.token.clone());
             let left = deadline.saturating_duration_since(Instant::now());
             let st = match tokio::time::timeout(left, f(ch, auth)).await {
@@ -436,7 +515,7 @@ impl Client {
                     Retry::Repeatable => true,
                     Retry::NonRepeatable => never_sent,
                 };
-            if !again || Instant::now() >= deadline {
+            if !again || Instant::now() >= deadline || attempt >= UNARY_MAX_ATTEMPTS {
                 return Err(Exit::new(exit::ERROR, error_text(&st)));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
