@@ -17,14 +17,18 @@
 //! - `endpoint`: endpoint health, status, hashkv (each endpoint asked on
 //!   its own).
 //! - `maintenance`: alarm list and disarm, defrag, move-leader.
+//! - `lease`: lease grant, revoke, timetolive, list, keep-alive.
+//! - `misc`: compaction, version.
 
 pub mod cli;
 pub mod client;
 pub mod endpoint;
 pub mod gojson;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod member;
+pub mod misc;
 pub mod printer;
 pub mod table;
 pub mod tree;
@@ -52,6 +56,13 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "alarm disarm" => maintenance::alarm_disarm,
         "defrag" => maintenance::defrag,
         "move-leader" => maintenance::move_leader,
+        "lease grant" => lease::grant,
+        "lease revoke" => lease::revoke,
+        "lease timetolive" => lease::time_to_live,
+        "lease list" => lease::list,
+        "lease keep-alive" => lease::keep_alive,
+        "compaction" => misc::compaction,
+        "version" => misc::version,
         _ => return None,
     })
 }

@@ -298,6 +298,13 @@ impl Display {
         &self.out
     }
 
+    /// What was printed and not yet flushed (and forgets it): what the
+    /// command modules' tests look at.
+    #[cfg(test)]
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
     /// Writes what was printed to stdout (and forgets it).
     pub fn flush(&mut self) {
         let mut out = std::io::stdout().lock();
