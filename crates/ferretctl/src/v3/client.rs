@@ -48,6 +48,11 @@ pub struct Config {
     pub endpoints: Vec<String>,
     pub dial_timeout: Duration,
     pub command_timeout: Duration,
+    /// `--keepalive-time` and `--keepalive-timeout`: HTTP/2 pings on the
+    /// connection, as clientv3 sets gRPC's keepalive (a dead server is
+    /// noticed within time + timeout).
+    pub keepalive_time: Duration,
+    pub keepalive_timeout: Duration,
     pub user: Option<(String, String)>,
 }
 
@@ -80,6 +85,8 @@ pub fn config_and_flags<'a>(
         endpoints,
         dial_timeout: inv.duration("dial-timeout"),
         command_timeout: inv.duration("command-timeout"),
+        keepalive_time: inv.duration("keepalive-time"),
+        keepalive_timeout: inv.duration("keepalive-timeout"),
         user,
     };
     Ok((cfg, display, inv))
@@ -279,9 +286,15 @@ impl Client {
                         continue;
                     }
                 };
-                let ep = ep
+                let mut ep = ep
                     .connect_timeout(self.cfg.dial_timeout.min(left))
                     .tcp_nodelay(true);
+                if !self.cfg.keepalive_time.is_zero() {
+                    ep = ep
+                        .http2_keep_alive_interval(self.cfg.keepalive_time)
+                        .keep_alive_timeout(self.cfg.keepalive_timeout)
+                        .keep_alive_while_idle(true);
+                }
                 match tokio::time::timeout(left, ep.connect()).await {
                     Ok(Ok(ch)) => {
                         self.current = i;

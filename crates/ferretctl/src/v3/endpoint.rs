@@ -108,6 +108,8 @@ pub fn health(inv: &Invocation) -> Result<(), Exit> {
         endpoints,
         dial_timeout: flags.duration("dial-timeout"),
         command_timeout: flags.duration("command-timeout"),
+        keepalive_time: flags.duration("keepalive-time"),
+        keepalive_timeout: flags.duration("keepalive-timeout"),
         user,
     };
     let eps = endpoints_from_cluster(&flags, &cfg)?;
