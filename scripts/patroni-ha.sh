@@ -7,7 +7,7 @@
 # (PostgreSQL runs as OSUSER). About 80 s with the default holds; crates/ferretcd/tests/patroni.rs
 # runs it in the test suite with shorter ones (about 55 s).
 #
-#   1. starts a 3-member cluster of ETCD_BINARY (clients 24379/24381/24383, peers 24380/24382/24384),
+#   1. starts a 3-member cluster of ETCD_BINARY (by default clients 24379/24381/24383, peers 24380/24382/24384; see PORTS),
 #      two Patroni 3.x nodes p0/p1 (PostgreSQL 24432/24433, REST 24008/24009), waits for one
 #      primary + one streaming replica, checks that a row written on the primary reaches the replica;
 #   2. SIGKILLs the raft leader of the etcd cluster and checks for STABLE_SECS that the primary stays
@@ -38,10 +38,19 @@ EXTRA=${EXTRA:-0}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-CPORTS=(24379 24381 24383)
-PPORTS=(24380 24382 24384)
-PGPORTS=(24432 24433)
-APIPORTS=(24008 24009)
+# Ports: these defaults, or PORTS="c0 c1 c2 p0 p1 p2 pg0 pg1 api0 api1" (the test picks free ones).
+if [ -n "${PORTS:-}" ]; then
+    read -r -a _p <<< "$PORTS"
+    CPORTS=("${_p[0]}" "${_p[1]}" "${_p[2]}")
+    PPORTS=("${_p[3]}" "${_p[4]}" "${_p[5]}")
+    PGPORTS=("${_p[6]}" "${_p[7]}")
+    APIPORTS=("${_p[8]}" "${_p[9]}")
+else
+    CPORTS=(24379 24381 24383)
+    PPORTS=(24380 24382 24384)
+    PGPORTS=(24432 24433)
+    APIPORTS=(24008 24009)
+fi
 SCOPE=ferret-ha
 SUPW=supersecret
 INITIAL_CLUSTER="f0=http://127.0.0.1:${PPORTS[0]},f1=http://127.0.0.1:${PPORTS[1]},f2=http://127.0.0.1:${PPORTS[2]}"
@@ -438,6 +447,6 @@ fi
 
 # ---------------------------------------------------------------- summary
 log "requests Patroni sent to $NAME (from DEBUG logs):"
-cat "$WORK"/p*.log | grep -oE 'http://127\.0\.0\.1:243[0-9]+ "(GET|POST) /[^ ]* HTTP/1\.1" [0-9]+' |
+cat "$WORK"/p*.log | grep -oE 'http://127\.0\.0\.1:[0-9]+ "(GET|POST) /[^ ]* HTTP/1\.1" [0-9]+' |
     sed -E 's/^http:[^ ]+ //; s/ HTTP\/1\.1"/"/' | sort | uniq -c | sort -rn | sed 's/^/   /'
 log "timings: cluster up ${T_ETCD}s; bootstrap ${T_BOOT}s; promotion ${T_PROMOTE}s${T_REJOIN:+; rejoin ${T_REJOIN}s; switchover ${T_SWITCH}s}"

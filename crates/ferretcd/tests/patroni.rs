@@ -7,8 +7,8 @@
 //!
 //! Needs Debian's `patroni` and `postgresql` (`.ci/run` installs them) and
 //! root (PostgreSQL runs as the `postgres` user). Without them the test
-//! says so and passes, except under CI, where it fails. It uses fixed ports
-//! below the ephemeral range (24379-24384, 24432-24433, 24008-24009).
+//! says so and passes, except under CI, where it fails. It gives the
+//! script free loopback ports below the ephemeral range.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,9 +38,16 @@ fn patroni_keeps_its_primary_and_fails_over() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/patroni-ha.sh");
     let bin = ferret_testkit::bin::ferretcd();
     let work = ferret_testkit::dir::TempDir::new("patroni-ha");
+    // Free loopback ports below the ephemeral range, rather than the
+    // script's fixed defaults, which another process may hold.
+    let ports: Vec<String> = ferret_testkit::ports::free_ports(10)
+        .iter()
+        .map(u16::to_string)
+        .collect();
     let out = Command::new("bash")
         .arg(&script)
         .arg(&bin)
+        .env("PORTS", ports.join(" "))
         .env("WORK", work.path())
         .env("KEEP_WORK", "0")
         // Both hold longer than Patroni's TTL (10 s): a primary that lost
