@@ -1065,12 +1065,9 @@ impl RaftNode {
         match event {
             NetEvent::Step(m) => {
                 if self.removed_at.is_some() {
-                    // This member applied its own removal: its raft has no
-                    // progress for itself any more, and raft-rs panics
-                    // when a removed leader counts an acknowledgement
-                    // (maybe_commit unwraps its own progress). It takes no
-                    // part any longer; the others elect a leader among
-                    // themselves.
+                    // This member applied its own removal (kept out of its
+                    // raft, see `apply_conf_entry`): it takes no part any
+                    // longer; the others elect a leader among themselves.
                     tracing::debug!(from = %format!("{:x}", m.from), "message dropped: this member was removed");
                     return;
                 }
@@ -1698,7 +1695,15 @@ impl RaftNode {
         let outcome = state.apply_conf_change(e.index, &change);
         match &outcome {
             Ok(_) => {
-                if !matches!(change, Change::Update { .. }) {
+                // This member's own removal stays out of raft-rs: a leader
+                // without progress for itself panics in raft-rs when it
+                // next counts a write, its own included (on_persist_entries
+                // and maybe_commit unwrap it), and the entries of this very
+                // Ready are persisted after they are applied. The member
+                // takes no part any more (see `on_net` and the tick) and
+                // stops; the others apply the removal to their raft.
+                let self_removal = matches!(change, Change::Remove(id) if id == self.member_id);
+                if !matches!(change, Change::Update { .. }) && !self_removal {
                     match self.node.apply_conf_change(&cc) {
                         Ok(cs) => self.node.mut_store().set_conf_state(cs),
                         Err(err) => {
