@@ -121,9 +121,7 @@ impl Mvcc {
         Ok(KvHash {
             hash: crc,
             current_rev,
-            // etcd's compacted revision is -1 until the first compaction
-            // (ferretcd's is 0: revisions start at 1, so no read differs).
-            compact_rev: if compact_rev == 0 { -1 } else { compact_rev },
+            compact_rev,
         })
     }
 

@@ -83,12 +83,25 @@ pub struct Previous {
     pub lease: i64,
 }
 
-#[derive(Default)]
 pub struct Index {
     keys: BTreeMap<Box<[u8]>, KeyIndex>,
     /// Reads below this revision are refused: compaction may have removed
-    /// what they need (etcd's `compactMainRev`).
+    /// what they need (etcd's `compactMainRev`). [`NEVER_COMPACTED`] until
+    /// the first compaction.
     pub compact_rev: i64,
+}
+
+/// The compacted revision of a store never compacted: -1 as etcd's, so
+/// that a first compaction at revision 0 is taken (and a second refused).
+pub const NEVER_COMPACTED: i64 = -1;
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            keys: BTreeMap::new(),
+            compact_rev: NEVER_COMPACTED,
+        }
+    }
 }
 
 impl Index {

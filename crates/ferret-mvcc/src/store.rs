@@ -45,7 +45,7 @@ use crate::auth::{AuthStore, SimpleTokens};
 use crate::backend::{self, Batch, Record, Storage};
 use crate::defrag::{Defragmented, Stop};
 use crate::error::MvccError;
-use crate::index::{Index, KeyRange, COMPACT_KEYS_PER_LOCK, KEYS_PER_LOCK};
+use crate::index::{Index, KeyRange, COMPACT_KEYS_PER_LOCK, KEYS_PER_LOCK, NEVER_COMPACTED};
 use crate::key_index::KeyIndex;
 use crate::lease::Lessor;
 use crate::revision::Revision;
@@ -999,7 +999,7 @@ impl Loaded {
         let compact = meta
             .scheduled_compact
             .or(meta.finished_compact)
-            .unwrap_or(0);
+            .unwrap_or(NEVER_COMPACTED);
         current = current.max(compact);
         index.compact_rev = compact;
         let keys = index.iter().filter(|(_, ki)| ki.is_live()).count();

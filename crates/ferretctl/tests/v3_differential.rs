@@ -573,8 +573,10 @@ const MISC: &[Line] = &[
     run("put a 2"),
     run("put a 3"),
     run("put b 1"),
-    // (On a store never compacted, etcd takes `compaction 0` as a no-op
-    // and ferretcd refuses it as compacted: a server difference, left out.)
+    // A store never compacted takes one compaction at 0 (etcd's compacted
+    // revision starts at -1).
+    run("compaction 0"),
+    run("compaction 0"),
     run("compaction -- -1"),
     run("compaction 100"),
     run("compaction 1"),

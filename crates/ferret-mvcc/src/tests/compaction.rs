@@ -120,3 +120,27 @@ fn watchers_get_compacted_revision() {
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].watch_id, got[0].compact_revision), (7, 4));
 }
+
+#[test]
+fn a_first_compaction_at_zero_is_taken_once() {
+    // etcd's compacted revision starts at -1: compacting at 0 succeeds
+    // once, then it is "compacted" like any revision at or below it.
+    let mut h = Harness::memory();
+    h.put("a", "1");
+    h.put("a", "2");
+    assert_eq!(h.m.compact_rev(), -1);
+    h.compact(0).unwrap().wait(Duration::from_secs(10));
+    assert_eq!(h.m.compact_rev(), 0);
+    assert_eq!(h.compact(0).err(), Some(MvccError::Compacted));
+    // Nothing was removed: every revision still reads.
+    for rev in 1..=3 {
+        assert!(h
+            .range(RangeRequest {
+                key: b("a"),
+                revision: rev,
+                ..Default::default()
+            })
+            .is_ok());
+    }
+    h.compact(1).unwrap();
+}
