@@ -89,6 +89,11 @@ const QUORUM: FlagSpec = FlagSpec::new("quorum, q", Bool, "require quorum for ge
 const AFTER_INDEX: FlagSpec = FlagSpec::new("after-index", Int, "watch after the given index");
 const ROLES: FlagSpec = FlagSpec::new("roles", StrSlice, "List of roles to grant or revoke");
 
+/// Whether `name` is one of etcdctl v2's commands.
+pub fn is_command(name: &str) -> bool {
+    COMMANDS.iter().any(|c| c.name == name)
+}
+
 pub static COMMANDS: &[Cmd] = &[
     Cmd {
         flags: &[

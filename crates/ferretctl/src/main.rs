@@ -1,8 +1,7 @@
-//! ferretctl: etcdctl's v2 command line (`ETCDCTL_API=2 etcdctl` of etcd
-//! 3.4) for ferretcd and etcd, and its v3 command line as it is being
-//! built (`ETCDCTL_API=3`). Same commands, flags, environment, output
-//! formats, error texts and exit codes; see the crate README for the few
-//! places where it knowingly differs.
+//! ferretctl: etcdctl 3.4's command line for ferretcd and etcd: v3 (the
+//! default, or `ETCDCTL_API=3`) and v2 (`ETCDCTL_API=2`). Same commands,
+//! flags, environment, output formats, error texts and exit codes; see the
+//! crate README for the few places where it knowingly differs.
 //!
 //! Code map:
 //! - `app`: the command tree, help texts and dispatch.
@@ -16,8 +15,8 @@
 //! - `output`: simple, extended and json formats.
 //! - `keys`, `watch`, `member`, `auth`: the commands.
 //! - `snapshot`: etcdctl v3's `snapshot restore`, into a ferretcd data dir.
-//! - `v3`: etcdctl v3's command line (`ETCDCTL_API=3`), over gRPC; see its
-//!   own code map.
+//! - `v3`: etcdctl v3's command line (the default), over gRPC; see its own
+//!   code map.
 
 mod api;
 mod app;
@@ -41,25 +40,27 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // etcdctl picks its API from ETCDCTL_API and removes the variable so
-    // that commands it runs (exec-watch) do not inherit it. ferretctl's v3
-    // command line is not complete yet, so an unset variable still means
-    // v2 here (etcdctl 3.4 defaults to v3); ETCDCTL_API=3 runs it.
+    // etcdctl picks its API from ETCDCTL_API (unset or 3: v3; 2: v2) and
+    // removes the variable so that commands it runs (exec-watch, watch's
+    // and lock's commands) do not inherit it.
     let api = std::env::var("ETCDCTL_API").unwrap_or_default();
+    std::env::remove_var("ETCDCTL_API");
     // `snapshot restore` has its own parser (snapshot.rs), in both modes;
     // the rest of `snapshot` (help, save, status) is the v3 tree's.
     let restore_cmd = std::env::args().nth(1).as_deref() == Some("snapshot")
         && std::env::args().nth(2).as_deref() == Some("restore")
         && !std::env::args().any(|a| a == "-h" || a == "--help" || a.starts_with("--help="));
     match api.as_str() {
-        "" | "2" => {}
-        "3" if restore_cmd => {}
-        "3" => {
+        "2" => {}
+        "" | "3" if restore_cmd => {}
+        "" | "3" => {
             let args: Vec<String> = std::env::args_os()
                 .skip(1)
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            v3::run(&args);
+            // With the variable unset, a v2 command name gets a hint
+            // after etcdctl's error: v2 was ferretctl's default before.
+            v3::run(&args, api.is_empty());
         }
         other => {
             eprintln!("unsupported API version {other}");

@@ -257,3 +257,67 @@ fn command_line_errors_match_etcdctl() {
     );
     compare_all(lines);
 }
+
+/// etcdctl v2's command names, from its own help (`ETCDCTL_API=2 etcdctl
+/// --help`, the COMMANDS block), but cobra's `help`.
+fn v2_command_names() -> Vec<String> {
+    let help = run(ETCDCTL, Some("2"), &words("--help")).stdout;
+    help.lines()
+        .skip_while(|l| !l.starts_with("COMMANDS:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| n.trim_end_matches(',').to_string())
+        .filter(|n| n != "help")
+        .collect()
+}
+
+#[test]
+fn without_etcdctl_api_ferretctl_speaks_v3_and_hints_at_v2() {
+    if !reference_available("without_etcdctl_api_ferretctl_speaks_v3_and_hints_at_v2") {
+        return;
+    }
+    let ferretctl = env!("CARGO_BIN_EXE_ferretctl");
+    // The default is v3: the same as etcdctl with the variable unset.
+    for line in ["--help", "get", "put --help", "nosuch", "snapshot --help"] {
+        let args = words(line);
+        assert_eq!(
+            run(ferretctl, None, &args),
+            run(ETCDCTL, None, &args),
+            "{line}"
+        );
+    }
+    let names = v2_command_names();
+    assert!(
+        names.len() >= 17,
+        "v2 commands from etcdctl's help: {names:?}"
+    );
+    const HINT: &str = "hint: this is an etcdctl v2 command; run it with ETCDCTL_API=2\n";
+    let mut hinted = 0;
+    for name in &names {
+        // (A flag no command has: no server is asked.)
+        let args = vec![name.clone(), "--no-such-flag".to_string()];
+        let want = run(ETCDCTL, None, &args);
+        // Chosen explicitly, v3 is etcdctl's exactly.
+        assert_eq!(
+            run(ferretctl, Some("3"), &args),
+            want,
+            "ETCDCTL_API=3 {name}"
+        );
+        let got = run(ferretctl, None, &args);
+        if want
+            .stderr
+            .starts_with(&format!("Error: unknown command \"{name}\""))
+        {
+            // A v2-only name: etcdctl's error, then the hint.
+            hinted += 1;
+            assert_eq!(got.stdout, want.stdout, "{name}");
+            assert_eq!(got.code, want.code, "{name}");
+            assert_eq!(got.stderr, format!("{}{HINT}", want.stderr), "{name}");
+        } else {
+            // A name v3 has too (get, watch, member, ...) is v3's.
+            assert_eq!(got, want, "{name}");
+        }
+    }
+    assert!(hinted >= 12, "{hinted} v2-only names hinted");
+}

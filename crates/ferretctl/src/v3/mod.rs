@@ -89,8 +89,10 @@ use std::io::Write;
 use cli::{Exit, Outcome};
 
 /// Runs etcdctl v3's command line (`args` without the program name) and
-/// exits with etcdctl's code.
-pub fn run(args: &[String]) -> ! {
+/// exits with etcdctl's code. With `v2_hint`, an unknown command that is
+/// one of etcdctl v2's gets one more line after etcdctl's error, saying
+/// how to run it.
+pub fn run(args: &[String], v2_hint: bool) -> ! {
     let mut root = tree::root();
     wire(&mut root, "");
     match cli::parse(&root, args) {
@@ -108,6 +110,11 @@ pub fn run(args: &[String]) -> ! {
             // etcdctl's `ExitWithError` prints it once more.
             print_out(&stdout);
             eprint!("{stderr}");
+            if v2_hint && unknown_command(&msg).is_some_and(crate::app::is_command) {
+                eprintln!("Error: {msg}");
+                eprintln!("hint: this is an etcdctl v2 command; run it with ETCDCTL_API=2");
+                std::process::exit(cli::exit::ERROR);
+            }
             fail(&Exit::new(cli::exit::ERROR, msg))
         }
         Outcome::Run(inv) => match (inv.command().run.unwrap_or(tree::not_yet))(&inv) {
@@ -115,6 +122,13 @@ pub fn run(args: &[String]) -> ! {
             Err(e) => fail(&e),
         },
     }
+}
+
+/// The command name of cobra's `unknown command "NAME" for "etcdctl"`.
+fn unknown_command(msg: &str) -> Option<&str> {
+    msg.strip_prefix("unknown command \"")?
+        .split_once('"')
+        .map(|(name, _)| name)
 }
 
 /// etcdctl's `ExitWithError`: `Error: <msg>` on stderr, then the code.
