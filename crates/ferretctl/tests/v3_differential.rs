@@ -1376,24 +1376,45 @@ struct Pair {
 }
 
 impl Pair {
+    /// etcdctl against etcd, ferretctl against ferretcd.
     fn start() -> Pair {
+        Pair::start_as(false)
+    }
+
+    /// The crossed pair: ferretctl against etcd, etcdctl against
+    /// ferretcd. Equal answers say that each tool works with the other's
+    /// server as it does with its own.
+    fn start_crossed() -> Pair {
+        Pair::start_as(true)
+    }
+
+    fn start_as(crossed: bool) -> Pair {
         let etcd = Server::start_etcd("v3diff");
         let ferret = Server::start_ferretcd("v3diff");
         let host = |url: &str| url.trim_start_matches("http://").to_string();
-        let sides = [
-            Side {
-                label: "etcdctl/etcd",
-                bin: PathBuf::from("/usr/bin/etcdctl"),
-                api3: false,
-                endpoint: host(&etcd.client_url),
-            },
-            Side {
-                label: "ferretctl/ferretcd",
-                bin: common::ferretctl(),
-                api3: true,
-                endpoint: host(&ferret.client_url),
-            },
-        ];
+        let etcdctl = |label, endpoint| Side {
+            label,
+            bin: PathBuf::from("/usr/bin/etcdctl"),
+            api3: false,
+            endpoint,
+        };
+        let ferretctl = |label, endpoint| Side {
+            label,
+            bin: common::ferretctl(),
+            api3: true,
+            endpoint,
+        };
+        let sides = if crossed {
+            [
+                ferretctl("ferretctl/etcd", host(&etcd.client_url)),
+                etcdctl("etcdctl/ferretcd", host(&ferret.client_url)),
+            ]
+        } else {
+            [
+                etcdctl("etcdctl/etcd", host(&etcd.client_url)),
+                ferretctl("ferretctl/ferretcd", host(&ferret.client_url)),
+            ]
+        };
         let peers = [host(&etcd.peer_url), host(&ferret.peer_url)];
         let norms: Vec<Normaliser> = sides
             .iter()
@@ -1453,10 +1474,19 @@ impl Pair {
 }
 
 fn differential(test: &str, corpus: &[Line]) {
+    differential_on(test, corpus, Pair::start);
+}
+
+/// The crossed pair on `corpus` (see [`Pair::start_crossed`]).
+fn crossed(test: &str, corpus: &[Line]) {
+    differential_on(test, corpus, Pair::start_crossed);
+}
+
+fn differential_on(test: &str, corpus: &[Line], start: fn() -> Pair) {
     if !reference_available(test) {
         return;
     }
-    let mut pair = Pair::start();
+    let mut pair = start();
     let diffs = run_corpus(&mut pair, corpus);
     drop(pair);
     assert!(
@@ -1605,6 +1635,36 @@ fn lease_commands_with_auth_match_etcdctl() {
 #[test]
 fn compaction_and_version_match_etcdctl() {
     differential("etcdctl v3 compaction/version", MISC);
+}
+
+// The crossed pairs: ferretctl against etcd, etcdctl against ferretcd.
+
+#[test]
+fn crossed_get_put_del() {
+    crossed("crossed get/put/del", KV);
+}
+
+#[test]
+fn crossed_txn() {
+    crossed("crossed txn", TXN);
+}
+
+#[test]
+fn crossed_lease() {
+    crossed("crossed lease", LEASE);
+}
+
+#[test]
+fn crossed_member_endpoint_and_maintenance() {
+    crossed("crossed member", MEMBER);
+    crossed("crossed endpoint", ENDPOINT);
+    crossed("crossed maintenance", MAINTENANCE);
+}
+
+#[test]
+fn crossed_watch_compaction_and_version() {
+    crossed("crossed watch", WATCH);
+    crossed("crossed compaction/version", MISC);
 }
 
 /// A command left running: its stdout read as it comes (in the pieces
