@@ -31,7 +31,7 @@ use ferret_proto::etcdserverpb::{
 
 use super::cli::{exit, Exit, Invocation};
 use super::client::{self, Client, Config, Retry};
-use super::gojson::{self, array, Obj};
+use super::gojson::{self, array, GoJson, Obj};
 use super::printer::{Display, Format};
 use super::table;
 
@@ -337,13 +337,7 @@ fn print_status(display: &mut Display, list: &[(String, StatusResponse)]) -> Res
             Ok(())
         }
         Format::Json => {
-            let items = list.iter().map(|(ep, r)| {
-                Obj::new()
-                    .field("Endpoint", &gojson::string(ep))
-                    .field("Status", &gojson::encode(r))
-                    .finish()
-            });
-            display.line(&array(items));
+            display.line(&per_endpoint_json(list, "Status"));
             Ok(())
         }
         Format::Table => {
@@ -418,13 +412,7 @@ fn print_hashkv(display: &mut Display, list: &[(String, HashKvResponse)]) -> Res
             Ok(())
         }
         Format::Json => {
-            let items = list.iter().map(|(ep, r)| {
-                Obj::new()
-                    .field("Endpoint", &gojson::string(ep))
-                    .field("HashKV", &gojson::encode(r))
-                    .finish()
-            });
-            display.line(&array(items));
+            display.line(&per_endpoint_json(list, "HashKV"));
             Ok(())
         }
         Format::Table => {
@@ -434,6 +422,17 @@ fn print_hashkv(display: &mut Display, list: &[(String, HashKvResponse)]) -> Res
         }
         Format::Protobuf => Err(display.unsupported()),
     }
+}
+
+/// etcdctl's JSON of answers per endpoint: an array of
+/// `{"Endpoint": ..., <name>: <the answer>}`.
+fn per_endpoint_json<M: GoJson>(list: &[(String, M)], name: &str) -> String {
+    array(list.iter().map(|(ep, r)| {
+        Obj::new()
+            .field("Endpoint", &gojson::string(ep))
+            .field(name, &gojson::encode(r))
+            .finish()
+    }))
 }
 
 #[cfg(test)]

@@ -409,26 +409,37 @@ fn header_only(display: &mut Display, h: &Option<ResponseHeader>) -> Result<(), 
 }
 
 fn print_grant(display: &mut Display, r: &LeaseGrantResponse) -> Result<(), Exit> {
+    let simple = format!("lease {} granted with TTL({}s)", lease_hex(r.id), r.ttl);
+    let json = || gojson::lease_grant(r);
+    print_id_ttl(display, &r.header, (r.id, r.ttl), &simple, json)
+}
+
+/// What grant and keep-alive print: a line of their own in the simple
+/// format, the id and TTL as fields, their own JSON, the header alone as
+/// protobuf; no table.
+fn print_id_ttl(
+    display: &mut Display,
+    header: &Option<ResponseHeader>,
+    (id, ttl): (i64, i64),
+    simple: &str,
+    json: impl FnOnce() -> String,
+) -> Result<(), Exit> {
     match display.format {
         Format::Simple => {
-            display.line(&format!(
-                "lease {} granted with TTL({}s)",
-                lease_hex(r.id),
-                r.ttl
-            ));
+            display.line(simple);
             Ok(())
         }
         Format::Fields => {
-            display.header_fields(&r.header);
-            display.line(&format!("\"ID\" : {}", r.id));
-            display.line(&format!("\"TTL\" : {}", r.ttl));
+            display.header_fields(header);
+            display.line(&format!("\"ID\" : {id}"));
+            display.line(&format!("\"TTL\" : {ttl}"));
             Ok(())
         }
         Format::Json => {
-            display.line(&gojson::lease_grant(r));
+            display.line(&json());
             Ok(())
         }
-        Format::Protobuf => header_only(display, &r.header),
+        Format::Protobuf => header_only(display, header),
         Format::Table => Err(display.unsupported()),
     }
 }
@@ -557,28 +568,9 @@ fn print_leases(display: &mut Display, r: &LeaseLeasesResponse) -> Result<(), Ex
 }
 
 fn print_keep_alive(display: &mut Display, r: &LeaseKeepAliveResponse) -> Result<(), Exit> {
-    match display.format {
-        Format::Simple => {
-            display.line(&format!(
-                "lease {} keepalived with TTL({})",
-                lease_hex(r.id),
-                r.ttl
-            ));
-            Ok(())
-        }
-        Format::Fields => {
-            display.header_fields(&r.header);
-            display.line(&format!("\"ID\" : {}", r.id));
-            display.line(&format!("\"TTL\" : {}", r.ttl));
-            Ok(())
-        }
-        Format::Json => {
-            display.line(&gojson::lease_keep_alive(r));
-            Ok(())
-        }
-        Format::Protobuf => header_only(display, &r.header),
-        Format::Table => Err(display.unsupported()),
-    }
+    let simple = format!("lease {} keepalived with TTL({})", lease_hex(r.id), r.ttl);
+    let json = || gojson::lease_keep_alive(r);
+    print_id_ttl(display, &r.header, (r.id, r.ttl), &simple, json)
 }
 
 #[cfg(test)]

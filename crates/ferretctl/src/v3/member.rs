@@ -17,6 +17,7 @@ use ferret_proto::etcdserverpb::{
 
 use super::cli::{exit, Exit, Invocation};
 use super::client::{self, Client, Retry};
+use super::gojson::GoJson;
 use super::printer::{Display, Format};
 use super::table;
 
@@ -110,24 +111,13 @@ pub fn add(inv: &Invocation) -> Result<(), Exit> {
 
 pub fn remove(inv: &Invocation) -> Result<(), Exit> {
     let id = member_id_arg(&inv.args)?;
-    let (cfg, mut display) = client::config(inv)?;
+    let (cfg, display) = client::config(inv)?;
     let mut c = Client::new(cfg)?;
     let resp = c.unary(Retry::NonRepeatable, |ch, auth| {
         let req = auth.req(MemberRemoveRequest { id });
         async move { ClusterClient::new(ch).member_remove(req).await }
     })?;
-    let printed = match display.format {
-        Format::Simple => {
-            display.line(&format!(
-                "Member {id:16x} removed from cluster {:16x}",
-                cluster_id(&resp.header)
-            ));
-            Ok(())
-        }
-        _ => display.whole(&resp),
-    };
-    display.flush();
-    printed
+    print_change(display, &resp, &resp.header, id, "removed from")
 }
 
 pub fn update(inv: &Invocation) -> Result<(), Exit> {
@@ -137,7 +127,7 @@ pub fn update(inv: &Invocation) -> Result<(), Exit> {
         return Err(bad_args("member peer urls not provided"));
     }
     let urls: Vec<String> = peer_urls.split(',').map(str::to_string).collect();
-    let (cfg, mut display) = client::config(inv)?;
+    let (cfg, display) = client::config(inv)?;
     let mut c = Client::new(cfg)?;
     check_peer_urls(&urls)?;
     let req = MemberUpdateRequest {
@@ -148,37 +138,39 @@ pub fn update(inv: &Invocation) -> Result<(), Exit> {
         let req = auth.req(req.clone());
         async move { ClusterClient::new(ch).member_update(req).await }
     })?;
-    let printed = match display.format {
-        Format::Simple => {
-            display.line(&format!(
-                "Member {id:16x} updated in cluster {:16x}",
-                cluster_id(&resp.header)
-            ));
-            Ok(())
-        }
-        _ => display.whole(&resp),
-    };
-    display.flush();
-    printed
+    print_change(display, &resp, &resp.header, id, "updated in")
 }
 
 pub fn promote(inv: &Invocation) -> Result<(), Exit> {
     let id = member_id_arg(&inv.args)?;
-    let (cfg, mut display) = client::config(inv)?;
+    let (cfg, display) = client::config(inv)?;
     let mut c = Client::new(cfg)?;
     let resp = c.unary(Retry::NonRepeatable, |ch, auth| {
         let req = auth.req(MemberPromoteRequest { id });
         async move { ClusterClient::new(ch).member_promote(req).await }
     })?;
+    print_change(display, &resp, &resp.header, id, "promoted in")
+}
+
+/// What remove, update and promote print: etcdctl's line in the simple
+/// format (`Member <id> <done> cluster <cluster id>`), the whole response
+/// in the others.
+fn print_change<M: GoJson>(
+    mut display: Display,
+    resp: &M,
+    header: &Option<ResponseHeader>,
+    id: u64,
+    done: &str,
+) -> Result<(), Exit> {
     let printed = match display.format {
         Format::Simple => {
             display.line(&format!(
-                "Member {id:16x} promoted in cluster {:16x}",
-                cluster_id(&resp.header)
+                "Member {id:16x} {done} cluster {:16x}",
+                cluster_id(header)
             ));
             Ok(())
         }
-        _ => display.whole(&resp),
+        _ => display.whole(resp),
     };
     display.flush();
     printed
