@@ -38,7 +38,7 @@
 //! defragmentation; a failure writing the old one stops the member as
 //! any backend failure does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, TableHandle};
 
 use crate::backend::{self, Batch, Storage};
 use crate::error::MvccError;
-use crate::store::{Mvcc, Target, PENDING_MAX_BYTES};
+use crate::store::{defrag_path, Defragmented, Mvcc, Stop, Target, PENDING_MAX_BYTES};
 
 /// About how much one chunk of the copy carries.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -61,43 +61,6 @@ pub const SYNC_EVERY_BYTES: usize = 16 * 1024 * 1024;
 /// the member's writes need more (BENCHMARKS.md, "defragment").
 pub const PAUSE_PER_CHUNK_TIME: u32 = 2;
 pub const MIN_PAUSE: Duration = Duration::from_millis(5);
-
-/// What a defragmentation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Defragmented {
-    pub size_before: u64,
-    pub size_after: u64,
-    pub took: Duration,
-}
-
-/// The new file's name, next to the database's.
-pub(crate) fn defrag_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".defrag");
-    db.with_file_name(name)
-}
-
-/// A left-over copy of an interrupted defragmentation (the database
-/// itself is intact): removed at start.
-pub(crate) fn remove_leftover(db: &Path) -> Result<(), MvccError> {
-    let p = defrag_path(db);
-    match std::fs::remove_file(&p) {
-        Ok(()) => {
-            tracing::warn!(path = %p.display(), "removed the copy of an interrupted defragmentation");
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(MvccError::backend("remove", e)),
-    }
-}
-
-/// Why a defragmentation stopped early.
-pub(crate) enum Stop {
-    /// The defragmentation failed; the member goes on with the old file.
-    Failed(MvccError),
-    /// The old database failed: the member must stop.
-    Fatal(MvccError),
-}
 
 impl Mvcc {
     /// Defragments the backend and returns once the space is reclaimed;

@@ -64,7 +64,6 @@ pub use alarm::Alarms;
 pub use apply::{is_auth_request, is_txn_readonly, Applier, AuthResponse, V3Request, V3Response};
 pub use auth::{Access, AuthError, AuthInfo, AuthStore};
 pub use backend::Storage;
-pub use defrag::Defragmented;
 pub use error::MvccError;
 pub use etcd_snapshot::{EtcdSnapshot, ExtraBucket};
 pub use hash::KvHash;
@@ -73,7 +72,7 @@ pub use lease::{Lessor, Renewal, MAX_LEASE_TTL};
 pub use restore::{restore_etcd_snapshot, RestoreSummary};
 pub use revision::Revision;
 pub use snapshot::{Prepared, SnapshotReader, SnapshotWriter};
-pub use store::{failpoint, Completion, Mvcc, MvccConfig, ReadView, Restored};
+pub use store::{failpoint, Completion, Defragmented, Mvcc, MvccConfig, ReadView, Restored};
 pub use watch::{WatchBatch, WatchSink, WatchSpec, WatcherKey};
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 //! after redb committed it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -43,7 +44,6 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use crate::alarm::Alarms;
 use crate::auth::{AuthStore, SimpleTokens};
 use crate::backend::{self, Batch, Record, Storage};
-use crate::defrag::{Defragmented, Stop};
 use crate::error::MvccError;
 use crate::index::{Index, KeyRange, COMPACT_KEYS_PER_LOCK, KEYS_PER_LOCK, NEVER_COMPACTED};
 use crate::key_index::KeyIndex;
@@ -163,6 +163,43 @@ impl Completion {
 pub(crate) struct CompactJob {
     pub rev: i64,
     pub done: Completion,
+}
+
+/// What a defragmentation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defragmented {
+    pub size_before: u64,
+    pub size_after: u64,
+    pub took: Duration,
+}
+
+/// The new file's name, next to the database's.
+pub(crate) fn defrag_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".defrag");
+    db.with_file_name(name)
+}
+
+/// A left-over copy of an interrupted defragmentation (the database
+/// itself is intact): removed at start.
+pub(crate) fn remove_leftover(db: &Path) -> Result<(), MvccError> {
+    let p = defrag_path(db);
+    match std::fs::remove_file(&p) {
+        Ok(()) => {
+            tracing::warn!(path = %p.display(), "removed the copy of an interrupted defragmentation");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(MvccError::backend("remove", e)),
+    }
+}
+
+/// Why a defragmentation stopped early.
+pub(crate) enum Stop {
+    /// The defragmentation failed; the member goes on with the old file.
+    Failed(MvccError),
+    /// The old database failed: the member must stop.
+    Fatal(MvccError),
 }
 
 /// A defragmentation's outcome, once there is one.
@@ -290,7 +327,7 @@ impl Mvcc {
             _ => None,
         };
         if let Some(p) = &path {
-            crate::defrag::remove_leftover(p)?;
+            remove_leftover(p)?;
         }
         let db = backend::open(storage)?;
         let lessor = Lessor::new(cfg.min_lease_ttl, cfg.lease_checkpoint_interval);
