@@ -3,7 +3,7 @@
 //! `etcdctl snapshot status`, and `etcdctl snapshot restore` turns it into
 //! a data dir on which etcd 3.4 starts and answers as ferretcd did: the
 //! same keys, values, create and mod revisions, versions, leases, the
-//! same current and compacted revisions. And `ferretctl snapshot
+//! same current and compacted revisions, users and roles. And `ferretctl snapshot
 //! restore` makes a new 3-member ferretcd cluster of the same snapshot
 //! that answers as the old one did.
 
@@ -145,6 +145,13 @@ fn observe(etcdctl: &Path, endpoint: &str, old_rev: i64, compacted: i64) -> Vec<
         "leases: {}",
         ctl(etcdctl, endpoint, &["lease", "list"]).trim()
     ));
+    for args in [
+        &["user", "list"][..],
+        &["user", "get", "alice"],
+        &["role", "get", "reader"],
+    ] {
+        out.push(format!("{args:?}: {}", ctl(etcdctl, endpoint, args).trim()));
+    }
     out
 }
 
@@ -169,6 +176,7 @@ fn a_snapshot_saved_from_ferretcd_restores_into_etcd() {
     let lease = e(&["lease", "grant", "600"]);
     let lease = lease.split_whitespace().nth(1).unwrap().to_string();
     e(&["put", "leased", "v", "--lease", &lease]);
+    add_users(&etcdctl, &ep);
     let compacted = old_rev - 10;
     e(&["compaction", &compacted.to_string()]);
     e(&["put", "k3", "after"]);
@@ -208,6 +216,23 @@ fn lease_dec(hex: &str) -> String {
 
 /// Writes the keys `observe` looks at; returns (an old revision, the
 /// compaction).
+/// Users and roles, as [`observe`] reads them (auth stays off: every
+/// other request needs none).
+fn add_users(etcdctl: &Path, ep: &str) {
+    let e = |args: &[&str]| ctl(etcdctl, ep, args);
+    e(&["user", "add", "alice:alicepw"]);
+    e(&["role", "add", "reader"]);
+    e(&[
+        "role",
+        "grant-permission",
+        "reader",
+        "read",
+        "k",
+        "--prefix",
+    ]);
+    e(&["user", "grant-role", "alice", "reader"]);
+}
+
 fn write_history(etcdctl: &Path, ep: &str) -> (i64, i64) {
     let e = |args: &[&str]| ctl(etcdctl, ep, args);
     for i in 0..30 {
@@ -221,6 +246,7 @@ fn write_history(etcdctl: &Path, ep: &str) -> (i64, i64) {
     let lease = e(&["lease", "grant", "600"]);
     let lease = lease.split_whitespace().nth(1).unwrap().to_string();
     e(&["put", "leased", "v", "--lease", &lease]);
+    add_users(etcdctl, ep);
     let compacted = old_rev - 5;
     e(&["compaction", &compacted.to_string()]);
     e(&["put", "k3", "after"]);
