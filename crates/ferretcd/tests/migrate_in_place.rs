@@ -430,6 +430,10 @@ fn scenario(n: usize, extra: &[&str], sig: libc::c_int, expect_snap: bool) {
         );
     }
 
+    // A conversion a crash interrupted is thrown away and done again.
+    let leftover = members[0].data.join("ferretcd.converting");
+    std::fs::create_dir_all(leftover.join("member")).unwrap();
+    std::fs::write(leftover.join("member").join("junk"), b"half").unwrap();
     // ferretcd on the same data dirs, with the same flags.
     let mut running: Vec<Running> = members
         .iter()
@@ -508,6 +512,8 @@ fn scenario(n: usize, extra: &[&str], sig: libc::c_int, expect_snap: bool) {
             "member {i}: etcd's files changed"
         );
         assert!(m.data.join("ferretcd").join("member").join("wal").is_dir());
+        assert!(!m.data.join("ferretcd").join("member").join("junk").exists());
+        assert!(!m.data.join("ferretcd.converting").exists());
     }
     let mut running: Vec<Running> = members
         .iter()

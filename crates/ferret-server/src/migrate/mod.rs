@@ -501,3 +501,174 @@ pub fn convert_entry(e: &EntryRecord) -> Result<EntryRecord, String> {
         data,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferret_proto::etcdserverpb::{AuthUserAddRequest, PutRequest, RequestHeader};
+
+    fn normal(index: u64, data: Vec<u8>) -> EntryRecord {
+        EntryRecord {
+            index,
+            term: 2,
+            kind: 0,
+            data,
+        }
+    }
+
+    fn decoded(e: &EntryRecord) -> InternalRaftRequest {
+        InternalRaftRequest::decode(&e.data[..]).unwrap()
+    }
+
+    #[test]
+    fn a_v3_request_stays_as_it_is() {
+        let r = InternalRaftRequest {
+            header: Some(RequestHeader {
+                id: 7,
+                ..Default::default()
+            }),
+            put: Some(PutRequest {
+                key: b"k".to_vec().into(),
+                value: b"v".to_vec().into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = normal(5, r.encode_to_vec());
+        let got = convert_entry(&e).unwrap();
+        assert_eq!((got.index, got.term, got.kind), (5, 2, 0));
+        assert_eq!(decoded(&got), r);
+        assert!(convert_entry(&normal(6, Vec::new()))
+            .unwrap()
+            .data
+            .is_empty());
+    }
+
+    #[test]
+    fn plain_text_passwords_are_hashed() {
+        let r = InternalRaftRequest {
+            auth_user_add: Some(AuthUserAddRequest {
+                name: "bob".into(),
+                password: "pw".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = decoded(&convert_entry(&normal(3, r.encode_to_vec())).unwrap());
+        let a = got.auth_user_add.unwrap();
+        assert!(a.password.is_empty());
+        assert!(bcrypt::verify("pw", &a.hashed_password).unwrap());
+    }
+
+    #[test]
+    fn v2_requests_are_wrapped_and_quorum_reads_emptied() {
+        let put = Request {
+            id: Some(9),
+            method: Some("PUT".into()),
+            path: Some(b"/0/version".to_vec().into()),
+            val: Some(b"3.4.0".to_vec().into()),
+            ..Default::default()
+        };
+        let got = decoded(&convert_entry(&normal(4, put.encode_to_vec())).unwrap());
+        assert_eq!(got.v2.as_ref(), Some(&put));
+        assert_eq!(got.id, 9);
+        let qget = Request {
+            id: Some(10),
+            method: Some("QGET".into()),
+            path: Some(b"/1/a".to_vec().into()),
+            ..Default::default()
+        };
+        assert!(convert_entry(&normal(5, qget.encode_to_vec()))
+            .unwrap()
+            .data
+            .is_empty());
+        let watch = Request {
+            id: Some(11),
+            method: Some("GET".into()),
+            ..Default::default()
+        };
+        assert!(convert_entry(&normal(6, watch.encode_to_vec())).is_err());
+    }
+
+    #[test]
+    fn unknown_requests_and_types_are_refused() {
+        // An InternalRaftRequest with only a header: etcd 3.5's new
+        // requests (field 1300 and up) read like that here.
+        let mut data = InternalRaftRequest {
+            header: Some(RequestHeader {
+                id: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        data.extend([0xa2, 0x51, 0x00]); // field 1300, empty message
+        let e = convert_entry(&normal(8, data)).unwrap_err();
+        assert!(e.contains("does not know"), "{e}");
+        let e = convert_entry(&EntryRecord {
+            index: 9,
+            term: 2,
+            kind: 2,
+            data: vec![1],
+        })
+        .unwrap_err();
+        assert!(e.contains("type 2"), "{e}");
+        assert!(convert_entry(&normal(10, vec![0xff, 0xff, 0xff])).is_err());
+    }
+
+    fn conf(kind: i32, node_id: u64, context: &[u8]) -> EntryRecord {
+        EntryRecord {
+            index: 2,
+            term: 1,
+            kind: 1,
+            data: EtcdConfChange {
+                id: 3,
+                kind,
+                node_id,
+                context: context.to_vec(),
+            }
+            .encode_to_vec(),
+        }
+    }
+
+    fn change_of(e: &EntryRecord) -> Change {
+        let cc = raft::eraftpb::ConfChange::parse_from_bytes(&e.data).unwrap();
+        assert_eq!(cc.id, 3);
+        let kind = match cc.get_change_type() {
+            raft::eraftpb::ConfChangeType::AddNode => RaftChange::AddNode,
+            raft::eraftpb::ConfChangeType::AddLearnerNode => RaftChange::AddLearnerNode,
+            raft::eraftpb::ConfChangeType::RemoveNode => RaftChange::RemoveNode,
+        };
+        Change::decode(kind, cc.node_id, &cc.context).unwrap()
+    }
+
+    /// etcd's ConfChange type numbers are not raft-rs's.
+    #[test]
+    fn configuration_changes_map_etcd_types() {
+        let ctx = br#"{"id":10,"peerURLs":["http://a:2380"],"name":"m0"}"#;
+        match change_of(&convert_entry(&conf(0, 10, ctx)).unwrap()) {
+            Change::Add(m) => {
+                assert_eq!((m.id, m.is_learner, m.name.as_str()), (10, false, "m0"));
+                assert_eq!(m.peer_urls, ["http://a:2380"]);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(matches!(
+            change_of(&convert_entry(&conf(1, 10, b"")).unwrap()),
+            Change::Remove(10)
+        ));
+        match change_of(&convert_entry(&conf(2, 10, ctx)).unwrap()) {
+            Change::Update { id, peer_urls } => {
+                assert_eq!((id, peer_urls), (10, vec!["http://a:2380".to_string()]))
+            }
+            other => panic!("{other}"),
+        }
+        let learner = br#"{"id":10,"peerURLs":["http://a:2380"],"isLearner":true}"#;
+        match change_of(&convert_entry(&conf(3, 10, learner)).unwrap()) {
+            Change::Add(m) => assert!(m.is_learner),
+            other => panic!("{other}"),
+        }
+        assert!(convert_entry(&conf(4, 10, ctx)).is_err());
+        assert!(convert_entry(&conf(0, 11, ctx)).is_err());
+    }
+}
