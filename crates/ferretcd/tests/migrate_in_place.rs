@@ -22,6 +22,8 @@
 //!   again as ferretcd with its own flags: each converts its own data dir
 //!   and the cluster forms again with the same ids; every member answers
 //!   as etcd's did.
+//! - `a_dir_etcdctl_restored_converts`: `etcdctl snapshot restore`'s
+//!   layout converts too.
 //! - `refuses_a_running_etcd_and_leaves_no_trace`: a conversion is
 //!   refused while etcd runs on the data dir.
 
@@ -587,4 +589,77 @@ fn refuses_a_running_etcd_and_leaves_no_trace() {
     assert!(!m.data.join("ferretcd").exists());
     assert!(!m.data.join("ferretcd.converting").exists());
     stop(&mut e, libc::SIGTERM);
+}
+
+/// `etcdctl snapshot restore` writes the same layout (a snapshot file at
+/// the bootstrap's index, no entries after it): ferretcd converts it too.
+#[test]
+fn a_dir_etcdctl_restored_converts() {
+    let Some((etcd, etcdctl)) = etcd_tools() else {
+        return;
+    };
+    let dir = TempDir::new("ferret-migrate-restored");
+    let m = specs(dir.path(), 1, &[]).remove(0);
+    let ep = m.endpoint();
+    let mut e = start(&etcd, &m, "etcd");
+    wait_healthy(&mut e, &m);
+    for i in 0..5 {
+        ctl(&etcdctl, &ep, None, &["put", &format!("k{i}"), "v"]);
+    }
+    ctl(&etcdctl, &ep, None, &["put", "k1", "w"]);
+    let want = json(&ctl(
+        &etcdctl,
+        &ep,
+        None,
+        &["get", "", "--from-key", "-w", "json"],
+    ));
+    let snap = dir.path().join("backup.db");
+    ctl(
+        &etcdctl,
+        &ep,
+        None,
+        &["snapshot", "save", snap.to_str().unwrap()],
+    );
+    stop(&mut e, libc::SIGTERM);
+    let restored = MemberSpec {
+        data: dir.path().join("restored"),
+        ..m.clone()
+    };
+    let out = Command::new(&etcdctl)
+        .env_clear()
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore"])
+        .arg(&snap)
+        .arg("--data-dir")
+        .arg(&restored.data)
+        .args(["--name", &m.name])
+        .args(["--initial-cluster", &m.initial_cluster])
+        .args(["--initial-cluster-token", "migrate-test"])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{}", m.peer),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut f = start(&ferretcd(), &restored, "ferretcd");
+    wait_healthy(&mut f, &restored);
+    let got = json(&ctl(
+        &etcdctl,
+        &ep,
+        None,
+        &["get", "", "--from-key", "-w", "json"],
+    ));
+    assert_eq!(got["kvs"], want["kvs"], "{}", f.log_tail());
+    assert_eq!(got["header"]["revision"], want["header"]["revision"]);
+    let members = ctl(&etcdctl, &ep, None, &["member", "list"]);
+    assert!(
+        members.contains(&format!("http://127.0.0.1:{}", m.peer)),
+        "{members}"
+    );
+    stop(&mut f, libc::SIGTERM);
 }
