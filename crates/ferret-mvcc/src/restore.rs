@@ -122,7 +122,7 @@ pub fn restore_etcd_snapshot(
         let Some(bucket) = snap.bucket(def.name().as_bytes()).map_err(failed)? else {
             continue;
         };
-        copy_bucket(&bucket, &db, def, &mut summary)?;
+        copy_bucket(&bucket, &db, def, &mut summary, false)?;
     }
     // Durably, before anything starts on it.
     let tx = db
@@ -132,14 +132,115 @@ pub fn restore_etcd_snapshot(
     Ok(summary)
 }
 
-/// Copies one bucket into its table, in transactions of about 4 MiB.
+/// What converting an etcd member's own backend wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertSummary {
+    /// Its newest revision.
+    pub revision: i64,
+    /// Records copied, of every table.
+    pub entries: u64,
+    /// The last log entry whose effects it holds (etcd's
+    /// `consistent_index`), 0 if it has none.
+    pub consistent_index: u64,
+    /// The `members` rows (member id in hex, etcd's JSON of the member)
+    /// and the removed ids (hex).
+    pub members: Vec<(Vec<u8>, Vec<u8>)>,
+    pub members_removed: Vec<Vec<u8>>,
+}
+
+/// A new backend at `to` (which must not exist) from an etcd member's own
+/// bbolt database `from` (`member/snap/db`), for converting its data dir
+/// in place: unlike [`restore_etcd_snapshot`], everything is kept, the
+/// membership and the consistent index too, since the member goes on in
+/// the same cluster and its log continues after that index. The
+/// `cluster` bucket (the cluster version, which the v2 store holds too)
+/// has no table here and is left; a bucket this build does not know
+/// stops the conversion. `from` is only read.
+pub fn convert_etcd_backend(from: &Path, to: &Path) -> Result<ConvertSummary, MvccError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        MvccError::Maintenance(format!("converting {}: {e}", from.display()))
+    };
+    let file = File::open(from).map_err(|e| failed(&e))?;
+    let len = file.metadata().map_err(|e| failed(&e))?.len();
+    let snap = Db::open(FileSource::with_len(file, len)).map_err(|e| failed(&e))?;
+    let names = snap.bucket_names().map_err(|e| failed(&e))?;
+    for n in &names {
+        let n = String::from_utf8_lossy(n);
+        let known = ETCD_BUCKETS.contains(&&*n) || backend::TABLES.iter().any(|t| t.name() == n);
+        if !known {
+            return Err(failed(&format!(
+                "it holds a bucket ferretcd does not know ({n:?})"
+            )));
+        }
+    }
+    if to.exists() {
+        return Err(failed(&format!("{} exists", to.display())));
+    }
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
+    }
+    let db = backend::open(Storage::File(to.to_path_buf()))?;
+    let mut summary = RestoreSummary {
+        revision: 1,
+        entries: 0,
+        hash_checked: false,
+    };
+    let mut out = ConvertSummary {
+        revision: 1,
+        entries: 0,
+        consistent_index: 0,
+        members: Vec::new(),
+        members_removed: Vec::new(),
+    };
+    for def in backend::TABLES {
+        let Some(bucket) = snap.bucket(def.name().as_bytes()).map_err(|e| failed(&e))? else {
+            continue;
+        };
+        if def.name() == backend::META.name() {
+            if let Some(v) = bucket
+                .get(backend::CONSISTENT_INDEX)
+                .map_err(|e| failed(&e))?
+            {
+                let bytes: [u8; 8] = v.value[..].try_into().map_err(|_| {
+                    failed(&format!(
+                        "its consistent_index is {} bytes, not 8",
+                        v.value.len()
+                    ))
+                })?;
+                out.consistent_index = u64::from_be_bytes(bytes);
+            }
+        }
+        if def.name() == backend::MEMBERS.name() || def.name() == backend::MEMBERS_REMOVED.name() {
+            for e in bucket.entries() {
+                let e = e.map_err(|e| failed(&e))?;
+                if def.name() == backend::MEMBERS.name() {
+                    out.members.push((e.key.to_vec(), e.value.to_vec()));
+                } else {
+                    out.members_removed.push(e.key.to_vec());
+                }
+            }
+        }
+        copy_bucket(&bucket, &db, def, &mut summary, true)?;
+    }
+    let tx = db
+        .begin_write()
+        .map_err(|e| MvccError::backend("begin", e))?;
+    tx.commit().map_err(|e| MvccError::backend("commit", e))?;
+    out.revision = summary.revision;
+    out.entries = summary.entries;
+    Ok(out)
+}
+
+/// Copies one bucket into its table, in transactions of about 4 MiB
+/// (the consistent index too if `keep_index`).
 fn copy_bucket<S: ReadAt>(
     bucket: &ferret_bbolt::Bucket<'_, S>,
     db: &redb::Database,
     def: TableDefinition<&[u8], &[u8]>,
     summary: &mut RestoreSummary,
+    keep_index: bool,
 ) -> Result<(), MvccError> {
-    let is_meta = def.name() == backend::META.name();
+    let is_meta = def.name() == backend::META.name() && !keep_index;
     let is_key = def.name() == backend::KV.name();
     let mut entries = bucket.entries().peekable();
     while entries.peek().is_some() {

@@ -361,36 +361,7 @@ impl StateMachines {
         if let Some(m) = &snap.membership {
             return Membership::from_proto(m);
         }
-        let mut raft = Vec::new();
-        let mut attrs = Vec::new();
-        let mut removed = Vec::new();
-        let id_of = |key: &[u8], prefix: &[u8]| {
-            crate::ids::parse_id(&String::from_utf8_lossy(key.strip_prefix(prefix)?))
-        };
-        if let Ok(ev) = self.v2.get(b"/0/members", true, 0) {
-            for dir in &ev.node.nodes {
-                let Some(id) = id_of(&dir.key, b"/0/members/") else {
-                    continue;
-                };
-                for leaf in &dir.nodes {
-                    let value = leaf.value.clone().unwrap_or_default().to_vec();
-                    if leaf.key.ends_with(b"/raftAttributes") {
-                        raft.push((id, value));
-                    } else if leaf.key.ends_with(b"/attributes") {
-                        attrs.push((id, value));
-                    }
-                }
-            }
-        }
-        if let Ok(ev) = self.v2.get(b"/0/removed_members", true, 0) {
-            removed.extend(
-                ev.node
-                    .nodes
-                    .iter()
-                    .filter_map(|n| id_of(&n.key, b"/0/removed_members/")),
-            );
-        }
-        Membership::from_v2_records(&raft, &attrs, &removed)
+        membership_from_v2(&self.v2)
     }
 
     /// A view to write a snapshot file from, in O(1) (see [`SnapshotView`]).
@@ -455,4 +426,40 @@ impl StateMachines {
             .is_err()
             .then(|| entry::v2(&Write::put("/0/version", CLUSTER_VERSION, now_ns)))
     }
+}
+
+/// The membership etcd's records in a v2 store describe
+/// (`/0/members/<id>/raftAttributes` and `attributes`,
+/// `/0/removed_members/<id>`).
+pub fn membership_from_v2(v2: &Store) -> Membership {
+    let mut raft = Vec::new();
+    let mut attrs = Vec::new();
+    let mut removed = Vec::new();
+    let id_of = |key: &[u8], prefix: &[u8]| {
+        crate::ids::parse_id(&String::from_utf8_lossy(key.strip_prefix(prefix)?))
+    };
+    if let Ok(ev) = v2.get(b"/0/members", true, 0) {
+        for dir in &ev.node.nodes {
+            let Some(id) = id_of(&dir.key, b"/0/members/") else {
+                continue;
+            };
+            for leaf in &dir.nodes {
+                let value = leaf.value.clone().unwrap_or_default().to_vec();
+                if leaf.key.ends_with(b"/raftAttributes") {
+                    raft.push((id, value));
+                } else if leaf.key.ends_with(b"/attributes") {
+                    attrs.push((id, value));
+                }
+            }
+        }
+    }
+    if let Ok(ev) = v2.get(b"/0/removed_members", true, 0) {
+        removed.extend(
+            ev.node
+                .nodes
+                .iter()
+                .filter_map(|n| id_of(&n.key, b"/0/removed_members/")),
+        );
+    }
+    Membership::from_v2_records(&raft, &attrs, &removed)
 }

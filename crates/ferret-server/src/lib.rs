@@ -39,6 +39,7 @@ pub mod entry;
 pub mod ids;
 mod inbox;
 pub mod membership;
+pub mod migrate;
 mod peer_request;
 mod purge;
 mod raft_log;

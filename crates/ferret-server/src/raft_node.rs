@@ -443,7 +443,7 @@ fn bootstrap_entries(meta: &WalMetadata) -> Vec<Entry> {
 }
 
 /// The raft-rs `ConfChange` that carries `change`, with proposal id `id`.
-fn conf_change(id: u64, change: &Change) -> ConfChange {
+pub(crate) fn conf_change(id: u64, change: &Change) -> ConfChange {
     let (kind, context) = change.encode();
     let mut cc = ConfChange::default();
     cc.id = id;

@@ -148,6 +148,7 @@
 //! [`FailNth`] in [`WalOptions`] to fail the n-th write, fdatasync, rename...
 
 mod error;
+pub mod etcd;
 mod io;
 mod record;
 mod replay;

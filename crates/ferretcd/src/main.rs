@@ -245,7 +245,15 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let started_ns = now_ns();
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
-    let server_cfg = server_config(&cfg);
+    let mut server_cfg = server_config(&cfg);
+    // An etcd data dir is converted once, into a directory of its own
+    // (etcd's files are only read); a converted one runs there.
+    let data_dir = cfg.data_dir.clone();
+    server_cfg.data_dir =
+        tokio::task::spawn_blocking(move || ferret_server::migrate::member_data_dir(&data_dir))
+            .await
+            .map_err(|e| format!("the conversion of etcd's data dir stopped: {e}"))?
+            .map_err(|e| e.to_string())?;
     // Before the server starts, as etcd's token provider fails its start.
     let v3_cfg = Arc::new(v3_config(&cfg)?);
     tracing::info!(

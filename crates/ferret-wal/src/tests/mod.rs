@@ -2,6 +2,7 @@
 //! what recovery must return. Helpers here; one module per concern.
 
 mod corrupt;
+mod etcd;
 mod faults;
 mod fuzz;
 mod roundtrip;

@@ -188,7 +188,14 @@ const LOCK_RETRY_EVERY: Duration = Duration::from_millis(100);
 /// no member may be using: ferretcd's online defragmentation, on the
 /// store opened alone. Waits while a member holds the database.
 fn defrag_data_dir(dir: &Path) -> Result<(), String> {
-    let db = ferret_mvcc::backend::path_in(dir);
+    // A data dir converted from etcd keeps ferretcd's files under
+    // `ferretcd/` (ferret-server's `migrate::CONVERTED_DIR`).
+    let converted = dir.join("ferretcd");
+    let db = if ferret_mvcc::backend::path_in(&converted).is_file() {
+        ferret_mvcc::backend::path_in(&converted)
+    } else {
+        ferret_mvcc::backend::path_in(dir)
+    };
     if !db.is_file() {
         // etcdctl would create an empty bbolt file here (or crash if the
         // directory is missing); a data directory without a backend is
