@@ -666,10 +666,15 @@ impl AuthStore {
         };
         let mut role = role.clone();
         let perm = r.perm.clone().unwrap_or_default();
+        // etcd looks at one permission only: the first whose key is not
+        // below the new key (a binary search). If it has another range
+        // end, the new permission is added even when a later one with the
+        // same key is the same range: etcd then lists both.
+        let first = role.key_permission.partition_point(|p| p.key < perm.key);
         match role
             .key_permission
-            .iter_mut()
-            .find(|p| p.key == perm.key && p.range_end == perm.range_end)
+            .get_mut(first)
+            .filter(|p| p.key == perm.key && p.range_end == perm.range_end)
         {
             Some(p) => p.perm_type = perm.perm_type,
             None => {
@@ -942,6 +947,31 @@ mod tests {
         .unwrap();
         assert_eq!(s.enable(&mut ch), Ok(()));
         assert!(s.is_enabled());
+    }
+
+    #[test]
+    fn granting_looks_at_the_first_permission_of_its_key_only() {
+        use permission::Type::*;
+        // etcd (3.4.23) after `grant read --prefix ''`, `grant write ''`,
+        // `grant write ''` lists WRITE "\0" twice: the second grant
+        // compares itself with the first permission of key "\0" only.
+        let s = store_with(vec![
+            perm(Read, b"\0", b"\0"),
+            perm(Write, b"\0", b""),
+            perm(Write, b"\0", b""),
+            perm(Read, b"a", b""),
+            perm(Write, b"a", b""),
+        ]);
+        let r = &s.roles["r"];
+        assert_eq!(
+            r.key_permission,
+            vec![
+                perm(Read, b"\0", b"\0"),
+                perm(Write, b"\0", b""),
+                perm(Write, b"\0", b""),
+                perm(Write, b"a", b""),
+            ]
+        );
     }
 
     #[test]

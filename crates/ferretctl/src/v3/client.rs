@@ -78,9 +78,10 @@ pub fn config_and_flags<'a>(
     }
     let endpoints = endpoints(&inv)?;
     check_tls_flags(&inv)?;
+    // etcdctl asks for `--user`'s password before it reads `-w`.
+    let user = auth_from_flags(&inv.str("user"), &inv.str("password"))?;
     let display = Display::from_flags(&inv.str("write-out"), inv.bool("hex"))?;
     refuse_tls(&inv, &endpoints)?;
-    let user = auth_from_flags(&inv.str("user"), &inv.str("password"))?;
     let cfg = Config {
         endpoints,
         dial_timeout: inv.duration("dial-timeout"),
@@ -117,8 +118,18 @@ pub fn with_env<'a>(inv: &Invocation<'a>) -> Result<Invocation<'a>, Exit> {
     let env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k != "ETCDCTL_API")
         .collect();
-    for w in inv.apply_env(&env)? {
-        eprintln!("{} W | pkg/flags: {w}", capnslog_time());
+    match inv.apply_env(&env) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("{} W | pkg/flags: {w}", capnslog_time());
+            }
+        }
+        // etcd's flags package ends the process through capnslog's Fatalf
+        // (a critical line, exit 1), not etcdctl's `Error:`.
+        Err(e) => {
+            eprintln!("{} C | pkg/flags: {}", capnslog_time(), e.msg);
+            std::process::exit(e.code);
+        }
     }
     Ok(inv)
 }
@@ -153,8 +164,8 @@ pub fn refuse_tls(inv: &Invocation, endpoints: &[String]) -> Result<(), Exit> {
     Ok(())
 }
 
-/// `--user name[:password]` and `--password`, prompting (without echo)
-/// when no password is given, as etcdctl does.
+/// `--user name[:password]` and `--password`, prompting (speakeasy's
+/// `Ask`, as etcdctl does) when no password is given.
 pub fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, String)>, Exit> {
     if user.is_empty() {
         return Ok(None);
@@ -165,7 +176,9 @@ pub fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, Str
     match user.split_once(':') {
         Some((u, p)) => Ok(Some((u.to_string(), p.to_string()))),
         None => {
-            let p = crate::ctx::ask_password("Password: ");
+            let p = super::auth::ask_password("Password: ")
+                .map_err(|e| Exit::new(exit::ERROR, e))
+                .and_then(super::auth::password_text)?;
             Ok(Some((user.to_string(), p)))
         }
     }

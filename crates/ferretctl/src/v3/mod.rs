@@ -19,7 +19,13 @@
 //! - `maintenance`: alarm list and disarm, defrag, move-leader.
 //! - `lease`: lease grant, revoke, timetolive, list, keep-alive.
 //! - `misc`: compaction, version.
+//! - `auth`: auth enable and disable; the password prompts (speakeasy's,
+//!   and `--interactive=false`'s first word of stdin).
+//! - `user`: user add, delete, get, list, passwd, grant-role, revoke-role.
+//! - `role`: role add, delete, get, list, grant-permission,
+//!   revoke-permission.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod endpoint;
@@ -30,9 +36,11 @@ pub mod maintenance;
 pub mod member;
 pub mod misc;
 pub mod printer;
+pub mod role;
 pub mod table;
 pub mod tree;
 pub mod txn;
+pub mod user;
 pub mod watch;
 
 /// The implementation of a command, by its path below the root; `None`
@@ -63,6 +71,21 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "lease keep-alive" => lease::keep_alive,
         "compaction" => misc::compaction,
         "version" => misc::version,
+        "auth enable" => auth::enable,
+        "auth disable" => auth::disable,
+        "user add" => user::add,
+        "user delete" => user::delete,
+        "user get" => user::get,
+        "user list" => user::list,
+        "user passwd" => user::passwd,
+        "user grant-role" => user::grant_role,
+        "user revoke-role" => user::revoke_role,
+        "role add" => role::add,
+        "role delete" => role::delete,
+        "role get" => role::get,
+        "role list" => role::list,
+        "role grant-permission" => role::grant_permission,
+        "role revoke-permission" => role::revoke_permission,
         _ => return None,
     })
 }
