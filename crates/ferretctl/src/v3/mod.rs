@@ -19,9 +19,12 @@
 //! - `maintenance`: alarm list and disarm, defrag, move-leader.
 //! - `lease`: lease grant, revoke, timetolive, list, keep-alive.
 //! - `misc`: compaction, version.
+//! - `concurrency`: lock and elect (clientv3's session, mutex and
+//!   election recipes over KV, Lease and Watch).
 
 pub mod cli;
 pub mod client;
+pub mod concurrency;
 pub mod endpoint;
 pub mod gojson;
 pub mod kv;
@@ -63,6 +66,8 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "lease keep-alive" => lease::keep_alive,
         "compaction" => misc::compaction,
         "version" => misc::version,
+        "lock" => concurrency::lock,
+        "elect" => concurrency::elect,
         _ => return None,
     })
 }

@@ -282,7 +282,7 @@ fn run_per_event(resp: &WatchResponse, exec: &[String]) -> Result<(), Exit> {
 
 /// Go's text of a system error: the C library's, in lower case at the
 /// start (`no such file or directory`).
-fn go_errno_text(e: &std::io::Error) -> String {
+pub(super) fn go_errno_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     let text = text.split(" (os error").next().unwrap_or(&text).to_string();
     let mut chars = text.chars();
