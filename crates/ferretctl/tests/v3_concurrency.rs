@@ -117,11 +117,15 @@ impl Running {
         self.finish()
     }
 
-    fn finish(mut self) -> (String, String, i32) {
+    fn finish(self) -> (String, String, i32) {
+        self.finish_within(Duration::from_secs(10))
+    }
+
+    fn finish_within(mut self, limit: Duration) -> (String, String, i32) {
         let out = self
             .proc
-            .wait_output(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("{}: still running after 10 s", self.what));
+            .wait_output(limit)
+            .unwrap_or_else(|| panic!("{}: still running after {limit:?}", self.what));
         std::thread::sleep(Duration::from_millis(100));
         let code = out.status.code().unwrap_or(-1);
         (
@@ -345,4 +349,34 @@ fn interactive_watches_follow_their_lines() {
     }
     assert_eq!(outputs[0], outputs[1]);
     assert!(outputs[1].0.contains("ran \"c\""), "{:?}", outputs[1]);
+}
+
+/// A lock held or an election won whose session lease is revoked ends
+/// as etcdctl's does: `session expired` (`elect: session expired`), exit 1,
+/// once the next keep-alive finds the lease gone (a third of the TTL
+/// after the last: 1 s for `lock --ttl 3`, 20 s for `elect`'s 60 s).
+#[test]
+fn a_revoked_session_ends_the_lock_and_the_campaign() {
+    let test = "v3 lock/elect session revoked";
+    if !reference_available(test) {
+        return;
+    }
+    let ferret = Server::start_ferretcd("v3conc-expire");
+    let etcd = Server::start_etcd("v3conc-expire");
+    let mut seen = Vec::new();
+    for (server, tool) in [(&etcd, Tool::Etcdctl), (&ferret, Tool::Ferretctl)] {
+        let ep = endpoint(server);
+        for args in [&["lock", "--ttl", "3", "rv"][..], &["elect", "ev", "p"][..]] {
+            let r = tool.start(&ep, args);
+            let held = r.wait_printed(|s| s.lines().count() >= 2);
+            let first = held.lines().next().unwrap_or_default();
+            let id = first.rsplit('/').next().unwrap_or_default();
+            let (_, _, code) = tool.run(&ep, &["lease", "revoke", id]);
+            assert_eq!(code, 0, "{tool:?}: revoke {id}");
+            let (_, err, code) = r.finish_within(Duration::from_secs(30));
+            seen.push((args[0], err, code));
+        }
+    }
+    assert_eq!(seen[..2], seen[2..]);
+    assert_eq!(seen[2].1, "Error: session expired\n");
 }
