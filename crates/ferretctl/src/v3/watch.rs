@@ -515,6 +515,48 @@ mod tests {
     }
 
     #[test]
+    fn interactive_lines_as_parse_watch_args_reads_them() {
+        let l = parse_line(
+            &v(&["--rev", "2", "--prefix", "k", "--", "echo", "x"]),
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(l.watch_args, ["k"]);
+        assert_eq!(l.exec_args, ["echo", "x"]);
+        assert!(l.prefix && !l.prev_kv);
+        assert_eq!(l.rev, 2);
+        let e = parse_line(&v(&["a", "--"]), "", "").unwrap_err();
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (
+                exit::BAD_ARGS,
+                "bad number of arguments (found separator --, but no commands)"
+            )
+        );
+        assert_eq!(
+            parse_line(&v(&["--foo"]), "", "").unwrap_err().msg,
+            "unknown flag: --foo"
+        );
+        assert_eq!(
+            parse_line(&v(&["-h"]), "", "").unwrap_err().msg,
+            "pflag: help requested"
+        );
+        let l = parse_line(&v(&[]), "k", "z").unwrap();
+        assert_eq!(l.watch_args, ["k", "z"]);
+        assert_eq!(
+            parse_line(&v(&["a"]), "k", "").unwrap_err().msg,
+            "bad number of arguments (found conflicting environment key)"
+        );
+        assert_eq!(
+            create_request(&v(&["a", "b"]), true, 0, false)
+                .unwrap_err()
+                .msg,
+            "`range_end` and `--prefix` are mutually exclusive"
+        );
+    }
+
+    #[test]
     fn arguments_as_parse_watch_args_reads_them() {
         let p = parse_args(
             &v(&["foo", "--", "echo", "x"]),
