@@ -91,6 +91,17 @@ const fn run_env(
     }
 }
 
+/// A command run with `stdin` written and kept open (`watch -i`), until
+/// SIGINT after `ms` milliseconds.
+const fn run_in_for(args: &'static str, stdin: &'static str, ms: u64) -> Line {
+    Line {
+        args,
+        stdin: Some(stdin),
+        interrupt_ms: Some(ms),
+        unordered: false,
+    }
+}
+
 /// A line whose output is compared sorted.
 const fn run_unordered(args: &'static str) -> Line {
     Line {
@@ -275,6 +286,77 @@ const WATCH: &[Line] = &[
     run("watch a b --prefix"),
     run_for("watch a b c", 800),
     run("watch --rev x a"),
+];
+
+/// lock and elect (clientv3's concurrency recipes): arguments, a lock
+/// held until SIGINT or SIGTERM in every format, a command run under the
+/// lock, its failures, and a campaign resigned on SIGINT. The session's
+/// lease (learnt after each line, as for `lease grant`) names the keys:
+/// `<name>/<lease id>`.
+const LOCK_ELECT: &[Line] = &[
+    run("lock"),
+    run("lock --ttl x l1"),
+    run("lock --ttl 1.5 l1"),
+    run("lock l1 -w xml"),
+    run_for("lock l1", 1500),
+    run("get --prefix l1/"),
+    run_for("lock l1 -w json", 1500),
+    run_for("lock l1 -w fields", 1500),
+    // No `-w protobuf`: the key's length is in it, and a lease id of
+    // ferretcd may have fewer hex digits than etcd's.
+    run_for("lock --ttl 0 l1", 1500),
+    run_for("lock --ttl 30 'sp ace'", 1500),
+    run("lock l1 -- sh -c 'echo key=$ETCD_LOCK_KEY rev=$ETCD_LOCK_REV'"),
+    run("lock l1 -- sh -c 'echo out; echo err >&2; exit 3'"),
+    run("lock l1 -- /nonexistent/cmd"),
+    run("lock l1 -- ferretctl-no-such-command"),
+    run("lock l1 echo no dashes"),
+    run("lock lt -w table"),
+    run("get --prefix l1/"),
+    run("elect"),
+    run("elect e1"),
+    run("elect -l e1 p1"),
+    run("elect e1 p1 extra"),
+    run("elect e1 p1 -w xml"),
+    run_for("elect e1 p1", 1500),
+    run_for("elect e1 'two words' -w json", 1500),
+    run_for("elect e1 p3 -w fields", 1500),
+    run_for("elect -l e1", 1000),
+    run_for("elect --listen e1 -w json", 1000),
+    run("get --prefix e1/"),
+];
+
+/// watch -i: lines of stdin, each `watch` line a watch of its own (one
+/// of them with history, so that the outputs do not interleave), and the
+/// lines refused: on stderr, or ending it (exit 128); the end of stdin
+/// ends it (exit 3).
+const WATCH_INTERACTIVE: &[Line] = &[
+    run("put w/a 1"),
+    run("put w/b 2"),
+    run("put w/a 3"),
+    run_in_for(
+        "watch -i",
+        "watch --rev 1 w/a\n\nfoo bar\nwatch\nwatch a b --prefix\nwatch -- echo hi\nwatch --rev 1 x1 x2 x3\n",
+        1500,
+    ),
+    run_in_for("watch -i -w json", "watch --rev 1 --prefix w/ --prev-kv\n", 1500),
+    run_in_for("watch -i", "watch --rev=2 -i w/ w0\n", 1500),
+    run_in_for(
+        "watch -i",
+        "watch --rev 1 w/b -- sh -c \"echo $ETCD_WATCH_KEY $ETCD_WATCH_VALUE\"\n",
+        1500,
+    ),
+    run_in_for("watch -i", "watch nothing/here\nprogress\n", 1500),
+    run_in_for("watch --interactive -w fields", "watch --rev 3 w/a\n", 1500),
+    run_in("watch -i", "watch --foo\n"),
+    run_in("watch -i", "watch -w json a\n"),
+    run_in("watch -i", "watch --rev x a\n"),
+    run_in("watch -i", "watch a --\n"),
+    run_in("watch -i", "watch -h\n"),
+    run_in("watch -i", "watch a"),
+    run_in("watch -i", ""),
+    run_in("watch -i", "\nnope\n"),
+    run_in("watch -i extra args", "watch \"q k\" --rev 1\n"),
 ];
 
 /// member add, remove, update, list, promote: their arguments, peer URL
@@ -914,12 +996,25 @@ impl Side {
             None => self.run_raw_env(args, line.stdin, line.env),
             Some(ms) => {
                 let mut c = self.command(args);
-                c.stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                let mut p = Proc(Some(c.spawn().expect("spawn")));
+                c.stdin(if line.stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+                let mut child = c.spawn().expect("spawn");
+                // Written, and kept open until the process is stopped.
+                let mut sin = child.stdin.take();
+                if let (Some(w), Some(text)) = (sin.as_mut(), line.stdin) {
+                    let _ = w.write_all(text.as_bytes());
+                    let _ = w.flush();
+                }
+                let mut p = Proc(Some(child));
                 std::thread::sleep(Duration::from_millis(ms));
-                p.interrupt()
+                let out = p.interrupt();
+                drop(sin);
+                out
             }
         }
     }
@@ -1559,6 +1654,34 @@ fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The base64 `"key"`s of JSON output as text (`"key":"=l1/<id>"`), so
+/// that the lease ids in them are normalised.
+fn json_keys_decoded(out: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    if !out.starts_with(b"{") {
+        return out.to_vec();
+    }
+    let text = String::from_utf8_lossy(out);
+    let marker = "\"key\":\"";
+    let mut res = String::new();
+    let mut rest: &str = &text;
+    while let Some(i) = rest.find(marker) {
+        res.push_str(&rest[..i + marker.len()]);
+        rest = &rest[i + marker.len()..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        match base64::engine::general_purpose::STANDARD.decode(&rest[..end]) {
+            Ok(b) => {
+                res.push('=');
+                res.push_str(&String::from_utf8_lossy(&b));
+            }
+            Err(_) => res.push_str(&rest[..end]),
+        }
+        rest = &rest[end..];
+    }
+    res.push_str(rest);
+    res.into_bytes()
+}
+
 /// Output whose order is the server's: its lines sorted, and in each the
 /// elements of a JSON `"leases":[...]` list sorted.
 fn sorted_output(s: &str) -> String {
@@ -1836,7 +1959,8 @@ fn run_corpus(pair: &mut Pair, corpus: &[Line]) -> Vec<String> {
             }
         }
         let has_word = |prefix: &str| args.iter().any(|a| a.starts_with(prefix));
-        if has_word("le") && has_word("gr") {
+        let concurrency = args.first().is_some_and(|a| a == "lock" || a == "elect");
+        if (has_word("le") && has_word("gr")) || concurrency {
             pair.learn_leases();
         }
         let norm: Vec<(String, String, i32)> = outputs
@@ -1852,6 +1976,8 @@ fn run_corpus(pair: &mut Pair, corpus: &[Line]) -> Vec<String> {
                     .flatten();
                 let mut stdout = match decoded {
                     Some(d) => n.apply(&d),
+                    // lock and elect keys name the session's lease.
+                    None if concurrency => n.apply_bytes(&json_keys_decoded(&o.stdout)),
                     None => n.apply_bytes(&o.stdout),
                 };
                 if line.unordered {
@@ -1881,6 +2007,16 @@ fn txn_matches_etcdctl() {
 #[test]
 fn watch_matches_etcdctl() {
     differential("etcdctl v3 watch", WATCH);
+}
+
+#[test]
+fn lock_and_elect_match_etcdctl() {
+    differential("etcdctl v3 lock/elect", LOCK_ELECT);
+}
+
+#[test]
+fn interactive_watch_matches_etcdctl() {
+    differential("etcdctl v3 watch -i", WATCH_INTERACTIVE);
 }
 
 #[test]

@@ -447,6 +447,18 @@ impl Client {
         self.unary_until(retry, Instant::now() + NO_DEADLINE, f)
     }
 
+    /// [`Client::unary`] without a time limit, from async code (the
+    /// concurrency recipes run their requests with clientv3's client
+    /// context, which has no deadline).
+    pub async fn unary_forever<T, F, Fut>(&mut self, retry: Retry, f: F) -> Result<T, Exit>
+    where
+        F: Fn(Channel, Auth) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.unary_async(retry, Instant::now() + NO_DEADLINE, f)
+            .await
+    }
+
     /// [`Client::unary`] within a deadline of the caller's, for commands
     /// whose several requests share one context in etcdctl.
     pub fn unary_until<T, F, Fut>(

@@ -163,7 +163,7 @@ pub fn keep_alive(inv: &Invocation) -> Result<(), Exit> {
         display.flush();
         return printed;
     }
-    let ended = rt.block_on(keep_alive_loop(&mut c, id, &mut display));
+    let ended = rt.block_on(keep_alive_loop(&mut c, id, Some(&mut display)));
     c.put_runtime(rt);
     ended?;
     if display.format == Format::Simple {
@@ -254,9 +254,14 @@ const RETRY_CONN_WAIT: Duration = Duration::from_millis(500);
 /// (the next one goes half a second later).
 const KEEP_ALIVE_QUEUE: usize = 4;
 
-/// clientv3's `KeepAlive` for one lease, printing each answer, until the
-/// lease is given up (`Ok`) or printing fails (the table format).
-async fn keep_alive_loop(c: &mut Client, id: i64, display: &mut Display) -> Result<(), Exit> {
+/// clientv3's `KeepAlive` for one lease, printing each answer (unless
+/// `display` is `None`), until the lease is given up (`Ok`) or printing
+/// fails (the table format).
+async fn keep_alive_loop(
+    c: &mut Client,
+    id: i64,
+    mut display: Option<&mut Display>,
+) -> Result<(), Exit> {
     let mut ka = KeepAlive::new(id, c.dial_timeout());
     loop {
         // Connect (without a limit: WaitForReady) while the reaper runs.
@@ -264,7 +269,7 @@ async fn keep_alive_loop(c: &mut Client, id: i64, display: &mut Display) -> Resu
             return Ok(());
         };
         let failed = match session {
-            Some((ch, auth)) => match ka.stream(ch, auth, display).await? {
+            Some((ch, auth)) => match ka.stream(ch, auth, display.as_deref_mut()).await? {
                 Some(st) => st,
                 None => return Ok(()),
             },
@@ -280,6 +285,12 @@ async fn keep_alive_loop(c: &mut Client, id: i64, display: &mut Display) -> Resu
             return Ok(());
         }
     }
+}
+
+/// clientv3's `KeepAlive` for one lease, printing nothing (what a
+/// concurrency session runs): returns when the lease is given up or gone.
+pub async fn keep_alive_silently(c: &mut Client, id: i64) {
+    let _ = keep_alive_loop(c, id, None).await;
 }
 
 /// clientv3's bookkeeping of one lease kept alive.
@@ -332,7 +343,7 @@ impl KeepAlive {
         &mut self,
         ch: Channel,
         auth: Auth,
-        display: &mut Display,
+        mut display: Option<&mut Display>,
     ) -> Result<Option<Status>, Exit> {
         let (tx, rx) = mpsc::channel(KEEP_ALIVE_QUEUE);
         let mut req = auth.req(ReceiverStream::new(rx));
@@ -369,8 +380,10 @@ impl KeepAlive {
                         if resp.ttl <= 0 {
                             return Ok(None);
                         }
-                        print_keep_alive(display, &resp)?;
-                        display.flush();
+                        if let Some(d) = display.as_deref_mut() {
+                            print_keep_alive(d, &resp)?;
+                            d.flush();
+                        }
                         let now = Instant::now();
                         let ttl = Duration::from_secs(resp.ttl.unsigned_abs());
                         self.next_send = later(now, ttl / 3);

@@ -24,10 +24,13 @@
 //! - `user`: user add, delete, get, list, passwd, grant-role, revoke-role.
 //! - `role`: role add, delete, get, list, grant-permission,
 //!   revoke-permission.
+//! - `concurrency`: lock and elect (clientv3's session, mutex and
+//!   election recipes over KV, Lease and Watch).
 
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod concurrency;
 pub mod endpoint;
 pub mod gojson;
 pub mod kv;
@@ -86,6 +89,8 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "role list" => role::list,
         "role grant-permission" => role::grant_permission,
         "role revoke-permission" => role::revoke_permission,
+        "lock" => concurrency::lock,
+        "elect" => concurrency::elect,
         _ => return None,
     })
 }

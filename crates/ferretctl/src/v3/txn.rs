@@ -200,7 +200,7 @@ fn parse_compare(line: &str) -> Result<Compare, String> {
 /// double-quoted string (Go's escapes), a single-quoted one, or a run of
 /// non-space characters not starting with a quote; anything else is
 /// skipped.
-fn argify(s: &str) -> Result<Vec<String>, Exit> {
+pub(super) fn argify(s: &str) -> Result<Vec<String>, Exit> {
     let b: Vec<char> = s.chars().collect();
     let space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c');
     let mut words: Vec<String> = Vec::new();
