@@ -19,17 +19,25 @@
 //! - `maintenance`: alarm list and disarm, defrag, move-leader.
 //! - `lease`: lease grant, revoke, timetolive, list, keep-alive.
 //! - `misc`: compaction, version.
+//! - `mirror`: make-mirror.
+//! - `completion`: completion bash and zsh (cobra's scripts).
+//! - `migrate`: migrate, refused (ferretcd's data dir is not etcd's).
+//! - `snapshot`: snapshot save and status (restore is `crate::snapshot`).
 
 pub mod cli;
 pub mod client;
+pub mod completion;
 pub mod endpoint;
 pub mod gojson;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod member;
+pub mod migrate;
+pub mod mirror;
 pub mod misc;
 pub mod printer;
+pub mod snapshot;
 pub mod table;
 pub mod tree;
 pub mod txn;
@@ -63,6 +71,12 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "lease keep-alive" => lease::keep_alive,
         "compaction" => misc::compaction,
         "version" => misc::version,
+        "snapshot save" => snapshot::save,
+        "snapshot status" => snapshot::status,
+        "make-mirror" => mirror::make_mirror,
+        "migrate" => migrate::migrate,
+        "completion bash" => completion::bash,
+        "completion zsh" => completion::zsh,
         _ => return None,
     })
 }
