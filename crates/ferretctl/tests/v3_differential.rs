@@ -594,6 +594,17 @@ const MISC: &[Line] = &[
     run("compaction 6"),
 ];
 
+/// completion: cobra's bash and zsh scripts, byte for byte, with and
+/// without descriptions; the arguments refused.
+const COMPLETION: &[Line] = &[
+    run("completion bash"),
+    run("completion bash --no-descriptions"),
+    run("completion zsh"),
+    run("completion zsh --no-descriptions"),
+    run("completion bash x"),
+    run("completion zsh --no-descriptions=maybe"),
+];
+
 /// Words of `line` as a shell splits them (single and double quotes; `\n`
 /// inside quotes is a newline).
 fn split(line: &str) -> Vec<String> {
@@ -1605,6 +1616,30 @@ fn lease_commands_with_auth_match_etcdctl() {
 #[test]
 fn compaction_and_version_match_etcdctl() {
     differential("etcdctl v3 compaction/version", MISC);
+}
+
+#[test]
+fn completion_scripts_match_etcdctl() {
+    differential("etcdctl v3 completion", COMPLETION);
+}
+
+/// `migrate` works on etcd's own data dir (its v2 store and bbolt
+/// backend): ferretctl refuses it, before reading anything, and says
+/// what to use instead.
+#[test]
+fn migrate_is_refused_with_the_routes_to_use() {
+    let out = Command::new(common::ferretctl())
+        .args(["migrate", "--data-dir", "/nonexistent/ferretctl-migrate"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("run ferretctl");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("Error: ferretctl migrate: "), "{err}");
+    assert!(err.contains("a ferretcd data dir is not etcd's"), "{err}");
+    assert!(err.contains("snapshot restore"), "{err}");
+    assert!(err.contains("start ferretcd on the etcd data dir"), "{err}");
 }
 
 /// A command left running: its stdout read as it comes (in the pieces
