@@ -21,9 +21,11 @@
 //! - `misc`: compaction, version.
 //! - `mirror`: make-mirror.
 //! - `completion`: completion bash and zsh (cobra's scripts).
+//! - `check`: check perf.
 //! - `migrate`: migrate, refused (ferretcd's data dir is not etcd's).
 //! - `snapshot`: snapshot save and status (restore is `crate::snapshot`).
 
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod completion;
@@ -75,6 +77,7 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "snapshot status" => snapshot::status,
         "make-mirror" => mirror::make_mirror,
         "migrate" => migrate::migrate,
+        "check perf" => check::perf,
         "completion bash" => completion::bash,
         "completion zsh" => completion::zsh,
         _ => return None,
