@@ -931,6 +931,29 @@ const MISC: &[Line] = &[
     run("compaction 6"),
 ];
 
+/// completion: cobra's bash and zsh scripts, byte for byte, with and
+/// without descriptions; the arguments refused.
+const COMPLETION: &[Line] = &[
+    run("completion bash"),
+    run("completion bash --no-descriptions"),
+    run("completion zsh"),
+    run("completion zsh --no-descriptions"),
+    run("completion bash x"),
+    run("completion zsh --no-descriptions=maybe"),
+];
+
+/// check perf: the refusals that come before its 60 s run (an unknown
+/// load, a prefix that holds keys, a bad format).
+const CHECK: &[Line] = &[
+    run("check perf --load x"),
+    run("check perf --load xLarge -w xml"),
+    run("put /etcdctl-check-perf/k v"),
+    run("check perf"),
+    run("check perf --load small --prefix /etcdctl-check-perf/"),
+    run("put mine/k v"),
+    run("check perf --prefix mine/ --auto-compact"),
+];
+
 /// Words of `line` as a shell splits them (single and double quotes; `\n`
 /// inside quotes is a newline).
 fn split(line: &str) -> Vec<String> {
@@ -2106,6 +2129,87 @@ fn crossed_member_endpoint_and_maintenance() {
 fn crossed_watch_compaction_and_version() {
     crossed("crossed watch", WATCH);
     crossed("crossed compaction/version", MISC);
+#[test]
+fn completion_scripts_match_etcdctl() {
+    differential("etcdctl v3 completion", COMPLETION);
+}
+
+/// `migrate` works on etcd's own data dir (its v2 store and bbolt
+/// backend): ferretctl refuses it, before reading anything, and says
+/// what to use instead.
+#[test]
+fn migrate_is_refused_with_the_routes_to_use() {
+    let out = Command::new(common::ferretctl())
+        .args(["migrate", "--data-dir", "/nonexistent/ferretctl-migrate"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("run ferretctl");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("Error: ferretctl migrate: "), "{err}");
+    assert!(err.contains("a ferretcd data dir is not etcd's"), "{err}");
+    assert!(err.contains("snapshot restore"), "{err}");
+    assert!(err.contains("start ferretcd on the etcd data dir"), "{err}");
+}
+
+#[test]
+fn check_perf_refusals_match_etcdctl() {
+    differential("etcdctl v3 check perf (refusals)", CHECK);
+}
+
+/// `check perf --load s` on both sides at once: a minute of writes.
+/// Only with FERRETCTL_CHECK_PERF=1 (it takes over 60 s). The progress
+/// (pb's lines, redrawn after `\r`) and the verdict's structure must be
+/// etcdctl's; the figures differ with speed.
+#[test]
+fn check_perf_matches_etcdctl_structure() {
+    let test = "etcdctl v3 check perf";
+    if std::env::var_os("FERRETCTL_CHECK_PERF").is_none() {
+        eprintln!("SKIPPED {test}: set FERRETCTL_CHECK_PERF=1 to run it (over 60 s)");
+        return;
+    }
+    if !reference_available(test) {
+        return;
+    }
+    let pair = Pair::start();
+    let outs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pair
+            .sides
+            .iter()
+            .map(|s| {
+                scope.spawn(move || {
+                    let mut c = s.command(&words("check perf --load s --auto-compact"));
+                    c.stdin(Stdio::null());
+                    c.output().expect("run check perf")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("side"))
+            .collect()
+    });
+    let shape = |o: &std::process::Output| -> (Vec<String>, String, Option<i32>) {
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let last = text.rsplit('\r').next().unwrap_or("").to_string();
+        let lines = last
+            .lines()
+            .map(|l| {
+                let cut = l.find(|c: char| c.is_ascii_digit()).map_or(l, |i| &l[..i]);
+                cut.to_string()
+            })
+            .collect();
+        (
+            lines,
+            String::from_utf8_lossy(&o.stderr).to_string(),
+            o.status.code(),
+        )
+    };
+    let e = shape(&outs[0]);
+    let f = shape(&outs[1]);
+    assert_eq!(e, f, "etcdctl:\n{e:?}\nferretctl:\n{f:?}");
+    drop(pair);
 }
 
 /// A command left running: its stdout read as it comes (in the pieces

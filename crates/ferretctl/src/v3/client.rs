@@ -479,7 +479,9 @@ impl Client {
         out
     }
 
-    async fn unary_async<T, F, Fut>(
+    /// [`Client::unary_until`] inside a runtime the caller drives (a
+    /// command that uses two clients at once, `make-mirror`).
+    pub async fn unary_async<T, F, Fut>(
         &mut self,
         retry: Retry,
         deadline: Instant,
@@ -673,7 +675,7 @@ pub fn error_text(st: &Status) -> String {
 }
 
 /// grpc-go's `status.Error` text.
-fn go_status(st: &Status) -> String {
+pub fn go_status(st: &Status) -> String {
     format!(
         "rpc error: code = {} desc = {}",
         go_code(st.code()),
@@ -705,7 +707,7 @@ fn go_code(c: Code) -> &'static str {
 }
 
 /// Now as zap's ISO 8601 in UTC with milliseconds.
-fn zap_time() -> String {
+pub fn zap_time() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -26,10 +26,17 @@
 //!   revoke-permission.
 //! - `concurrency`: lock and elect (clientv3's session, mutex and
 //!   election recipes over KV, Lease and Watch).
+//! - `mirror`: make-mirror.
+//! - `completion`: completion bash and zsh (cobra's scripts).
+//! - `check`: check perf.
+//! - `migrate`: migrate, refused (ferretcd's data dir is not etcd's).
+//! - `snapshot`: snapshot save and status (restore is `crate::snapshot`).
 
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod client;
+pub mod completion;
 pub mod concurrency;
 pub mod endpoint;
 pub mod gojson;
@@ -37,9 +44,12 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod member;
+pub mod migrate;
+pub mod mirror;
 pub mod misc;
 pub mod printer;
 pub mod role;
+pub mod snapshot;
 pub mod table;
 pub mod tree;
 pub mod txn;
@@ -91,6 +101,13 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "role revoke-permission" => role::revoke_permission,
         "lock" => concurrency::lock,
         "elect" => concurrency::elect,
+        "snapshot save" => snapshot::save,
+        "snapshot status" => snapshot::status,
+        "make-mirror" => mirror::make_mirror,
+        "migrate" => migrate::migrate,
+        "check perf" => check::perf,
+        "completion bash" => completion::bash,
+        "completion zsh" => completion::zsh,
         _ => return None,
     })
 }
