@@ -97,6 +97,30 @@ impl Display {
         }
     }
 
+    /// What etcdctl prints for a change (auth, user and role commands):
+    /// the simple format's sentence, the header alone as fields, the whole
+    /// response in the other formats; then it is flushed.
+    pub fn change<M: GoJson>(
+        &mut self,
+        sentence: &str,
+        header: &Option<ResponseHeader>,
+        resp: &M,
+    ) -> Result<(), Exit> {
+        let printed = match self.format {
+            Format::Simple => {
+                self.line(sentence);
+                Ok(())
+            }
+            Format::Fields => {
+                self.header_fields(header);
+                Ok(())
+            }
+            _ => self.whole(resp),
+        };
+        self.flush();
+        printed
+    }
+
     pub fn line(&mut self, s: &str) {
         self.out.extend_from_slice(s.as_bytes());
         self.out.push(b'\n');

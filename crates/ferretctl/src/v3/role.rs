@@ -43,19 +43,7 @@ pub fn add(inv: &Invocation) -> Result<(), Exit> {
         let req = auth.req(AuthRoleAddRequest { name: name.clone() });
         async move { AuthClient::new(ch).role_add(req).await }
     })?;
-    let printed = match display.format {
-        Format::Simple => {
-            display.line(&format!("Role {name} created"));
-            Ok(())
-        }
-        Format::Fields => {
-            display.header_fields(&resp.header);
-            Ok(())
-        }
-        _ => display.whole(&resp),
-    };
-    display.flush();
-    printed
+    display.change(&format!("Role {name} created"), &resp.header, &resp)
 }
 
 pub fn delete(inv: &Invocation) -> Result<(), Exit> {
@@ -71,19 +59,7 @@ pub fn delete(inv: &Invocation) -> Result<(), Exit> {
         let req = auth.req(AuthRoleDeleteRequest { role: role.clone() });
         async move { AuthClient::new(ch).role_delete(req).await }
     })?;
-    let printed = match display.format {
-        Format::Simple => {
-            display.line(&format!("Role {role} deleted"));
-            Ok(())
-        }
-        Format::Fields => {
-            display.header_fields(&resp.header);
-            Ok(())
-        }
-        _ => display.whole(&resp),
-    };
-    display.flush();
-    printed
+    display.change(&format!("Role {role} deleted"), &resp.header, &resp)
 }
 
 pub fn get(inv: &Invocation) -> Result<(), Exit> {
@@ -294,19 +270,7 @@ pub fn grant_permission(inv: &Invocation) -> Result<(), Exit> {
         });
         async move { AuthClient::new(ch).role_grant_permission(req).await }
     })?;
-    let printed = match display.format {
-        Format::Simple => {
-            display.line(&format!("Role {name} updated"));
-            Ok(())
-        }
-        Format::Fields => {
-            display.header_fields(&resp.header);
-            Ok(())
-        }
-        _ => display.whole(&resp),
-    };
-    display.flush();
-    printed
+    display.change(&format!("Role {name} updated"), &resp.header, &resp)
 }
 
 pub fn revoke_permission(inv: &Invocation) -> Result<(), Exit> {

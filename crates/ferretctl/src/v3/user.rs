@@ -21,39 +21,17 @@ use ferret_proto::authpb::UserAddOptions;
 use ferret_proto::etcdserverpb::auth_client::AuthClient;
 use ferret_proto::etcdserverpb::{
     AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
-    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, ResponseHeader,
+    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
 };
 
 use super::auth::{read_password_interactive, scan_word};
 use super::cli::{exit, Exit, Invocation};
 use super::client::{self, Client, Retry};
-use super::printer::{Display, Format};
+use super::printer::Format;
 use super::role;
 
 fn bad_args(msg: impl Into<String>) -> Exit {
     Exit::new(exit::BAD_ARGS, msg)
-}
-
-/// What a write prints: the simple format's sentence, or the header.
-fn print_write<M: super::gojson::GoJson>(
-    display: &mut Display,
-    sentence: &str,
-    header: &Option<ResponseHeader>,
-    resp: &M,
-) -> Result<(), Exit> {
-    let printed = match display.format {
-        Format::Simple => {
-            display.line(sentence);
-            Ok(())
-        }
-        Format::Fields => {
-            display.header_fields(header);
-            Ok(())
-        }
-        _ => display.whole(resp),
-    };
-    display.flush();
-    printed
 }
 
 pub fn add(inv: &Invocation) -> Result<(), Exit> {
@@ -90,12 +68,7 @@ pub fn add(inv: &Invocation) -> Result<(), Exit> {
         });
         async move { AuthClient::new(ch).user_add(req).await }
     })?;
-    print_write(
-        &mut display,
-        &format!("User {name} created"),
-        &resp.header,
-        &resp,
-    )
+    display.change(&format!("User {name} created"), &resp.header, &resp)
 }
 
 pub fn delete(inv: &Invocation) -> Result<(), Exit> {
@@ -111,12 +84,7 @@ pub fn delete(inv: &Invocation) -> Result<(), Exit> {
         let req = auth.req(AuthUserDeleteRequest { name: name.clone() });
         async move { AuthClient::new(ch).user_delete(req).await }
     })?;
-    print_write(
-        &mut display,
-        &format!("User {name} deleted"),
-        &resp.header,
-        &resp,
-    )
+    display.change(&format!("User {name} deleted"), &resp.header, &resp)
 }
 
 pub fn get(inv: &Invocation) -> Result<(), Exit> {
@@ -210,7 +178,7 @@ pub fn passwd(inv: &Invocation) -> Result<(), Exit> {
         });
         async move { AuthClient::new(ch).user_change_password(req).await }
     })?;
-    print_write(&mut display, "Password updated", &resp.header, &resp)
+    display.change("Password updated", &resp.header, &resp)
 }
 
 pub fn grant_role(inv: &Invocation) -> Result<(), Exit> {
@@ -229,8 +197,7 @@ pub fn grant_role(inv: &Invocation) -> Result<(), Exit> {
         });
         async move { AuthClient::new(ch).user_grant_role(req).await }
     })?;
-    print_write(
-        &mut display,
+    display.change(
         &format!("Role {role} is granted to user {user}"),
         &resp.header,
         &resp,
@@ -253,8 +220,7 @@ pub fn revoke_role(inv: &Invocation) -> Result<(), Exit> {
         });
         async move { AuthClient::new(ch).user_revoke_role(req).await }
     })?;
-    print_write(
-        &mut display,
+    display.change(
         &format!("Role {role} is revoked from user {name}"),
         &resp.header,
         &resp,
