@@ -2112,6 +2112,17 @@ fn crossed_member_endpoint_and_maintenance() {
 }
 
 #[test]
+fn crossed_auth_user_and_role() {
+    crossed("crossed auth/user/role", AUTH);
+}
+
+#[test]
+fn crossed_lock_elect_and_interactive_watch() {
+    crossed("crossed lock/elect", LOCK_ELECT);
+    crossed("crossed watch -i", WATCH_INTERACTIVE);
+}
+
+#[test]
 fn crossed_watch_compaction_and_version() {
     crossed("crossed watch", WATCH);
     crossed("crossed compaction/version", MISC);
