@@ -108,6 +108,8 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "check perf" => check::perf,
         "completion bash" => completion::bash,
         "completion zsh" => completion::zsh,
+        "completion fish" => completion::fish,
+        "completion powershell" => completion::powershell,
         _ => return None,
     })
 }
