@@ -1,15 +1,17 @@
-//! `completion bash` and `completion zsh`: the scripts cobra 1.6.1
+//! `completion bash|zsh|fish|powershell`: the scripts cobra 1.6.1
 //! (Debian's etcdctl is built with it) writes, for the root command's
 //! name (`etcdctl`, as etcdctl prints it: ferretctl stands in for it).
 //! The templates are cobra's own (`bash_completionsV2.go`,
 //! `zsh_completions.go`, Apache-2.0), kept as the Go format strings they
 //! are in `completion/*.tmpl` and filled in as Go's `fmt.Sprintf` does.
 //!
+//! `completion fish` and `completion powershell` likewise print cobra's
+//! `fish_completions.go` and `powershell_completions.go` templates
+//! (Apache-2.0; fish's header line is a `Sprintf` of its own).
+//!
 //! The scripts complete by running `etcdctl __complete <words>` (or
 //! `__completeNoDesc` with `--no-descriptions`), cobra's hidden command,
-//! which ferretctl does not implement yet: it refuses it as an unknown
-//! command, so the scripts complete file names only. `completion fish`
-//! and `completion powershell` are not implemented yet (refused).
+//! which ferretctl answers in `super::complete`.
 
 use std::io::Write;
 
@@ -105,7 +107,7 @@ enum Shell {
     Bash,
     Zsh,
     Fish,
-    PowerShell,
+    Powershell,
 }
 
 /// The script of `shell` for `NAME`, with or without descriptions.
@@ -123,10 +125,10 @@ fn script(shell: Shell, descriptions: bool) -> Result<String, String> {
         Shell::Bash => (BASH, NAME, comp_cmd, ACTIVE_HELP_MARKER),
         Shell::Zsh => (ZSH, NAME, comp_cmd, ACTIVE_HELP_MARKER),
         Shell::Fish => (FISH, name_for_var, NAME, ACTIVE_HELP_ENV),
-        Shell::PowerShell => (POWERSHELL, NAME, name_for_var, ACTIVE_HELP_ENV),
+        Shell::Powershell => (POWERSHELL, NAME, name_for_var, ACTIVE_HELP_ENV),
     };
     let mut args = vec![Arg::S(first), Arg::S(second)];
-    if matches!(shell, Shell::Fish | Shell::PowerShell) {
+    if matches!(shell, Shell::Fish | Shell::Powershell) {
         args.push(Arg::S(comp_cmd));
     }
     args.extend(directives);
@@ -161,7 +163,7 @@ pub fn fish(inv: &Invocation) -> Result<(), Exit> {
 }
 
 pub fn powershell(inv: &Invocation) -> Result<(), Exit> {
-    print(Shell::PowerShell, inv)
+    print(Shell::Powershell, inv)
 }
 
 #[cfg(test)]
@@ -180,7 +182,7 @@ mod tests {
 
     #[test]
     fn templates_fill_in() {
-        for t in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
+        for t in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Powershell] {
             for d in [true, false] {
                 let s = script(t, d).unwrap();
                 assert!(s.contains("__etcdctl_debug"));
