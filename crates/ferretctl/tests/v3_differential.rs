@@ -917,13 +917,18 @@ const MISC: &[Line] = &[
     run("compaction 6"),
 ];
 
-/// completion: cobra's bash and zsh scripts, byte for byte, with and
-/// without descriptions; the arguments refused.
+/// completion: cobra's bash, zsh, fish and powershell scripts, byte for
+/// byte, with and without descriptions; the arguments refused.
 const COMPLETION: &[Line] = &[
     run("completion bash"),
     run("completion bash --no-descriptions"),
     run("completion zsh"),
     run("completion zsh --no-descriptions"),
+    run("completion fish"),
+    run("completion fish --no-descriptions"),
+    run("completion powershell"),
+    run("completion powershell --no-descriptions"),
+    run("completion powershell y"),
     run("completion bash x"),
     run("completion zsh --no-descriptions=maybe"),
 ];

@@ -258,6 +258,162 @@ fn command_line_errors_match_etcdctl() {
     compare_all(lines);
 }
 
+/// cobra's hidden `__complete` and `__completeNoDesc` (what the completion
+/// scripts run): the candidates, the directive line and the stderr line,
+/// for chosen lines (`''` is an empty word: the partial word the shell
+/// sends for a fresh one) and, for every command path, the sub-commands
+/// and the flag names.
+#[test]
+fn complete_requests_match_etcdctl() {
+    if !reference_available("complete_requests_match_etcdctl") {
+        return;
+    }
+    let chosen = [
+        "__complete ''",
+        "__completeNoDesc ''",
+        "__complete g",
+        "__complete m",
+        "__complete me",
+        "__complete mem ''",
+        "__complete member ''",
+        "__complete member l",
+        "__complete member list ''",
+        "__complete member list -",
+        "__complete member list --",
+        "__complete member list --h",
+        "__complete member list -w ''",
+        "__complete member list -w j",
+        "__complete member list --write-out=j",
+        "__complete member list --hex ''",
+        "__complete member list --hex=",
+        "__complete get ''",
+        "__complete get -",
+        "__completeNoDesc get -",
+        "__complete get --p",
+        "__complete get --prefix --p",
+        "__complete get --prefix -",
+        "__complete get --endpoints x -",
+        "__complete get --endpoints=x -",
+        "__complete get a ''",
+        "__complete get a -",
+        "__complete get -- -",
+        "__complete get -- ''",
+        "__complete -- ''",
+        "__complete -- -",
+        "__complete nosuch ''",
+        "__complete get --foo=",
+        "__complete get --foo ''",
+        "__complete get --foo=x -",
+        "__complete get --bogus ''",
+        "__complete get -h ''",
+        "__complete --help ''",
+        "__complete -h -",
+        "__complete help ''",
+        "__complete help m",
+        "__complete help member ''",
+        "__complete help member li",
+        "__complete help nosuch ''",
+        "__complete help get ''",
+        "__complete completion ''",
+        "__complete completion b",
+        "__complete completion bash ''",
+        "__complete completion bash -",
+        "__complete completion fish --no-descriptions ''",
+        "__complete --endpoints x ''",
+        "__complete --endpoints ''",
+        "__complete --debug ''",
+        "__complete --debug=",
+        "__complete -w ''",
+        "__complete -w=",
+        "__complete --w=",
+        "__complete --x=",
+        "__complete -",
+        "__complete --",
+        "__complete ---",
+        "__complete --=",
+        "__complete -=",
+        "__complete lease ''",
+        "__complete lease grant -",
+        "__complete snap ''",
+        "__complete snapshot save -",
+        "__complete auth ''",
+        "__complete user add -",
+        "__complete role grant-permission -",
+        "__complete txn -",
+        "__complete watch -",
+        "__complete lock -",
+        "__complete elect -",
+        "__complete check ''",
+        "__complete check perf -",
+        "__complete make-mirror -",
+        "__complete put k v -",
+        "__complete del -",
+        "__complete endpoint status --cluster -",
+        "__complete endpoint --cluster ''",
+        "__complete get --rev x ''",
+        "__complete get --limit 3 --limit ''",
+        "__complete get --endpoints a --endpoints b -",
+        "__complete -d x get -",
+        "__complete get é=",
+        "__complete get -é=",
+        "__complete version ''",
+        "__complete defrag -",
+        "__complete alarm ''",
+        "__complete move-leader ''",
+        "__completeNoDesc member ''",
+        "__completeNoDesc get --",
+        "__completeNoDesc help ''",
+        "__complete get -é",
+        "__complete get --é ''",
+        "__complete get -xé ''",
+        "__complete a-é ''",
+        "__complete get a-b ''",
+        "__complete help -",
+        "__complete help --",
+        "__complete help get -",
+        "__complete completion --no-descriptions ''",
+        "__complete completion bash --no-descriptions -",
+        "__complete get --consistency=s ''",
+        "__complete get --prefix=true -",
+        "__complete member list --help ''",
+        "__complete get --endpoints",
+    ];
+    let mut lines: Vec<Vec<String>> = chosen
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .map(|w| {
+                    if w == "''" {
+                        String::new()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    for path in command_paths() {
+        for (req, last) in [
+            ("__complete", ""),
+            ("__complete", "-"),
+            ("__completeNoDesc", ""),
+            ("__complete", "--h"),
+        ] {
+            let mut l = vec![req.to_string()];
+            l.extend(path.iter().cloned());
+            l.push(last.to_string());
+            lines.push(l);
+        }
+    }
+    // The scripts that run them, with and without descriptions.
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        lines.push(words(&format!("completion {shell}")));
+        lines.push(words(&format!("completion {shell} --no-descriptions")));
+    }
+    assert!(lines.len() > 300);
+    compare_all(lines);
+}
+
 /// etcdctl v2's command names, from its own help (`ETCDCTL_API=2 etcdctl
 /// --help`, the COMMANDS block), but cobra's `help`.
 fn v2_command_names() -> Vec<String> {

@@ -535,7 +535,7 @@ pub enum Outcome<'a> {
 
 /// The flags a command parses: its own, its persistent ones, its
 /// ancestors' persistent ones, and help; and which of those are inherited.
-fn flag_sets(path: &[&Command]) -> (Vec<Flag>, Vec<Flag>) {
+pub fn flag_sets(path: &[&Command]) -> (Vec<Flag>, Vec<Flag>) {
     let me = path.last().copied();
     let mut local: Vec<Flag> = Vec::new();
     if let Some(c) = me {
@@ -645,21 +645,19 @@ pub fn find<'a>(
     Ok((path, rest))
 }
 
-/// Parses `args` (without the program name) against the tree.
-pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
-    let (path, rest) = match find(root, args) {
-        Ok(found) => found,
-        Err(msg) => {
-            return Outcome::Error {
-                stdout: String::new(),
-                stderr: format!("Error: {msg}\nRun '{} --help' for usage.\n", root.name),
-                msg,
-                flag_error: None,
-            };
-        }
-    };
-    let cmd = *path.last().unwrap_or(&root);
-    let (local, inherited) = flag_sets(&path);
+/// What [`parse_flags`] found: every flag's value and whether it was
+/// set, the inherited flags, the positional words, and `--help`.
+pub struct Parsed {
+    pub values: BTreeMap<&'static str, (Value, bool)>,
+    pub inherited: Vec<Flag>,
+    pub positional: Vec<String>,
+    pub help: bool,
+}
+
+/// pflag's parse of `rest` against the flags of `path`'s last command,
+/// or pflag's error message.
+pub fn parse_flags(path: &[&Command], rest: &[String]) -> Result<Parsed, String> {
+    let (local, inherited) = flag_sets(path);
     let mut values: BTreeMap<&'static str, (Value, bool)> = BTreeMap::new();
     for f in local.iter().chain(&inherited) {
         values.insert(f.name, (default_value(f), false));
@@ -668,12 +666,6 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
     let mut positional = Vec::new();
     let mut help = false;
     let mut i = 0;
-    let fail = |msg: String, path: &[&'a Command]| Outcome::Error {
-        stdout: usage(path),
-        stderr: format!("Error: {msg}\n\n"),
-        msg,
-        flag_error: Some(path.to_vec()),
-    };
     let set = |f: &Flag, v: &str, values: &mut BTreeMap<&'static str, (Value, bool)>| {
         let (old, changed) = values
             .get(f.name)
@@ -710,7 +702,7 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
         }
         if let Some(body) = s.strip_prefix("--") {
             if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
-                return fail(format!("bad flag syntax: {s}"), &path);
+                return Err(format!("bad flag syntax: {s}"));
             }
             let (name, inline) = match body.split_once('=') {
                 Some((n, v)) => (n, Some(v.to_string())),
@@ -721,7 +713,7 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                     help = true;
                     continue;
                 }
-                return fail(format!("unknown flag: --{name}"), &path);
+                return Err(format!("unknown flag: --{name}"));
             };
             let value = match (inline, f.no_opt()) {
                 (Some(v), _) => v,
@@ -730,11 +722,9 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                     i += 1;
                     rest[i - 1].clone()
                 }
-                (None, None) => return fail(format!("flag needs an argument: {s}"), &path),
+                (None, None) => return Err(format!("flag needs an argument: {s}")),
             };
-            if let Err(e) = set(f, &value, &mut values) {
-                return fail(e, &path);
-            }
+            set(f, &value, &mut values)?;
             continue;
         }
         // Short flags, possibly several in one word (`-hw json`).
@@ -749,13 +739,10 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                     k += 1;
                     continue;
                 }
-                return fail(
-                    format!(
-                        "unknown shorthand flag: {} in -{rest_word}",
-                        go_quote_rune(c)
-                    ),
-                    &path,
-                );
+                return Err(format!(
+                    "unknown shorthand flag: {} in -{rest_word}",
+                    go_quote_rune(c)
+                ));
             };
             let value = if shorts.len() > k + 2 && shorts[k + 1] == '=' {
                 let v: String = shorts[k + 2..].iter().collect();
@@ -773,19 +760,52 @@ pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
                 k += 1;
                 rest[i - 1].clone()
             } else {
-                return fail(
-                    format!(
-                        "flag needs an argument: {} in -{rest_word}",
-                        go_quote_rune(c)
-                    ),
-                    &path,
-                );
+                return Err(format!(
+                    "flag needs an argument: {} in -{rest_word}",
+                    go_quote_rune(c)
+                ));
             };
-            if let Err(e) = set(f, &value, &mut values) {
-                return fail(e, &path);
-            }
+            set(f, &value, &mut values)?;
         }
     }
+    Ok(Parsed {
+        values,
+        inherited,
+        positional,
+        help,
+    })
+}
+
+/// Parses `args` (without the program name) against the tree.
+pub fn parse<'a>(root: &'a Command, args: &[String]) -> Outcome<'a> {
+    let (path, rest) = match find(root, args) {
+        Ok(found) => found,
+        Err(msg) => {
+            return Outcome::Error {
+                stdout: String::new(),
+                stderr: format!("Error: {msg}\nRun '{} --help' for usage.\n", root.name),
+                msg,
+                flag_error: None,
+            };
+        }
+    };
+    let cmd = *path.last().unwrap_or(&root);
+    let fail = |msg: String, path: &[&'a Command]| Outcome::Error {
+        stdout: usage(path),
+        stderr: format!("Error: {msg}\n\n"),
+        msg,
+        flag_error: Some(path.to_vec()),
+    };
+    let parsed = match parse_flags(&path, &rest) {
+        Ok(p) => p,
+        Err(msg) => return fail(msg, &path),
+    };
+    let Parsed {
+        values,
+        inherited,
+        positional,
+        help,
+    } = parsed;
     if help || matches!(values.get("help"), Some((Value::Bool(true), _))) || cmd.run.is_none() {
         return Outcome::Help(usage(&path));
     }

@@ -1,15 +1,17 @@
-//! `completion bash` and `completion zsh`: the scripts cobra 1.6.1
+//! `completion bash|zsh|fish|powershell`: the scripts cobra 1.6.1
 //! (Debian's etcdctl is built with it) writes, for the root command's
 //! name (`etcdctl`, as etcdctl prints it: ferretctl stands in for it).
 //! The templates are cobra's own (`bash_completionsV2.go`,
 //! `zsh_completions.go`, Apache-2.0), kept as the Go format strings they
 //! are in `completion/*.tmpl` and filled in as Go's `fmt.Sprintf` does.
 //!
+//! `completion fish` and `completion powershell` likewise print cobra's
+//! `fish_completions.go` and `powershell_completions.go` templates
+//! (Apache-2.0; fish's header line is a `Sprintf` of its own).
+//!
 //! The scripts complete by running `etcdctl __complete <words>` (or
 //! `__completeNoDesc` with `--no-descriptions`), cobra's hidden command,
-//! which ferretctl does not implement yet: it refuses it as an unknown
-//! command, so the scripts complete file names only. `completion fish`
-//! and `completion powershell` are not implemented yet (refused).
+//! which ferretctl answers in `super::complete`.
 
 use std::io::Write;
 
@@ -17,6 +19,8 @@ use super::cli::{exit, Exit, Invocation};
 
 const BASH: &str = include_str!("completion/bash.tmpl");
 const ZSH: &str = include_str!("completion/zsh.tmpl");
+const FISH: &str = include_str!("completion/fish.tmpl");
+const POWERSHELL: &str = include_str!("completion/powershell.tmpl");
 
 /// The root command's name in the scripts.
 const NAME: &str = "etcdctl";
@@ -24,6 +28,9 @@ const NAME: &str = "etcdctl";
 /// cobra's `ShellCompDirective` bits, in its template's argument order
 /// (3 to 7): Error, NoSpace, NoFileComp, FilterFileExt, FilterDirs.
 const DIRECTIVES: [u32; 5] = [1, 2, 4, 8, 16];
+
+/// cobra's `activeHelpEnvVar(NAME)`: the name upper-cased, `-` as `_`.
+const ACTIVE_HELP_ENV: &str = "ETCDCTL_ACTIVE_HELP";
 
 /// cobra's `activeHelpMarker`.
 const ACTIVE_HELP_MARKER: &str = "_activeHelp_ ";
@@ -93,31 +100,49 @@ fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
     Ok(out)
 }
 
-/// The script of a template for `NAME`, with or without descriptions.
-fn script(template: &str, descriptions: bool) -> Result<String, String> {
+/// Which of cobra's four generators a template belongs to: they pass
+/// their `Sprintf` different arguments.
+#[derive(Clone, Copy)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+/// The script of `shell` for `NAME`, with or without descriptions.
+fn script(shell: Shell, descriptions: bool) -> Result<String, String> {
     let comp_cmd = if descriptions {
         "__complete"
     } else {
         "__completeNoDesc"
     };
+    // NAME has no `-` or `:`, so cobra's `nameForVar` is NAME itself.
+    let name_for_var = NAME;
     let [e, ns, nf, fe, fd] = DIRECTIVES;
-    sprintf(
-        template,
-        &[
-            Arg::S(NAME),
-            Arg::S(comp_cmd),
-            Arg::D(e),
-            Arg::D(ns),
-            Arg::D(nf),
-            Arg::D(fe),
-            Arg::D(fd),
-            Arg::S(ACTIVE_HELP_MARKER),
-        ],
-    )
+    let directives = [Arg::D(e), Arg::D(ns), Arg::D(nf), Arg::D(fe), Arg::D(fd)];
+    let (template, first, second, last) = match shell {
+        Shell::Bash => (BASH, NAME, comp_cmd, ACTIVE_HELP_MARKER),
+        Shell::Zsh => (ZSH, NAME, comp_cmd, ACTIVE_HELP_MARKER),
+        Shell::Fish => (FISH, name_for_var, NAME, ACTIVE_HELP_ENV),
+        Shell::Powershell => (POWERSHELL, NAME, name_for_var, ACTIVE_HELP_ENV),
+    };
+    let mut args = vec![Arg::S(first), Arg::S(second)];
+    if matches!(shell, Shell::Fish | Shell::Powershell) {
+        args.push(Arg::S(comp_cmd));
+    }
+    args.extend(directives);
+    args.push(Arg::S(last));
+    let body = sprintf(template, &args)?;
+    Ok(match shell {
+        // fish's header is a `Sprintf` of its own, with a plain `%-36s`.
+        Shell::Fish => format!("# fish completion for {NAME:<36} -*- shell-script -*-\n{body}"),
+        _ => body,
+    })
 }
 
-fn print(template: &str, inv: &Invocation) -> Result<(), Exit> {
-    let text = script(template, !inv.bool("no-descriptions"))
+fn print(shell: Shell, inv: &Invocation) -> Result<(), Exit> {
+    let text = script(shell, !inv.bool("no-descriptions"))
         .map_err(|e| Exit::new(exit::ERROR, format!("completion template: {e}")))?;
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes());
@@ -126,11 +151,19 @@ fn print(template: &str, inv: &Invocation) -> Result<(), Exit> {
 }
 
 pub fn bash(inv: &Invocation) -> Result<(), Exit> {
-    print(BASH, inv)
+    print(Shell::Bash, inv)
 }
 
 pub fn zsh(inv: &Invocation) -> Result<(), Exit> {
-    print(ZSH, inv)
+    print(Shell::Zsh, inv)
+}
+
+pub fn fish(inv: &Invocation) -> Result<(), Exit> {
+    print(Shell::Fish, inv)
+}
+
+pub fn powershell(inv: &Invocation) -> Result<(), Exit> {
+    print(Shell::Powershell, inv)
 }
 
 #[cfg(test)]
@@ -149,7 +182,7 @@ mod tests {
 
     #[test]
     fn templates_fill_in() {
-        for t in [BASH, ZSH] {
+        for t in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Powershell] {
             for d in [true, false] {
                 let s = script(t, d).unwrap();
                 assert!(s.contains("__etcdctl_debug"));

@@ -36,6 +36,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod complete;
 pub mod completion;
 pub mod concurrency;
 pub mod endpoint;
@@ -108,6 +109,8 @@ fn implementation(path: &str) -> Option<cli::RunFn> {
         "check perf" => check::perf,
         "completion bash" => completion::bash,
         "completion zsh" => completion::zsh,
+        "completion fish" => completion::fish,
+        "completion powershell" => completion::powershell,
         _ => return None,
     })
 }
@@ -140,6 +143,23 @@ use cli::{Exit, Outcome};
 pub fn run(args: &[String], v2_hint: bool) -> ! {
     let mut root = tree::root();
     wire(&mut root, "");
+    if let Some(first @ ("__complete" | "__completeNoDesc")) = args.first().map(String::as_str) {
+        let words = &args[1..];
+        if words.is_empty() {
+            // cobra's MinimumNArgs(1); its usage of `__complete` is not
+            // reproduced, only the error.
+            fail(&Exit::new(
+                cli::exit::ERROR,
+                "requires at least 1 arg(s), only received 0",
+            ))
+        }
+        let reply = complete::complete(&root, words, first == "__complete");
+        print_out(&reply.stdout);
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&reply.stderr);
+        let _ = err.flush();
+        std::process::exit(0)
+    }
     match cli::parse(&root, args) {
         Outcome::Help(text) => {
             print_out(&text);
