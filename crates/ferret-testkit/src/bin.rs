@@ -33,6 +33,23 @@ pub fn ferretcd() -> PathBuf {
     workspace_binary("ferretcd", "ferretcd")
 }
 
+/// etcd and the etcdctl beside it; `None` after a notice when they are
+/// missing, which fails the test under CI (where .ci/run installs them).
+pub fn etcd_tools() -> Option<(PathBuf, PathBuf)> {
+    let found = find_etcd().and_then(|etcd| {
+        let ctl = etcd.with_file_name("etcdctl");
+        ctl.is_file().then_some((etcd, ctl))
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd and etcdctl are missing, and CI needs them"
+        );
+        eprintln!("SKIPPED: no etcd and etcdctl (apt-get install etcd-server etcd-client)");
+    }
+    found
+}
+
 /// Where the reference etcd lives: $ETCD_BIN, else `etcd` on PATH, else
 /// /usr/bin/etcd.
 pub fn find_etcd() -> Option<PathBuf> {

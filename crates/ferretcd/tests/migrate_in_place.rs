@@ -33,28 +33,13 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use ferret_testkit::bin::{ferretcd, find_etcd};
+use ferret_testkit::bin::{etcd_tools, ferretcd};
 use ferret_testkit::dir::TempDir;
 use ferret_testkit::ports::free_ports;
 use ferret_testkit::process::Proc;
 use sha2::{Digest, Sha256};
 
 const ROOT: &str = "root:rootpw";
-
-fn etcd_tools() -> Option<(PathBuf, PathBuf)> {
-    let found = find_etcd().and_then(|etcd| {
-        let ctl = etcd.with_file_name("etcdctl");
-        ctl.is_file().then_some((etcd, ctl))
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd and etcdctl are missing, and CI needs them"
-        );
-        eprintln!("SKIPPED: no etcd and etcdctl (apt-get install etcd-server etcd-client)");
-    }
-    found
-}
 
 /// One member's flags: the same for etcd and ferretcd.
 #[derive(Clone)]

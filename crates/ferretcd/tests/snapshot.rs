@@ -7,32 +7,15 @@
 //! restore` makes a new 3-member ferretcd cluster of the same snapshot
 //! that answers as the old one did.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ferret_testkit::bin::{ferretcd, find_etcd, workspace_binary};
+use ferret_testkit::bin::{etcd_tools, ferretcd, workspace_binary};
 use ferret_testkit::cluster::{Cluster, Options};
 use ferret_testkit::dir::TempDir;
 use ferret_testkit::ports::free_ports;
 use ferret_testkit::server::{Server, Spec};
-
-/// etcd and the etcdctl beside it; `None` after a notice when they are
-/// missing, which fails the test under CI (where .ci/run installs them).
-fn etcd_tools() -> Option<(PathBuf, PathBuf)> {
-    let found = find_etcd().and_then(|etcd| {
-        let ctl = etcd.with_file_name("etcdctl");
-        ctl.is_file().then_some((etcd, ctl))
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd and etcdctl are missing, and CI needs them"
-        );
-        eprintln!("SKIPPED: no etcd and etcdctl (apt-get install etcd-server etcd-client)");
-    }
-    found
-}
 
 /// Runs etcdctl (v3) against `endpoint`; its stdout, or a panic with
 /// what it printed.

@@ -1046,6 +1046,12 @@ fn flag_usages(flags: &[Flag], help_usage: &str) -> String {
     out
 }
 
+/// etcdctl's `ExitWithError`: `Error: <msg>` on stderr, then the code.
+pub fn fail(e: &Exit) -> ! {
+    eprintln!("Error: {}", e.msg);
+    std::process::exit(e.code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

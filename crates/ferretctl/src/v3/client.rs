@@ -176,9 +176,9 @@ pub fn auth_from_flags(user: &str, password: &str) -> Result<Option<(String, Str
     match user.split_once(':') {
         Some((u, p)) => Ok(Some((u.to_string(), p.to_string()))),
         None => {
-            let p = super::auth::ask_password("Password: ")
+            let p = super::prompt::ask_password("Password: ")
                 .map_err(|e| Exit::new(exit::ERROR, e))
-                .and_then(super::auth::password_text)?;
+                .and_then(super::prompt::password_text)?;
             Ok(Some((user.to_string(), p)))
         }
     }

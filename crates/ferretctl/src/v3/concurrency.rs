@@ -55,7 +55,7 @@ use tonic::Streaming;
 use super::cli::{exit, Exit, Invocation};
 use super::client::{self, error_text, Client, Config, Retry};
 use super::kv::prefix_end;
-use super::lease;
+use super::lease::keep_alive_silently;
 use super::printer::Display;
 use super::watch::go_errno_text;
 
@@ -190,7 +190,7 @@ impl Session {
             let Ok(rt) = kc.take_runtime() else {
                 return;
             };
-            rt.block_on(lease::keep_alive_silently(&mut kc, lease));
+            rt.block_on(keep_alive_silently(&mut kc, lease));
             kc.put_runtime(rt);
             drop(alive);
         });

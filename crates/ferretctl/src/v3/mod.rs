@@ -19,8 +19,9 @@
 //! - `maintenance`: alarm list and disarm, defrag, move-leader.
 //! - `lease`: lease grant, revoke, timetolive, list, keep-alive.
 //! - `misc`: compaction, version.
-//! - `auth`: auth enable and disable; the password prompts (speakeasy's,
-//!   and `--interactive=false`'s first word of stdin).
+//! - `auth`: auth enable and disable.
+//! - `prompt`: the password prompts (speakeasy's, and
+//!   `--interactive=false`'s first word of stdin).
 //! - `user`: user add, delete, get, list, passwd, grant-role, revoke-role.
 //! - `role`: role add, delete, get, list, grant-permission,
 //!   revoke-permission.
@@ -49,6 +50,7 @@ pub mod migrate;
 pub mod mirror;
 pub mod misc;
 pub mod printer;
+pub mod prompt;
 pub mod role;
 pub mod snapshot;
 pub mod table;
@@ -148,7 +150,7 @@ pub fn run(args: &[String], v2_hint: bool) -> ! {
         if words.is_empty() {
             // cobra's MinimumNArgs(1); its usage of `__complete` is not
             // reproduced, only the error.
-            fail(&Exit::new(
+            cli::fail(&Exit::new(
                 cli::exit::ERROR,
                 "requires at least 1 arg(s), only received 0",
             ))
@@ -180,11 +182,11 @@ pub fn run(args: &[String], v2_hint: bool) -> ! {
                 eprintln!("hint: this is an etcdctl v2 command; run it with ETCDCTL_API=2");
                 std::process::exit(cli::exit::ERROR);
             }
-            fail(&Exit::new(cli::exit::ERROR, msg))
+            cli::fail(&Exit::new(cli::exit::ERROR, msg))
         }
         Outcome::Run(inv) => match (inv.command().run.unwrap_or(tree::not_yet))(&inv) {
             Ok(()) => std::process::exit(0),
-            Err(e) => fail(&e),
+            Err(e) => cli::fail(&e),
         },
     }
 }
@@ -194,12 +196,6 @@ fn unknown_command(msg: &str) -> Option<&str> {
     msg.strip_prefix("unknown command \"")?
         .split_once('"')
         .map(|(name, _)| name)
-}
-
-/// etcdctl's `ExitWithError`: `Error: <msg>` on stderr, then the code.
-pub fn fail(e: &Exit) -> ! {
-    eprintln!("Error: {}", e.msg);
-    std::process::exit(e.code)
 }
 
 fn print_out(text: &str) {

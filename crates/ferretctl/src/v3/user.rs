@@ -24,10 +24,10 @@ use ferret_proto::etcdserverpb::{
     AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
 };
 
-use super::auth::{read_password_interactive, scan_word};
 use super::cli::{exit, Exit, Invocation};
 use super::client::{self, Client, Retry};
 use super::printer::Format;
+use super::prompt::{read_password_interactive, scan_word};
 use super::role;
 
 fn bad_args(msg: impl Into<String>) -> Exit {

@@ -336,12 +336,12 @@ fn watch_thread(
     exec: Vec<String>,
     progress: UnboundedReceiver<()>,
 ) {
-    let mut c = Client::new(cfg).unwrap_or_else(|e| super::fail(&e));
-    let rt = c.take_runtime().unwrap_or_else(|e| super::fail(&e));
+    let mut c = Client::new(cfg).unwrap_or_else(|e| super::cli::fail(&e));
+    let rt = c.take_runtime().unwrap_or_else(|e| super::cli::fail(&e));
     let outcome = rt.block_on(run(&mut c, create, display, &exec, Some(progress)));
     c.put_runtime(rt);
     if let Err(e) = outcome {
-        super::fail(&e);
+        super::cli::fail(&e);
     }
 }
 
