@@ -25,18 +25,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferret_proto::etcdserverpb::kv_client::KvClient;
-use ferret_proto::etcdserverpb::watch_client::WatchClient;
-use ferret_proto::etcdserverpb::watch_request::RequestUnion;
 use ferret_proto::etcdserverpb::{
     request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-    WatchCreateRequest, WatchRequest,
+    WatchCreateRequest,
 };
 use ferret_proto::mvccpb::event::EventType;
-use tonic::metadata::MetadataValue;
 
 use super::cli::{exit, Exit, Invocation};
 use super::client::{self, Client, Config, Retry};
 use super::kv::prefix_end;
+use super::watch;
 
 /// clientv3/mirror's `batchLimit`: keys per page of the initial copy.
 const BATCH: i64 = 1000;
@@ -185,31 +183,8 @@ pub fn make_mirror(inv: &Invocation) -> Result<(), Exit> {
             ..WatchCreateRequest::default()
         };
         loop {
-            let Some((ch, auth)) = c.channel_forever().await else {
-                return Err(Exit::new(exit::ERROR, "no endpoint to watch"));
-            };
-            let (tx, rx) = tokio::sync::mpsc::channel::<WatchRequest>(1);
-            let first = WatchRequest {
-                request_union: Some(RequestUnion::CreateRequest(create.clone())),
-            };
-            if tx.send(first).await.is_err() {
+            let Some((tx, mut stream)) = watch::open_stream(&mut c, &create).await? else {
                 continue;
-            }
-            let mut req = auth.req(tokio_stream::wrappers::ReceiverStream::new(rx));
-            req.metadata_mut()
-                .insert("hasleader", MetadataValue::from_static("true"));
-            let mut stream = match WatchClient::new(ch).watch(req).await {
-                Ok(s) => s.into_inner(),
-                Err(st) => {
-                    c.forget_channel();
-                    if st.message().starts_with("etcdserver: ")
-                        && st.message() != "etcdserver: no leader"
-                    {
-                        return Err(Exit::new(exit::ERROR, client::error_text(&st)));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
             };
             loop {
                 let resp = match stream.message().await {

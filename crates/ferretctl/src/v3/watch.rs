@@ -364,30 +364,8 @@ async fn run(
     mut progress: Option<UnboundedReceiver<()>>,
 ) -> Result<(), Exit> {
     loop {
-        let Some((ch, auth)) = c.channel_forever().await else {
-            return Err(Exit::new(exit::ERROR, "no endpoint to watch"));
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel::<WatchRequest>(1);
-        let first = WatchRequest {
-            request_union: Some(RequestUnion::CreateRequest(create.clone())),
-        };
-        if tx.send(first).await.is_err() {
+        let Some((tx, mut stream)) = open_stream(c, &create).await? else {
             continue;
-        }
-        let mut req = auth.req(tokio_stream::wrappers::ReceiverStream::new(rx));
-        // clientv3's WithRequireLeader.
-        req.metadata_mut()
-            .insert("hasleader", MetadataValue::from_static("true"));
-        let mut stream = match WatchClient::new(ch).watch(req).await {
-            Ok(s) => s.into_inner(),
-            Err(st) => {
-                c.forget_channel();
-                if st.message().starts_with("etcdserver: ") && !is_transient(st.message()) {
-                    return Err(Exit::new(exit::ERROR, client::error_text(&st)));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
         };
         loop {
             let message = tokio::select! {
@@ -447,6 +425,47 @@ async fn run(
             }
         }
         drop(tx);
+    }
+}
+
+/// Opens a watch stream for `create` on the client's endpoint, as
+/// clientv3 does (`WithRequireLeader`). `Ok(None)` after a pause when it
+/// is to be tried again (no endpoint answering, a transient error); an
+/// error etcd gives for good ends the command. The sender stays open for
+/// the stream's life (progress requests go through it).
+pub async fn open_stream(
+    c: &mut Client,
+    create: &WatchCreateRequest,
+) -> Result<
+    Option<(
+        tokio::sync::mpsc::Sender<WatchRequest>,
+        tonic::Streaming<WatchResponse>,
+    )>,
+    Exit,
+> {
+    let Some((ch, auth)) = c.channel_forever().await else {
+        return Err(Exit::new(exit::ERROR, "no endpoint to watch"));
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<WatchRequest>(1);
+    let first = WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(create.clone())),
+    };
+    if tx.send(first).await.is_err() {
+        return Ok(None);
+    }
+    let mut req = auth.req(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut()
+        .insert("hasleader", MetadataValue::from_static("true"));
+    match WatchClient::new(ch).watch(req).await {
+        Ok(s) => Ok(Some((tx, s.into_inner()))),
+        Err(st) => {
+            c.forget_channel();
+            if st.message().starts_with("etcdserver: ") && !is_transient(st.message()) {
+                return Err(Exit::new(exit::ERROR, client::error_text(&st)));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(None)
+        }
     }
 }
 
