@@ -40,10 +40,15 @@
 //! ```
 //!
 //! A receiver closes a connection whose magic, version or kind it does
-//! not know, or whose cluster id is not its own (a member of another
-//! cluster, or a stale one); a cluster query, sent by a member that does
-//! not know the cluster yet, carries 0 for both ids and is answered
-//! whatever they are. Version 1 was the same handshake without the
+//! not know, whose cluster id is not its own (a member of another
+//! cluster, or a stale one), or whose sender is not one of the cluster's
+//! other current members as this member applied them (a stranger, or a
+//! removed member; a removed member's open streams are closed too). A
+//! raft message whose `from` is not the stream's sender, or whose `to`
+//! is not this member, closes its stream. A cluster query, sent by a
+//! member that does not know the cluster yet, carries 0 for both ids and
+//! is answered whatever they are. Without peer TLS the ids are only
+//! claimed; with it, the sender also proves itself with a certificate. Version 1 was the same handshake without the
 //! kind byte; members of versions 1 and 2 cannot talk to each other, so a
 //! cluster moves to this version by restarting every member on it.
 //!
@@ -378,6 +383,17 @@ struct FrameReader {
     kind: Option<u8>,
 }
 
+/// Who may open a stream to this member, and what its messages must say:
+/// the cluster's id, this member's id, and the other current members (a
+/// stream from any other id is refused at its handshake, and a member's
+/// streams are closed when it is removed).
+struct Admission<'a> {
+    cluster_id: u64,
+    self_id: u64,
+    /// The other members, by id (the values are not looked at).
+    members: &'a HashMap<u64, usize>,
+}
+
 /// All of a member's peer streams, for the Raft thread.
 pub struct PeerNet {
     poll: Poll,
@@ -486,6 +502,18 @@ impl PeerNet {
         }
         o.buf = Vec::new();
         o.sent = 0;
+        // Whatever it still sends is not a member's.
+        let from_it: Vec<Token> = self
+            .inbound
+            .iter()
+            .filter(|(_, c)| c.frames.from == Some(id))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in from_it {
+            if let Some(mut c) = self.inbound.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
     }
 
     /// The members this member streams to, by id.
@@ -896,10 +924,12 @@ impl PeerNet {
             match c.stream.read(&mut self.scratch) {
                 Ok(0) => break Err("closed".to_string()),
                 Ok(n) => {
-                    if let Err(e) =
-                        c.frames
-                            .push(&self.scratch[..n], self.cluster_id, &self.stats, out)
-                    {
+                    let admit = Admission {
+                        cluster_id: self.cluster_id,
+                        self_id: self.self_id,
+                        members: &self.by_peer,
+                    };
+                    if let Err(e) = c.frames.push(&self.scratch[..n], &admit, &self.stats, out) {
                         break Err(e);
                     }
                     if matches!(c.frames.kind, Some(STREAM_SNAPSHOT | STREAM_CLUSTER_QUERY)) {
@@ -961,7 +991,7 @@ impl FrameReader {
     fn push(
         &mut self,
         bytes: &[u8],
-        cluster_id: u64,
+        admit: &Admission,
         stats: &TransportStats,
         out: &mut Vec<NetEvent>,
     ) -> Result<(), String> {
@@ -985,7 +1015,7 @@ impl FrameReader {
                     self.start += HELLO_LEN;
                     return Ok(());
                 }
-                if their_cluster != cluster_id {
+                if their_cluster != admit.cluster_id {
                     tracing::warn!(
                         from = %format!("{from:x}"),
                         cluster = %format!("{their_cluster:x}"),
@@ -995,6 +1025,13 @@ impl FrameReader {
                 }
                 if kind != STREAM_MESSAGES && kind != STREAM_SNAPSHOT {
                     return Err(format!("a peer stream of kind {kind}"));
+                }
+                if !admit.members.contains_key(&from) {
+                    tracing::warn!(
+                        from = %format!("{from:x}"),
+                        "refused a peer stream from an id that is not a member of this cluster"
+                    );
+                    return Err("the sender is not a member".into());
                 }
                 self.from = Some(from);
                 self.kind = Some(kind);
@@ -1030,6 +1067,18 @@ impl FrameReader {
                 FRAME_RAFT => {
                     let m = Message::parse_from_bytes(body)
                         .map_err(|e| format!("bad raft message: {e}"))?;
+                    // Only the stream's sender speaks on it, and only to us.
+                    if m.from != from || m.to != admit.self_id {
+                        tracing::warn!(
+                            stream_from = %format!("{from:x}"),
+                            from = %format!("{:x}", m.from),
+                            to = %format!("{:x}", m.to),
+                            "refused a raft message not from its stream's sender or not for this member"
+                        );
+                        return Err(
+                            "a raft message from another sender or for another member".into()
+                        );
+                    }
                     match m.get_msg_type() {
                         MessageType::MsgSnapshot => {
                             return Err("a snapshot on the message stream".into())
@@ -1129,6 +1178,18 @@ mod tests {
 
     const CLUSTER: u64 = 0xc1;
 
+    /// What member 2 of cluster [`CLUSTER`], whose other member is 1,
+    /// admits.
+    fn admit() -> Admission<'static> {
+        static MEMBERS: std::sync::LazyLock<HashMap<u64, usize>> =
+            std::sync::LazyLock::new(|| HashMap::from([(1, 0)]));
+        Admission {
+            cluster_id: CLUSTER,
+            self_id: 2,
+            members: &MEMBERS,
+        }
+    }
+
     fn hello(cluster: u64, from: u64) -> Vec<u8> {
         super::hello(cluster, from, STREAM_MESSAGES).to_vec()
     }
@@ -1189,7 +1250,7 @@ mod tests {
 
     #[test]
     fn frames_are_found_whatever_the_read_sizes() {
-        let mut stream = hello(CLUSTER, 7);
+        let mut stream = hello(CLUSTER, 1);
         for i in 0..50 {
             stream.extend(frame(&message(2, i, MessageType::MsgAppend)));
             if i % 10 == 0 {
@@ -1208,21 +1269,21 @@ mod tests {
             let stats = TransportStats::default();
             let mut out = Vec::new();
             for piece in stream.chunks(chunk) {
-                r.push(piece, CLUSTER, &stats, &mut out).unwrap();
+                r.push(piece, &admit(), &stats, &mut out).unwrap();
             }
-            assert_eq!(r.from, Some(7));
+            assert_eq!(r.from, Some(1));
             assert_eq!(indexes(&out), (0..50).collect::<Vec<_>>(), "chunk {chunk}");
             let requests: Vec<u64> = out
                 .iter()
                 .filter_map(|e| match e {
-                    NetEvent::PeerRequest { from: 7, request } => Some(request.id),
+                    NetEvent::PeerRequest { from: 1, request } => Some(request.id),
                     _ => None,
                 })
                 .collect();
             assert_eq!(requests, vec![0, 10, 20, 30, 40]);
             let answers = out
                 .iter()
-                .filter(|e| matches!(e, NetEvent::PeerAnswer { from: 7, answer } if answer.answer == LeaderAnswer::Renewed { ttl: 5 }))
+                .filter(|e| matches!(e, NetEvent::PeerAnswer { from: 1, answer } if answer.answer == LeaderAnswer::Renewed { ttl: 5 }))
                 .count();
             assert_eq!(answers, 5);
             assert_eq!(stats.received_appends.load(Ordering::Relaxed), 50);
@@ -1232,21 +1293,21 @@ mod tests {
 
     #[test]
     fn a_snapshot_stream_is_left_unparsed_after_its_handshake() {
-        let mut stream = super::hello(CLUSTER, 7, STREAM_SNAPSHOT).to_vec();
+        let mut stream = super::hello(CLUSTER, 1, STREAM_SNAPSHOT).to_vec();
         stream.extend_from_slice(b"whatever follows");
         for chunk in [1, 5, 22, 23, 4096] {
             let mut r = FrameReader::default();
             let stats = TransportStats::default();
             let mut out = Vec::new();
             for piece in stream.chunks(chunk) {
-                r.push(piece, CLUSTER, &stats, &mut out).unwrap();
+                r.push(piece, &admit(), &stats, &mut out).unwrap();
                 if r.kind == Some(STREAM_SNAPSHOT) {
                     // What the network does: stop reading, hand it over.
                     break;
                 }
             }
             assert!(out.is_empty());
-            assert_eq!(r.from, Some(7));
+            assert_eq!(r.from, Some(1));
             let taken = r.buf[r.start..].len();
             assert_eq!(
                 &r.buf[r.start..],
@@ -1260,29 +1321,29 @@ mod tests {
     fn bad_streams_are_refused() {
         let stats = TransportStats::default();
         let mut r = FrameReader::default();
-        let e = r.push(&hello(0xdead, 7), CLUSTER, &stats, &mut Vec::new());
+        let e = r.push(&hello(0xdead, 7), &admit(), &stats, &mut Vec::new());
         assert_eq!(e.unwrap_err(), "cluster id mismatch");
 
         let mut r = FrameReader::default();
         let e = r.push(
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            CLUSTER,
+            &admit(),
             &stats,
             &mut Vec::new(),
         );
         assert_eq!(e.unwrap_err(), "not a ferretcd peer stream of this version");
 
         // Version 1: 21 bytes, no kind.
-        let mut v1 = hello(CLUSTER, 7);
+        let mut v1 = hello(CLUSTER, 1);
         v1[4] = 1;
         v1.pop();
         v1.extend(frame(&message(2, 1, MessageType::MsgAppend)));
-        let e = FrameReader::default().push(&v1, CLUSTER, &stats, &mut Vec::new());
+        let e = FrameReader::default().push(&v1, &admit(), &stats, &mut Vec::new());
         assert_eq!(e.unwrap_err(), "not a ferretcd peer stream of this version");
 
-        let mut b = hello(CLUSTER, 7);
+        let mut b = hello(CLUSTER, 1);
         b[21] = 9;
-        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        let e = FrameReader::default().push(&b, &admit(), &stats, &mut Vec::new());
         assert_eq!(e.unwrap_err(), "a peer stream of kind 9");
 
         for (kind, len) in [
@@ -1291,37 +1352,69 @@ mod tests {
             (FRAME_PEER_ANSWER, peer_request::MAX_ANSWER_BYTES + 2),
             (FRAME_RAFT, 0),
         ] {
-            let mut b = hello(CLUSTER, 7);
+            let mut b = hello(CLUSTER, 1);
             b.extend_from_slice(&(len as u32).to_le_bytes());
             b.push(kind);
-            let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+            let e = FrameReader::default().push(&b, &admit(), &stats, &mut Vec::new());
             assert!(
                 e.unwrap_err().starts_with("a frame of kind"),
                 "{kind} {len}"
             );
         }
-        let mut b = hello(CLUSTER, 7);
+        let mut b = hello(CLUSTER, 1);
         b.extend(raw_frame(FRAME_SNAP_V2, b"x"));
-        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        let e = FrameReader::default().push(&b, &admit(), &stats, &mut Vec::new());
         assert_eq!(e.unwrap_err(), "a frame of kind 17 on a message stream");
 
-        let mut b = hello(CLUSTER, 7);
+        let mut b = hello(CLUSTER, 1);
         b.extend(raw_frame(FRAME_RAFT, &[0xff, 0xff, 0xff]));
-        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        let e = FrameReader::default().push(&b, &admit(), &stats, &mut Vec::new());
         assert!(e.unwrap_err().starts_with("bad raft message"));
 
         // A snapshot would be installed without its v3 backend.
-        let mut b = hello(CLUSTER, 7);
+        let mut b = hello(CLUSTER, 1);
         b.extend(frame(&message(2, 9, MessageType::MsgSnapshot)));
         let mut out = Vec::new();
-        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut out);
+        let e = FrameReader::default().push(&b, &admit(), &stats, &mut out);
         assert_eq!(e.unwrap_err(), "a snapshot on the message stream");
         assert!(out.is_empty());
 
-        let mut b = hello(CLUSTER, 7);
+        let mut b = hello(CLUSTER, 1);
         b.extend(raw_frame(FRAME_PEER_REQUEST, &[0; 17]));
-        let e = FrameReader::default().push(&b, CLUSTER, &stats, &mut Vec::new());
+        let e = FrameReader::default().push(&b, &admit(), &stats, &mut Vec::new());
         assert!(e.unwrap_err().starts_with("a peer request of 17 bytes"));
+    }
+
+    #[test]
+    fn only_members_may_speak_and_only_for_themselves() {
+        let stats = TransportStats::default();
+        // An id that is not a member: refused at the handshake, before
+        // any of its messages is read.
+        let mut b = hello(CLUSTER, 9);
+        let mut forged = message(2, 1, MessageType::MsgHeartbeat);
+        forged.from = 9;
+        forged.term = 1000;
+        b.extend(frame(&forged));
+        let mut out = Vec::new();
+        let e = FrameReader::default().push(&b, &admit(), &stats, &mut out);
+        assert_eq!(e.unwrap_err(), "the sender is not a member");
+        assert!(out.is_empty());
+        // A member's stream carrying another sender's message, or one
+        // for another member.
+        for (from, to) in [(9, 2), (1, 3)] {
+            let mut b = hello(CLUSTER, 1);
+            b.extend(frame(&message(2, 1, MessageType::MsgAppend)));
+            let mut m = message(to, 2, MessageType::MsgHeartbeat);
+            m.from = from;
+            b.extend(frame(&m));
+            let mut out = Vec::new();
+            let e = FrameReader::default().push(&b, &admit(), &stats, &mut out);
+            assert_eq!(
+                e.unwrap_err(),
+                "a raft message from another sender or for another member"
+            );
+            assert_eq!(indexes(&out), vec![1], "{from} {to}");
+        }
     }
 
     struct Member {
@@ -1467,7 +1560,7 @@ mod tests {
     #[test]
     fn a_snapshot_connection_is_handed_over_with_what_was_read() {
         let (lb, addr_b) = listener();
-        let mut b = member(2, Some(lb), &[(2, vec![])]);
+        let mut b = member(2, Some(lb), &[(2, vec![]), (9, vec![])]);
         let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
         let mut bytes = super::hello(CLUSTER, 9, STREAM_SNAPSHOT).to_vec();
         bytes.extend_from_slice(b"first bytes");
@@ -1571,6 +1664,61 @@ mod tests {
             }
         }
         assert!(indexes(&b.events).is_empty());
+    }
+
+    /// Reads from `s` while `m`'s loop runs, until `m` closes it.
+    fn wait_closed(m: &mut Member, s: &mut std::net::TcpStream) {
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            m.net
+                .wait(Duration::from_millis(5), &mut m.inbox, &mut m.events);
+            let mut buf = [0u8; 1];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                _ => assert!(Instant::now() < deadline, "never closed"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_forged_heartbeat_from_a_stranger_never_reaches_raft() {
+        let (lb, addr_b) = listener();
+        let mut b = member(2, Some(lb), &[(1, vec![]), (2, vec![])]);
+        let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
+        s.write_all(&hello(CLUSTER, 9)).unwrap();
+        let mut forged = message(2, 1, MessageType::MsgHeartbeat);
+        forged.from = 9;
+        forged.term = 1000;
+        s.write_all(&frame(&forged)).unwrap();
+        wait_closed(&mut b, &mut s);
+        assert!(b.events.iter().all(|e| !matches!(e, NetEvent::Step(_))));
+    }
+
+    #[test]
+    fn a_removed_members_streams_are_closed() {
+        let (lb, addr_b) = listener();
+        let mut b = member(2, Some(lb), &[(1, vec![]), (2, vec![])]);
+        let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
+        s.write_all(&hello(CLUSTER, 1)).unwrap();
+        s.write_all(&frame(&message(2, 1, MessageType::MsgAppend)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while indexes(&b.events) != vec![1] {
+            assert!(Instant::now() < deadline, "the member's message never came");
+            b.net
+                .wait(Duration::from_millis(5), &mut b.inbox, &mut b.events);
+        }
+        b.net.remove_peer(1);
+        wait_closed(&mut b, &mut s);
+        // And it may not open another.
+        let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
+        s.write_all(&hello(CLUSTER, 1)).unwrap();
+        s.write_all(&frame(&message(2, 2, MessageType::MsgAppend)))
+            .unwrap();
+        wait_closed(&mut b, &mut s);
+        assert_eq!(indexes(&b.events), vec![1]);
     }
 
     #[test]
