@@ -126,6 +126,9 @@ pub enum Input {
     /// A snapshot receiver finished (its thread deleted what it wrote if
     /// it failed).
     SnapshotReceived(Result<Box<Received>, String>),
+    /// A member vouched that `id` is one of the cluster's members (this
+    /// member has not applied its addition yet): its streams are admitted.
+    Vouched(u64),
     /// Hand leadership to member `to` (etcd's MoveLeader): raft-rs sends it
     /// what it lacks, then asks it to campaign at once. Ignored unless this
     /// member leads.
@@ -185,6 +188,12 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// requests". An answer takes one round trip, so this is thousands of
 /// keep-alives per round trip, far beyond what the client side sends.
 const MAX_FORWARDS_IN_FLIGHT: usize = 4096;
+
+/// A refused stranger (see `ask_about_stranger`) is asked about at most
+/// this often, at most this many at a time, with this timeout per peer.
+const STRANGER_ASK_EVERY: Duration = Duration::from_secs(5);
+const MAX_STRANGERS_ASKED: usize = 16;
+const STRANGER_ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A lease whose checkpoint the leader proposed to clear (so a follower's
 /// keep-alive can renew it) is not proposed again for this long: the
@@ -334,6 +343,9 @@ pub struct RaftNode {
     last_housekeeping: Instant,
     /// When the last heartbeat to each follower left, to time its response.
     heartbeat_sent: HashMap<u64, Instant>,
+    /// Ids whose refused streams made this member ask its peers about
+    /// them, and when (asked at most every [`STRANGER_ASK_EVERY`]).
+    strangers_asked: HashMap<u64, Instant>,
     /// The v3 store, for the leader's lease duties and snapshots.
     mvcc: Arc<Mvcc>,
     lease_extend: Duration,
@@ -834,6 +846,7 @@ pub fn start(
         publish_attempt: None,
         last_housekeeping: Instant::now(),
         heartbeat_sent: HashMap::new(),
+        strangers_asked: HashMap::new(),
         mvcc,
         lease_extend: cfg.lease_extend,
         leading: false,
@@ -1055,6 +1068,10 @@ impl RaftNode {
                 );
                 self.node.transfer_leader(to);
             }
+            Input::Vouched(id) => {
+                tracing::info!(member = %format!("{id:x}"), "a member vouched for a member this member has not applied yet: its streams are admitted");
+                self.net.vouch(id);
+            }
             Input::Stop => return false,
         }
         true
@@ -1101,6 +1118,7 @@ impl RaftNode {
                 self.node.report_snapshot(to, status);
             }
             NetEvent::Refused(id) => self.on_peer_gone(id),
+            NetEvent::Stranger(id) => self.ask_about_stranger(id),
             NetEvent::Unreachable(id) => {
                 self.shared.follower(id, |f| f.fail += 1);
                 self.node.report_unreachable(id);
@@ -1154,6 +1172,60 @@ impl RaftNode {
                 stream,
                 buffered,
             } => self.receive_snapshot(from, stream, buffered),
+        }
+    }
+
+    /// A stream from `id`, not a member as this member applied the
+    /// membership, was refused. If this member lags behind the member's
+    /// addition (and `id` may lead now), the others have applied it: ask
+    /// them, off the loop, and admit `id` if one says it is a member.
+    fn ask_about_stranger(&mut self, id: u64) {
+        let now = Instant::now();
+        self.strangers_asked
+            .retain(|_, at| now.duration_since(*at) < STRANGER_ASK_EVERY);
+        if self.strangers_asked.len() >= MAX_STRANGERS_ASKED
+            || self.strangers_asked.contains_key(&id)
+        {
+            return;
+        }
+        self.strangers_asked.insert(id, now);
+        let addrs: Vec<String> = self
+            .net
+            .peers()
+            .into_iter()
+            .flat_map(|p| self.net.peer_addrs(p))
+            .collect();
+        let cluster_id = self.net.cluster_id();
+        let tx = self.inbox_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("stranger-check".into())
+            .spawn(move || {
+                for addr in addrs {
+                    let Ok(body) = crate::transport::query_cluster(&addr, STRANGER_ASK_TIMEOUT)
+                    else {
+                        continue;
+                    };
+                    let Ok(info) =
+                        <ferret_proto::ferretpb::ClusterInfo as ferret_proto::Message>::decode(
+                            &body[..],
+                        )
+                    else {
+                        continue;
+                    };
+                    if info.format != entry::CLUSTER_INFO_FORMAT || info.cluster_id != cluster_id {
+                        continue;
+                    }
+                    let membership = crate::membership::Membership::from_proto(
+                        &info.membership.unwrap_or_default(),
+                    );
+                    if membership.members().iter().any(|m| m.id == id) {
+                        let _ = tx.send(Input::Vouched(id));
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not ask the peers about a stranger");
         }
     }
 

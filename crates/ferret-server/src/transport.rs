@@ -45,7 +45,10 @@
 //! other current members as this member applied them (a stranger, or a
 //! removed member; a removed member's open streams are closed too). A
 //! raft message whose `from` is not the stream's sender, or whose `to`
-//! is not this member, closes its stream. A cluster query, sent by a
+//! is not this member, closes its stream. (A member that lags behind
+//! another's addition asks its peers, with a cluster query, whether the
+//! refused id is a member, and admits it if one says so: the new member
+//! may be the leader it must catch up from.) A cluster query, sent by a
 //! member that does not know the cluster yet, carries 0 for both ids and
 //! is answered whatever they are. Without peer TLS the ids are only
 //! claimed; with it, the sender also proves itself with a certificate. Version 1 was the same handshake without the
@@ -152,7 +155,7 @@
 //! progress, or [`snapshot_ack_timeout`] waiting for the acknowledgement;
 //! the receiver after [`SNAPSHOT_IO_TIMEOUT`] without a byte.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -281,6 +284,9 @@ impl TransportStats {
 /// What the peer network reports to the Ready loop.
 pub enum NetEvent {
     Step(Message),
+    /// A stream from an id that is not a member as this member applied the
+    /// membership was refused.
+    Stranger(u64),
     /// A snapshot stream's outcome: the receiver acknowledged that it
     /// wrote everything (`ok`), or the stream failed. Reported by the
     /// snapshot sender (`crate::snapshot_stream`), not by this module.
@@ -392,6 +398,14 @@ struct Admission<'a> {
     self_id: u64,
     /// The other members, by id (the values are not looked at).
     members: &'a HashMap<u64, usize>,
+    /// Members this member has not applied yet, that a member vouched for.
+    vouched: &'a HashSet<u64>,
+}
+
+impl Admission<'_> {
+    fn admits(&self, id: u64) -> bool {
+        self.members.contains_key(&id) || self.vouched.contains(&id)
+    }
 }
 
 /// All of a member's peer streams, for the Raft thread.
@@ -403,6 +417,9 @@ pub struct PeerNet {
     listeners: Vec<TcpListener>,
     outbound: Vec<Outbound>,
     by_peer: HashMap<u64, usize>,
+    /// Ids admitted before this member applied their addition, because a
+    /// current member has (see [`PeerNet::vouch`]).
+    vouched: HashSet<u64>,
     inbound: HashMap<Token, Inbound>,
     next_inbound: usize,
     stats: Arc<TransportStats>,
@@ -433,6 +450,7 @@ impl PeerNet {
             listeners: Vec::new(),
             outbound: Vec::new(),
             by_peer: HashMap::new(),
+            vouched: HashSet::new(),
             inbound: HashMap::new(),
             next_inbound: FIRST_INBOUND,
             stats,
@@ -459,6 +477,7 @@ impl PeerNet {
         if id == self.self_id {
             return;
         }
+        self.vouched.remove(&id);
         let addrs: Vec<String> = urls.iter().filter_map(|u| host_port(u)).collect();
         if let Some(&i) = self.by_peer.get(&id) {
             let o = &mut self.outbound[i];
@@ -488,6 +507,7 @@ impl PeerNet {
 
     /// Stops streaming to a member that left the cluster.
     pub fn remove_peer(&mut self, id: u64) {
+        self.vouched.remove(&id);
         let Some(i) = self.by_peer.remove(&id) else {
             return;
         };
@@ -513,6 +533,16 @@ impl PeerNet {
             if let Some(mut c) = self.inbound.remove(&t) {
                 let _ = self.poll.registry().deregister(&mut c.stream);
             }
+        }
+    }
+
+    /// Admits streams from `id`, a member this member has not applied yet
+    /// but another member has (it lags behind a configuration change, and
+    /// the new member may be the leader it must catch up from), until its
+    /// addition or removal is applied here.
+    pub fn vouch(&mut self, id: u64) {
+        if id != self.self_id && !self.by_peer.contains_key(&id) {
+            self.vouched.insert(id);
         }
     }
 
@@ -928,6 +958,7 @@ impl PeerNet {
                         cluster_id: self.cluster_id,
                         self_id: self.self_id,
                         members: &self.by_peer,
+                        vouched: &self.vouched,
                     };
                     if let Err(e) = c.frames.push(&self.scratch[..n], &admit, &self.stats, out) {
                         break Err(e);
@@ -1026,11 +1057,14 @@ impl FrameReader {
                 if kind != STREAM_MESSAGES && kind != STREAM_SNAPSHOT {
                     return Err(format!("a peer stream of kind {kind}"));
                 }
-                if !admit.members.contains_key(&from) {
+                if !admit.admits(from) {
                     tracing::warn!(
                         from = %format!("{from:x}"),
                         "refused a peer stream from an id that is not a member of this cluster"
                     );
+                    // Perhaps one this member has not applied yet: the
+                    // Ready loop asks the others.
+                    out.push(NetEvent::Stranger(from));
                     return Err("the sender is not a member".into());
                 }
                 self.from = Some(from);
@@ -1183,10 +1217,12 @@ mod tests {
     fn admit() -> Admission<'static> {
         static MEMBERS: std::sync::LazyLock<HashMap<u64, usize>> =
             std::sync::LazyLock::new(|| HashMap::from([(1, 0)]));
+        static VOUCHED: std::sync::LazyLock<HashSet<u64>> = std::sync::LazyLock::new(HashSet::new);
         Admission {
             cluster_id: CLUSTER,
             self_id: 2,
             members: &MEMBERS,
+            vouched: &VOUCHED,
         }
     }
 
@@ -1398,7 +1434,7 @@ mod tests {
         let mut out = Vec::new();
         let e = FrameReader::default().push(&b, &admit(), &stats, &mut out);
         assert_eq!(e.unwrap_err(), "the sender is not a member");
-        assert!(out.is_empty());
+        assert!(matches!(out[..], [NetEvent::Stranger(9)]));
         // A member's stream carrying another sender's message, or one
         // for another member.
         for (from, to) in [(9, 2), (1, 3)] {
@@ -1694,6 +1730,19 @@ mod tests {
         s.write_all(&frame(&forged)).unwrap();
         wait_closed(&mut b, &mut s);
         assert!(b.events.iter().all(|e| !matches!(e, NetEvent::Step(_))));
+        assert!(b.events.iter().any(|e| matches!(e, NetEvent::Stranger(9))));
+        // Once a member vouches for it (it was added, and this member has
+        // not applied that yet), it is heard.
+        b.net.vouch(9);
+        let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
+        s.write_all(&hello(CLUSTER, 9)).unwrap();
+        s.write_all(&frame(&forged)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while indexes(&b.events).is_empty() {
+            assert!(Instant::now() < deadline, "a vouched member is not heard");
+            b.net
+                .wait(Duration::from_millis(5), &mut b.inbox, &mut b.events);
+        }
     }
 
     #[test]
