@@ -21,6 +21,7 @@
 //!
 //! What a handshake proved is read back with [`common_name`].
 
+pub use rustls;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

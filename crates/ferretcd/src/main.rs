@@ -227,6 +227,7 @@ fn v3_config(cfg: &Config) -> Result<v3::V3Config, String> {
                 .to_std()
                 .filter(|d| !d.is_zero()),
         ),
+        client_cert_auth: cfg.client_tls.client_cert_auth,
     })
 }
 
@@ -239,6 +240,66 @@ fn http2_settings(cfg: &Config) -> http::Http2Settings {
         keepalive_timeout: positive(cfg.grpc_keepalive_timeout).unwrap_or(Duration::from_secs(20)),
         max_concurrent_streams: cfg.max_concurrent_streams,
     }
+}
+
+/// The client listeners' TLS (etcd's `--cert-file`, `--key-file`,
+/// `--client-cert-auth`, `--trusted-ca-file`, `--client-crl-file`,
+/// `--auto-tls`, `--cipher-suites`), if any listen URL is https. Read and
+/// checked before anything listens: an https URL without a certificate,
+/// or a file that cannot be read, stops the start.
+fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfig>>, String> {
+    let t = &cfg.client_tls;
+    let mut files = ferret_tls::TlsFiles {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        trusted_ca_file: t.trusted_ca_file.clone(),
+        client_cert_auth: t.client_cert_auth,
+        crl_file: t.crl_file.clone(),
+        self_signed: false,
+        allowed_cn: String::new(),
+        allowed_hostname: t.allowed_hostname.clone(),
+    };
+    let Some(https) = cfg.listen_client_urls.iter().find(|u| u.is_tls()) else {
+        if !files.is_empty() || files.verifies_clients() || t.auto_tls {
+            tracing::warn!(
+                "scheme is HTTP while key and cert files are present; ignoring key and cert files"
+            );
+        }
+        return Ok(None);
+    };
+    if t.auto_tls {
+        if files.is_empty() {
+            let hosts: Vec<String> = cfg
+                .listen_client_urls
+                .iter()
+                .map(|u| u.authority().to_string())
+                .collect();
+            let dir = cfg.data_dir.join("fixtures").join("client");
+            let (cert, key) = ferret_tls::self_cert(&dir, &hosts)
+                .map_err(|e| format!("cannot make the auto TLS certificate: {e}"))?;
+            files.cert_file = cert;
+            files.key_file = key;
+            files.self_signed = true;
+        } else {
+            tracing::warn!("ignoring client auto TLS since certs given");
+        }
+    }
+    if files.is_empty() {
+        return Err(format!(
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url {https} with HTTPS scheme"
+        ));
+    }
+    tracing::info!(
+        "ClientTLS: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
+        files.cert_file.display(),
+        files.key_file.display(),
+        files.trusted_ca_file.display(),
+        files.client_cert_auth,
+        files.crl_file.display()
+    );
+    ferret_tls::server_config(&files, &cfg.cipher_suites, http::ALPN)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
@@ -256,6 +317,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     // Before the server starts, as etcd's token provider fails its start.
     let v3_cfg = Arc::new(v3_config(&cfg)?);
+    let client_tls = client_tls(&cfg)?;
     tracing::info!(
         name = %cfg.name,
         data_dir = %cfg.data_dir.display(),
@@ -279,6 +341,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         enable_v2: cfg.enable_v2,
         started_ns,
         gateway: Default::default(),
+        client_cert_auth: cfg.client_tls.client_cert_auth,
     });
 
     let mut listeners = Vec::new();
@@ -287,21 +350,25 @@ async fn serve(cfg: Config) -> Result<(), String> {
         let l = TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen for client traffic on {url}: {e}"))?;
-        listeners.push((url.to_string(), l));
+        listeners.push((url.clone(), l));
     }
-    // The JSON gateway calls the member's own gRPC service through its
-    // first client listener, as etcd's does.
-    if let Some((_, l)) = listeners.first().filter(|_| cfg.enable_grpc_gateway) {
-        let addr = l
-            .local_addr()
-            .map_err(|e| format!("the client listener's address: {e}"))?;
-        let dial = if addr.ip().is_unspecified() {
-            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-        } else {
-            addr
-        };
+    let grpc = v3::service(v3::V3 {
+        server: server.clone(),
+        cfg: v3_cfg.clone(),
+        on_behalf: None,
+    });
+    // The JSON gateway calls the member's own gRPC service over in-memory
+    // connections.
+    if cfg.enable_grpc_gateway {
+        let (grpc, settings) = (grpc.clone(), http2_settings(&cfg));
+        let dial: gateway::Dial = Box::new(move || {
+            let (client, served) = tokio::io::duplex(64 * 1024);
+            let (grpc, settings) = (grpc.clone(), settings.clone());
+            tokio::spawn(async move { http::serve_http2(served, grpc, &settings).await });
+            client
+        });
         let max = cfg.max_request_bytes + v3::GRPC_OVERHEAD_BYTES as u64;
-        let gw = gateway::Gateway::new(&dial.to_string(), max)?;
+        let gw = gateway::Gateway::new(dial, max)?;
         let _ = api.gateway.set(gw);
     }
     // Like etcd, serve clients only once this member is part of the
@@ -330,16 +397,17 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (url, l) in listeners {
-        tracing::info!(address = %url, "serving client requests");
-        let grpc = v3::service(v3::V3 {
-            server: server.clone(),
-            cfg: v3_cfg.clone(),
-            on_behalf: None,
-        });
+        let tls = if url.is_tls() {
+            client_tls.clone()
+        } else {
+            None
+        };
+        tracing::info!(address = %url, tls = tls.is_some(), "serving client requests");
         tasks.push(tokio::spawn(http::serve(
             l,
             api.clone(),
-            Some((grpc, http2_settings(&cfg))),
+            Some((grpc.clone(), http2_settings(&cfg))),
+            tls,
             stop_rx.clone(),
         )));
     }

@@ -74,14 +74,14 @@ fn member_flags(dir: &TempDir, client: u16, peer: u16, scheme: &str) -> Vec<Stri
 fn an_unsupported_flag_is_refused_before_anything_listens() {
     let cases: &[(&[&str], &str, &str)] = &[
         (
-            &["--cert-file", "x"],
+            &["--peer-cert-file", "x"],
             "http",
-            "ferretcd: --cert-file is not supported yet (TLS is not implemented; see README \"Limitations\")",
+            "ferretcd: --peer-cert-file is not supported yet (peer TLS is not implemented; see README \"Limitations\")",
         ),
         (
             &[],
             "https",
-            "is not supported yet (TLS is not implemented; see README \"Limitations\")",
+            "is not supported yet (peer TLS is not implemented; see README \"Limitations\")",
         ),
         (
             &["--enable-pprof"],

@@ -19,4 +19,7 @@ pub struct Api {
     pub started_ns: i64,
     /// The JSON gateway, set once the client listeners are bound.
     pub gateway: crate::api::gateway::Shared,
+    /// `--client-cert-auth`: v2 auth takes the user from a TLS client
+    /// certificate's common name when a request has no `Authorization`.
+    pub client_cert_auth: bool,
 }

@@ -5,8 +5,10 @@
 //! As etcd's gateway (grpc-gateway v1, registered in its `embed`
 //! package), this is a gRPC client of the member's own gRPC service: a
 //! request's JSON body becomes the method's protobuf request, the call
-//! goes through the member's listener like any client's (so every check
-//! a gRPC client meets applies), and the answer comes back as JSON.
+//! goes over an in-memory HTTP/2 connection to the same gRPC service the
+//! listeners serve (so every check a gRPC client meets applies, and a
+//! TLS listener needs no client of its own; as in etcd, a gateway call
+//! carries no client certificate), and the answer comes back as JSON.
 //! The mapping is protobuf's JSON mapping as grpc-gateway's `JSONPb` with
 //! `OrigName` writes it: proto field names (`range_end`), 64-bit integers
 //! as strings, bytes as base64, enums by name, fields with their default
@@ -32,7 +34,6 @@
 //! `FILE_DESCRIPTOR_SET` (etcd's own `.proto` files), read once.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use ferret_proto::Message as _;
@@ -49,6 +50,12 @@ use tonic::{Code, Status};
 use crate::api::http::body::Body;
 use crate::api::http::request::read_body;
 use crate::api::http::wire;
+
+/// Opens a connection to the member's own gRPC service: one end of an
+/// in-memory pipe whose other end the service serves (so a gateway call
+/// meets every check a gRPC client's does, and needs no listener, nor
+/// TLS to one).
+pub type Dial = Box<dyn Fn() -> tokio::io::DuplexStream + Send + Sync>;
 
 /// One route: the HTTP path (after `/v3`) and the gRPC method it calls.
 struct Route {
@@ -177,11 +184,14 @@ pub struct Gateway {
 impl Gateway {
     /// `addr` is one of the member's client listeners (`host:port`); the
     /// channel connects when first used.
-    pub fn new(addr: &str, max_message_bytes: u64) -> Result<Gateway, String> {
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("the gateway's address {addr}: {e}"))?
-            .connect_timeout(Duration::from_secs(3))
-            .connect_lazy();
+    pub fn new(dial: Dial, max_message_bytes: u64) -> Result<Gateway, String> {
+        // The URI is only a name: every connection is `dial`'s.
+        let connector = tower::service_fn(move |_: http::Uri| {
+            let io = dial();
+            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(io)) }
+        });
+        let channel =
+            Endpoint::from_static("http://ferretcd.gateway").connect_with_connector_lazy(connector);
         Ok(Gateway {
             channel,
             max_message_bytes,

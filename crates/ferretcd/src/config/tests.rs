@@ -1143,10 +1143,10 @@ fn config_file_keys_fill_the_new_typed_fields() {
 
 #[test]
 fn refusals_name_the_flag_as_given() {
-    let e = error(&["--cert-file", "/c.pem"], &[]);
+    let e = error(&["--peer-cert-file", "/c.pem"], &[]);
     assert_eq!(
         e.to_string(),
-        "ferretcd: --cert-file is not supported yet (TLS is not implemented; see README \"Limitations\")"
+        "ferretcd: --peer-cert-file is not supported yet (peer TLS is not implemented; see README \"Limitations\")"
     );
     assert_eq!(e.exit_code(), 1);
     assert_eq!(
@@ -1163,23 +1163,24 @@ fn refusals_name_the_flag_as_given() {
     );
     let e = error(
         &[
-            "--listen-client-urls=https://127.0.0.1:2379",
-            "--advertise-client-urls=https://127.0.0.1:2379",
+            "--listen-peer-urls=https://127.0.0.1:2380",
+            "--initial-advertise-peer-urls=https://127.0.0.1:2380",
+            "--initial-cluster=default=https://127.0.0.1:2380",
         ],
         &[],
     );
     assert_eq!(
         e.to_string(),
-        "ferretcd: --listen-client-urls=https://127.0.0.1:2379 is not supported yet (TLS is not implemented; see README \"Limitations\")"
+        "ferretcd: --listen-peer-urls=https://127.0.0.1:2380 is not supported yet (peer TLS is not implemented; see README \"Limitations\")"
     );
     let path = temp_file(
         "refused.yml",
-        "client-transport-security:\n  key-file: /k.pem\n",
+        "peer-transport-security:\n  key-file: /k.pem\n",
     );
     assert_eq!(
         error(&["--config-file", path.to_str().unwrap()], &[]).to_string(),
         format!(
-            "ferretcd: config key client-transport-security.key-file in {} is not supported yet (TLS is not implemented; see README \"Limitations\")",
+            "ferretcd: config key peer-transport-security.key-file in {} is not supported yet (peer TLS is not implemented; see README \"Limitations\")",
             path.display()
         )
     );

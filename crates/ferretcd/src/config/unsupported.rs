@@ -45,7 +45,7 @@ pub struct Unsupported {
     pub show_value: bool,
 }
 
-const TLS: &str = "TLS is not implemented";
+const TLS: &str = "peer TLS is not implemented";
 const DISCOVERY: &str =
     "ferretcd does not support discovery, list the members with --initial-cluster";
 const PROXY: &str = "ferretcd has no v2 proxy mode";
@@ -85,36 +85,9 @@ fn set(path: &Path) -> bool {
 /// Every flag ferretcd refuses today, checked in this order.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // TLS, metrics and logs.
-    refuse_value("listen-client-urls", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.listen_client_urls.iter().any(|u| u.is_tls())
-    }),
     refuse_value("listen-peer-urls", TLS_METRICS_LOGS, TLS, |c, _| {
         c.listen_peer_urls.iter().any(|u| u.is_tls())
     }),
-    refuse("cert-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.client_tls.cert_file)
-    }),
-    refuse("key-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.client_tls.key_file)
-    }),
-    refuse("client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.client_tls.client_cert_auth
-    }),
-    refuse("trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.client_tls.trusted_ca_file)
-    }),
-    refuse("auto-tls", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.client_tls.auto_tls
-    }),
-    refuse("client-crl-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.client_tls.crl_file)
-    }),
-    refuse(
-        "client-cert-allowed-hostname",
-        TLS_METRICS_LOGS,
-        TLS,
-        |c, _| !c.client_tls.allowed_hostname.is_empty(),
-    ),
     refuse("peer-cert-file", TLS_METRICS_LOGS, TLS, |c, _| {
         set(&c.peer_tls.cert_file)
     }),
@@ -148,9 +121,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         TLS,
         |c, _| c.peer_tls.skip_client_san_verification,
     ),
-    refuse("cipher-suites", TLS_METRICS_LOGS, TLS, |c, _| {
-        !c.cipher_suites.is_empty()
-    }),
     refuse(
         "cors",
         TLS_METRICS_LOGS,

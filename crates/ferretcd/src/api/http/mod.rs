@@ -26,7 +26,6 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::http::body::Body;
@@ -57,15 +56,19 @@ pub struct Http2Settings {
     pub max_concurrent_streams: u32,
 }
 
-/// Accepts connections until `shutdown` resolves; each connection is served
-/// on its own task: HTTP/2 ones by `h2` (if any), the others by `routes`.
-pub async fn serve<R, G>(
-    listener: TcpListener,
-    routes: Arc<R>,
-    h2: Option<(G, Http2Settings)>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) where
-    R: Routes,
+/// The gRPC service the client listeners serve HTTP/2 with.
+pub trait Grpc:
+    tower::Service<Request<Incoming>, Response = Response<tonic::body::Body>, Error = Infallible>
+    + Clone
+    + Send
+    + 'static
+where
+    Self::Future: Send + 'static,
+{
+}
+
+impl<G> Grpc for G
+where
     G: tower::Service<
             Request<Incoming>,
             Response = Response<tonic::body::Body>,
@@ -75,8 +78,60 @@ pub async fn serve<R, G>(
         + 'static,
     G::Future: Send + 'static,
 {
+}
+
+/// What a TLS client proved at the handshake: its certificate chain's
+/// subject common names, the client's own first (etcd takes the user
+/// from them with `--client-cert-auth`). Put in every request's
+/// extensions on a TLS connection whose client sent a certificate, and
+/// only there: it cannot be sent, only proved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub common_names: Vec<String>,
+}
+
+/// The gRPC metadata key that carries a TLS client's proved common name
+/// (its certificate's, not its chain's) to the v3 services. Only this
+/// module sets it, on every gRPC request it serves, after removing
+/// whatever a client sent under that name: it can only be proved, never
+/// sent. (Metadata rather than an extension: the v3 handlers pass a
+/// call's metadata on to the calls a Lock or Election makes for it.)
+pub const VERIFIED_CN: &str = "ferretcd-verified-client-cn";
+
+/// Marks a gRPC request with what its connection proved.
+fn mark_grpc<B>(req: &mut Request<B>, cert: Option<&ClientCertificate>) {
+    let h = req.headers_mut();
+    h.remove(VERIFIED_CN);
+    if let Some(cn) = cert.and_then(|c| c.common_names.first()) {
+        if let Ok(v) = HeaderValue::from_str(cn) {
+            h.insert(VERIFIED_CN, v);
+        }
+    }
+}
+
+/// The protocols a TLS client listener offers (ALPN): HTTP/2 (gRPC, and
+/// HTTP requests too, as Go's server) and HTTP/1.1.
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// Accepts connections until `shutdown` resolves; each connection is served
+/// on its own task. Plaintext: HTTP/2 ones by `h2` (if any), the others by
+/// `routes`, as etcd 3.4's cmux splits them. TLS (`tls` given): after the
+/// handshake, HTTP/2 (ALPN `h2`) requests with a gRPC content type go to
+/// `h2`, every other request to `routes`, as etcd's TLS handler splits them.
+pub async fn serve<R, G>(
+    listener: TcpListener,
+    routes: Arc<R>,
+    h2: Option<(G, Http2Settings)>,
+    tls: Option<Arc<ferret_tls::rustls::ServerConfig>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    R: Routes,
+    G: Grpc,
+    G::Future: Send + 'static,
+{
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -90,7 +145,11 @@ pub async fn serve<R, G>(
         let _ = stream.set_nodelay(true);
         let routes = routes.clone();
         let h2 = h2.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            if let Some(acceptor) = acceptor {
+                return serve_tls(stream, remote, acceptor, routes, h2).await;
+            }
             if let Some((grpc, settings)) = h2 {
                 match tokio::time::timeout(HEADER_READ_TIMEOUT, opens_http2(&stream)).await {
                     Ok(Ok(true)) => return serve_http2(stream, grpc, &settings).await,
@@ -99,22 +158,151 @@ pub async fn serve<R, G>(
                     Ok(Err(_)) | Err(_) => return,
                 }
             }
-            let service = hyper::service::service_fn(move |req| {
-                let routes = routes.clone();
-                async move { Ok::<_, Infallible>(handle(&*routes, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                // Go writes canonical header names (X-Etcd-Index); scripts
-                // grep curl's output for them.
-                .title_case_headers(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "client connection ended");
-            }
+            serve_http1(stream, routes, None).await;
         });
     }
+}
+
+/// One TLS connection: the handshake (a client that fails it, or speaks
+/// plain HTTP, is closed without an answer, as etcd closes it), then
+/// HTTP/2 or HTTP/1.1 as the client chose.
+async fn serve_tls<R, G>(
+    stream: TcpStream,
+    remote: std::net::SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    routes: Arc<R>,
+    h2: Option<(G, Http2Settings)>,
+) where
+    R: Routes,
+    G: Grpc,
+    G::Future: Send + 'static,
+{
+    // A TLS handshake record starts with 22; anything else (plain HTTP)
+    // is closed without reading further, as Go's TLS server does.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 22 => {}
+        Ok(Ok(1)) => {
+            // What arrived is read first, as Go's TLS reader reads it, so
+            // the close is a clean end (curl: "empty reply"), not a reset.
+            let mut sink = vec![0u8; 64 * 1024];
+            let _ = tokio::time::timeout(
+                Duration::from_millis(100),
+                tokio::io::AsyncReadExt::read(&mut { stream }, &mut sink),
+            )
+            .await;
+            return reject(
+                remote,
+                "tls: first record does not look like a TLS handshake",
+                "",
+            );
+        }
+        _ => return,
+    }
+    let tls = match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return reject(remote, &e.to_string(), ""),
+        Err(_) => return reject(remote, "the TLS handshake timed out", ""),
+    };
+    let (_, conn) = tls.get_ref();
+    let cert = conn.peer_certificates().map(|chain| ClientCertificate {
+        common_names: chain.iter().filter_map(ferret_tls::common_name).collect(),
+    });
+    let http2 = conn.alpn_protocol() == Some(b"h2");
+    match h2 {
+        Some((grpc, settings)) if http2 => {
+            serve_http2_mixed(tls, grpc, routes, cert, &settings).await
+        }
+        _ => serve_http1(tls, routes, cert).await,
+    }
+}
+
+/// etcd's log line for a refused TLS connection.
+fn reject(remote: std::net::SocketAddr, error: &str, server_name: &str) {
+    tracing::info!(
+        "rejected connection from {:?} (error {:?}, ServerName {:?})",
+        remote.to_string(),
+        error,
+        server_name
+    );
+}
+
+/// HTTP/1.1 on one connection, every request to `routes`.
+async fn serve_http1<R, I>(io: I, routes: Arc<R>, cert: Option<ClientCertificate>)
+where
+    R: Routes,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let routes = routes.clone();
+        if let Some(c) = &cert {
+            req.extensions_mut().insert(c.clone());
+        }
+        async move { Ok::<_, Infallible>(handle(&*routes, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Go writes canonical header names (X-Etcd-Index); scripts
+        // grep curl's output for them.
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "client connection ended");
+    }
+}
+
+/// HTTP/2 over TLS: gRPC requests (content type `application/grpc...`)
+/// to `grpc`, the others to `routes` (curl's `https://` speaks HTTP/2).
+async fn serve_http2_mixed<R, G, I>(
+    io: I,
+    grpc: G,
+    routes: Arc<R>,
+    cert: Option<ClientCertificate>,
+    settings: &Http2Settings,
+) where
+    R: Routes,
+    G: Grpc,
+    G::Future: Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::Either;
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let routes = routes.clone();
+        let mut grpc = grpc.clone();
+        let cert = cert.clone();
+        if let Some(c) = &cert {
+            req.extensions_mut().insert(c.clone());
+        }
+        async move {
+            let is_grpc = req
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+            let resp = if is_grpc {
+                mark_grpc(&mut req, cert.as_ref());
+                let Ok(resp) = tower::Service::call(&mut grpc, req).await;
+                resp.map(Either::Left)
+            } else {
+                handle(&*routes, req).await.map(Either::Right)
+            };
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn = http2_builder(settings)
+        .serve_connection(TokioIo::new(ferret_proto::cork::Corked::new(io)), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "HTTP/2 connection ended");
+    }
+}
+
+fn http2_builder(settings: &Http2Settings) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout)
+        .max_concurrent_streams(settings.max_concurrent_streams);
+    b
 }
 
 /// The HTTP/2 client preface starts with "PRI"; no HTTP/1 method does.
@@ -137,26 +325,20 @@ async fn opens_http2(stream: &TcpStream) -> std::io::Result<bool> {
     }
 }
 
-async fn serve_http2<G>(stream: TcpStream, grpc: G, settings: &Http2Settings)
+/// gRPC over HTTP/2 on one connection (plaintext: cmux sent it here; or
+/// the JSON gateway's in-process connection).
+pub async fn serve_http2<G, I>(io: I, grpc: G, settings: &Http2Settings)
 where
-    G: tower::Service<
-            Request<Incoming>,
-            Response = Response<tonic::body::Body>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
+    G: Grpc,
     G::Future: Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new())
-        .keep_alive_interval(settings.keepalive_interval)
-        .keep_alive_timeout(settings.keepalive_timeout)
-        .max_concurrent_streams(settings.max_concurrent_streams);
-    let conn = b.serve_connection(
-        TokioIo::new(ferret_proto::cork::Corked::new(stream)),
-        TowerToHyperService::new(grpc),
-    );
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        mark_grpc(&mut req, None);
+        tower::Service::call(&mut grpc.clone(), req)
+    });
+    let conn = http2_builder(settings)
+        .serve_connection(TokioIo::new(ferret_proto::cork::Corked::new(io)), service);
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "gRPC connection ended");
     }

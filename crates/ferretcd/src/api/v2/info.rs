@@ -16,7 +16,7 @@ use hyper::{Method, Response, StatusCode};
 use crate::api::http::body::Body;
 use crate::api::http::request::read_body;
 use crate::api::http::wire;
-use crate::api::v2::auth::store::require_root;
+use crate::api::v2::auth::store::{require_root, Credentials};
 
 /// The etcd release whose API ferretcd serves, reported where clients
 /// check the server version.
@@ -100,6 +100,7 @@ pub async fn members(
     req: hyper::Request<hyper::body::Incoming>,
     rest: &str,
     max_request_bytes: u64,
+    client_cert_auth: bool,
 ) -> Response<Body> {
     let method = req.method().clone();
     if ![Method::GET, Method::POST, Method::DELETE, Method::PUT].contains(&method) {
@@ -108,8 +109,7 @@ pub async fn members(
     // etcd's hasWriteRootAccess: changes need root once auth is on; the
     // refusal comes before the cluster id header is set.
     if method != Method::GET {
-        let authorization = req.headers().get(hyper::header::AUTHORIZATION);
-        if let Err(e) = require_root(server, authorization).await {
+        if let Err(e) = require_root(server, &Credentials::of(&req, client_cert_auth)).await {
             return e.into_response();
         }
     }

@@ -92,7 +92,7 @@ pub async fn endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Response
         .expect("hex is a valid header");
     // Taken before the body is read; checked after the parameters parse,
     // as etcd does (against the URL key, not the cleaned store path).
-    let authorization = req.headers().get(hyper::header::AUTHORIZATION).cloned();
+    let who = crate::api::v2::auth::Credentials::of(&req, api.client_cert_auth);
     let form = read_form(req, crate::api::context::V2_MAX_BODY_BYTES)
         .await
         .map_err(|cause| StoreError::request(Code::InvalidForm, cause));
@@ -102,15 +102,7 @@ pub async fn endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Response
             Err(e) => wire::v2_error(e),
             Ok(kr) => {
                 let write = !matches!(kr.method, KeyMethod::Get | KeyMethod::Head);
-                match check_key_access(
-                    &api.server,
-                    authorization.as_ref(),
-                    key,
-                    kr.recursive,
-                    write,
-                )
-                .await
-                {
+                match check_key_access(&api.server, &who, key, kr.recursive, write).await {
                     Err(e) => e.into_response(),
                     Ok(()) => serve(&api.server, kr).await,
                 }

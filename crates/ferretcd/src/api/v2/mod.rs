@@ -46,6 +46,7 @@ impl Routes for Api {
                     req,
                     rest.trim_start_matches('/'),
                     crate::api::context::V2_MAX_BODY_BYTES,
+                    self.client_cert_auth,
                 )
                 .await
             }

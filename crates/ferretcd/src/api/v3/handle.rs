@@ -37,6 +37,9 @@ pub struct V3Config {
     pub quota_bytes: Option<u64>,
     /// `--experimental-watch-progress-notify-interval`.
     pub progress_interval: Duration,
+    /// `--client-cert-auth`: a call without a token is made by the user
+    /// its TLS client certificate names (common name).
+    pub client_cert_auth: bool,
 }
 
 /// etcd's `grpcOverheadBytes`.
@@ -106,14 +109,23 @@ impl V3 {
     /// etcd's `AuthInfoFromCtx`: the caller named by the request's
     /// `token` metadata (etcd's clientv3) or `authorization` (the JSON
     /// gateway's `Authorization` header); a token that names nobody is
-    /// `invalid auth token`.
-    ///
-    /// TODO(TLS): etcd also takes the user from a verified client
-    /// certificate's common name when `--client-cert-auth` is on; ferretcd
-    /// has no TLS yet.
+    /// `invalid auth token`. Without a token, and with
+    /// `--client-cert-auth`, etcd's `AuthInfoFromTLS`: the user named by
+    /// the common name the client's certificate proved (never for the
+    /// JSON gateway's calls, which carry `grpcgateway-accept`).
     pub async fn caller(&self, md: &tonic::metadata::MetadataMap) -> Result<Caller, V3Error> {
         let Some(token) = md.get("token").or_else(|| md.get("authorization")) else {
-            return Ok(None);
+            if !self.cfg.client_cert_auth || md.contains_key("grpcgateway-accept") {
+                return Ok(None);
+            }
+            let Some(cn) = md.get(crate::api::http::VERIFIED_CN) else {
+                return Ok(None);
+            };
+            let user = cn.to_str().map_err(|_| V3Error::InvalidAuthToken)?;
+            return Ok(Some(AuthInfo {
+                user: user.to_string(),
+                revision: self.server.mvcc().auth().revision(),
+            }));
         };
         let token = token.to_str().map_err(|_| V3Error::InvalidAuthToken)?;
         let m = self.server.mvcc();

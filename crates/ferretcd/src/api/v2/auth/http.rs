@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use ferret_v2store::{Code, Error as StoreError};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::api::context::Api;
@@ -115,12 +115,12 @@ pub async fn handle(api: &Api, req: Request<Incoming>, path: &[u8]) -> Response<
     if !allowed.split(',').any(|m| m == method.as_str()) {
         return AuthError::MethodNotAllowed(allowed).into_response();
     }
-    let authorization = req.headers().get(AUTHORIZATION).cloned();
+    let who = super::store::Credentials::of(&req, api.client_cert_auth);
     let mut store = AuthStore::new(&api.server);
     // The switch can be read by anyone (`hasWriteRootAccess`); everything
     // else needs root once auth is on.
     let reads_switch = matches!(target, Target::Enable) && method == Method::GET;
-    if !reads_switch && !store.has_root_access(authorization.as_ref()).await {
+    if !reads_switch && !store.has_root_access(&who).await {
         return AuthError::Unauthorized.into_response();
     }
 

@@ -25,4 +25,4 @@ pub mod model;
 pub mod store;
 
 pub use error::AuthError;
-pub use store::{check_key_access, require_root};
+pub use store::{check_key_access, require_root, Credentials};

@@ -474,6 +474,16 @@ impl<'a> AuthStore<'a> {
 
     // ----- who is asking -----
 
+    /// `userFromClientCertificate`: the first common name of the client's
+    /// proved certificate chain that names a user.
+    fn user_from_client_certificate(&self, names: &[String]) -> Option<User> {
+        names.iter().find_map(|cn| {
+            let user = self.get_user(cn).ok()?;
+            tracing::debug!(user = %cn, "auth: authenticated user by cert common name");
+            Some(user)
+        })
+    }
+
     /// `userFromBasicAuth`: the user named by the credentials, if the
     /// password is right.
     async fn user_from_basic_auth(&self, authorization: Option<&HeaderValue>) -> Option<User> {
@@ -493,11 +503,17 @@ impl<'a> AuthStore<'a> {
 
     /// `hasRootAccess`: auth is off, or the credentials are a user with the
     /// root role. Requests without credentials never have it.
-    pub(crate) async fn has_root_access(&mut self, authorization: Option<&HeaderValue>) -> bool {
+    /// With `--client-cert-auth` and no `Authorization`, the client
+    /// certificate's user instead.
+    pub(crate) async fn has_root_access(&mut self, who: &Credentials) -> bool {
         if !self.auth_enabled() {
             return true;
         }
-        match self.user_from_basic_auth(authorization).await {
+        let user = match who.cert_names() {
+            Some(names) => self.user_from_client_certificate(names),
+            None => self.user_from_basic_auth(who.authorization.as_ref()).await,
+        };
+        match user {
             Some(u) if u.has_role(ROOT) => true,
             Some(u) => {
                 tracing::warn!(user = %u.user, "auth: user does not have the root role");
@@ -510,9 +526,11 @@ impl<'a> AuthStore<'a> {
     /// `hasKeyPrefixAccess`: may these credentials read (or write) `key`?
     /// Without credentials the guest role decides, and it is checked for
     /// the key alone even on recursive requests, as etcd does.
+    /// With `--client-cert-auth` and no `Authorization`, the client
+    /// certificate's user, if it names one; else the guest role.
     pub(crate) async fn has_key_prefix_access(
         &mut self,
-        authorization: Option<&HeaderValue>,
+        who: &Credentials,
         key: &[u8],
         recursive: bool,
         write: bool,
@@ -520,13 +538,20 @@ impl<'a> AuthStore<'a> {
         if !self.auth_enabled() {
             return true;
         }
-        if is_absent(authorization) {
+        let authorization = who.authorization.as_ref();
+        let user = if is_absent(authorization) {
+            who.cert_names()
+                .and_then(|names| self.user_from_client_certificate(names))
+        } else {
+            match self.user_from_basic_auth(authorization).await {
+                Some(u) => Some(u),
+                None => return false,
+            }
+        };
+        let Some(user) = user else {
             return self
                 .get_role(GUEST)
                 .is_ok_and(|g| g.has_key_access(key, write));
-        }
-        let Some(user) = self.user_from_basic_auth(authorization).await else {
-            return false;
         };
         for name in user.roles.iter().flatten() {
             let Ok(role) = self.get_role(name) else {
@@ -546,6 +571,39 @@ impl<'a> AuthStore<'a> {
     }
 }
 
+/// Who a v2 request says it is: its `Authorization` header, and, with
+/// `--client-cert-auth`, the common names its TLS client certificate
+/// chain proved.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub authorization: Option<HeaderValue>,
+    /// Empty unless `--client-cert-auth` is on and the client proved a
+    /// certificate.
+    pub cert_names: Vec<String>,
+}
+
+impl Credentials {
+    pub fn of<B>(req: &hyper::Request<B>, client_cert_auth: bool) -> Credentials {
+        let cert_names = req
+            .extensions()
+            .get::<crate::api::http::ClientCertificate>()
+            .filter(|_| client_cert_auth)
+            .map(|c| c.common_names.clone())
+            .unwrap_or_default();
+        Credentials {
+            authorization: req.headers().get(hyper::header::AUTHORIZATION).cloned(),
+            cert_names,
+        }
+    }
+
+    /// The certificate's names, when they decide (etcd: no
+    /// `Authorization` header and client-cert auth on).
+    fn cert_names(&self) -> Option<&[String]> {
+        (is_absent(self.authorization.as_ref()) && !self.cert_names.is_empty())
+            .then_some(&self.cert_names[..])
+    }
+}
+
 /// Go's `Header.Get("Authorization") == ""`: no header, or an empty one.
 fn is_absent(authorization: Option<&HeaderValue>) -> bool {
     authorization.is_none_or(|v| v.is_empty())
@@ -559,14 +617,14 @@ fn is_absent(authorization: Option<&HeaderValue>) -> bool {
 /// HEAD.
 pub async fn check_key_access(
     server: &Server,
-    authorization: Option<&HeaderValue>,
+    who: &Credentials,
     key: &[u8],
     recursive: bool,
     write: bool,
 ) -> Result<(), AuthError> {
     let mut store = AuthStore::new(server);
     if store
-        .has_key_prefix_access(authorization, key, recursive, write)
+        .has_key_prefix_access(who, key, recursive, write)
         .await
     {
         Ok(())
@@ -577,11 +635,8 @@ pub async fn check_key_access(
 
 /// `hasRootAccess` for other endpoints (membership changes): needs the
 /// root role while auth is enabled.
-pub async fn require_root(
-    server: &Server,
-    authorization: Option<&HeaderValue>,
-) -> Result<(), AuthError> {
-    if AuthStore::new(server).has_root_access(authorization).await {
+pub async fn require_root(server: &Server, who: &Credentials) -> Result<(), AuthError> {
+    if AuthStore::new(server).has_root_access(who).await {
         Ok(())
     } else {
         Err(AuthError::Unauthorized)
