@@ -304,6 +304,9 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
 
 async fn serve(cfg: Config) -> Result<(), String> {
     let started_ns = now_ns();
+    // Before anything is created or listens (auto TLS's certificate
+    // excepted, which is made under the data dir).
+    let client_tls = client_tls(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
     let mut server_cfg = server_config(&cfg);
@@ -317,7 +320,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     // Before the server starts, as etcd's token provider fails its start.
     let v3_cfg = Arc::new(v3_config(&cfg)?);
-    let client_tls = client_tls(&cfg)?;
     tracing::info!(
         name = %cfg.name,
         data_dir = %cfg.data_dir.display(),

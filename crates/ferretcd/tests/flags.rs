@@ -81,7 +81,7 @@ fn an_unsupported_flag_is_refused_before_anything_listens() {
         (
             &[],
             "https",
-            "is not supported yet (peer TLS is not implemented; see README \"Limitations\")",
+            "with HTTPS scheme",
         ),
         (
             &["--enable-pprof"],
