@@ -126,9 +126,13 @@ pub enum Input {
     /// A snapshot receiver finished (its thread deleted what it wrote if
     /// it failed).
     SnapshotReceived(Result<Box<Received>, String>),
-    /// A member vouched that `id` is one of the cluster's members (this
-    /// member has not applied its addition yet): its streams are admitted.
-    Vouched(u64),
+    /// A member vouched that `id`, at `peer_urls`, is one of the cluster's
+    /// members (this member has not applied its addition yet): this member
+    /// streams with it from now on, both ways.
+    Vouched {
+        id: u64,
+        peer_urls: Vec<String>,
+    },
     /// Hand leadership to member `to` (etcd's MoveLeader): raft-rs sends it
     /// what it lacks, then asks it to campaign at once. Ignored unless this
     /// member leads.
@@ -1068,9 +1072,9 @@ impl RaftNode {
                 );
                 self.node.transfer_leader(to);
             }
-            Input::Vouched(id) => {
+            Input::Vouched { id, peer_urls } => {
                 tracing::info!(member = %format!("{id:x}"), "a member vouched for a member this member has not applied yet: its streams are admitted");
-                self.net.vouch(id);
+                self.net.add_peer(id, &peer_urls);
             }
             Input::Stop => return false,
         }
@@ -1218,8 +1222,11 @@ impl RaftNode {
                     let membership = crate::membership::Membership::from_proto(
                         &info.membership.unwrap_or_default(),
                     );
-                    if membership.members().iter().any(|m| m.id == id) {
-                        let _ = tx.send(Input::Vouched(id));
+                    if let Some(m) = membership.members().into_iter().find(|m| m.id == id) {
+                        let _ = tx.send(Input::Vouched {
+                            id,
+                            peer_urls: m.peer_urls,
+                        });
                         return;
                     }
                 }

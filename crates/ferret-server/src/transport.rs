@@ -47,8 +47,9 @@
 //! raft message whose `from` is not the stream's sender, or whose `to`
 //! is not this member, closes its stream. (A member that lags behind
 //! another's addition asks its peers, with a cluster query, whether the
-//! refused id is a member, and admits it if one says so: the new member
-//! may be the leader it must catch up from.) A cluster query, sent by a
+//! refused id is a member, and if one says so streams with it from then
+//! on, both ways: the new member may be the leader it must catch up
+//! from.) A cluster query, sent by a
 //! member that does not know the cluster yet, carries 0 for both ids and
 //! is answered whatever they are. Without peer TLS the ids are only
 //! claimed; with it, the sender also proves itself with a certificate. Version 1 was the same handshake without the
@@ -155,7 +156,7 @@
 //! progress, or [`snapshot_ack_timeout`] waiting for the acknowledgement;
 //! the receiver after [`SNAPSHOT_IO_TIMEOUT`] without a byte.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -398,13 +399,11 @@ struct Admission<'a> {
     self_id: u64,
     /// The other members, by id (the values are not looked at).
     members: &'a HashMap<u64, usize>,
-    /// Members this member has not applied yet, that a member vouched for.
-    vouched: &'a HashSet<u64>,
 }
 
 impl Admission<'_> {
     fn admits(&self, id: u64) -> bool {
-        self.members.contains_key(&id) || self.vouched.contains(&id)
+        self.members.contains_key(&id)
     }
 }
 
@@ -417,9 +416,6 @@ pub struct PeerNet {
     listeners: Vec<TcpListener>,
     outbound: Vec<Outbound>,
     by_peer: HashMap<u64, usize>,
-    /// Ids admitted before this member applied their addition, because a
-    /// current member has (see [`PeerNet::vouch`]).
-    vouched: HashSet<u64>,
     inbound: HashMap<Token, Inbound>,
     next_inbound: usize,
     stats: Arc<TransportStats>,
@@ -450,7 +446,6 @@ impl PeerNet {
             listeners: Vec::new(),
             outbound: Vec::new(),
             by_peer: HashMap::new(),
-            vouched: HashSet::new(),
             inbound: HashMap::new(),
             next_inbound: FIRST_INBOUND,
             stats,
@@ -477,7 +472,6 @@ impl PeerNet {
         if id == self.self_id {
             return;
         }
-        self.vouched.remove(&id);
         let addrs: Vec<String> = urls.iter().filter_map(|u| host_port(u)).collect();
         if let Some(&i) = self.by_peer.get(&id) {
             let o = &mut self.outbound[i];
@@ -507,7 +501,6 @@ impl PeerNet {
 
     /// Stops streaming to a member that left the cluster.
     pub fn remove_peer(&mut self, id: u64) {
-        self.vouched.remove(&id);
         let Some(i) = self.by_peer.remove(&id) else {
             return;
         };
@@ -533,16 +526,6 @@ impl PeerNet {
             if let Some(mut c) = self.inbound.remove(&t) {
                 let _ = self.poll.registry().deregister(&mut c.stream);
             }
-        }
-    }
-
-    /// Admits streams from `id`, a member this member has not applied yet
-    /// but another member has (it lags behind a configuration change, and
-    /// the new member may be the leader it must catch up from), until its
-    /// addition or removal is applied here.
-    pub fn vouch(&mut self, id: u64) {
-        if id != self.self_id && !self.by_peer.contains_key(&id) {
-            self.vouched.insert(id);
         }
     }
 
@@ -958,7 +941,6 @@ impl PeerNet {
                         cluster_id: self.cluster_id,
                         self_id: self.self_id,
                         members: &self.by_peer,
-                        vouched: &self.vouched,
                     };
                     if let Err(e) = c.frames.push(&self.scratch[..n], &admit, &self.stats, out) {
                         break Err(e);
@@ -1217,12 +1199,10 @@ mod tests {
     fn admit() -> Admission<'static> {
         static MEMBERS: std::sync::LazyLock<HashMap<u64, usize>> =
             std::sync::LazyLock::new(|| HashMap::from([(1, 0)]));
-        static VOUCHED: std::sync::LazyLock<HashSet<u64>> = std::sync::LazyLock::new(HashSet::new);
         Admission {
             cluster_id: CLUSTER,
             self_id: 2,
             members: &MEMBERS,
-            vouched: &VOUCHED,
         }
     }
 
@@ -1732,8 +1712,8 @@ mod tests {
         assert!(b.events.iter().all(|e| !matches!(e, NetEvent::Step(_))));
         assert!(b.events.iter().any(|e| matches!(e, NetEvent::Stranger(9))));
         // Once a member vouches for it (it was added, and this member has
-        // not applied that yet), it is heard.
-        b.net.vouch(9);
+        // not applied that yet), the Ready loop adds it, and it is heard.
+        b.net.add_peer(9, &[]);
         let mut s = std::net::TcpStream::connect(&addr_b).unwrap();
         s.write_all(&hello(CLUSTER, 9)).unwrap();
         s.write_all(&frame(&forged)).unwrap();
