@@ -151,6 +151,7 @@ mod error;
 pub mod etcd;
 mod io;
 mod record;
+mod relocate;
 mod replay;
 mod segment;
 pub mod snap;
@@ -159,6 +160,7 @@ mod wal;
 pub use error::WalError;
 pub use io::{FailNth, FaultInjector, IoOp, NoFaults};
 pub use record::{EntryRecord, HardState, METADATA_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
+pub use relocate::relocate;
 pub use wal::{
     Recovered, Released, Wal, WalOptions, SEGMENT_SIZE_DEFAULT_BYTES, UNSYNCED_MAX_BYTES,
 };
