@@ -30,7 +30,9 @@
 //! `{seq:016x}-{first_index:016x}.wal` (lowercase hex): `seq` counts
 //! segments from 0 with no gap; `first_index` is one past the log's last
 //! index when the segment was started (the lowest index it can hold).
-//! `<data-dir>/member/snap/` holds snapshot files, see [`snap`].
+//! `<data-dir>/member/snap/` holds snapshot files, see [`snap`]. With a
+//! dedicated WAL directory (etcd's `--wal-dir`) the segments are in that
+//! directory instead; [`relocate`] moves a WAL there, crash-safe.
 //!
 //! # Record framing (integers little-endian)
 //!
