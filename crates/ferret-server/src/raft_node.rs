@@ -2106,11 +2106,15 @@ impl RaftNode {
             self.client_urls.join(" ")
         );
         let cluster_id = crate::ids::format_id(self.net.cluster_id());
+        // etcd publishes with its request timeout, and names it as Go
+        // prints a duration (`7s`, `5.5s`).
+        let timeout = self.shared.request_timeout.as_secs_f64();
         tracing::info!(
             local_member_id = %crate::ids::format_id(self.member_id),
             local_member_attributes = %attributes,
             request_path = %format!("/0/members/{:x}/attributes", self.member_id),
             cluster_id = %cluster_id,
+            publish_timeout = %format!("{timeout}s"),
             capnslog_msg = %format!("published {attributes} to cluster {cluster_id}"),
             "published local member to cluster through raft"
         );

@@ -170,11 +170,16 @@ fn zap_writes_etcds_json_and_start_up_lines() {
     e.wait_for("enabled capabilities for version", Member::stderr);
     let theirs = zap_lines(&e.stderr());
     for msg in ZAP_START_LINES {
-        // etcd's publish line also has its publish timeout.
-        let mut want = keys(with_msg(&theirs, msg));
-        want.retain(|k| k != "publish-timeout");
-        assert_eq!(keys(with_msg(&lines, msg)), want, "{msg}");
+        assert_eq!(
+            keys(with_msg(&lines, msg)),
+            keys(with_msg(&theirs, msg)),
+            "{msg}"
+        );
     }
+    assert_eq!(
+        published["publish-timeout"],
+        with_msg(&theirs, ZAP_START_LINES[1])["publish-timeout"]
+    );
 }
 
 #[test]
