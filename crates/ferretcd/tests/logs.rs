@@ -185,7 +185,9 @@ fn zap_writes_etcds_json_and_start_up_lines() {
 #[test]
 fn capnslog_writes_etcds_start_up_lines() {
     let mut m = Member::start(Path::new(FERRETCD), &[], &[]);
+    // Both: the Raft thread and the listeners' task log independently.
     m.wait_for("enabled capabilities for version", Member::stderr);
+    m.wait_for("ready to serve client requests", Member::stderr);
     let ours = m.stderr();
     let line = Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [DIWE] \| [^ :]+: ").unwrap();
     for l in ours.lines() {
@@ -216,6 +218,7 @@ fn capnslog_writes_etcds_start_up_lines() {
     };
     let mut e = Member::start(&etcd, &[], &[]);
     e.wait_for("enabled capabilities for version", Member::stderr);
+    e.wait_for("ready to serve client requests", Member::stderr);
     let theirs = e.stderr();
     for re in wanted(e.client) {
         let re = Regex::new(&re).unwrap();
