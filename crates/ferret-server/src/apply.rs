@@ -418,6 +418,13 @@ impl StateMachines {
         due
     }
 
+    /// The cluster version, once the cluster set it (`/0/version`).
+    pub fn cluster_version(&self) -> Option<String> {
+        let ev = self.v2.get(b"/0/version", false, 0).ok()?;
+        let value = ev.node.value?;
+        Some(String::from_utf8_lossy(&value).into_owned())
+    }
+
     /// Setting the cluster version, if the cluster has none yet (a new
     /// cluster's leader proposes it at once, as etcd's does).
     pub fn cluster_version_proposal(&self, now_ns: i64) -> Option<InternalRaftRequest> {

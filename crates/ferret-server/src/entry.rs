@@ -71,6 +71,52 @@ pub fn id_of(req: &InternalRaftRequest) -> u64 {
     req.header.as_ref().map_or(req.id, |h| h.id)
 }
 
+/// A short description of a request for debug logs: its kind and the key
+/// it touches (the first 64 bytes), never its value.
+pub fn summary(req: &InternalRaftRequest) -> String {
+    let key = |k: &[u8]| {
+        let k = &k[..k.len().min(64)];
+        String::from_utf8_lossy(k).into_owned()
+    };
+    if let Some(v2) = &req.v2 {
+        return format!(
+            "v2 {} {}",
+            v2.method.as_deref().unwrap_or(""),
+            key(v2.path.as_deref().unwrap_or_default())
+        );
+    }
+    if let Some(p) = &req.put {
+        return format!("put {}", key(&p.key));
+    }
+    if let Some(d) = &req.delete_range {
+        return format!("delete_range {}", key(&d.key));
+    }
+    if let Some(t) = &req.txn {
+        return format!(
+            "txn ({} compares, {} then, {} else)",
+            t.compare.len(),
+            t.success.len(),
+            t.failure.len()
+        );
+    }
+    if let Some(c) = &req.compaction {
+        return format!("compaction {}", c.revision);
+    }
+    if let Some(l) = &req.lease_grant {
+        return format!("lease_grant {:x} ttl {}", l.id, l.ttl);
+    }
+    if let Some(l) = &req.lease_revoke {
+        return format!("lease_revoke {:x}", l.id);
+    }
+    if req.lease_checkpoint.is_some() {
+        return "lease_checkpoint".to_string();
+    }
+    if req.alarm.is_some() {
+        return "alarm".to_string();
+    }
+    "auth".to_string()
+}
+
 /// Sets the proposal id.
 pub fn with_id(mut req: InternalRaftRequest, id: u64) -> InternalRaftRequest {
     req.header.get_or_insert_with(RequestHeader::default).id = id;

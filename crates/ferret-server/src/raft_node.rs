@@ -219,6 +219,10 @@ pub type Peers = Vec<(u64, Vec<String>)>;
 /// Everything the Ready loop needs to start.
 pub struct NodeConfig {
     pub data_dir: PathBuf,
+    /// The WAL's directory: `<data-dir>/member/wal`, or `--wal-dir`.
+    pub wal_dir: PathBuf,
+    /// `--unsafe-no-fsync` (see `ferret_wal::Wal::set_unsafe_no_fsync`).
+    pub unsafe_no_fsync: bool,
     pub heartbeat: Duration,
     pub election_ticks: usize,
     pub snapshot_count: u64,
@@ -344,6 +348,9 @@ pub struct RaftNode {
     /// The proposal id of this start's attribute publication, once applied.
     published: bool,
     publish_attempt: Option<(u64, Instant)>,
+    /// Whether `enabled capabilities for version` was logged (once per
+    /// start, as etcd's).
+    capabilities_logged: bool,
     last_housekeeping: Instant,
     /// When the last heartbeat to each follower left, to time its response.
     heartbeat_sent: HashMap<u64, Instant>,
@@ -377,23 +384,51 @@ fn logger() -> slog::Logger {
     slog::Logger::root(TracingDrain, slog::o!())
 }
 
-/// Forwards raft-rs's log lines to `tracing`.
+/// Forwards raft-rs's log lines to `tracing`, with their key-value pairs
+/// (`term=2 raft_id=1`) in one `raft` field: the term, indexes and peers
+/// an operator reads a Raft line for (`--log-level debug`).
 struct TracingDrain;
 
 impl slog::Drain for TracingDrain {
     type Ok = ();
     type Err = slog::Never;
-    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        // Built only when the line is written: tracing evaluates a field's
+        // value after its level check.
+        let kv = || raft_kv(record, values);
         match record.level() {
             slog::Level::Critical | slog::Level::Error => {
-                tracing::error!(target: "raft", "{}", record.msg())
+                tracing::error!(target: "raft", raft = %kv(), "{}", record.msg())
             }
-            slog::Level::Warning => tracing::warn!(target: "raft", "{}", record.msg()),
-            slog::Level::Info => tracing::info!(target: "raft", "{}", record.msg()),
-            _ => tracing::debug!(target: "raft", "{}", record.msg()),
+            slog::Level::Warning => {
+                tracing::warn!(target: "raft", raft = %kv(), "{}", record.msg())
+            }
+            slog::Level::Info => tracing::info!(target: "raft", raft = %kv(), "{}", record.msg()),
+            _ => tracing::debug!(target: "raft", raft = %kv(), "{}", record.msg()),
         }
         Ok(())
     }
+}
+
+/// A raft-rs line's key-value pairs, the record's then the logger's, as
+/// `key=value` separated by spaces.
+fn raft_kv(record: &slog::Record, values: &slog::OwnedKVList) -> String {
+    use slog::KV;
+    struct Pairs(String);
+    impl slog::Serializer for Pairs {
+        fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+            use std::fmt::Write;
+            if !self.0.is_empty() {
+                self.0.push(' ');
+            }
+            let _ = write!(self.0, "{key}={val}");
+            Ok(())
+        }
+    }
+    let mut pairs = Pairs(String::new());
+    let _ = record.kv().serialize(record, &mut pairs);
+    let _ = values.serialize(record, &mut pairs);
+    pairs.0
 }
 
 /// The marker of a member that started with an empty data dir and is not
@@ -413,16 +448,6 @@ fn create_marker(path: &std::path::Path) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
-}
-
-/// Whether the data dir holds a write-ahead log (a member that started
-/// before).
-pub fn has_wal(data_dir: &std::path::Path) -> bool {
-    Wal::exists(&wal_dir(data_dir))
-}
-
-fn wal_dir(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("member").join("wal")
 }
 
 fn snap_dir(data_dir: &std::path::Path) -> PathBuf {
@@ -641,7 +666,7 @@ pub fn start(
     inbox_tx: InboxSender<Input>,
     make_net: impl FnOnce(&WalMetadata, &[(u64, Vec<String>)]) -> std::io::Result<PeerNet>,
 ) -> Result<(RaftNode, WalMetadata), StartError> {
-    let wal_path = wal_dir(&cfg.data_dir);
+    let wal_path = cfg.wal_dir.clone();
     let snap_path = snap_dir(&cfg.data_dir);
     std::fs::create_dir_all(&snap_path).map_err(|e| StartError::Snapshot(e.to_string()))?;
     // A backend being received when the member stopped: nothing refers
@@ -723,6 +748,9 @@ pub fn start(
             force_new_cluster(&mut log, &mut w, &entries, meta.member_id, &cfg)?;
             remove_marker(&unverified_marker(&cfg.data_dir));
         }
+        if cfg.unsafe_no_fsync {
+            w.set_unsafe_no_fsync();
+        }
         wal = w;
     } else {
         // A new member: of a new cluster (its first entries add the
@@ -752,6 +780,9 @@ pub fn start(
         log = RaftLog::new(conf_state(&meta));
         log.append(&entries);
         log.set_hard_state(hs);
+        if cfg.unsafe_no_fsync {
+            w.set_unsafe_no_fsync();
+        }
         wal = w;
         if meta.members.is_empty() {
             tracing::info!(
@@ -848,6 +879,7 @@ pub fn start(
         client_urls: cfg.client_urls,
         published: false,
         publish_attempt: None,
+        capabilities_logged: false,
         last_housekeeping: Instant::now(),
         heartbeat_sent: HashMap::new(),
         strangers_asked: HashMap::new(),
@@ -1715,6 +1747,7 @@ impl RaftNode {
                         if id != 0 {
                             if self.publish_attempt.is_some_and(|(p, _)| p == id) {
                                 self.published = true;
+                                self.log_published();
                                 self.shared.ready.send_replace(true);
                             }
                             if let Some(w) = self.waiters.remove(&id) {
@@ -1734,6 +1767,9 @@ impl RaftNode {
                 .is_some_and(|m| m.is_started())
         {
             self.verify("it caught up and published itself");
+        }
+        if !self.capabilities_logged {
+            self.log_capabilities();
         }
         if first_of_term && self.node.raft.state == StateRole::Leader {
             // As etcd: lease expiry starts once the new leader applied all
@@ -2136,6 +2172,47 @@ impl RaftNode {
             tracing::debug!(error = %e, "internal proposal dropped");
         }
         id
+    }
+
+    /// etcd's line once its attributes are applied, which tools and test
+    /// harnesses wait for: zap's message and fields, and capnslog's
+    /// `published {Name:.. ClientURLs:[..]} to cluster <id>` (in
+    /// ferretcd's `capnslog_msg` field; see `ferretcd::logging`).
+    fn log_published(&self) {
+        let attributes = format!(
+            "{{Name:{} ClientURLs:[{}]}}",
+            self.name,
+            self.client_urls.join(" ")
+        );
+        let cluster_id = crate::ids::format_id(self.net.cluster_id());
+        // etcd publishes with its request timeout, and names it as Go
+        // prints a duration (`7s`, `5.5s`).
+        let timeout = self.shared.request_timeout.as_secs_f64();
+        tracing::info!(
+            local_member_id = %crate::ids::format_id(self.member_id),
+            local_member_attributes = %attributes,
+            request_path = %format!("/0/members/{:x}/attributes", self.member_id),
+            cluster_id = %cluster_id,
+            publish_timeout = %format!("{timeout}s"),
+            capnslog_msg = %format!("published {attributes} to cluster {cluster_id}"),
+            "published local member to cluster through raft"
+        );
+    }
+
+    /// etcd's `enabled capabilities for version 3.4`, once the cluster
+    /// version is known here (set by the leader, or restored at start).
+    fn log_capabilities(&mut self) {
+        let Some(version) = self.shared.state().cluster_version() else {
+            return;
+        };
+        self.capabilities_logged = true;
+        // etcd names the major and minor version only.
+        let major_minor: String = version.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+        tracing::info!(
+            cluster_version = %major_minor,
+            capnslog_msg = %format!("enabled capabilities for version {major_minor}"),
+            "enabled capabilities for version"
+        );
     }
 
     fn publish_attributes(&mut self) {

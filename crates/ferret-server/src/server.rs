@@ -57,7 +57,23 @@ pub struct ServerConfig {
     /// `--force-new-cluster`: a restart makes this member a cluster of its
     /// own, with its data (disaster recovery).
     pub force_new_cluster: bool,
+    /// `--wal-dir`: the WAL's own directory (often another disk); `None`
+    /// keeps it in `<data-dir>/member/wal`. A WAL found under the data dir
+    /// is moved there at start (`ferret_wal::relocate`).
+    pub wal_dir: Option<PathBuf>,
+    /// `--unsafe-no-fsync`: WAL writes are not fdatasynced (a machine crash
+    /// may lose acknowledged writes).
+    pub unsafe_no_fsync: bool,
     pub v3: V3Settings,
+}
+
+impl ServerConfig {
+    /// Where the member's WAL is: `--wal-dir`, else under the data dir.
+    pub fn wal_path(&self) -> PathBuf {
+        self.wal_dir
+            .clone()
+            .unwrap_or_else(|| ferret_wal::wal_dir(&self.data_dir))
+    }
 }
 
 /// The v3 store's settings, from etcd's flags.
@@ -202,8 +218,21 @@ impl Server {
         });
         let heartbeat_ms = cfg.heartbeat.as_millis().max(1);
         let election_ticks = (cfg.election_timeout.as_millis() / heartbeat_ms).max(2) as usize;
+        let wal_path = cfg.wal_path();
+        if cfg.wal_dir.is_some() {
+            let under_data_dir = ferret_wal::wal_dir(&cfg.data_dir);
+            if ferret_wal::relocate(&under_data_dir, &wal_path)? {
+                tracing::info!(
+                    from = %under_data_dir.display(),
+                    to = %wal_path.display(),
+                    "moved the WAL to the dedicated WAL directory"
+                );
+            }
+        }
         let node_cfg = NodeConfig {
             data_dir: cfg.data_dir.clone(),
+            wal_dir: wal_path.clone(),
+            unsafe_no_fsync: cfg.unsafe_no_fsync,
             heartbeat: cfg.heartbeat,
             election_ticks,
             snapshot_count: cfg.snapshot_count,
@@ -220,7 +249,7 @@ impl Server {
                 .unwrap_or_default(),
         };
         let mut node_cfg = node_cfg;
-        let new_cluster = if cfg.join_existing && !raft_node::has_wal(&cfg.data_dir) {
+        let new_cluster = if cfg.join_existing && !ferret_wal::Wal::exists(&wal_path) {
             let (meta, peers) = join_running_cluster(&cfg)?;
             node_cfg.join_peers = peers;
             meta
@@ -356,17 +385,36 @@ impl Server {
         req: InternalRaftRequest,
         limit: bool,
     ) -> impl Future<Output = Outcome> + Send + 'static {
+        // `--log-level debug`: each write, how long it took and how it
+        // ended (the summary is made only when debug lines are written).
+        let summary = tracing::enabled!(tracing::Level::DEBUG).then(|| entry::summary(&req));
         let queued = self.queue_proposal(req, limit);
         let timeout = self.shared.request_timeout;
         let server = self.clone();
         let start_ns = now_ns();
         let start = std::time::Instant::now();
         async move {
-            match tokio::time::timeout(timeout, queued?).await {
+            let outcome = match tokio::time::timeout(timeout, queued?).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(ServerError::Stopped),
                 Err(_) => Err(server.why_timed_out(start_ns, start)),
+            };
+            if let Some(request) = summary {
+                match &outcome {
+                    Ok(_) => tracing::debug!(
+                        request,
+                        took_us = start.elapsed().as_micros() as u64,
+                        "write applied"
+                    ),
+                    Err(e) => tracing::debug!(
+                        request,
+                        took_us = start.elapsed().as_micros() as u64,
+                        error = %e,
+                        "write failed"
+                    ),
+                }
             }
+            outcome
         }
     }
 

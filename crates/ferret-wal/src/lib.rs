@@ -30,7 +30,9 @@
 //! `{seq:016x}-{first_index:016x}.wal` (lowercase hex): `seq` counts
 //! segments from 0 with no gap; `first_index` is one past the log's last
 //! index when the segment was started (the lowest index it can hold).
-//! `<data-dir>/member/snap/` holds snapshot files, see [`snap`].
+//! `<data-dir>/member/snap/` holds snapshot files, see [`snap`]. With a
+//! dedicated WAL directory (etcd's `--wal-dir`) the segments are in that
+//! directory instead; [`relocate`] moves a WAL there, crash-safe.
 //!
 //! # Record framing (integers little-endian)
 //!
@@ -151,6 +153,7 @@ mod error;
 pub mod etcd;
 mod io;
 mod record;
+mod relocate;
 mod replay;
 mod segment;
 pub mod snap;
@@ -159,6 +162,7 @@ mod wal;
 pub use error::WalError;
 pub use io::{FailNth, FaultInjector, IoOp, NoFaults};
 pub use record::{EntryRecord, HardState, METADATA_MAX_BYTES, RECORD_PAYLOAD_MAX_BYTES};
+pub use relocate::relocate;
 pub use wal::{
     Recovered, Released, Wal, WalOptions, SEGMENT_SIZE_DEFAULT_BYTES, UNSYNCED_MAX_BYTES,
 };

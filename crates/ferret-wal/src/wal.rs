@@ -201,6 +201,9 @@ pub struct Wal {
     /// Set by the first failed write, sync or rotation; every later write is
     /// refused with it.
     poisoned: Option<String>,
+    /// `--unsafe-no-fsync`: `sync` writes without the `fdatasync`, as
+    /// etcd's `SetUnsafeNoFsync` (see [`Wal::set_unsafe_no_fsync`]).
+    unsafe_no_fsync: bool,
 }
 
 impl Wal {
@@ -260,6 +263,7 @@ impl Wal {
             pending: state,
             durable: state,
             poisoned: None,
+            unsafe_no_fsync: false,
         })
     }
 
@@ -392,6 +396,7 @@ impl Wal {
             pending: state,
             durable: state,
             poisoned: None,
+            unsafe_no_fsync: false,
         };
         Ok((wal, recovered))
     }
@@ -463,7 +468,10 @@ impl Wal {
         let result = self
             .io
             .write_all(&mut self.tail, &path, &self.unsynced)
-            .and_then(|()| self.io.sync_data(&self.tail, &path));
+            .and_then(|()| match self.unsafe_no_fsync {
+                true => Ok(()),
+                false => self.io.sync_data(&self.tail, &path),
+            });
         self.poison_on_error(result)?;
         self.tail_bytes += self.unsynced.len() as u64;
         self.unsynced.clear();
@@ -473,6 +481,15 @@ impl Wal {
             self.poison_on_error(result)?;
         }
         Ok(())
+    }
+
+    /// `--unsafe-no-fsync`: from now on `sync` writes its records without
+    /// the `fdatasync`, as etcd's WAL does with the flag, so a crash of
+    /// the machine (not of the process: the page cache has the records)
+    /// may lose entries that Raft took as persisted. Segment rotation and
+    /// directory changes still fsync: they are rare.
+    pub fn set_unsafe_no_fsync(&mut self) {
+        self.unsafe_no_fsync = true;
     }
 
     /// Deletes the oldest segments whose live entries are all below `index`,

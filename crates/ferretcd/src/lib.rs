@@ -10,6 +10,8 @@
 //! - [`corrupt`]: etcd's corruption checks (at start, and the leader's
 //!   periodic one), from the members' `HashKV`.
 //! - [`config`]: etcd's flags, environment variables and config file.
+//! - [`logging`]: etcd's two log shapes (capnslog lines, zap's JSON), the
+//!   start-up lines tools wait for; [`systemd`]: `READY=1` for systemd.
 //! - `ferret_server`: the log that orders writes, the apply path, the state
 //!   machines (the v2 store from `ferret-v2store`, the v3 store from
 //!   `ferret-mvcc`).
@@ -17,3 +19,5 @@
 pub mod api;
 pub mod config;
 pub mod corrupt;
+pub mod logging;
+pub mod systemd;

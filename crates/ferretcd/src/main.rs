@@ -35,11 +35,11 @@ fn main() -> ExitCode {
     };
     match outcome {
         ConfigOutcome::PrintVersion => {
+            // etcd's first line names the etcd release; ferretcd names
+            // itself, then the etcd release whose API it serves, in
+            // etcd's words.
             println!("ferretcd Version: {}", env!("CARGO_PKG_VERSION"));
-            println!(
-                "etcd API Version: {} (v2 keys API)",
-                v2::info::ETCD_SERVER_VERSION
-            );
+            println!("etcd Version: {}", v2::info::ETCD_SERVER_VERSION);
             println!(
                 "Rust OS/Arch: {}/{}",
                 std::env::consts::OS,
@@ -57,7 +57,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: Config) -> ExitCode {
-    init_logging(&cfg);
+    if let Err(e) = init_logging(&cfg) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,28 +80,11 @@ fn run(cfg: Config) -> ExitCode {
     }
 }
 
-fn init_logging(cfg: &Config) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::fmt::writer::BoxMakeWriter;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRETCD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_filter()));
-    // --log-outputs: stdout, or stderr (`default`, `stderr`).
-    let (writer, ansi) = if cfg.logs_to_stdout() {
-        (
-            BoxMakeWriter::new(std::io::stdout),
-            std::io::stdout().is_terminal(),
-        )
-    } else {
-        (
-            BoxMakeWriter::new(std::io::stderr),
-            std::io::stderr().is_terminal(),
-        )
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(ansi)
-        .init();
+/// `--logger`, `--log-level`, `--log-outputs` (see `ferretcd::logging`),
+/// then the notes taken while reading the configuration. An output that
+/// cannot be opened stops the start, as in etcd.
+fn init_logging(cfg: &Config) -> Result<(), String> {
+    ferretcd::logging::init(cfg)?;
     for note in &cfg.notes {
         match note.level {
             config::NoteLevel::Debug => tracing::debug!(source = note.source, "{}", note.message),
@@ -106,6 +92,7 @@ fn init_logging(cfg: &Config) {
             config::NoteLevel::Warn => tracing::warn!(source = note.source, "{}", note.message),
         }
     }
+    Ok(())
 }
 
 /// The server's configuration from etcd's flags: this member's id and the
@@ -154,6 +141,9 @@ fn server_config(cfg: &Config) -> ServerConfig {
         request_timeout: Duration::from_secs(5) + 2 * election,
         strict_reconfig_check: cfg.strict_reconfig_check,
         force_new_cluster: cfg.force_new_cluster,
+        // Set by `serve` once it knows where the member runs.
+        wal_dir: None,
+        unsafe_no_fsync: cfg.unsafe_no_fsync,
         v3: v3_settings(cfg),
     }
 }
@@ -312,12 +302,20 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let mut server_cfg = server_config(&cfg);
     // An etcd data dir is converted once, into a directory of its own
     // (etcd's files are only read); a converted one runs there.
+    // With --wal-dir, etcd's WAL is there, and so is ferretcd's.
     let data_dir = cfg.data_dir.clone();
-    server_cfg.data_dir =
-        tokio::task::spawn_blocking(move || ferret_server::migrate::member_data_dir(&data_dir))
-            .await
-            .map_err(|e| format!("the conversion of etcd's data dir stopped: {e}"))?
-            .map_err(|e| e.to_string())?;
+    let etcd_wal_dir = cfg.wal_dir.clone();
+    server_cfg.data_dir = tokio::task::spawn_blocking(move || {
+        ferret_server::migrate::member_data_dir(&data_dir, etcd_wal_dir.as_deref())
+    })
+    .await
+    .map_err(|e| format!("the conversion of etcd's data dir stopped: {e}"))?
+    .map_err(|e| e.to_string())?;
+    server_cfg.wal_dir = ferret_server::migrate::wal_dir(
+        &cfg.data_dir,
+        &server_cfg.data_dir,
+        cfg.wal_dir.as_deref(),
+    );
     // Before the server starts, as etcd's token provider fails its start.
     let v3_cfg = Arc::new(v3_config(&cfg)?);
     tracing::info!(
@@ -404,7 +402,9 @@ async fn serve(cfg: Config) -> Result<(), String> {
         } else {
             None
         };
-        tracing::info!(address = %url, tls = tls.is_some(), "serving client requests");
+        // etcd names the listener's address (`127.0.0.1:2379`).
+        let address = l.local_addr().map_or(url.to_string(), |a| a.to_string());
+        ferretcd::logging::serving_clients(&address, tls.is_some());
         tasks.push(tokio::spawn(http::serve(
             l,
             api.clone(),
@@ -413,7 +413,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             stop_rx.clone(),
         )));
     }
-    tracing::info!("ready to serve client requests");
+    ferretcd::logging::ready_to_serve();
+    ferretcd::systemd::notify_ready();
 
     wait_for_signal().await;
     tracing::info!("received a stop signal, shutting down");

@@ -26,6 +26,13 @@
 //! 3. Else the data dir is ferretcd's own (new, or written by ferretcd),
 //!    used as it is.
 //!
+//! With a dedicated WAL directory (`--wal-dir`), etcd's WAL is read from
+//! there, as etcd writes it there; ferretcd's own WAL then lives in
+//! `<wal-dir>/ferretcd/` for a converted member (etcd's segment names are
+//! ferretcd's too), in `<wal-dir>` itself otherwise ([`wal_dir`]). The
+//! conversion writes the new WAL under `ferretcd.converting` like the rest,
+//! and the start moves it to the WAL directory (`ferret_wal::relocate`).
+//!
 //! # What is converted
 //!
 //! - **The v3 backend** (`member/snap/db`, bbolt): every bucket into the
@@ -143,9 +150,26 @@ fn etcd_db(data_dir: &Path) -> PathBuf {
     data_dir.join("member").join("snap").join("db")
 }
 
+/// The directory ferretcd's WAL lives in, for `--wal-dir` (`dedicated`):
+/// `None` (under the member's data dir) without one; `<wal-dir>/ferretcd`
+/// for a member converted from etcd (`member_dir` is not `data_dir`), whose
+/// WAL directory holds etcd's own segments; `<wal-dir>` otherwise.
+pub fn wal_dir(data_dir: &Path, member_dir: &Path, dedicated: Option<&Path>) -> Option<PathBuf> {
+    let dedicated = dedicated?;
+    Some(match member_dir == data_dir {
+        true => dedicated.to_path_buf(),
+        false => dedicated.join(CONVERTED_DIR),
+    })
+}
+
 /// The directory the member's files live in (see the module docs),
-/// converting etcd's data dir first if that is what `data_dir` holds.
-pub fn member_data_dir(data_dir: &Path) -> Result<PathBuf, MigrateError> {
+/// converting etcd's data dir first if that is what `data_dir` holds;
+/// etcd's WAL is read from `etcd_wal_dir` (`--wal-dir`) when given, else
+/// from `<data-dir>/member/wal`.
+pub fn member_data_dir(
+    data_dir: &Path,
+    etcd_wal_dir: Option<&Path>,
+) -> Result<PathBuf, MigrateError> {
     let converted = data_dir.join(CONVERTED_DIR);
     if converted.exists() {
         return Ok(converted);
@@ -159,7 +183,7 @@ pub fn member_data_dir(data_dir: &Path) -> Result<PathBuf, MigrateError> {
         std::fs::remove_dir_all(&tmp).map_err(io("delete", &tmp))?;
     }
     tracing::info!(data_dir = %data_dir.display(), "converting etcd's data dir in place (etcd's files are only read)");
-    let done = match convert(data_dir, &tmp) {
+    let done = match convert(data_dir, etcd_wal_dir, &tmp) {
         Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -209,7 +233,11 @@ fn sync_tree(dir: &Path) -> Result<(), MigrateError> {
 
 /// Converts etcd's files under `data_dir/member` into a ferretcd data dir
 /// at `out`.
-pub fn convert(data_dir: &Path, out: &Path) -> Result<Converted, MigrateError> {
+pub fn convert(
+    data_dir: &Path,
+    etcd_wal_dir: Option<&Path>,
+    out: &Path,
+) -> Result<Converted, MigrateError> {
     let member = data_dir.join("member");
     let db = etcd_db(data_dir);
     // bbolt holds an exclusive flock on its file while etcd runs; a shared
@@ -231,7 +259,7 @@ pub fn convert(data_dir: &Path, out: &Path) -> Result<Converted, MigrateError> {
         tracing::warn!(error = %e, "skipping an etcd snapshot file that does not read (etcd skips it too)");
     }
     let (snap_index, snap_term) = snap.as_ref().map_or((0, 0), |s| (s.index, s.term));
-    let wal_dir = member.join("wal");
+    let wal_dir = etcd_wal_dir.map_or_else(|| member.join("wal"), Path::to_path_buf);
     let wal = etcd::read_wal(&wal_dir, snap_index, snap_term)?;
     let wal_file = wal.files.last().cloned().unwrap_or_else(|| wal_dir.clone());
     if let Some((file, offset)) = &wal.torn_tail {

@@ -356,3 +356,21 @@ fn synced_with_snapshot(t: &TestDir, faults: Arc<dyn FaultInjector>, last: u64) 
     wal.sync().unwrap();
     wal
 }
+
+#[test]
+fn unsafe_no_fsync_skips_the_fdatasync_of_a_sync() {
+    let t = TestDir::new();
+    // fdatasync #0 is create's; every later one would fail.
+    let faults = FailNth::new(IoOp::SyncData, 1);
+    let mut wal = Wal::create_with(&t.wal(), META, options_with(u64::MAX, faults.clone())).unwrap();
+    wal.set_unsafe_no_fsync();
+    for i in 1..=3 {
+        wal.append(&[entry(i, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
+    assert!(!faults.fired(), "a sync called fdatasync");
+    drop(wal);
+    // The records were written all the same.
+    let (_, rec) = Wal::open(&t.wal()).unwrap();
+    assert_eq!(rec.entries.len(), 3);
+}

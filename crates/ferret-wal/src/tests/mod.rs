@@ -5,6 +5,7 @@ mod corrupt;
 mod etcd;
 mod faults;
 mod fuzz;
+mod relocate;
 mod roundtrip;
 mod snapshots;
 mod torn;

@@ -385,6 +385,13 @@ pub(super) fn build(
             cfg.quota_backend_bytes
         ));
     }
+    if cfg.unsafe_no_fsync {
+        notes.push(Note {
+            level: NoteLevel::Warn,
+            source: "ferretcd",
+            message: "--unsafe-no-fsync: the WAL is written without fdatasync; a machine crash or power loss may lose writes that were acknowledged, and a member may come back with a log its peers no longer agree with".to_string(),
+        });
+    }
     Ok(cfg)
 }
 
@@ -412,7 +419,24 @@ fn check_logging(
             }
             Logger::Capnslog
         }
-        "zap" => Logger::Zap,
+        "zap" => {
+            let quoted = || {
+                let q: Vec<String> = outputs.iter().map(|o| format!("{o:?}")).collect();
+                q.join(" ")
+            };
+            if outputs.len() > 1 && outputs.iter().any(|o| o == "default") {
+                return Err(ConfigError::invalid(
+                    "multi logoutput for \"default\" is not supported yet",
+                ));
+            }
+            if outputs.len() > 1 && outputs.iter().any(|o| o == "systemd/journal") {
+                return Err(ConfigError::invalid(format!(
+                    "running with systemd/journal but other '--log-outputs' values ([{}]) are configured with 'default'; override 'default' value with something else",
+                    quoted()
+                )));
+            }
+            Logger::Zap
+        }
         other => {
             return Err(ConfigError::invalid(format!(
                 "unknown logger option {other:?}"

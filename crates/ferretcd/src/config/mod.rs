@@ -23,9 +23,14 @@
 //! implements a flag removes it from there. Unknown flags are refused as
 //! etcd refuses them.
 //!
+//! Flags it accepts without acting on them (`--max-wals 5`) are listed
+//! in [`no_effect::NO_EFFECT`]; the start logs one warning naming those
+//! given.
+//!
 //! Module map: `flags` (the table and `--help`), `sources` (command line,
 //! environment, config file), `build` (defaults, etcd's rules and checks),
-//! `unsupported` (the refusals), `gosyntax` (Go's value syntax), `url`.
+//! `unsupported` (the refusals), `no_effect` (accepted, not acted on),
+//! `gosyntax` (Go's value syntax), `url`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,6 +39,7 @@ mod build;
 mod flags;
 mod gosyntax;
 mod model;
+pub mod no_effect;
 mod sources;
 pub mod unsupported;
 mod url;
@@ -41,6 +47,7 @@ mod url;
 pub use flags::help_text;
 pub use gosyntax::GoDuration;
 pub use model::*;
+pub use no_effect::{NoEffect, NO_EFFECT};
 pub use unsupported::{Plan, Unsupported, UNSUPPORTED};
 pub use url::Url;
 
@@ -107,11 +114,13 @@ pub fn parse(
         let mut cfg = build::build(&st, build::Source::File, &mut notes)?;
         cfg.config_file = Some(PathBuf::from(path));
         unsupported::check(&cfg, &st)?;
+        notes.extend(no_effect::note(&cfg, &st));
         cfg
     } else {
         sources::apply_env(&env, &mut cli, &mut notes)?;
         let cfg = build::build(&cli, build::Source::CommandLine, &mut notes)?;
         unsupported::check(&cfg, &cli)?;
+        notes.extend(no_effect::note(&cfg, &cli));
         cfg
     };
     build::check_initial_cluster(&cfg)?;

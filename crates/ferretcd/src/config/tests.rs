@@ -914,13 +914,31 @@ fn validation_errors() {
     );
     assert_eq!(e.hint(), Some(HINT_UNSET_ADVERTISE));
 
-    // etcd's checks accept file outputs with zap (ferretcd then refuses
-    // zap).
-    typed(&["--logger=zap", "--log-outputs=/tmp/x.log,stderr"], &[]).unwrap();
+    // zap takes files, several outputs, but not `default` among several,
+    // nor the journal beside others (etcd's messages); the journal alone
+    // is refused by ferretcd.
+    let cfg = config(&["--logger=zap", "--log-outputs=/tmp/x.log,stderr"], &[]);
+    assert_eq!(cfg.logger, Logger::Zap);
+    assert_eq!(cfg.log_outputs, ["/tmp/x.log", "stderr"]);
+    invalid(
+        &["--logger=zap", "--log-outputs=default,/tmp/x.log"],
+        "multi logoutput for \"default\" is not supported yet",
+    );
+    invalid(
+        &["--logger=zap", "--log-outputs=systemd/journal,stderr"],
+        "running with systemd/journal but other '--log-outputs' values ([\"stderr\" \"systemd/journal\"]) are configured with 'default'; override 'default' value with something else",
+    );
     assert!(matches!(
-        error(&["--logger=zap", "--log-outputs=/tmp/x.log,stderr"], &[]),
-        ConfigError::Unsupported { flag: "logger", .. }
+        error(&["--logger=zap", "--log-outputs=systemd/journal"], &[]),
+        ConfigError::Unsupported {
+            flag: "log-outputs",
+            ..
+        }
     ));
+    invalid(
+        &["--log-outputs=systemd/journal"],
+        "unknown log-output \"systemd/journal\" (only supports \"default\", \"stderr\", \"stdout\")",
+    );
 }
 
 #[test]
@@ -1262,4 +1280,51 @@ fn log_levels_map_to_tracing_levels() {
     );
     assert!(config(&["--log-outputs=stdout"], &[]).logs_to_stdout());
     assert!(!config(&["--log-outputs=stderr"], &[]).logs_to_stdout());
+}
+
+#[test]
+fn readme_lists_every_flag_without_effect() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("\n## Limitations\n")
+        .expect("a Limitations section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |e| e + 1)];
+    for n in crate::config::NO_EFFECT {
+        assert!(
+            section.contains(&format!("`--{}", n.flag)),
+            "README's Limitations do not mention --{}",
+            n.flag
+        );
+    }
+}
+
+#[test]
+fn one_note_names_the_flags_without_effect() {
+    let no_effect = |cfg: &Config| -> Vec<String> {
+        cfg.notes
+            .iter()
+            .filter(|n| n.message.contains("no effect"))
+            .map(|n| n.message.clone())
+            .collect()
+    };
+    let cfg = config(
+        &["--max-wals=5", "--initial-election-tick-advance"],
+        &[("ETCD_GRPC_KEEPALIVE_MIN_TIME", "5s")],
+    );
+    let notes = no_effect(&cfg);
+    assert_eq!(
+        notes,
+        ["these flags have no effect in ferretcd: --initial-election-tick-advance (ferretcd never fast-forwards its first election), --max-wals (WAL segments are released after each snapshot), ETCD_GRPC_KEEPALIVE_MIN_TIME (clients' pings are not policed) (see README \"Limitations\")"]
+    );
+    // `false` is what ferretcd does; flags that act are not named.
+    assert!(no_effect(&config(
+        &[
+            "--initial-election-tick-advance=false",
+            "--snapshot-count=5"
+        ],
+        &[]
+    ))
+    .is_empty());
 }

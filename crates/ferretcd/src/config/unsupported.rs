@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use super::build::table_defaults;
-use super::model::{Config, ConfigError, Logger, ProxyMode, PROGRAM};
+use super::model::{Config, ConfigError, ProxyMode, PROGRAM};
 use super::sources::{Origin, Settings};
 
 /// What is planned for a refused flag.
@@ -152,20 +152,10 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, _| c.enable_pprof,
     ),
     refuse_value(
-        "logger",
-        TLS_METRICS_LOGS,
-        "zap's structured logs are not implemented",
-        |c, _| c.logger == Logger::Zap,
-    ),
-    refuse_value(
         "log-outputs",
         TLS_METRICS_LOGS,
-        "logs go only to stderr or stdout",
-        |c, _| {
-            c.log_outputs
-                .iter()
-                .any(|o| !matches!(o.as_str(), "default" | "stderr" | "stdout"))
-        },
+        "logs go to stderr, stdout or files, not to the journal's own socket (systemd's journal takes a unit's stderr)",
+        |c, _| c.log_outputs.iter().any(|o| o == "systemd/journal"),
     ),
     refuse(
         "log-package-levels",
@@ -181,12 +171,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, d| c.grpc_keepalive_min_time != d.grpc_keepalive_min_time,
     ),
     // v3 storage and Raft options.
-    refuse(
-        "wal-dir",
-        V3_STORAGE,
-        "the WAL is always under --data-dir",
-        |c, _| c.wal_dir.is_some(),
-    ),
     refuse_value(
         "max-snapshots",
         V3_STORAGE,
@@ -204,12 +188,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         V3_STORAGE,
         "ferretcd always runs Raft with PreVote",
         |c, _| c.pre_vote == Some(false),
-    ),
-    refuse(
-        "unsafe-no-fsync",
-        V3_STORAGE,
-        "ferretcd always fsyncs",
-        |c, _| c.unsafe_no_fsync,
     ),
     refuse_value(
         "experimental-warning-apply-duration",

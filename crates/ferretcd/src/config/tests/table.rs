@@ -68,7 +68,7 @@ const ADVERTISE_LOCALHOST: &[(&str, &str)] = &[("advertise-client-urls", "http:/
 /// tested elsewhere.
 const CASES: &[Case] = &[
     case("data-dir", "", "/tmp/ferretcd-config-table", Field),
-    case("wal-dir", "", "/tmp/w", Refused),
+    case("wal-dir", "", "/tmp/w", Field),
     case_with(
         "listen-peer-urls",
         "http://localhost:2380",
@@ -182,7 +182,7 @@ const CASES: &[Case] = &[
     ),
     case("cors", "*", "http://example.com:80", Refused),
     case("host-whitelist", "*", "example.com", Refused),
-    case("logger", "capnslog", "zap", Refused),
+    case("logger", "capnslog", "zap", Field),
     case("log-output", "default", "stdout", Field),
     case("log-outputs", "default", "stdout", Field),
     case("debug", "false", "true", Field),
@@ -231,7 +231,7 @@ const CASES: &[Case] = &[
         "1s",
         Refused,
     ),
-    case("unsafe-no-fsync", "false", "true", Refused),
+    case("unsafe-no-fsync", "false", "true", Field),
     case("force-new-cluster", "false", "true", Field),
     // Retired flags: etcd warns and ignores them; any value is the same.
     case("cluster-active-size", "", "5", Ignored),
