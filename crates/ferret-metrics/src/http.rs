@@ -19,6 +19,13 @@ pub const METHODS: [&str; 6] = ["GET", "QGET", "PUT", "POST", "DELETE", "HEAD"];
 /// 405, 409, 412, 500, 503 and anything else under 600.
 const STATUS_MAX: usize = 600;
 
+static HTTP: std::sync::LazyLock<HttpMetrics> = std::sync::LazyLock::new(HttpMetrics::new);
+
+/// This process's v2 API metrics.
+pub fn get() -> &'static HttpMetrics {
+    &HTTP
+}
+
 #[derive(Debug)]
 pub struct HttpMetrics {
     received: [AtomicU64; METHODS.len()],
@@ -29,7 +36,7 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    pub(crate) fn new() -> HttpMetrics {
+    fn new() -> HttpMetrics {
         let buckets = exponential_buckets(0.0005, 2.0, 13);
         HttpMetrics {
             received: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -64,7 +71,7 @@ pub(crate) struct HttpCollector;
 
 impl Collector for HttpCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let h = &crate::get().http;
+        let h = get();
         let failed: Vec<(usize, String, u64)> = h
             .failed
             .iter()

@@ -74,8 +74,6 @@ pub struct Metrics {
     // etcd_network_client_grpc_*
     pub grpc_sent_bytes: Counter<u64, AtomicU64>,
     pub grpc_received_bytes: Counter<u64, AtomicU64>,
-    /// The v2 API's requests.
-    pub http: http::HttpMetrics,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -99,7 +97,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     watchers: Gauge::default(),
     grpc_sent_bytes: Counter::default(),
     grpc_received_bytes: Counter::default(),
-    http: http::HttpMetrics::new(),
 });
 
 /// This process's metrics.

@@ -806,7 +806,12 @@ impl PeerNet {
                     self.fail(i, &"the stream took no bytes");
                     return;
                 }
-                Ok(n) => o.sent += n,
+                Ok(n) => {
+                    o.sent += n;
+                    if let Some(p) = ferret_metrics::peers::peer(o.peer) {
+                        p.sent(n);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -901,6 +906,9 @@ impl PeerNet {
                             .push(&self.scratch[..n], self.cluster_id, &self.stats, out)
                     {
                         break Err(e);
+                    }
+                    if let Some(p) = c.frames.from.and_then(ferret_metrics::peers::peer) {
+                        p.received(n);
                     }
                     if matches!(c.frames.kind, Some(STREAM_SNAPSHOT | STREAM_CLUSTER_QUERY)) {
                         // Not ours to read: the rest goes to a receiver
