@@ -133,8 +133,9 @@ const RANGE: [(&str, &str); 4] = [
 /// (one failing), so that the families etcd lists only once used appear.
 fn traffic(c: &Cluster, leader: usize, keys: usize) {
     let rt = runtime();
-    let mut kv = kv(c.client(leader));
+    let addr = c.client(leader);
     rt.block_on(async {
+        let mut kv = kv(addr);
         for i in 0..keys {
             kv.put(PutRequest {
                 key: format!("/metrics/k{i}").into_bytes().into(),
@@ -372,7 +373,23 @@ fn help_type_labels_and_buckets_match_etcds() {
         let c = cluster(binary);
         let leader = c.leader();
         traffic(&c, leader, 5);
-        scrapes.push(scrape_at(c.client(leader)));
+        // etcd measures peer round trips with a prober every few seconds.
+        let scrape = poll(
+            "every required family on /metrics",
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || {
+                let s = scrape_at(c.client(leader));
+                let missing: Vec<&&str> =
+                    REQUIRED.iter().filter(|n| !s.contains_key(**n)).collect();
+                if missing.is_empty() {
+                    Ok(s)
+                } else {
+                    Err(format!("missing {missing:?}"))
+                }
+            },
+        );
+        scrapes.push(scrape);
     }
     let (etcd, ferret) = (&scrapes[0], &scrapes[1]);
     let mut compared = 0;
@@ -522,8 +539,9 @@ fn basic_metrics_have_no_grpc_latency_histogram() {
     let mut s =
         Server::start("ferretcd", &ferret_testkit::bin::ferretcd(), "m").expect("start ferretcd");
     let rt = runtime();
-    let mut kv = kv(s.client);
+    let addr = s.client;
     rt.block_on(async {
+        let mut kv = kv(addr);
         kv.range(RangeRequest {
             key: b"a".to_vec().into(),
             ..Default::default()
