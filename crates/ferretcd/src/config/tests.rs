@@ -1172,6 +1172,12 @@ fn refusals_name_the_flag_as_given() {
         e.to_string(),
         "ferretcd: --listen-client-urls=https://127.0.0.1:2379 is not supported yet (TLS is not implemented; see README \"Limitations\")"
     );
+    // http metrics URLs are served; https ones wait for TLS.
+    assert_eq!(
+        error(&["--listen-metrics-urls=http://127.0.0.1:2381,https://127.0.0.1:2382"], &[])
+            .to_string(),
+        "ferretcd: --listen-metrics-urls=http://127.0.0.1:2381,https://127.0.0.1:2382 is not supported yet (TLS is not implemented; see README \"Limitations\")"
+    );
     let path = temp_file(
         "refused.yml",
         "client-transport-security:\n  key-file: /k.pem\n",
