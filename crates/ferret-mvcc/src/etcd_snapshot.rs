@@ -80,6 +80,8 @@ impl Mvcc {
     /// same name). The member keeps serving meanwhile: only a read
     /// transaction is held.
     pub fn etcd_snapshot(&self, extra: Vec<ExtraBucket>) -> Result<EtcdSnapshot, MvccError> {
+        // etcd_disk_backend_snapshot_duration_seconds: the copy's making.
+        let started = std::time::Instant::now();
         let (tx, consistent_index) = self.read_all_applied()?;
         let mut buckets: BTreeMap<String, Source> = ETCD_BUCKETS
             .iter()
@@ -130,6 +132,9 @@ impl Mvcc {
             .map_err(|e| failed(e.error()))?;
         let size = file.seek(SeekFrom::End(0)).map_err(failed)?;
         file.seek(SeekFrom::Start(0)).map_err(failed)?;
+        ferret_metrics::get()
+            .backend_snapshot
+            .observe(started.elapsed().as_secs_f64());
         Ok(EtcdSnapshot {
             file,
             size,

@@ -85,6 +85,10 @@ pub struct Previous {
 
 pub struct Index {
     keys: BTreeMap<Box<[u8]>, KeyIndex>,
+    /// Keys that exist now (not deleted): etcd's
+    /// `etcd_debugging_mvcc_keys_total`, kept by `put`, `tombstone` and
+    /// `restore` (compaction removes only deleted keys).
+    live: usize,
     /// Reads below this revision are refused: compaction may have removed
     /// what they need (etcd's `compactMainRev`). [`NEVER_COMPACTED`] until
     /// the first compaction.
@@ -99,6 +103,7 @@ impl Default for Index {
     fn default() -> Self {
         Index {
             keys: BTreeMap::new(),
+            live: 0,
             compact_rev: NEVER_COMPACTED,
         }
     }
@@ -111,6 +116,11 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Keys that exist now.
+    pub fn live_keys(&self) -> usize {
+        self.live
     }
 
     pub fn key_index(&self, key: &[u8]) -> Option<&KeyIndex> {
@@ -135,11 +145,15 @@ impl Index {
                     version: f.version,
                     lease: ki.lease,
                 });
+                if !ki.is_live() {
+                    self.live += 1;
+                }
                 ki.put(rev, lease);
                 prev
             }
             None => {
                 self.keys.insert(key.into(), KeyIndex::new(rev, lease));
+                self.live += 1;
                 None
             }
         }
@@ -147,7 +161,11 @@ impl Index {
 
     /// Inserts an index restored from the backend.
     pub fn restore(&mut self, key: &[u8], ki: KeyIndex) {
-        self.keys.insert(key.into(), ki);
+        let live = ki.is_live();
+        if let Some(old) = self.keys.insert(key.into(), ki) {
+            self.live -= usize::from(old.is_live());
+        }
+        self.live += usize::from(live);
     }
 
     pub fn key_index_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
@@ -156,7 +174,9 @@ impl Index {
 
     /// Records a deletion; `false` if the key does not exist now.
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) -> bool {
-        self.keys.get_mut(key).is_some_and(|ki| ki.tombstone(rev))
+        let deleted = self.keys.get_mut(key).is_some_and(|ki| ki.tombstone(rev));
+        self.live -= usize::from(deleted);
+        deleted
     }
 
     /// Visits, in key order, every key of `range` that exists at `at`,
@@ -283,6 +303,27 @@ mod tests {
             true
         });
         out
+    }
+
+    #[test]
+    fn live_keys_follow_puts_deletes_restores_and_compactions() {
+        let mut i = idx();
+        // a deleted; b and c exist.
+        assert_eq!(i.live_keys(), 2);
+        assert!(!i.tombstone(b"a", r(7)));
+        assert_eq!(i.live_keys(), 2);
+        i.put(b"a", r(8), 0);
+        assert_eq!(i.live_keys(), 3);
+        i.restore(b"d", KeyIndex::restored_tombstone(r(9)));
+        i.restore(b"e", KeyIndex::restored(r(10), r(10), 1, 0));
+        assert_eq!(i.live_keys(), 4);
+        // Replacing a live key by a restored tombstone.
+        i.restore(b"e", KeyIndex::restored_tombstone(r(11)));
+        assert_eq!(i.live_keys(), 3);
+        let mut keep = Vec::new();
+        i.compact_some(11, None, usize::MAX, &mut keep);
+        assert_eq!(i.live_keys(), 3);
+        assert_eq!(i.iter().filter(|(_, ki)| ki.is_live()).count(), 3);
     }
 
     #[test]

@@ -44,6 +44,17 @@ pub struct SnapshotReader {
     /// The table being read and the last key sent from it.
     table: usize,
     after: Option<Vec<u8>>,
+    /// For etcd_disk_backend_snapshot_duration_seconds, which etcd
+    /// observes when a backend snapshot is closed (sent or abandoned).
+    started: std::time::Instant,
+}
+
+impl Drop for SnapshotReader {
+    fn drop(&mut self) {
+        ferret_metrics::get()
+            .backend_snapshot
+            .observe(self.started.elapsed().as_secs_f64());
+    }
 }
 
 impl Mvcc {
@@ -56,6 +67,7 @@ impl Mvcc {
             consistent_index,
             table: 0,
             after: None,
+            started: std::time::Instant::now(),
         })
     }
 

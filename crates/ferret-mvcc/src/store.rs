@@ -617,6 +617,11 @@ impl Mvcc {
         self.hub.len()
     }
 
+    /// Keys that exist now (etcd's `etcd_debugging_mvcc_keys_total`).
+    pub fn keys_total(&self) -> usize {
+        self.index_read().live_keys()
+    }
+
     pub(crate) fn wake_sync(&self) {
         let (m, c) = &self.sync_wake;
         *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -985,8 +990,11 @@ impl Loaded {
                     }
                     continue;
                 }
-                match index.key_index_mut(&head.key) {
-                    Some(ki) if !ki.is_empty() => ki.put(rev, head.lease),
+                match index.key_index(&head.key) {
+                    // Through the index, which counts the keys that exist.
+                    Some(ki) if !ki.is_empty() => {
+                        index.put(&head.key, rev, head.lease);
+                    }
                     _ => index.restore(
                         &head.key,
                         KeyIndex::restored(

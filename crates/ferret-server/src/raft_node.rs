@@ -76,6 +76,11 @@ use crate::shared::{LogPosition, ServerError, Shared};
 use crate::snapshot_stream::{self, Received};
 use crate::transport::{NetEvent, PeerNet, FRAME_PEER_ANSWER, FRAME_PEER_REQUEST};
 
+/// An entry whose apply took longer counts in `etcd_server_slow_apply_total`
+/// (etcd's default `--experimental-warning-apply-duration`, a flag
+/// ferretcd refuses).
+const SLOW_APPLY: Duration = Duration::from_millis(100);
+
 /// What the Ready loop's inbox carries.
 pub enum Input {
     /// An encoded entry (see [`crate::entry`]) with its proposal id.
@@ -1137,8 +1142,11 @@ impl RaftNode {
                 }
                 if m.get_msg_type() == MessageType::MsgHeartbeatResponse {
                     if let Some(sent) = self.heartbeat_sent.remove(&m.from) {
-                        let ms = sent.elapsed().as_secs_f64() * 1000.0;
-                        self.shared.follower(m.from, |f| f.record_rtt(ms));
+                        let rtt = sent.elapsed().as_secs_f64();
+                        self.shared.follower(m.from, |f| f.record_rtt(rtt * 1000.0));
+                        if let Some(p) = ferret_metrics::peers::peer(m.from) {
+                            p.round_trip(rtt);
+                        }
                     }
                 }
                 if let Err(e) = self.node.step(m) {
@@ -1157,6 +1165,9 @@ impl RaftNode {
             NetEvent::Stranger(id) => self.ask_about_stranger(id),
             NetEvent::Unreachable(id) => {
                 self.shared.follower(id, |f| f.fail += 1);
+                if let Some(p) = ferret_metrics::peers::peer(id) {
+                    p.send_failed();
+                }
                 self.node.report_unreachable(id);
                 // Requests on a broken stream may be lost: ask again.
                 self.fail_forwards(|to| to == id);
@@ -1605,6 +1616,13 @@ impl RaftNode {
             }
             let leading = ss.raft_state == StateRole::Leader;
             self.shared.is_leader.store(leading, Ordering::Release);
+            let metrics = ferret_metrics::get();
+            metrics.has_leader.set(i64::from(ss.leader_id != 0));
+            metrics.is_leader.set(i64::from(leading));
+            if previous != ss.leader_id && ss.leader_id != 0 {
+                // etcd counts a change to a known leader, not its loss.
+                metrics.leader_changes_seen.inc();
+            }
             if !leading {
                 // Leases stop expiring here at once; a new leader promotes
                 // only once it applied its first entry (below).
@@ -1737,7 +1755,11 @@ impl RaftNode {
                 match decoded {
                     None => state.skip_to(e.index),
                     Some(req) => {
+                        let started = Instant::now();
                         let outcome = state.apply(e.index, &req);
+                        if started.elapsed() > SLOW_APPLY {
+                            ferret_metrics::get().slow_apply.inc();
+                        }
                         if let Applied::Invalid(why) = &outcome {
                             tracing::error!(index = e.index, error = %why, "log entry skipped");
                         }

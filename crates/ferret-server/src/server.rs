@@ -394,7 +394,11 @@ impl Server {
         let start_ns = now_ns();
         let start = std::time::Instant::now();
         async move {
-            let outcome = match tokio::time::timeout(timeout, queued?).await {
+            // A request over the size limit is refused before it is a
+            // proposal, as etcd refuses it before counting it.
+            let queued = queued?;
+            let _pending = PendingProposal::new();
+            let outcome = match tokio::time::timeout(timeout, queued).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(ServerError::Stopped),
                 Err(_) => Err(server.why_timed_out(start_ns, start)),
@@ -414,7 +418,36 @@ impl Server {
                     ),
                 }
             }
+            if outcome.is_err() {
+                ferret_metrics::get().proposals_failed.inc();
+            }
             outcome
+        }
+    }
+
+    /// Sets the metrics that are states, not events, from this member's
+    /// state (see `ferret_metrics`): what a scrape reports. Reads the
+    /// database's sizes, which may wait for a backend commit: call it
+    /// where blocking is allowed.
+    pub fn sample_metrics(&self) {
+        let m = ferret_metrics::get();
+        let leader = self.shared.leader_id.load(Ordering::Acquire);
+        m.has_leader.set(i64::from(leader != 0));
+        m.is_leader
+            .set(i64::from(self.shared.is_leader.load(Ordering::Acquire)));
+        m.proposals_committed
+            .set(self.shared.commit_index.load(Ordering::Acquire) as i64);
+        m.proposals_applied
+            .set(self.shared.state().applied_index as i64);
+        let mvcc = self.mvcc();
+        m.keys_total.set(mvcc.keys_total() as i64);
+        m.watchers.set(mvcc.watchers() as i64);
+        match mvcc.db_sizes() {
+            Ok((size, in_use)) => {
+                m.db_total_size.set(size as i64);
+                m.db_total_size_in_use.set(in_use as i64);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the database's size for /metrics"),
         }
     }
 
@@ -1192,4 +1225,22 @@ fn open_v3(cfg: &ServerConfig) -> Result<(Arc<Mvcc>, Applier), StartError> {
     );
     let a = Applier::new(m.clone(), &restored);
     Ok((m, a))
+}
+
+/// etcd's `etcd_server_proposals_pending`: one for each proposal waiting
+/// for its outcome, however the wait ends (answered, timed out, or the
+/// caller gone).
+struct PendingProposal;
+
+impl PendingProposal {
+    fn new() -> PendingProposal {
+        ferret_metrics::get().proposals_pending.inc();
+        PendingProposal
+    }
+}
+
+impl Drop for PendingProposal {
+    fn drop(&mut self) {
+        ferret_metrics::get().proposals_pending.dec();
+    }
 }

@@ -847,7 +847,12 @@ impl PeerNet {
                     self.fail(i, &"the stream took no bytes");
                     return;
                 }
-                Ok(n) => o.sent += n,
+                Ok(n) => {
+                    o.sent += n;
+                    if let Some(p) = ferret_metrics::peers::peer(o.peer) {
+                        p.sent(n);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -944,6 +949,9 @@ impl PeerNet {
                     };
                     if let Err(e) = c.frames.push(&self.scratch[..n], &admit, &self.stats, out) {
                         break Err(e);
+                    }
+                    if let Some(p) = c.frames.from.and_then(ferret_metrics::peers::peer) {
+                        p.received(n);
                     }
                     if matches!(c.frames.kind, Some(STREAM_SNAPSHOT | STREAM_CLUSTER_QUERY)) {
                         // Not ours to read: the rest goes to a receiver

@@ -324,9 +324,34 @@ async fn serve(cfg: Config) -> Result<(), String> {
         "starting ferretcd {}",
         env!("CARGO_PKG_VERSION")
     );
+    start_metrics(&cfg);
+    // etcd binds its metrics listeners with the others, before the
+    // member starts, and serves them from then on (a scrape sees the
+    // member without a leader while it starts).
+    let mut metrics_listeners = Vec::new();
+    for url in &cfg.listen_metrics_urls {
+        let l = TcpListener::bind(url.authority())
+            .await
+            .map_err(|e| format!("cannot listen for metrics on {url}: {e}"))?;
+        metrics_listeners.push((url.to_string(), l));
+    }
     let server = Server::start(server_cfg)
         .await
         .map_err(|e| format!("cannot start: {e}"))?;
+    let (metrics_stop, metrics_stop_rx) = tokio::sync::watch::channel(false);
+    let mut metrics_tasks = Vec::new();
+    for (url, l) in metrics_listeners {
+        tracing::info!(address = %url, "serving metrics");
+        let routes = Arc::new(ferretcd::api::metrics::MetricsRoutes {
+            server: server.clone(),
+        });
+        metrics_tasks.push(tokio::spawn(http::serve(
+            l,
+            routes,
+            None::<(v3::Grpc, http::Http2Settings)>,
+            metrics_stop_rx.clone(),
+        )));
+    }
     if let Some(mode) = auto_compaction(&cfg) {
         tokio::spawn(ferret_server::compactor::run(server.clone(), mode));
     }
@@ -419,7 +444,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     wait_for_signal().await;
     tracing::info!("received a stop signal, shutting down");
     let _ = stop_tx.send(true);
-    for t in tasks {
+    let _ = metrics_stop.send(true);
+    for t in tasks.into_iter().chain(metrics_tasks) {
         let _ = t.await;
     }
     server.stop();
@@ -428,6 +454,16 @@ async fn serve(cfg: Config) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--metrics` (anything but `extensive` is `basic`, as in etcd) and the
+/// metrics that are settings.
+fn start_metrics(cfg: &Config) {
+    ferret_metrics::set_server_version(v2::info::ETCD_SERVER_VERSION);
+    ferret_metrics::grpc::install(&v3::metered::METHODS, cfg.metrics == "extensive");
+    // etcd: the quota in force, -1 when disabled (a negative quota).
+    let quota = cfg.backend_quota_bytes().map_or(-1, |q| q as i64);
+    ferret_metrics::get().quota_backend_bytes.set(quota);
 }
 
 async fn wait_for_signal() {

@@ -133,18 +133,9 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "Host headers are not checked",
         |c, d| c.host_whitelist != d.host_whitelist,
     ),
-    refuse(
-        "listen-metrics-urls",
-        TLS_METRICS_LOGS,
-        "there is no metrics listener",
-        |c, _| !c.listen_metrics_urls.is_empty(),
-    ),
-    refuse_value(
-        "metrics",
-        TLS_METRICS_LOGS,
-        "metrics are not exported",
-        |c, _| c.metrics == "extensive",
-    ),
+    refuse_value("listen-metrics-urls", TLS_METRICS_LOGS, "TLS on the metrics listener is not implemented", |c, _| {
+        c.listen_metrics_urls.iter().any(|u| u.is_tls())
+    }),
     refuse(
         "enable-pprof",
         TLS_METRICS_LOGS,

@@ -25,6 +25,14 @@ impl Form {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// Every value of `name`, in order (Go's `r.URL.Query()[name]`).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
     /// Whether `name` appears at all.
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()

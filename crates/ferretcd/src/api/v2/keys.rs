@@ -104,13 +104,42 @@ pub async fn endpoint(api: &Api, req: Request<Incoming>, key: &[u8]) -> Response
                 let write = !matches!(kr.method, KeyMethod::Get | KeyMethod::Head);
                 match check_key_access(&api.server, &who, key, kr.recursive, write).await {
                     Err(e) => e.into_response(),
-                    Ok(()) => serve(&api.server, kr).await,
+                    Ok(()) => serve_counted(&api.server, kr).await,
                 }
             }
         },
     };
     resp.headers_mut()
         .insert(wire::X_ETCD_CLUSTER_ID, cluster_id);
+    resp
+}
+
+/// Serves a parsed and permitted request, counted as etcd's v2 metrics
+/// count it: received; then failed (by HTTP status) or, unless it is a
+/// watch, successful with its duration.
+async fn serve_counted(server: &Server, kr: KeyRequest) -> Response<Body> {
+    let name = match kr.method {
+        KeyMethod::Get if kr.quorum => "QGET",
+        KeyMethod::Get => "GET",
+        KeyMethod::Head => "HEAD",
+        KeyMethod::Put => "PUT",
+        KeyMethod::Post => "POST",
+        KeyMethod::Delete => "DELETE",
+    };
+    let watch = kr.wait;
+    let http = ferret_metrics::http::get();
+    let Some(method) = ferret_metrics::http::HttpMetrics::method(name) else {
+        return serve(server, kr).await;
+    };
+    http.received(method);
+    let started = std::time::Instant::now();
+    let resp = serve(server, kr).await;
+    let status = resp.status();
+    if status.is_client_error() || status.is_server_error() {
+        http.failed(method, status.as_u16());
+    } else if !watch {
+        http.succeeded(method, started.elapsed().as_secs_f64());
+    }
     resp
 }
 

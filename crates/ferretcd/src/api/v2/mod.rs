@@ -1,6 +1,7 @@
 //! etcd 3.4's v2 HTTP API: `/v2/keys` ([`keys`]), the member, stats,
 //! version and health endpoints ([`info`]), v2 auth ([`auth`]), and the
-//! table that routes a clean path to them.
+//! table that routes a clean path to them and to `/metrics`, `/livez` and
+//! `/readyz` ([`crate::api::metrics`]).
 
 pub mod auth;
 pub mod info;
@@ -12,6 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use crate::api::context::Api;
 use crate::api::http::body::Body;
 use crate::api::http::{wire, Routes};
+use crate::api::metrics;
 
 impl Routes for Api {
     async fn route(&self, req: Request<Incoming>, path: Vec<u8>) -> Response<Body> {
@@ -32,7 +34,11 @@ impl Routes for Api {
             // /v2 path is the mux's 404 (`/version`, `/health` stay).
             return wire::text_error(StatusCode::NOT_FOUND, "404 page not found");
         }
+        if let Some((probe, only)) = metrics::Probe::of_path(&path) {
+            return metrics::probe(server, &req, probe, only).await;
+        }
         match path.as_slice() {
+            b"/metrics" => metrics::metrics(server, &method).await,
             b"/version" => info::version(&method),
             b"/health" => info::health(server, &method),
             b"/v2/machines" => info::machines(server, &method),

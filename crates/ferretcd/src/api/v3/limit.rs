@@ -55,6 +55,9 @@ impl<B> Frames<B> {
                 self.header_len = 0;
                 let len =
                     u32::from_be_bytes(self.header[1..5].try_into().expect("4 bytes")) as usize;
+                // etcd_network_client_grpc_received_bytes_total: message
+                // bytes, as etcd counts a request's size.
+                ferret_metrics::get().grpc_received_bytes.inc_by(len as u64);
                 if len > self.max {
                     return Err(Status::resource_exhausted(format!(
                         "grpc: received message larger than max ({len} vs. {})",

@@ -15,7 +15,9 @@
 //!   the methods ferretcd does not serve yet (of Maintenance) answer `UNIMPLEMENTED` with a
 //!   message naming the method, as
 //!   does any unknown path: never a dropped connection; `limit`: the
-//!   request message limit, with grpc-go's status and text.
+//!   request message limit, with grpc-go's status and text; [`metered`]:
+//!   the gRPC metrics (calls started and handled, bytes), recorded as
+//!   calls pass the service.
 
 pub mod auth;
 pub mod cluster;
@@ -28,6 +30,7 @@ pub mod lease;
 mod limit;
 pub mod lock;
 pub mod maintenance;
+pub mod metered;
 pub mod quota;
 pub mod service;
 pub mod token;

@@ -3,6 +3,7 @@
 //! and the request message limit enforced as grpc-go enforces it.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use ferret_proto::etcdserverpb::{
@@ -25,6 +26,7 @@ use super::lease::LeaseService;
 use super::limit::Frames;
 use super::lock::LockService;
 use super::maintenance::MaintenanceService;
+use super::metered::{Call, METHODS};
 use super::watch::WatchService;
 
 /// The gRPC services of a member, behind the fallback that answers
@@ -83,12 +85,35 @@ pub struct Grpc {
     max_message_bytes: usize,
 }
 
+/// What a served method's tonic service returns.
+type Served =
+    Pin<Box<dyn std::future::Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+/// A call's response on its way, and the call's metrics
+/// ([`super::metered`]) when it is a served method.
+pub struct Answer {
+    inner: Served,
+    call: Option<Call>,
+}
+
+impl std::future::Future for Answer {
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Poll::Ready(Ok(resp)) = self.inner.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        Poll::Ready(Ok(match self.call.take() {
+            Some(call) => call.respond(resp),
+            None => resp,
+        }))
+    }
+}
+
 impl tower::Service<http::Request<Incoming>> for Grpc {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<http::Response<Body>, Infallible>> + Send>,
-    >;
+    type Future = Answer;
 
     /// Always ready: tonic's generated services are.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -107,25 +132,34 @@ impl tower::Service<http::Request<Incoming>> for Grpc {
         {
             return answer_without_reading(req, V3Error::NotSupportedForLearner);
         }
-        // The service part of a served method's path, with both slashes.
+        // The served method, and the service part of its path, with
+        // both slashes.
+        let served = METHODS.iter().position(|m| m.path == path);
         let service = match path.rfind('/') {
-            Some(end) if is_served(path) => &path[..=end],
+            Some(end) if served.is_some() => &path[..=end],
             _ => "",
         };
-        match service {
-            "/etcdserverpb.KV/" => return self.kv.call(req),
-            "/etcdserverpb.Watch/" => return self.watch.call(req),
-            "/etcdserverpb.Lease/" => return self.lease.call(req),
-            "/etcdserverpb.Maintenance/" => return self.maintenance.call(req),
-            "/etcdserverpb.Cluster/" => return self.cluster.call(req),
-            "/v3lockpb.Lock/" => return self.lock.call(req),
-            "/v3electionpb.Election/" => return self.election.call(req),
-            "/etcdserverpb.Auth/" => return self.auth.call(req),
-            _ => {}
-        }
-        let method = path.trim_start_matches('/');
-        let msg = format!("unknown service or method {method}");
-        answer_without_reading(req, V3Error::Unimplemented(msg))
+        // Counted from here on, as etcd's interceptors count the calls
+        // they pass on (not a learner's refusals).
+        let call = served
+            .zip(ferret_metrics::grpc::get())
+            .map(|(i, metrics)| Call::start(metrics, i));
+        let inner = match service {
+            "/etcdserverpb.KV/" => self.kv.call(req),
+            "/etcdserverpb.Watch/" => self.watch.call(req),
+            "/etcdserverpb.Lease/" => self.lease.call(req),
+            "/etcdserverpb.Maintenance/" => self.maintenance.call(req),
+            "/etcdserverpb.Cluster/" => self.cluster.call(req),
+            "/v3lockpb.Lock/" => self.lock.call(req),
+            "/v3electionpb.Election/" => self.election.call(req),
+            "/etcdserverpb.Auth/" => self.auth.call(req),
+            _ => {
+                let method = path.trim_start_matches('/');
+                let msg = format!("unknown service or method {method}");
+                return answer_without_reading(req, V3Error::Unimplemented(msg));
+            }
+        };
+        Answer { inner, call }
     }
 }
 
@@ -134,64 +168,13 @@ fn answer_without_reading(
     req: http::Request<Frames<Incoming>>,
     e: V3Error,
 ) -> <Grpc as tower::Service<http::Request<Incoming>>>::Future {
-    Box::pin(async move {
+    let inner = Box::pin(async move {
         // Read the request to its end first: answering a stream the
         // client is still sending on makes HTTP/2 reset it, which gRPC
         // clients report as a protocol error instead of this status.
         use http_body_util::BodyExt;
         let _ = req.into_body().collect().await;
         Ok(Status::from(e).into_http())
-    })
-}
-
-fn is_served(path: &str) -> bool {
-    const METHODS: &[&str] = &[
-        "/etcdserverpb.KV/Range",
-        "/etcdserverpb.KV/Put",
-        "/etcdserverpb.KV/DeleteRange",
-        "/etcdserverpb.KV/Txn",
-        "/etcdserverpb.KV/Compact",
-        "/etcdserverpb.Watch/Watch",
-        "/etcdserverpb.Lease/LeaseGrant",
-        "/etcdserverpb.Lease/LeaseRevoke",
-        "/etcdserverpb.Lease/LeaseKeepAlive",
-        "/etcdserverpb.Lease/LeaseTimeToLive",
-        "/etcdserverpb.Lease/LeaseLeases",
-        "/etcdserverpb.Maintenance/Alarm",
-        "/etcdserverpb.Maintenance/Status",
-        "/etcdserverpb.Maintenance/Defragment",
-        "/etcdserverpb.Maintenance/Hash",
-        "/etcdserverpb.Maintenance/HashKV",
-        "/etcdserverpb.Maintenance/Snapshot",
-        "/etcdserverpb.Maintenance/MoveLeader",
-        "/etcdserverpb.Cluster/MemberAdd",
-        "/etcdserverpb.Cluster/MemberRemove",
-        "/etcdserverpb.Cluster/MemberUpdate",
-        "/etcdserverpb.Cluster/MemberList",
-        "/etcdserverpb.Cluster/MemberPromote",
-        "/v3lockpb.Lock/Lock",
-        "/v3lockpb.Lock/Unlock",
-        "/v3electionpb.Election/Campaign",
-        "/v3electionpb.Election/Proclaim",
-        "/v3electionpb.Election/Leader",
-        "/v3electionpb.Election/Observe",
-        "/v3electionpb.Election/Resign",
-        "/etcdserverpb.Auth/AuthEnable",
-        "/etcdserverpb.Auth/AuthDisable",
-        "/etcdserverpb.Auth/Authenticate",
-        "/etcdserverpb.Auth/UserAdd",
-        "/etcdserverpb.Auth/UserGet",
-        "/etcdserverpb.Auth/UserList",
-        "/etcdserverpb.Auth/UserDelete",
-        "/etcdserverpb.Auth/UserChangePassword",
-        "/etcdserverpb.Auth/UserGrantRole",
-        "/etcdserverpb.Auth/UserRevokeRole",
-        "/etcdserverpb.Auth/RoleAdd",
-        "/etcdserverpb.Auth/RoleGet",
-        "/etcdserverpb.Auth/RoleList",
-        "/etcdserverpb.Auth/RoleDelete",
-        "/etcdserverpb.Auth/RoleGrantPermission",
-        "/etcdserverpb.Auth/RoleRevokePermission",
-    ];
-    METHODS.contains(&path)
+    });
+    Answer { inner, call: None }
 }
