@@ -3,8 +3,9 @@
 //! killed and reaped when dropped, also during a panic ([`process`]),
 //! finding the binaries under test and the reference etcd ([`bin`]), one
 //! member of ferretcd or etcd ([`server`]), a multi-member process cluster
-//! ([`cluster`]) and a raw HTTP/1.1 client that sends requests byte for
-//! byte as given ([`http`]).
+//! ([`cluster`]), a raw HTTP/1.1 client that sends requests byte for
+//! byte as given ([`http`]), and test certificates: a CA, server and
+//! client certificates, expired ones and CRLs, as PEM files ([`certs`]).
 //!
 //! Every process a test starts through this crate is stopped by a `Drop`
 //! guard. What is particular to one suite (corpora, normalisation,
@@ -14,6 +15,7 @@
 //! tool `ferret-jepsen`, which is a test suite itself.
 
 pub mod bin;
+pub mod certs;
 pub mod cluster;
 pub mod dir;
 pub mod http;
