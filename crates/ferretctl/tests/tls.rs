@@ -153,10 +153,16 @@ fn normalise(s: &str) -> String {
                 // A direct connection whose server closed it: grpc-go
                 // names whichever of its goroutines noticed first
                 // ("connection closed", "write: broken pipe", "use of
-                // closed network connection").
+                // closed network connection", "failed to write client
+                // preface").
                 if let Some(a) = l.find("latest balancer error: ") {
                     let rest = &l[a + "latest balancer error: ".len()..];
-                    if !rest.starts_with("connection error") && !rest.starts_with("all SubConns") {
+                    let preface =
+                        "connection error: desc = \\\"transport: failed to write client preface";
+                    if rest.starts_with(preface)
+                        || (!rest.starts_with("connection error")
+                            && !rest.starts_with("all SubConns"))
+                    {
                         l.replace_range(a.., "latest balancer error: CONNECTION_CLOSED\"}");
                     }
                 }
@@ -587,6 +593,11 @@ fn normalising_takes_out_only_what_varies() {
     assert_eq!(
         normalise("error #0: readLoopPeekFailLocked: remote error: tls: bad certificate"),
         "error #0: TLS_REFUSED"
+    );
+    let preface = r#"{"level":"warn","ts":"2026-11-28T00:29:14.626Z","caller":"x","error":"rpc error: code = DeadlineExceeded desc = latest balancer error: connection error: desc = \"transport: failed to write client preface: io: read/write on closed pipe\""}"#;
+    assert_eq!(
+        normalise(preface),
+        r#"{"level":"warn","ts":"TS","caller":"x","error":"rpc error: code = DeadlineExceeded desc = latest balancer error: CONNECTION_CLOSED"}"#
     );
     assert_eq!(
         normalise("dial tcp 127.0.0.1:2379: connect: connection refused"),
