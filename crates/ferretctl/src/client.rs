@@ -11,6 +11,7 @@
 //! one deliberate difference in behaviour.)
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Endpoint, Failure, Head, Limits, Pending, Request};
@@ -122,6 +123,9 @@ pub struct Config {
     pub credentials: Option<(String, String)>,
     /// `--debug`: print each request as a curl command on stderr.
     pub debug: bool,
+    /// TLS for the https endpoints (`--ca-file`, `--cert-file`,
+    /// `--key-file`; the system's roots without `--ca-file`).
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 pub struct Client {
@@ -171,6 +175,12 @@ impl Action {
 impl Client {
     pub fn new(cfg: Config) -> Client {
         Client { cfg, pinned: 0 }
+    }
+
+    /// The TLS configuration, for requests made outside the client
+    /// (`cluster-health`'s checks).
+    pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.cfg.tls
     }
 
     pub fn endpoints(&self) -> Vec<String> {
@@ -262,7 +272,7 @@ impl Client {
             deadline,
         };
         let url = ep.url();
-        match http::send(ep, &req, limits) {
+        match http::send(ep, &req, limits, &self.cfg.tls) {
             Ok(p) if p.head.status / 100 == 5 => {
                 let text = if p.head.status == 500 || p.head.status == 503 {
                     format!("client: etcd member {url} has no leader")
@@ -326,7 +336,13 @@ fn classify(f: Failure, url: String, retry: Retry) -> Attempt {
             endpoint: url,
         }),
         f => Attempt::Next(EndpointError {
-            connection: matches!(f, Failure::Dial(_) | Failure::AfterSend(_)),
+            // Go's io.EOF (a server that closed at once, as a TLS port
+            // does to a plain client) is no net.Error.
+            connection: match &f {
+                Failure::Dial(_) => true,
+                Failure::AfterSend(s) => s != "EOF",
+                _ => false,
+            },
             after_send: f.maybe_delivered(),
             text: failure_text(&f, &url),
         }),
@@ -335,7 +351,7 @@ fn classify(f: Failure, url: String, retry: Retry) -> Attempt {
 
 fn failure_text(f: &Failure, url: &str) -> String {
     match f {
-        Failure::Dial(s) | Failure::AfterSend(s) => s.clone(),
+        Failure::Dial(s) | Failure::Handshake(s) | Failure::AfterSend(s) => s.clone(),
         Failure::HeaderTimeout => format!("client: endpoint {url} exceeded header timeout"),
         Failure::Deadline { .. } => "context deadline exceeded".into(),
     }

@@ -4,12 +4,14 @@
 //! the commands use this module; it uses neither.
 
 use std::io::{IsTerminal, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api;
 use crate::client::{Client, Config, Error};
 use crate::flags::Parsed;
 use crate::http::Endpoint;
+use crate::tls;
 
 /// etcdctl's exit codes (ctlv2/command/error.go).
 pub const EXIT_SUCCESS: i32 = 0;
@@ -186,13 +188,7 @@ fn new_client_unsynced(ctx: &Ctx) -> Client {
             Err(e) => fail(&e),
         }
     }
-    if let Some(ep) = endpoints.iter().find(|e| e.scheme == "https") {
-        fail(&format!(
-            "ferretctl: TLS is not implemented yet, so the https endpoint {} cannot be used \
-             (--ca-file, --cert-file and --key-file are accepted but have no effect on http endpoints)",
-            ep.url()
-        ));
-    }
+    let tls = tls_config(g).unwrap_or_else(|e| fail(&e));
     let total = g.duration("total-timeout");
     let mut dial_timeout = Duration::from_secs(30);
     if !total.is_zero() && total < dial_timeout {
@@ -219,7 +215,28 @@ fn new_client_unsynced(ctx: &Ctx) -> Client {
         dial_timeout,
         credentials,
         debug: g.bool("debug"),
+        tls,
     })
+}
+
+/// etcdctl v2's `getTransport`: `--ca-file`, `--cert-file` and
+/// `--key-file`, each from its `ETCDCTL_*` variable when the flag is
+/// empty, read into the TLS configuration of the https endpoints.
+pub fn tls_config(g: &Parsed) -> Result<Arc<rustls::ClientConfig>, String> {
+    let flag_or_env = |flag: &str, var: &str| {
+        let v = g.string(flag);
+        if v.is_empty() {
+            std::env::var(var).unwrap_or_default()
+        } else {
+            v
+        }
+    };
+    let files = tls::Files {
+        cert: flag_or_env("cert-file", "ETCDCTL_CERT_FILE"),
+        key: flag_or_env("key-file", "ETCDCTL_KEY_FILE"),
+        ca: flag_or_env("ca-file", "ETCDCTL_CA_FILE"),
+    };
+    tls::client_config(&files, false, tls::Alpn::Http1)
 }
 
 /// etcdctl's `mustNewClient`: builds the client and, unless `--no-sync`,

@@ -9,12 +9,28 @@
 //! whole command, and a body that can be read as it streams (watches). The
 //! protocol subset etcd's v2 API uses (Content-Length or chunked bodies,
 //! `Connection: close`) is small enough to own.
+//!
+//! An `https` endpoint is spoken to through rustls' `StreamOwned` over the
+//! same `TcpStream`, with the configuration [`crate::tls`] built from the
+//! flags. The TLS handshake is finished before the first byte of the
+//! request is written, so a handshake that fails is a failure to connect
+//! ([`Failure::Handshake`]: nothing was sent). With TLS 1.3 the server may
+//! refuse the client's certificate after the client's part of the
+//! handshake ended and the request left; a refusal that only a handshake
+//! sends (`bad certificate`, `unknown certificate authority`, ...) also
+//! proves that the server never read the request, and is a
+//! [`Failure::Handshake`] too; any other failure after the first byte
+//! left is [`Failure::AfterSend`].
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+
+use crate::oserr::errno_text;
+use crate::tls;
 
 /// Upper bound on a response head (status line and headers); etcd's are
 /// a few hundred bytes, so 64 KiB only stops a server that never ends one.
@@ -130,6 +146,11 @@ pub struct Request {
 pub enum Failure {
     /// Nothing was sent: name lookup, refused or timed-out connect.
     Dial(String),
+    /// Nothing was read by the server: the TLS handshake failed (or the
+    /// server refused it after the request left, see the module doc).
+    /// Unlike [`Failure::Dial`], not a connection error in Go's sense
+    /// (etcdctl's `isConnectionError`).
+    Handshake(String),
     /// The request was written (perhaps only partly); then the connection
     /// failed. The server may have acted on it.
     AfterSend(String),
@@ -144,7 +165,7 @@ impl Failure {
     /// Whether the server may have received the request.
     pub fn maybe_delivered(&self) -> bool {
         match self {
-            Failure::Dial(_) => false,
+            Failure::Dial(_) | Failure::Handshake(_) => false,
             Failure::AfterSend(_) | Failure::HeaderTimeout => true,
             Failure::Deadline { sent } => *sent,
         }
@@ -171,8 +192,84 @@ impl Head {
 /// A response whose head has arrived and whose body is still on the wire.
 pub struct Pending {
     pub head: Head,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Conn>,
     framing: Framing,
+}
+
+/// A connection: plain TCP, or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Recorder>>),
+}
+
+impl Conn {
+    /// The socket, for its timeouts and addresses.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock.tcp,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            // A server that closes without TLS's close_notify ends the
+            // stream as Go's tls.Conn sees it at a record boundary: EOF.
+            Conn::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof && e.raw_os_error().is_none() => {
+                    Ok(0)
+                }
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The socket under TLS, keeping the first bytes the server sent: Go
+/// words a handshake answered with `HTTP/` (a plain HTTP server) apart.
+struct Recorder {
+    tcp: TcpStream,
+    first: Vec<u8>,
+}
+
+const RECORD_HEADER_BYTES: usize = 5;
+
+impl Read for Recorder {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        let want = RECORD_HEADER_BYTES.saturating_sub(self.first.len()).min(n);
+        self.first.extend_from_slice(&buf[..want]);
+        Ok(n)
+    }
+}
+
+impl Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
 }
 
 enum Framing {
@@ -192,12 +289,17 @@ pub struct Limits {
     pub deadline: Option<Instant>,
 }
 
-/// Connects, sends `req` and reads the response head.
-pub fn send(ep: &Endpoint, req: &Request, limits: Limits) -> Result<Pending, Failure> {
+/// Connects (with `tls` for an https endpoint), sends `req` and reads the
+/// response head.
+pub fn send(
+    ep: &Endpoint,
+    req: &Request,
+    limits: Limits,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Pending, Failure> {
     let started = Instant::now();
     let header_deadline = limits.header_timeout.map(|t| started + t);
-    let stream = dial(ep, limits, header_deadline)?;
-    set_keepalive(&stream);
+    let mut conn = dial(ep, limits, header_deadline, tls)?;
 
     let mut out = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ferretctl/{}\r\nConnection: close\r\n",
@@ -229,25 +331,20 @@ pub fn send(ep: &Endpoint, req: &Request, limits: Limits) -> Result<Pending, Fai
         let left = t
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
-        let _ = stream.set_write_timeout(Some(left));
+        let _ = conn.tcp().set_write_timeout(Some(left));
     }
-    let mut writer = &stream;
-    if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
+    if let Err(e) = conn.write_all(&bytes).and_then(|_| conn.flush()) {
         return Err(classify_io(
             e,
-            &stream,
+            conn.tcp(),
             header_deadline,
             limits.deadline,
             "write",
         ));
     }
 
-    let mut reader = BufReader::new(
-        stream
-            .try_clone()
-            .map_err(|e| Failure::AfterSend(e.to_string()))?,
-    );
-    let head = read_head(&mut reader, &stream, header_deadline, limits.deadline)?;
+    let mut reader = BufReader::new(conn);
+    let head = read_head(&mut reader, header_deadline, limits.deadline)?;
     let framing = framing_of(req.method, &head);
     Ok(Pending {
         head,
@@ -264,6 +361,7 @@ impl Pending {
         let stream = self
             .reader
             .get_ref()
+            .tcp()
             .try_clone()
             .map_err(|e| Failure::AfterSend(e.to_string()))?;
         let arm = |s: &TcpStream| -> Result<(), Failure> {
@@ -371,18 +469,93 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
+/// A connection to `ep`, its TLS handshake done for an https endpoint.
 fn dial(
     ep: &Endpoint,
     limits: Limits,
     header_deadline: Option<Instant>,
-) -> Result<TcpStream, Failure> {
-    if ep.scheme == "https" {
-        return Err(Failure::Dial(format!(
-            "ferretctl does not speak TLS yet: {} is an https endpoint (use an http:// endpoint)",
-            ep.url()
-        )));
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Conn, Failure> {
+    let started = Instant::now();
+    let tcp = dial_tcp(ep, limits, header_deadline)?;
+    set_keepalive(&tcp);
+    if ep.scheme != "https" {
+        return Ok(Conn::Plain(tcp));
     }
-    if ep.scheme != "http" {
+    // The handshake within the time left for connecting (Go's transport
+    // allows it its own 10 s; the dial timeout is at least that short).
+    let mut limit = limits.dial_timeout.saturating_sub(started.elapsed());
+    let now = Instant::now();
+    for d in [header_deadline, limits.deadline].into_iter().flatten() {
+        limit = limit.min(d.saturating_duration_since(now));
+    }
+    let limit = limit.max(Duration::from_millis(1));
+    let _ = tcp.set_read_timeout(Some(limit));
+    let _ = tcp.set_write_timeout(Some(limit));
+    let (host, _) = ep.host_port();
+    let name = tls::server_name(&host).map_err(Failure::Dial)?;
+    let conn = rustls::ClientConnection::new(tls.clone(), name)
+        .map_err(|e| Failure::Handshake(tls::go_text(&e)))?;
+    let mut s = rustls::StreamOwned::new(
+        conn,
+        Recorder {
+            tcp,
+            first: Vec::new(),
+        },
+    );
+    while s.conn.is_handshaking() {
+        if let Err(e) = s.conn.complete_io(&mut s.sock) {
+            return Err(handshake_failure(&e, &s.sock, limits.deadline));
+        }
+    }
+    let _ = s.sock.tcp.set_read_timeout(None);
+    let _ = s.sock.tcp.set_write_timeout(None);
+    Ok(Conn::Tls(Box::new(s)))
+}
+
+/// Go's words for a handshake that failed: the TLS error, a plain HTTP
+/// server's answer, a timeout, or the socket's error.
+fn handshake_failure(e: &std::io::Error, sock: &Recorder, deadline: Option<Instant>) -> Failure {
+    if let Some(t) = tls::find_rustls_error(e) {
+        if matches!(t, rustls::Error::InvalidMessage(_)) && sock.first == b"HTTP/" {
+            return Failure::Handshake("http: server gave HTTP response to HTTPS client".into());
+        }
+        return Failure::Handshake(tls::go_text(t));
+    }
+    if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) {
+        if deadline.is_some_and(|d| Instant::now() + Duration::from_millis(5) >= d) {
+            return Failure::Deadline { sent: false };
+        }
+        return Failure::Handshake("net/http: TLS handshake timeout".into());
+    }
+    if e.raw_os_error().is_none() {
+        return Failure::Handshake("EOF".into());
+    }
+    let op = if e.raw_os_error() == Some(libc::EPIPE) {
+        "write"
+    } else {
+        "read"
+    };
+    let local = sock
+        .tcp
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let peer = sock
+        .tcp
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    Failure::Handshake(format!("{op} tcp {local}->{peer}: {op}: {}", errno_text(e)))
+}
+
+/// The TCP connection to `ep`.
+fn dial_tcp(
+    ep: &Endpoint,
+    limits: Limits,
+    header_deadline: Option<Instant>,
+) -> Result<TcpStream, Failure> {
+    if ep.scheme != "http" && ep.scheme != "https" {
         return Err(Failure::Dial(format!(
             "unsupported protocol scheme {}",
             ferret_gocompat::strconv::quote(&ep.scheme)
@@ -451,24 +624,6 @@ fn nameserver() -> Option<String> {
     })
 }
 
-/// Go's lower-case text for an errno ("connection refused").
-fn errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            // SAFETY: strerror returns a pointer to a static, NUL-terminated string.
-            let text = unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) }
-                .to_string_lossy()
-                .into_owned();
-            let mut chars = text.chars();
-            match chars.next() {
-                Some(c) => c.to_lowercase().collect::<String>() + chars.as_str(),
-                None => text,
-            }
-        }
-        None => e.to_string(),
-    }
-}
-
 fn classify_io(
     e: std::io::Error,
     stream: &TcpStream,
@@ -476,6 +631,14 @@ fn classify_io(
     deadline: Option<Instant>,
     op: &str,
 ) -> Failure {
+    if let Some(t) = tls::find_rustls_error(&e) {
+        let text = tls::go_text(t);
+        return if tls::rejected_at_handshake(t) {
+            Failure::Handshake(text)
+        } else {
+            Failure::AfterSend(text)
+        };
+    }
     let now = Instant::now();
     if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) {
         if deadline.is_some_and(|d| now + Duration::from_millis(5) >= d) {
@@ -499,7 +662,7 @@ fn classify_io(
     ))
 }
 
-fn read_line_limited(r: &mut BufReader<TcpStream>, line: &mut String) -> std::io::Result<usize> {
+fn read_line_limited(r: &mut BufReader<Conn>, line: &mut String) -> std::io::Result<usize> {
     let mut bytes = Vec::new();
     let n = r
         .by_ref()
@@ -510,11 +673,16 @@ fn read_line_limited(r: &mut BufReader<TcpStream>, line: &mut String) -> std::io
 }
 
 fn read_head(
-    reader: &mut BufReader<TcpStream>,
-    stream: &TcpStream,
+    reader: &mut BufReader<Conn>,
     header_deadline: Option<Instant>,
     deadline: Option<Instant>,
 ) -> Result<Head, Failure> {
+    let stream = reader
+        .get_ref()
+        .tcp()
+        .try_clone()
+        .map_err(|e| Failure::AfterSend(e.to_string()))?;
+    let stream = &stream;
     let mut total = 0;
     let mut lines = Vec::new();
     loop {

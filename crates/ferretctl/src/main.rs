@@ -9,7 +9,10 @@
 //!   (`mustNewClient`), error printing and exit codes.
 //! - `flags`: Go flag / urfave-cli parsing.
 //! - `http`: a small HTTP/1.1 client that tells "never sent" from "sent,
-//!   no answer".
+//!   no answer", over TCP or TLS.
+//! - `tls`: the rustls client configuration both APIs build from
+//!   etcdctl's TLS flags, and Go's texts for TLS failures.
+//! - `oserr`: Go's texts for operating-system errors.
 //! - `client`: endpoints, failover rule, membership sync, error texts.
 //! - `api`: the v2 keys, members and auth requests and their decoding.
 //! - `output`: simple, extended and json formats.
@@ -27,8 +30,10 @@ mod flags;
 mod http;
 mod keys;
 mod member;
+mod oserr;
 mod output;
 mod snapshot;
+mod tls;
 mod v3;
 mod watch;
 

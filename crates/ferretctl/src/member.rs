@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use ferret_gocompat::strconv::quote;
 
 use crate::api;
+use crate::client::Error;
 use crate::ctx::{
     exit, exit_zero_on_interrupt, fail, handle_error, must_new_client, must_new_client_no_sync,
-    Ctx, EXIT_CLUSTER_NOT_HEALTHY, EXIT_SERVER_ERROR, EXIT_SUCCESS,
+    tls_config, Ctx, EXIT_CLUSTER_NOT_HEALTHY, EXIT_SERVER_ERROR, EXIT_SUCCESS,
 };
 use crate::http::{self, Endpoint, Limits, Request};
 
@@ -110,7 +111,11 @@ pub fn update(ctx: &Ctx) {
 
 /// One `/health` check as etcdctl does it: a plain GET (no credentials,
 /// no per-request limit beyond connecting), `{"health": "true"}` or `true`.
-fn check_health(url: &str, dial_timeout: Duration) -> Result<bool, String> {
+fn check_health(
+    url: &str,
+    dial_timeout: Duration,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<bool, String> {
     let full = format!("{url}/health");
     let wrap = |e: String| format!("Get {}: {e}", quote(&full));
     let ep = Endpoint::parse(url).map_err(wrap)?;
@@ -126,7 +131,7 @@ fn check_health(url: &str, dial_timeout: Duration) -> Result<bool, String> {
         header_timeout: None,
         deadline: None,
     };
-    let pending = http::send(&ep, &req, limits).map_err(|f| wrap(failure_text(&f)))?;
+    let pending = http::send(&ep, &req, limits, tls).map_err(|f| wrap(failure_text(&f)))?;
     let body = pending.read_body(None).map_err(|f| failure_text(&f))?;
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| api::go_json_error(&body))?;
@@ -140,7 +145,9 @@ fn check_health(url: &str, dial_timeout: Duration) -> Result<bool, String> {
 
 fn failure_text(f: &http::Failure) -> String {
     match f {
-        http::Failure::Dial(s) | http::Failure::AfterSend(s) => s.clone(),
+        http::Failure::Dial(s) | http::Failure::Handshake(s) | http::Failure::AfterSend(s) => {
+            s.clone()
+        }
         http::Failure::HeaderTimeout => "timeout awaiting response headers".into(),
         http::Failure::Deadline { .. } => "context deadline exceeded".into(),
     }
@@ -151,7 +158,13 @@ pub fn cluster_health(ctx: &Ctx) {
     if forever {
         exit_zero_on_interrupt();
     }
+    // etcdctl reads the TLS files for its health checks first, and a
+    // failure is its `Error:` with exit 4.
+    if let Err(e) = tls_config(&ctx.global) {
+        handle_error(EXIT_SERVER_ERROR, &Error::Other(e));
+    }
     let mut c = must_new_client_no_sync(ctx);
+    let tls = c.tls().clone();
     let members = match api::members_list(&mut c, None) {
         Ok(m) => m,
         Err(e) => {
@@ -177,7 +190,7 @@ pub fn cluster_health(ctx: &Ctx) {
             }
             let mut checked = false;
             for url in &m.client_urls {
-                match check_health(url, dial_timeout) {
+                match check_health(url, dial_timeout, &tls) {
                     Err(e) => println!(
                         "failed to check the health of member {} on {url}: {e}",
                         m.id

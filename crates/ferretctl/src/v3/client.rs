@@ -16,15 +16,40 @@
 //! sent (no connection). A write whose outcome is unknown is never sent
 //! again.
 //!
+//! TLS follows etcdctl 3.4's rules (`newClientCfg` and clientv3's
+//! `dialWithBalancerCreds`): a TLS configuration exists when `--cert`,
+//! `--key` or `--cacert` is given, or with `--insecure-transport=false`
+//! (then without files: the system's roots); `--insecure-skip-tls-verify`
+//! only changes that configuration, and alone does nothing. Whether a
+//! connection uses TLS is decided by the scheme of the *first* endpoint,
+//! for every endpoint: `http://` never (whatever the flags), `https://`
+//! always (with the configuration, else the system's roots), no scheme
+//! when the configuration exists. The server's certificate must name the
+//! endpoint's host. The TCP connection and the TLS handshake are made by
+//! ferretctl's own connector ([`connector`], tokio-rustls under tonic),
+//! which tonic is given as a plain `http://` endpoint so that it never
+//! adds TLS of its own. A handshake that fails is a connection that failed
+//! (grpc-go's words: `transport: authentication handshake failed: ...`),
+//! retried until the request's deadline like a refused connection; so is
+//! a connection whose server refused the client's certificate after the
+//! client's part of a TLS 1.3 handshake ended (the request then fails with
+//! the server's alert, and the server never read it), as grpc-go never
+//! sees such a connection become ready.
+//!
 //! Not implemented yet, and refused with a clear error rather than
-//! ignored: TLS (`https://` endpoints, `--cert`, `--key`, `--cacert`,
-//! `--insecure-transport=false`) and DNS discovery (`--discovery-srv`).
+//! ignored: DNS discovery (`--discovery-srv`).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferret_proto::etcdserverpb::auth_client::AuthClient;
 use ferret_proto::etcdserverpb::AuthenticateRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -32,6 +57,8 @@ use tonic::{Code, Request, Status};
 
 use super::cli::{exit, Exit, Invocation};
 use super::printer::Display;
+use crate::oserr::errno_text;
+use crate::tls;
 
 /// Whether clientv3 may send a request again after an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +81,10 @@ pub struct Config {
     pub keepalive_time: Duration,
     pub keepalive_timeout: Duration,
     pub user: Option<(String, String)>,
+    /// clientv3's `Config.TLS`: `None` when etcdctl sets none (no TLS
+    /// file and `--insecure-transport`); see the module doc for which
+    /// connections use it.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The global flags of `inv`, with `ETCDCTL_*` variables applied, as
@@ -81,7 +112,7 @@ pub fn config_and_flags<'a>(
     // etcdctl asks for `--user`'s password before it reads `-w`.
     let user = auth_from_flags(&inv.str("user"), &inv.str("password"))?;
     let display = Display::from_flags(&inv.str("write-out"), inv.bool("hex"))?;
-    refuse_tls(&inv, &endpoints)?;
+    let tls = tls_from_flags(&inv)?;
     let cfg = Config {
         endpoints,
         dial_timeout: inv.duration("dial-timeout"),
@@ -89,6 +120,7 @@ pub fn config_and_flags<'a>(
         keepalive_time: inv.duration("keepalive-time"),
         keepalive_timeout: inv.duration("keepalive-timeout"),
         user,
+        tls,
     };
     Ok((cfg, display, inv))
 }
@@ -148,20 +180,61 @@ pub fn check_tls_flags(inv: &Invocation) -> Result<(), Exit> {
     Ok(())
 }
 
-/// TLS is not implemented yet: refused whenever etcdctl would use it.
-pub fn refuse_tls(inv: &Invocation, endpoints: &[String]) -> Result<(), Exit> {
-    let tls_wanted = ["cert", "key", "cacert"]
-        .iter()
-        .any(|f| !inv.str(f).is_empty())
-        || !inv.bool("insecure-transport")
-        || endpoints.iter().any(|e| e.starts_with("https://"));
-    if tls_wanted {
-        return Err(Exit::new(
-            exit::ERROR,
-            "TLS (https endpoints, --cert, --key, --cacert, --insecure-transport=false) is not implemented in ferretctl v3 yet",
-        ));
+/// The TLS configuration of the global flags (`--cert`, `--key`,
+/// `--cacert`, `--insecure-transport`, `--insecure-skip-tls-verify`), as
+/// etcdctl's `newClientCfg` makes it; see [`tls_config`].
+pub fn tls_from_flags(inv: &Invocation) -> Result<Option<Arc<rustls::ClientConfig>>, Exit> {
+    let files = tls::Files {
+        cert: inv.str("cert"),
+        key: inv.str("key"),
+        ca: inv.str("cacert"),
+    };
+    tls_config(
+        &files,
+        inv.bool("insecure-transport"),
+        inv.bool("insecure-skip-tls-verify"),
+    )
+}
+
+/// etcdctl's `newClientCfg`: a configuration when any file is named, or
+/// an empty one (the system's roots) when the transport is not to be
+/// insecure; `skip_verify` applies to it only. A file that cannot be read
+/// or used ends the command with etcd's text and exit 128.
+pub fn tls_config(
+    files: &tls::Files,
+    insecure_transport: bool,
+    skip_verify: bool,
+) -> Result<Option<Arc<rustls::ClientConfig>>, Exit> {
+    if !files.any() && insecure_transport {
+        return Ok(None);
     }
-    Ok(())
+    tls::client_config(files, skip_verify, tls::Alpn::H2)
+        .map(Some)
+        .map_err(|e| Exit::new(exit::BAD_ARGS, e))
+}
+
+/// clientv3's transport credentials for a client of `endpoints`
+/// (`dialWithBalancerCreds`, and `directDialCreds` for a client of one):
+/// by the scheme of the first endpoint, for all of them.
+fn transport_for(
+    endpoints: &[String],
+    tls: &Option<Arc<rustls::ClientConfig>>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, Exit> {
+    let scheme = endpoints
+        .first()
+        .and_then(|e| e.split_once("://"))
+        .map(|(s, _)| s);
+    match scheme {
+        None => Ok(tls.clone()),
+        Some("https") | Some("unixs") => match tls {
+            Some(t) => Ok(Some(t.clone())),
+            // grpc's credentials without a configuration of their own.
+            None => tls::client_config(&tls::Files::default(), false, tls::Alpn::H2)
+                .map(Some)
+                .map_err(|e| Exit::new(exit::ERROR, e)),
+        },
+        Some(_) => Ok(None),
+    }
 }
 
 /// `--user name[:password]` and `--password`, prompting (speakeasy's
@@ -199,6 +272,11 @@ pub struct Client {
     auth_not_enabled: bool,
     /// For the `target` of clientv3's warnings.
     client_id: String,
+    /// The TLS every connection of this client uses, if any
+    /// ([`transport_for`]).
+    transport: Option<Arc<rustls::ClientConfig>>,
+    /// What the connection of `channel` has shown.
+    conn_state: Option<Arc<ConnState>>,
     /// A connection to one endpoint as clientv3's `Dial(endpoint)` makes
     /// it (gRPC's `passthrough` resolver), not through its balancer: its
     /// warnings name `passthrough:///<endpoint>` and report the dial error.
@@ -243,8 +321,11 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| Exit::new(exit::ERROR, e.to_string()))?;
+        let transport = transport_for(&cfg.endpoints, &cfg.tls)?;
         Ok(Client {
             rt: Some(rt),
+            transport,
+            conn_state: None,
             cfg,
             current: 0,
             channel: None,
@@ -295,10 +376,22 @@ impl Client {
                 let ep = match Endpoint::from_shared(endpoint_url(&raw)) {
                     Ok(ep) => ep,
                     Err(e) => {
-                        last = format!("dial tcp: {e}");
+                        last = format!("transport: Error while dialing dial tcp: {e}");
                         continue;
                     }
                 };
+                let server_name = match &self.transport {
+                    None => None,
+                    Some(_) => match tls::server_name(host_of(&raw)) {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            last = format!("transport: authentication handshake failed: {e}");
+                            continue;
+                        }
+                    },
+                };
+                let state = Arc::new(ConnState::default());
+                let connector = connector(self.transport.clone(), server_name, state.clone());
                 let mut ep = ep
                     .connect_timeout(self.cfg.dial_timeout.min(left))
                     .tcp_nodelay(true);
@@ -308,14 +401,20 @@ impl Client {
                         .keep_alive_timeout(self.cfg.keepalive_timeout)
                         .keep_alive_while_idle(true);
                 }
-                match tokio::time::timeout(left, ep.connect()).await {
+                match tokio::time::timeout(left, ep.connect_with_connector(connector)).await {
                     Ok(Ok(ch)) => {
                         self.current = i;
                         self.channel = Some(ch.clone());
+                        self.conn_state = Some(state);
                         return Ok(ch);
                     }
                     Ok(Err(e)) => last = go_dial_error(&raw, &e).await,
-                    Err(_) => last = format!("dial tcp {}: i/o timeout", host_port(&raw)),
+                    Err(_) => {
+                        last = format!(
+                            "transport: Error while dialing dial tcp {}: i/o timeout",
+                            host_port(&raw)
+                        )
+                    }
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -336,28 +435,42 @@ impl Client {
             return Ok(());
         }
         let expired = || Exit::new(exit::ERROR, "context deadline exceeded");
-        let Ok(ch) = self.connect(deadline).await else {
-            self.warn(0, "rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure");
-            return Err(expired());
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, self.authenticate(ch)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(st)) => {
-                self.warn(0, &go_status(&st));
-                if st.message() == "etcdserver: authentication is not enabled" {
-                    self.auth_not_enabled = true;
-                    return Ok(());
+        let mut backoff = CONNECT_BACKOFF_FIRST;
+        loop {
+            let Ok(ch) = self.connect(deadline).await else {
+                self.warn(0, "rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure");
+                return Err(expired());
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            return match tokio::time::timeout(left, self.authenticate(ch)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(st)) if self.never_ready(&st) => {
+                    // As a request on such a connection (see `unary_async`).
+                    self.channel = None;
+                    tokio::time::sleep(backoff.min(left)).await;
+                    backoff = (backoff * 8 / 5).min(CONNECT_BACKOFF_MAX);
+                    if Instant::now() < deadline {
+                        continue;
+                    }
+                    self.warn(0, "rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure");
+                    Err(expired())
                 }
-                Err(Exit::new(exit::ERROR, error_text(&st)))
-            }
-            Err(_) => {
-                self.warn(
-                    0,
-                    "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
-                );
-                Err(expired())
-            }
+                Ok(Err(st)) => {
+                    self.warn(0, &go_status(&st));
+                    if st.message() == "etcdserver: authentication is not enabled" {
+                        self.auth_not_enabled = true;
+                        return Ok(());
+                    }
+                    Err(Exit::new(exit::ERROR, error_text(&st)))
+                }
+                Err(_) => {
+                    self.warn(
+                        0,
+                        "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+                    );
+                    Err(expired())
+                }
+            };
         }
     }
 
@@ -414,6 +527,16 @@ impl Client {
             self.current = (self.current + 1) % self.cfg.endpoints.len();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Whether `st` is the failure of a connection that never became ready:
+    /// it closed before the server sent anything.
+    fn never_ready(&self, st: &Status) -> bool {
+        !st.message().starts_with("etcdserver: ")
+            && self
+                .conn_state
+                .as_ref()
+                .is_some_and(|s| !s.received.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Drops the channel in use (it broke): the next request reconnects,
@@ -493,6 +616,7 @@ impl Client {
     {
         let mut attempt = 0u32;
         let mut refreshed = false;
+        let mut rejected_backoff = CONNECT_BACKOFF_FIRST;
         loop {
             let ch = match self.connect(deadline).await {
                 Ok(ch) => ch,
@@ -501,9 +625,7 @@ impl Client {
                         // grpc-go's `connection error: desc = %q`.
                         format!(
                             "connection error: desc = {}",
-                            ferret_gocompat::strconv::quote(format!(
-                                "transport: Error while dialing {dial}"
-                            ))
+                            ferret_gocompat::strconv::quote(dial)
                         )
                     } else {
                         "all SubConns are in TransientFailure".to_string()
@@ -531,6 +653,30 @@ impl Client {
                     return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
                 }
             };
+            if self.never_ready(&st) {
+                // The connection closed before the server said anything
+                // (a TLS server that refused the client's certificate, or
+                // a plain client on a TLS port): grpc-go never saw it
+                // become ready and the server read no request; connect
+                // again until the deadline.
+                self.channel = None;
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(rejected_backoff.min(left)).await;
+                rejected_backoff = (rejected_backoff * 8 / 5).min(CONNECT_BACKOFF_MAX);
+                if Instant::now() < deadline {
+                    continue;
+                }
+                let balancer = if self.direct {
+                    "connection closed"
+                } else {
+                    "all SubConns are in TransientFailure"
+                };
+                self.warn(
+                    attempt,
+                    &format!("rpc error: code = DeadlineExceeded desc = latest balancer error: {balancer}"),
+                );
+                return Err(Exit::new(exit::ERROR, "context deadline exceeded"));
+            }
             self.warn(attempt, &go_status(&st));
             attempt += 1;
             let msg = st.message();
@@ -576,7 +722,7 @@ impl Client {
             format!(
                 "endpoint://client-{}/{}",
                 self.client_id,
-                endpoint.trim_start_matches("http://")
+                host_port(&endpoint)
             )
         };
         eprintln!(
@@ -605,13 +751,11 @@ impl Auth {
     }
 }
 
-/// An endpoint as a URL tonic takes: etcdctl's bare `host:port` is http.
+/// An endpoint as the URL tonic is given: always `http://host:port`, so
+/// that tonic adds no TLS of its own (even if another crate of the build
+/// enables its TLS features); the connector makes the TLS connection.
 fn endpoint_url(ep: &str) -> String {
-    if ep.contains("://") {
-        ep.to_string()
-    } else {
-        format!("http://{ep}")
-    }
+    format!("http://{}", host_port(ep))
 }
 
 /// The `host:port` of an endpoint (its URL without the scheme).
@@ -619,10 +763,218 @@ fn host_port(ep: &str) -> &str {
     ep.split_once("://").map_or(ep, |(_, rest)| rest)
 }
 
-/// Go's `net.Dial` error for a failed connection to `ep`, from tonic's:
-/// `dial tcp 127.0.0.1:1: connect: connection refused`, naming the
-/// address the name resolved to, as Go does.
+/// The host of an endpoint, without its port: the name its server's
+/// certificate must hold (clientv3 checks the dialed endpoint's host).
+fn host_of(ep: &str) -> &str {
+    let hp = host_port(ep);
+    let hp = hp.split('/').next().unwrap_or(hp);
+    if let Some(rest) = hp.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    hp.rsplit_once(':').map_or(hp, |(h, _)| h)
+}
+
+/// A TLS handshake that failed, in Go's words; carried through tonic's
+/// error to [`go_dial_error`].
+#[derive(Debug)]
+struct HandshakeFailed(String);
+
+impl std::fmt::Display for HandshakeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HandshakeFailed {}
+
+/// The connection of one endpoint: plain TCP, or TLS over it, and what
+/// the client learns of it.
+struct Stream {
+    io: Io,
+    state: Arc<ConnState>,
+}
+
+enum Io {
+    Plain(Tcp),
+    Tls(Box<tokio_rustls::client::TlsStream<Tcp>>),
+}
+
+/// What a connection has shown, shared by its stream and the client.
+#[derive(Default)]
+struct ConnState {
+    /// The server sent something (its HTTP/2 settings): grpc-go's
+    /// transport becomes ready only then.
+    received: std::sync::atomic::AtomicBool,
+}
+
+/// A TCP stream written without vectored writes: `writev` (which rustls
+/// uses for its records) cannot ask the kernel not to raise SIGPIPE, and
+/// ferretctl keeps SIGPIPE's default (death) for its stdout, so a server
+/// that closed the connection would kill it; `send`, which tokio uses for
+/// one buffer, passes MSG_NOSIGNAL.
+struct Tcp(TcpStream);
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let r = match &mut me.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if buf.filled().len() > before {
+            me.state
+                .received
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connector tonic dials through: TCP (no delay, as grpc-go), then
+/// the TLS handshake with `tls` for `name` when the client uses TLS.
+fn connector(
+    tls: Option<Arc<rustls::ClientConfig>>,
+    name: Option<rustls::pki_types::ServerName<'static>>,
+    state: Arc<ConnState>,
+) -> impl tower::Service<
+    http::Uri,
+    Response = TokioIo<Stream>,
+    Error = std::io::Error,
+    Future = impl Future<Output = Result<TokioIo<Stream>, std::io::Error>> + Send,
+> + Send
+       + 'static {
+    tower::service_fn(move |uri: http::Uri| {
+        let tls = tls.clone();
+        let name = name.clone();
+        let state = state.clone();
+        async move {
+            let host = uri.host().unwrap_or("");
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = uri.port_u16().unwrap_or(80);
+            let tcp = TcpStream::connect((host, port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let (Some(cfg), Some(name)) = (tls, name) else {
+                return Ok(TokioIo::new(Stream {
+                    io: Io::Plain(Tcp(tcp)),
+                    state,
+                }));
+            };
+            let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            match tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, Tcp(tcp))
+                .await
+            {
+                Ok(s) => Ok(TokioIo::new(Stream {
+                    io: Io::Tls(Box::new(s)),
+                    state,
+                })),
+                Err(e) => {
+                    let text = match tls::find_rustls_error(&e) {
+                        Some(t) => tls::go_text(t),
+                        None if e.raw_os_error().is_some() => {
+                            let op = if e.raw_os_error() == Some(libc::EPIPE) {
+                                "write"
+                            } else {
+                                "read"
+                            };
+                            format!("{op} tcp {local}->{peer}: {op}: {}", errno_text(&e))
+                        }
+                        None => "EOF".to_string(),
+                    };
+                    Err(std::io::Error::other(HandshakeFailed(text)))
+                }
+            }
+        }
+    })
+}
+
+/// grpc-go's description of a failed connection to `ep`, from tonic's
+/// error: `transport: authentication handshake failed: <Go's TLS error>`,
+/// or `transport: Error while dialing dial tcp 127.0.0.1:1: connect:
+/// connection refused`, naming the address the name resolved to, as Go
+/// does.
 async fn go_dial_error(ep: &str, e: &tonic::transport::Error) -> String {
+    // A handshake that failed, somewhere in the chain of causes.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<HandshakeFailed>());
+        if let Some(h) = inner.or_else(|| c.downcast_ref::<HandshakeFailed>()) {
+            return format!("transport: authentication handshake failed: {}", h.0);
+        }
+        cause = c.source();
+    }
+    format!(
+        "transport: Error while dialing {}",
+        go_net_error(ep, e).await
+    )
+}
+
+/// Go's `net.Dial` error for a failed TCP connection to `ep`.
+async fn go_net_error(ep: &str, e: &tonic::transport::Error) -> String {
     let host = host_port(ep);
     let addr = match tokio::net::lookup_host(host).await {
         Ok(mut addrs) => match addrs.next() {
@@ -796,5 +1148,23 @@ mod tests {
     fn bare_endpoints_are_http() {
         assert_eq!(endpoint_url("127.0.0.1:2379"), "http://127.0.0.1:2379");
         assert_eq!(endpoint_url("http://a:1"), "http://a:1");
+        assert_eq!(endpoint_url("https://a:1"), "http://a:1");
+        assert_eq!(host_of("https://127.0.0.1:2379"), "127.0.0.1");
+        assert_eq!(host_of("localhost:2379"), "localhost");
+        assert_eq!(host_of("https://[::1]:2379"), "::1");
+    }
+
+    #[test]
+    fn the_first_endpoints_scheme_decides_tls() {
+        let cfg = tls::client_config(&tls::Files::default(), false, tls::Alpn::H2).unwrap();
+        let some = Some(cfg);
+        let eps = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let t = |e: &[&str], tls: &Option<Arc<rustls::ClientConfig>>| {
+            transport_for(&eps(e), tls).unwrap().is_some()
+        };
+        assert!(!t(&["http://a:1", "https://b:1"], &some));
+        assert!(t(&["https://a:1", "http://b:1"], &None));
+        assert!(t(&["a:1"], &some));
+        assert!(!t(&["a:1"], &None));
     }
 }

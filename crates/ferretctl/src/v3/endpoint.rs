@@ -104,6 +104,7 @@ pub fn health(inv: &Invocation) -> Result<(), Exit> {
     } else {
         Vec::new()
     };
+    let tls = client::tls_from_flags(&flags)?;
     let cfg = Config {
         endpoints,
         dial_timeout: flags.duration("dial-timeout"),
@@ -111,9 +112,9 @@ pub fn health(inv: &Invocation) -> Result<(), Exit> {
         keepalive_time: flags.duration("keepalive-time"),
         keepalive_timeout: flags.duration("keepalive-timeout"),
         user,
+        tls,
     };
     let eps = endpoints_from_cluster(&flags, &cfg)?;
-    client::refuse_tls(&flags, &eps)?;
 
     let mut list: Vec<Health> = Vec::with_capacity(eps.len());
     for batch in eps.chunks(HEALTH_CHECKS_AT_ONCE_MAX) {

@@ -16,9 +16,10 @@
 //! tool against either server.
 //!
 //! Leases are not carried over (etcdctl's mirror drops them too).
-//! Not implemented yet, refused with a clear error: TLS to the
-//! destination (`--dest-cert`, `--dest-key`, `--dest-cacert`,
-//! `--dest-insecure-transport=false`, an `https://` destination).
+//! The destination has TLS flags of its own (`--dest-cert`, `--dest-key`,
+//! `--dest-cacert`, `--dest-insecure-transport`), read by the same rules
+//! as the global ones (`client::tls_config`); the source uses the global
+//! flags.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use super::cli::{exit, Exit, Invocation};
 use super::client::{self, Client, Config, Retry};
 use super::kv::prefix_end;
 use super::watch;
+use crate::tls;
 
 /// clientv3/mirror's `batchLimit`: keys per page of the initial copy.
 const BATCH: i64 = 1000;
@@ -74,19 +76,19 @@ pub fn make_mirror(inv: &Invocation) -> Result<(), Exit> {
         ));
     }
     let dest = inv.args[0].trim().to_string();
-    let tls_flags = ["dest-cert", "dest-key", "dest-cacert"]
-        .iter()
-        .any(|f| !inv.str(f).is_empty());
-    if tls_flags || !inv.bool("dest-insecure-transport") || dest.starts_with("https://") {
-        return Err(Exit::new(
-            exit::ERROR,
-            "make-mirror: TLS to the destination (--dest-cert, --dest-key, --dest-cacert, --dest-insecure-transport=false, https://) is not implemented in ferretctl yet",
-        ));
-    }
+    // etcdctl makes the destination's TLS configuration first (its own
+    // flags; no --insecure-skip-tls-verify), then the source's.
+    let dest_files = tls::Files {
+        cert: inv.str("dest-cert"),
+        key: inv.str("dest-key"),
+        ca: inv.str("dest-cacert"),
+    };
+    let dest_tls = client::tls_config(&dest_files, inv.bool("dest-insecure-transport"), false)?;
     let (cfg, _display) = client::config(inv)?;
     let dest_cfg = Config {
         endpoints: vec![dest],
         user: None,
+        tls: dest_tls,
         ..cfg.clone()
     };
     let mut dc = Client::new(dest_cfg)?;
