@@ -349,6 +349,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             l,
             routes,
             None::<(v3::Grpc, http::Http2Settings)>,
+            // https metrics URLs are refused at start (see unsupported.rs).
+            None,
             metrics_stop_rx.clone(),
         )));
     }
