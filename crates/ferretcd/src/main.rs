@@ -234,7 +234,8 @@ fn http2_settings(cfg: &Config) -> http::Http2Settings {
 
 /// The client listeners' TLS (etcd's `--cert-file`, `--key-file`,
 /// `--client-cert-auth`, `--trusted-ca-file`, `--client-crl-file`,
-/// `--auto-tls`, `--cipher-suites`), if any listen URL is https. Read and
+/// `--auto-tls`, `--cipher-suites`), if any client or metrics listen URL
+/// is https (etcd serves https metrics URLs with the client TLS). Read and
 /// checked before anything listens: an https URL without a certificate,
 /// or a file that cannot be read, stops the start.
 fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfig>>, String> {
@@ -249,14 +250,16 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
         allowed_cn: String::new(),
         allowed_hostname: t.allowed_hostname.clone(),
     };
-    let Some(https) = cfg.listen_client_urls.iter().find(|u| u.is_tls()) else {
+    let https_client = cfg.listen_client_urls.iter().find(|u| u.is_tls());
+    let https_metrics = cfg.listen_metrics_urls.iter().find(|u| u.is_tls());
+    if https_client.is_none() && https_metrics.is_none() {
         if !files.is_empty() || files.verifies_clients() || t.auto_tls {
             tracing::warn!(
                 "scheme is HTTP while key and cert files are present; ignoring key and cert files"
             );
         }
         return Ok(None);
-    };
+    }
     if t.auto_tls {
         if files.is_empty() {
             let hosts: Vec<String> = cfg
@@ -275,9 +278,16 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
         }
     }
     if files.is_empty() {
-        return Err(format!(
-            "TLS key/cert (--cert-file, --key-file) must be provided for client url {https} with HTTPS scheme"
-        ));
+        return Err(match (https_client, https_metrics) {
+            (Some(url), _) => format!(
+                "TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme"
+            ),
+            (None, Some(url)) => format!(
+                "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                url.authority()
+            ),
+            (None, None) => unreachable!("returned above"),
+        });
     }
     tracing::info!(
         "ClientTLS: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
@@ -333,7 +343,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         let l = TcpListener::bind(url.authority())
             .await
             .map_err(|e| format!("cannot listen for metrics on {url}: {e}"))?;
-        metrics_listeners.push((url.to_string(), l));
+        metrics_listeners.push((url.clone(), l));
     }
     let server = Server::start(server_cfg)
         .await
@@ -349,8 +359,11 @@ async fn serve(cfg: Config) -> Result<(), String> {
             l,
             routes,
             None::<(v3::Grpc, http::Http2Settings)>,
-            // https metrics URLs are refused at start (see unsupported.rs).
-            None,
+            if url.is_tls() {
+                client_tls.clone()
+            } else {
+                None
+            },
             metrics_stop_rx.clone(),
         )));
     }

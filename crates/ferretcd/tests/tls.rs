@@ -26,6 +26,8 @@ use ferret_testkit::process::Proc;
 struct Member {
     label: &'static str,
     url: String,
+    /// An https `--listen-metrics-urls` (served with the client TLS).
+    metrics_url: String,
     proc: Proc,
     log: PathBuf,
     _dir: TempDir,
@@ -45,10 +47,11 @@ impl Member {
     }
 }
 
-fn spawn(label: &'static str, binary: &Path, tls: &[String]) -> Member {
+fn spawn(label: &'static str, binary: &Path, tls: &[String], metrics: bool) -> Member {
     let dir = TempDir::new(&format!("tls-{label}"));
-    let ports = free_ports(2);
+    let ports = free_ports(3);
     let url = format!("https://127.0.0.1:{}", ports[0]);
+    let metrics_url = format!("https://127.0.0.1:{}", ports[2]);
     let peer = format!("http://127.0.0.1:{}", ports[1]);
     let log = dir.path().join("server.log");
     let logf = std::fs::File::create(&log).unwrap();
@@ -62,6 +65,11 @@ fn spawn(label: &'static str, binary: &Path, tls: &[String]) -> Member {
         .args(["--listen-peer-urls", &peer])
         .args(["--initial-advertise-peer-urls", &peer])
         .args(["--initial-cluster", &format!("tls={peer}")])
+        .args(if metrics {
+            vec!["--listen-metrics-urls".to_string(), metrics_url.clone()]
+        } else {
+            vec![]
+        })
         .args(tls)
         .env_remove("FERRETCD_LOG")
         .stdin(Stdio::null())
@@ -72,6 +80,7 @@ fn spawn(label: &'static str, binary: &Path, tls: &[String]) -> Member {
     Member {
         label,
         url,
+        metrics_url,
         proc: Proc(Some(child)),
         log,
         _dir: dir,
@@ -209,8 +218,8 @@ fn with(mut flags: Vec<String>, rest: &[&str]) -> Vec<String> {
 
 /// Both servers with the same TLS flags, ready.
 fn pair(tools: &(PathBuf, PathBuf), flags: &[String], ready: &[String]) -> [Member; 2] {
-    let mut etcd = spawn("etcd", &tools.0, flags);
-    let mut ferretcd = spawn("ferretcd", &ferret_testkit::bin::ferretcd(), flags);
+    let mut etcd = spawn("etcd", &tools.0, flags, true);
+    let mut ferretcd = spawn("ferretcd", &ferret_testkit::bin::ferretcd(), flags, true);
     wait_ready(&tools.1, &mut etcd, ready);
     wait_ready(&tools.1, &mut ferretcd, ready);
     [etcd, ferretcd]
@@ -330,6 +339,34 @@ fn server_tls_as_etcd_serves_it() {
             "{}: plain HTTP on a TLS port: {plain:?}",
             m.label,
             plain = (&plain.stdout, &plain.stderr)
+        );
+        // An https metrics URL serves with the client TLS.
+        let metrics = run(
+            Path::new("curl"),
+            // To a file: the text is larger than a pipe holds.
+            &s(&[
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                dir.path()
+                    .join(format!("metrics-{}", m.label))
+                    .to_str()
+                    .unwrap(),
+                "--cacert",
+                pki.ca_path().to_str().unwrap(),
+                &format!("{}/metrics", m.metrics_url),
+            ]),
+            &[],
+        );
+        let text = std::fs::read_to_string(dir.path().join(format!("metrics-{}", m.label)))
+            .unwrap_or_default();
+        assert!(
+            text.contains("\netcd_server_has_leader 1\n"),
+            "{}: /metrics over TLS: {} bytes, {}",
+            m.label,
+            text.len(),
+            metrics.stderr
         );
     }
 }
@@ -620,7 +657,7 @@ fn ferretcd_refuses_to_start_without_what_tls_needs() {
         ),
     ];
     for (flags, want) in cases {
-        let mut m = spawn("ferretcd", &ferret_testkit::bin::ferretcd(), &flags);
+        let mut m = spawn("ferretcd", &ferret_testkit::bin::ferretcd(), &flags, false);
         let start = Instant::now();
         let status = loop {
             if let Some(st) = m.proc.exited() {

@@ -133,9 +133,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "Host headers are not checked",
         |c, d| c.host_whitelist != d.host_whitelist,
     ),
-    refuse_value("listen-metrics-urls", TLS_METRICS_LOGS, "TLS on the metrics listener is not implemented", |c, _| {
-        c.listen_metrics_urls.iter().any(|u| u.is_tls())
-    }),
     refuse(
         "enable-pprof",
         TLS_METRICS_LOGS,

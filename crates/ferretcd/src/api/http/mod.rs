@@ -56,6 +56,17 @@ pub struct Http2Settings {
     pub max_concurrent_streams: u32,
 }
 
+/// etcd's defaults (no pings, a 20 s ping timeout, no stream limit).
+impl Default for Http2Settings {
+    fn default() -> Http2Settings {
+        Http2Settings {
+            keepalive_interval: None,
+            keepalive_timeout: Duration::from_secs(20),
+            max_concurrent_streams: u32::MAX,
+        }
+    }
+}
+
 /// The gRPC service the client listeners serve HTTP/2 with.
 pub trait Grpc:
     tower::Service<Request<Incoming>, Response = Response<tonic::body::Body>, Error = Infallible>
@@ -210,10 +221,12 @@ async fn serve_tls<R, G>(
     });
     let http2 = conn.alpn_protocol() == Some(b"h2");
     match h2 {
-        Some((grpc, settings)) if http2 => {
-            serve_http2_mixed(tls, grpc, routes, cert, &settings).await
+        _ if !http2 => serve_http1(tls, routes, cert).await,
+        Some((grpc, settings)) => serve_http2_mixed(tls, Some(grpc), routes, cert, &settings).await,
+        // A listener without gRPC (metrics): HTTP/2 requests to the routes.
+        None => {
+            serve_http2_mixed::<R, G, _>(tls, None, routes, cert, &Http2Settings::default()).await
         }
-        _ => serve_http1(tls, routes, cert).await,
     }
 }
 
@@ -253,10 +266,11 @@ where
 }
 
 /// HTTP/2 over TLS: gRPC requests (content type `application/grpc...`)
-/// to `grpc`, the others to `routes` (curl's `https://` speaks HTTP/2).
+/// to `grpc` (if any), the others to `routes` (curl's `https://` speaks
+/// HTTP/2).
 async fn serve_http2_mixed<R, G, I>(
     io: I,
-    grpc: G,
+    grpc: Option<G>,
     routes: Arc<R>,
     cert: Option<ClientCertificate>,
     settings: &Http2Settings,
@@ -279,12 +293,13 @@ async fn serve_http2_mixed<R, G, I>(
                 .headers()
                 .get(CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-            let resp = if is_grpc {
-                mark_grpc(&mut req, cert.as_ref());
-                let Ok(resp) = tower::Service::call(&mut grpc, req).await;
-                resp.map(Either::Left)
-            } else {
-                handle(&*routes, req).await.map(Either::Right)
+            let resp = match grpc.as_mut().filter(|_| is_grpc) {
+                Some(grpc) => {
+                    mark_grpc(&mut req, cert.as_ref());
+                    let Ok(resp) = tower::Service::call(grpc, req).await;
+                    resp.map(Either::Left)
+                }
+                None => handle(&*routes, req).await.map(Either::Right),
             };
             Ok::<_, Infallible>(resp)
         }
