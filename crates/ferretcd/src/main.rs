@@ -253,10 +253,27 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
     let https_client = cfg.listen_client_urls.iter().find(|u| u.is_tls());
     let https_metrics = cfg.listen_metrics_urls.iter().find(|u| u.is_tls());
     if https_client.is_none() && https_metrics.is_none() {
-        if !files.is_empty() || files.verifies_clients() || t.auto_tls {
-            tracing::warn!(
-                "scheme is HTTP while key and cert files are present; ignoring key and cert files"
-            );
+        // etcd ignores them with a warning and serves plain HTTP; ferretcd
+        // never fails open, so it refuses what would not be applied.
+        let given: Vec<&str> = [
+            ("--cert-file", !t.cert_file.as_os_str().is_empty()),
+            ("--key-file", !t.key_file.as_os_str().is_empty()),
+            ("--client-cert-auth", t.client_cert_auth),
+            (
+                "--trusted-ca-file",
+                !t.trusted_ca_file.as_os_str().is_empty(),
+            ),
+            ("--client-crl-file", !t.crl_file.as_os_str().is_empty()),
+            ("--auto-tls", t.auto_tls),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            return Err(format!(
+                "{} given, but no --listen-client-urls or --listen-metrics-urls URL is https: nothing would be served with TLS (etcd would ignore them); use https:// URLs, or drop the flags",
+                given.join(", ")
+            ));
         }
         return Ok(None);
     }

@@ -50,7 +50,14 @@ impl Member {
 fn spawn(label: &'static str, binary: &Path, tls: &[String], metrics: bool) -> Member {
     let dir = TempDir::new(&format!("tls-{label}"));
     let ports = free_ports(3);
-    let url = format!("https://127.0.0.1:{}", ports[0]);
+    // `--http-urls` (a marker of these tests, not a flag): plain HTTP.
+    let scheme = if tls.iter().any(|f| f == "--http-urls") {
+        "http"
+    } else {
+        "https"
+    };
+    let tls: Vec<&String> = tls.iter().filter(|f| *f != "--http-urls").collect();
+    let url = format!("{scheme}://127.0.0.1:{}", ports[0]);
     let metrics_url = format!("https://127.0.0.1:{}", ports[2]);
     let peer = format!("http://127.0.0.1:{}", ports[1]);
     let log = dir.path().join("server.log");
@@ -70,7 +77,7 @@ fn spawn(label: &'static str, binary: &Path, tls: &[String], metrics: bool) -> M
         } else {
             vec![]
         })
-        .args(tls)
+        .args(&tls)
         .env_remove("FERRETCD_LOG")
         .stdin(Stdio::null())
         .stdout(logf.try_clone().unwrap())
@@ -639,6 +646,11 @@ fn ferretcd_refuses_to_start_without_what_tls_needs() {
     let server = pki.server("server");
     let cases: Vec<(Vec<String>, String)> = vec![
         (vec![], "TLS key/cert (--cert-file, --key-file) must be provided for client url URL with HTTPS scheme".into()),
+        (
+            // TLS flags on plain-HTTP URLs: refused, not ignored.
+            s(&["--client-cert-auth", "--http-urls"]),
+            "--client-cert-auth given, but no --listen-client-urls or --listen-metrics-urls URL is https".into(),
+        ),
         (
             s(&["--cert-file=/nonexistent.pem", &format!("--key-file={}", server.key.display())]),
             "open /nonexistent.pem: no such file or directory".into(),
