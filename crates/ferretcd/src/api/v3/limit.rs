@@ -15,10 +15,11 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use tonic::Status;
 
-/// A request body whose gRPC messages may not exceed a size.
-pub struct Frames<B> {
-    inner: B,
-    max: usize,
+/// Where a body's gRPC framing stands across its data frames: each
+/// message is a 1-byte flag, a 4-byte big-endian length, the message.
+/// Request limits and response metering both follow it.
+#[derive(Default)]
+pub struct Framing {
     /// Bytes of the current frame header seen so far (up to 5).
     header: [u8; 5],
     header_len: usize,
@@ -26,24 +27,22 @@ pub struct Frames<B> {
     remaining: usize,
 }
 
-impl<B> Frames<B> {
-    pub fn new(inner: B, max: usize) -> Frames<B> {
-        Frames {
-            inner,
-            max,
-            header: [0; 5],
-            header_len: 0,
-            remaining: 0,
-        }
-    }
-
-    /// Follows the framing through `data`; the error for a message over
-    /// the limit.
-    fn scan(&mut self, mut data: &[u8]) -> Result<(), Status> {
+impl Framing {
+    /// Follows the framing through `data`: `on_message` is told each
+    /// message's length as its header completes (an error stops the
+    /// walk). Returns how many message bytes (headers left out) `data`
+    /// held.
+    pub fn walk<E>(
+        &mut self,
+        mut data: &[u8],
+        mut on_message: impl FnMut(usize) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut bytes = 0u64;
         while !data.is_empty() {
             if self.remaining > 0 {
                 let n = self.remaining.min(data.len());
                 self.remaining -= n;
+                bytes += n as u64;
                 data = &data[n..];
                 continue;
             }
@@ -55,19 +54,47 @@ impl<B> Frames<B> {
                 self.header_len = 0;
                 let len =
                     u32::from_be_bytes(self.header[1..5].try_into().expect("4 bytes")) as usize;
-                // etcd_network_client_grpc_received_bytes_total: message
-                // bytes, as etcd counts a request's size.
-                ferret_metrics::get().grpc_received_bytes.inc_by(len as u64);
-                if len > self.max {
-                    return Err(Status::resource_exhausted(format!(
-                        "grpc: received message larger than max ({len} vs. {})",
-                        self.max
-                    )));
-                }
+                on_message(len)?;
                 self.remaining = len;
             }
         }
-        Ok(())
+        Ok(bytes)
+    }
+}
+
+/// A request body whose gRPC messages may not exceed a size.
+pub struct Frames<B> {
+    inner: B,
+    max: usize,
+    framing: Framing,
+}
+
+impl<B> Frames<B> {
+    pub fn new(inner: B, max: usize) -> Frames<B> {
+        Frames {
+            inner,
+            max,
+            framing: Framing::default(),
+        }
+    }
+
+    /// Follows the framing through `data`; the error for a message over
+    /// the limit.
+    fn scan(&mut self, data: &[u8]) -> Result<(), Status> {
+        let max = self.max;
+        self.framing
+            .walk(data, |len| {
+                // etcd_network_client_grpc_received_bytes_total: message
+                // bytes, as etcd counts a request's size.
+                ferret_metrics::get().grpc_received_bytes.inc_by(len as u64);
+                if len > max {
+                    return Err(Status::resource_exhausted(format!(
+                        "grpc: received message larger than max ({len} vs. {max})"
+                    )));
+                }
+                Ok(())
+            })
+            .map(|_| ())
     }
 }
 

@@ -10,11 +10,14 @@
 //! [`METHODS`] is the table of served methods, in the order a lookup
 //! tries them (the KV methods first: they are most of the traffic).
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+
+use super::limit::Framing;
 use ferret_metrics::grpc::{GrpcMethod, GrpcMetrics};
 use http_body::{Body, Frame, SizeHint};
 
@@ -121,9 +124,7 @@ impl Call {
             tonic::body::Body::new(Metered {
                 inner: body,
                 call: Some(self),
-                header: [0; 5],
-                header_len: 0,
-                remaining: 0,
+                framing: Framing::default(),
             })
         })
     }
@@ -146,39 +147,14 @@ struct Metered {
     inner: tonic::body::Body,
     /// Until the call is counted handled.
     call: Option<Call>,
-    /// The gRPC framing (flag, 4-byte length) across data frames.
-    header: [u8; 5],
-    header_len: usize,
-    remaining: usize,
+    /// The gRPC framing across data frames.
+    framing: Framing,
 }
 
 impl Metered {
     /// Counts the message bytes `data` completes or continues.
-    fn count(&mut self, mut data: &[u8]) {
-        let mut bytes = 0u64;
-        while !data.is_empty() {
-            if self.remaining > 0 {
-                let n = self.remaining.min(data.len());
-                self.remaining -= n;
-                bytes += n as u64;
-                data = &data[n..];
-                continue;
-            }
-            let n = (5 - self.header_len).min(data.len());
-            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
-            self.header_len += n;
-            data = &data[n..];
-            if self.header_len == 5 {
-                self.header_len = 0;
-                let len = u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]);
-                self.remaining = len as usize;
-            }
-        }
+    fn count(&mut self, data: &[u8]) {
+        let Ok(bytes) = self.framing.walk(data, |_| Ok::<(), Infallible>(()));
         if bytes > 0 {
             ferret_metrics::get().grpc_sent_bytes.inc_by(bytes);
         }
