@@ -69,6 +69,7 @@ impl Tools {
             election_ms: ELECTION_MS,
             snapshot_count: None,
             extra: Vec::new(),
+            peer_tls: false,
         });
         Etcd {
             tools: self,

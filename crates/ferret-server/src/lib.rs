@@ -23,6 +23,8 @@
 //! - `inbox`: the Ready loop's bounded input queue, which wakes its poller.
 //! - `peer_request`: lease queries a follower forwards to the leader, and
 //!   their answers (the leader answers from its lessor).
+//! - `peer_tls`: a peer connection's bytes, plain or under TLS (rustls),
+//!   and which URLs and listeners speak TLS.
 //! - `transport`: the peer streams, driven by the Raft thread, and the
 //!   peer wire format (message streams and snapshot streams, to the byte).
 //! - `snapshot_stream`: sending and receiving a snapshot (v2 store and v3
@@ -41,6 +43,7 @@ mod inbox;
 pub mod membership;
 pub mod migrate;
 mod peer_request;
+pub mod peer_tls;
 mod purge;
 mod raft_log;
 mod raft_node;
@@ -54,6 +57,7 @@ pub use apply::{Applied, StateMachines, KEYS_PREFIX};
 pub use clock::now_ns;
 pub use entry::{InitialMember, WalMetadata};
 pub use membership::Member;
+pub use peer_tls::{PeerAddr, PeerTls};
 pub use raft_node::StartError;
 pub use server::{LeaseTtl, RenewOutcome, Server, ServerConfig, V3Settings};
 pub use shared::{FollowerStats, Identity, LogPosition, ServerError};

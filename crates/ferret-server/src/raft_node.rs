@@ -1236,19 +1236,21 @@ impl RaftNode {
             return;
         }
         self.strangers_asked.insert(id, now);
-        let addrs: Vec<String> = self
+        let addrs: Vec<crate::peer_tls::PeerAddr> = self
             .net
             .peers()
             .into_iter()
             .flat_map(|p| self.net.peer_addrs(p))
             .collect();
         let cluster_id = self.net.cluster_id();
+        let tls = self.net.tls().clone();
         let tx = self.inbox_tx.clone();
         let spawned = std::thread::Builder::new()
             .name("stranger-check".into())
             .spawn(move || {
                 for addr in addrs {
-                    let Ok(body) = crate::transport::query_cluster(&addr, STRANGER_ASK_TIMEOUT)
+                    let Ok(body) =
+                        crate::transport::query_cluster(&addr, &tls, STRANGER_ASK_TIMEOUT)
                     else {
                         continue;
                     };
@@ -1403,6 +1405,7 @@ impl RaftNode {
         let job = snapshot_stream::Outgoing {
             msg,
             addrs: self.net.peer_addrs(to),
+            tls: self.net.tls().clone(),
             cluster_id: self.net.cluster_id(),
             self_id: self.member_id,
             snap_dir: self.snap_dir.clone(),
@@ -1452,7 +1455,12 @@ impl RaftNode {
     /// a snapshot is being received or waits to be installed (then the
     /// stream is closed, and its sender reports a failure to raft-rs,
     /// which tries again later).
-    fn receive_snapshot(&mut self, from: u64, stream: std::net::TcpStream, buffered: Vec<u8>) {
+    fn receive_snapshot(
+        &mut self,
+        from: u64,
+        stream: crate::peer_tls::PeerSocket,
+        buffered: Vec<u8>,
+    ) {
         if !matches!(self.receive, Receive::Idle) {
             tracing::info!(
                 from = %format!("{from:x}"),

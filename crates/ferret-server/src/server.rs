@@ -24,6 +24,7 @@ use crate::entry::{self, IdGenerator, InitialMember, WalMetadata};
 use crate::inbox::{self, InboxSender, QueueError};
 use crate::membership::{Change, Member};
 use crate::peer_request::{self, LeaderAnswer, LeaderQuery};
+use crate::peer_tls::{PeerAddr, PeerTls};
 use crate::raft_node::{self, Input, NodeConfig, Outcome, StartError};
 use crate::shared::{FollowerStats, Identity, LogPosition, ServerError, Shared};
 use crate::transport::{self, PeerNet, TransportStats};
@@ -43,8 +44,10 @@ pub struct ServerConfig {
     /// to (this member must have been added to it).
     pub join_existing: bool,
     pub client_urls: Vec<String>,
-    /// Addresses (`host:port`) to accept peer streams on.
-    pub peer_listen: Vec<String>,
+    /// Where to accept peer streams (https ones with TLS).
+    pub peer_listen: Vec<PeerAddr>,
+    /// `--peer-*` TLS: for https peer listeners and peer URLs.
+    pub peer_tls: PeerTls,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub snapshot_count: u64,
@@ -184,7 +187,7 @@ impl Server {
         let mut listeners = Vec::new();
         for addr in &cfg.peer_listen {
             let l = transport::bind(addr).map_err(|error| StartError::PeerListen {
-                addr: addr.clone(),
+                addr: addr.host_port.clone(),
                 error,
             })?;
             listeners.push(l);
@@ -261,6 +264,7 @@ impl Server {
             }
         };
         let stats_for_transport = stats.clone();
+        let peer_tls = cfg.peer_tls.clone();
         let (node, meta) = raft_node::start(
             node_cfg,
             new_cluster,
@@ -274,6 +278,7 @@ impl Server {
                     meta.cluster_id,
                     peers,
                     listeners,
+                    peer_tls,
                     stats_for_transport,
                 )
             },
@@ -338,7 +343,7 @@ impl Server {
                 }
             }
         }
-        tokio::spawn(watch_for_removal(server.clone()));
+        tokio::spawn(watch_for_removal(server.clone(), cfg.peer_tls.clone()));
         Ok(server)
     }
 
@@ -886,7 +891,7 @@ const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// peers answer such a member's streams "removed" (HTTP 410); a ferretcd
 /// member without a leader asks its peers for the membership (the cluster
 /// query of `transport`) and stops for good once one lists it as removed.
-async fn watch_for_removal(server: Server) {
+async fn watch_for_removal(server: Server, tls: PeerTls) {
     loop {
         tokio::time::sleep(REMOVAL_CHECK_INTERVAL).await;
         if server.leader_id().is_some() {
@@ -899,12 +904,13 @@ async fn watch_for_removal(server: Server) {
             .filter(|m| m.id != me)
             .flat_map(|m| m.peer_urls)
             .collect();
+        let tls = tls.clone();
         let removed = tokio::task::spawn_blocking(move || {
             urls.iter().any(|url| {
-                let Some(addr) = transport::peer_addr(url) else {
+                let Some(addr) = PeerAddr::parse(url) else {
                     return false;
                 };
-                let Ok(body) = transport::query_cluster(&addr, JOIN_QUERY_TIMEOUT) else {
+                let Ok(body) = transport::query_cluster(&addr, &tls, JOIN_QUERY_TIMEOUT) else {
                     return false;
                 };
                 let Ok(info) =
@@ -960,6 +966,7 @@ struct AmnesiaGuard {
     data_dir: PathBuf,
     own_urls: Vec<String>,
     peer_urls: Vec<String>,
+    tls: PeerTls,
     voters: usize,
     /// Whether this start proposed its attributes yet.
     shared: Arc<Shared>,
@@ -990,6 +997,7 @@ impl AmnesiaGuard {
             data_dir: cfg.data_dir.clone(),
             own_urls: server.identity().peer_urls,
             peer_urls,
+            tls: cfg.peer_tls.clone(),
             voters: voters.max(cfg.initial_members.len()).max(1),
             shared: server.shared.clone(),
         }
@@ -999,10 +1007,10 @@ impl AmnesiaGuard {
     fn check(&self) -> Verdict {
         let mut blank = 1; // itself
         for url in &self.peer_urls {
-            let Some(addr) = transport::peer_addr(url) else {
+            let Some(addr) = PeerAddr::parse(url) else {
                 continue;
             };
-            let Ok(body) = transport::query_cluster(&addr, JOIN_QUERY_TIMEOUT) else {
+            let Ok(body) = transport::query_cluster(&addr, &self.tls, JOIN_QUERY_TIMEOUT) else {
                 continue;
             };
             let Ok(info) =
@@ -1107,10 +1115,10 @@ fn join_running_cluster(cfg: &ServerConfig) -> Result<(WalMetadata, raft_node::P
         .collect();
     let mut errors = Vec::new();
     for url in &remote {
-        let Some(addr) = transport::peer_addr(url) else {
+        let Some(addr) = PeerAddr::parse(url) else {
             continue;
         };
-        let body = match transport::query_cluster(&addr, JOIN_QUERY_TIMEOUT) {
+        let body = match transport::query_cluster(&addr, &cfg.peer_tls, JOIN_QUERY_TIMEOUT) {
             Ok(b) => b,
             Err(e) => {
                 errors.push(format!("{url}: {e}"));

@@ -38,7 +38,6 @@
 //!   the WAL's marker, which the restart uses.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +46,7 @@ use ferret_mvcc::{Mvcc, Prepared, SnapshotWriter};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
+use crate::peer_tls::{PeerAddr, PeerSocket, PeerTls};
 use crate::transport::{
     hello, snapshot_ack_timeout, CONNECT_TIMEOUT, FRAME_HEAD_BYTES, FRAME_SNAP_ACK,
     FRAME_SNAP_BACKEND, FRAME_SNAP_BACKEND_PART, FRAME_SNAP_END, FRAME_SNAP_MESSAGE, FRAME_SNAP_V2,
@@ -65,8 +65,10 @@ const IO_BUFFER_BYTES: usize = 256 * 1024;
 /// carries only metadata), where to send it, and where the data is.
 pub struct Outgoing {
     pub msg: Message,
-    /// The peer's `host:port`s, tried in order.
-    pub addrs: Vec<String>,
+    /// Where the peer's URLs point, tried in order.
+    pub addrs: Vec<PeerAddr>,
+    /// For https ones.
+    pub tls: PeerTls,
     pub cluster_id: u64,
     pub self_id: u64,
     /// Where the snapshot file of the message's index and term is.
@@ -104,7 +106,7 @@ pub fn send(job: Outgoing) -> Result<Sent, String> {
             "the v3 backend holds the log up to {consistent_index}, before the snapshot at {index}"
         ));
     }
-    let stream = connect(&job.addrs)?;
+    let stream = connect(&job.addrs, &job.tls)?;
     let mut sent = send_on(
         stream,
         job.cluster_id,
@@ -117,21 +119,12 @@ pub fn send(job: Outgoing) -> Result<Sent, String> {
     Ok(sent)
 }
 
-fn connect(addrs: &[String]) -> Result<TcpStream, String> {
+fn connect(addrs: &[PeerAddr], tls: &PeerTls) -> Result<PeerSocket, String> {
     let mut last = "the peer has no address".to_string();
-    for hp in addrs {
-        let resolved = match hp.to_socket_addrs() {
-            Ok(a) => a,
-            Err(e) => {
-                last = format!("{hp}: {e}");
-                continue;
-            }
-        };
-        for a in resolved {
-            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = format!("{a}: {e}"),
-            }
+    for to in addrs {
+        match tls.connect(to, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{to}: {e}"),
         }
     }
     Err(last)
@@ -179,7 +172,7 @@ fn frame_head(kind: u8, body_len: usize) -> [u8; FRAME_HEAD_BYTES] {
 /// pieces, backend chunks from `next_chunk` (each one encoded
 /// `ferretpb.BackendChunk`), end, then the acknowledgement.
 pub(crate) fn send_on(
-    stream: TcpStream,
+    mut stream: PeerSocket,
     cluster_id: u64,
     self_id: u64,
     msg: &Message,
@@ -187,12 +180,13 @@ pub(crate) fn send_on(
     next_chunk: &mut dyn FnMut() -> Result<Option<Vec<u8>>, String>,
 ) -> Result<Sent, String> {
     let io = |what: &str, e: io::Error| format!("{what}: {e}");
-    let _ = stream.set_nodelay(true);
+    let _ = stream.sock().set_nodelay(true);
     stream
+        .sock()
         .set_write_timeout(Some(SNAPSHOT_IO_TIMEOUT))
         .map_err(|e| io("socket", e))?;
     let mut out = FrameOut {
-        w: BufWriter::with_capacity(IO_BUFFER_BYTES, &stream),
+        w: BufWriter::with_capacity(IO_BUFFER_BYTES, &mut stream),
         frames: 0,
         bytes: 0,
         crc: 0,
@@ -225,10 +219,11 @@ pub(crate) fn send_on(
     drop(out);
     // The receiver syncs and indexes the backend before it answers.
     stream
+        .sock()
         .set_read_timeout(Some(snapshot_ack_timeout(bytes)))
         .map_err(|e| io("socket", e))?;
     let mut ack = [0u8; FRAME_HEAD_BYTES + 1];
-    (&stream)
+    stream
         .read_exact(&mut ack)
         .map_err(|e| io("no acknowledgement", e))?;
     if ack != [2, 0, 0, 0, FRAME_SNAP_ACK, ACK_OK] {
@@ -266,7 +261,7 @@ impl std::fmt::Debug for Received {
 /// the end frame, prepares the backend, acknowledges. On any failure,
 /// nothing is left at `path`.
 pub fn receive(
-    stream: TcpStream,
+    mut stream: PeerSocket,
     buffered: Vec<u8>,
     from: u64,
     self_id: u64,
@@ -275,7 +270,7 @@ pub fn receive(
     checkpoint_interval: Option<Duration>,
 ) -> Result<Received, String> {
     let result = receive_inner(
-        &stream,
+        &mut stream,
         buffered,
         from,
         self_id,
@@ -297,7 +292,7 @@ pub fn receive(
 }
 
 fn receive_inner(
-    stream: &TcpStream,
+    stream: &mut PeerSocket,
     buffered: Vec<u8>,
     from: u64,
     self_id: u64,
@@ -305,12 +300,14 @@ fn receive_inner(
     min_lease_ttl: i64,
     checkpoint_interval: Option<Duration>,
 ) -> Result<Received, String> {
-    stream
-        .set_read_timeout(Some(SNAPSHOT_IO_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(SNAPSHOT_IO_TIMEOUT)))
+    let sock = stream.sock();
+    sock.set_read_timeout(Some(SNAPSHOT_IO_TIMEOUT))
+        .and_then(|()| sock.set_write_timeout(Some(SNAPSHOT_IO_TIMEOUT)))
         .map_err(|e| format!("socket: {e}"))?;
-    let mut input =
-        BufReader::with_capacity(IO_BUFFER_BYTES, io::Cursor::new(buffered).chain(stream));
+    let mut input = BufReader::with_capacity(
+        IO_BUFFER_BYTES,
+        io::Cursor::new(buffered).chain(&mut *stream),
+    );
     let mut body = Vec::new();
     let (mut frames, mut bytes, mut crc) = (0u64, 0u64, 0u32);
     let mut next = |input: &mut dyn Read, body: &mut Vec<u8>| -> Result<u8, String> {
@@ -417,8 +414,9 @@ fn receive_inner(
     }
     let mut ack = frame_head(FRAME_SNAP_ACK, 1).to_vec();
     ack.push(ACK_OK);
-    (&*stream)
+    stream
         .write_all(&ack)
+        .and_then(|()| stream.close())
         .map_err(|e| format!("acknowledging: {e}"))?;
     msg.mut_snapshot().data = v2.into();
     Ok(Received {
@@ -431,7 +429,8 @@ fn receive_inner(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use crate::peer_tls::Wire;
+    use std::net::{TcpListener, TcpStream};
     use std::time::Instant;
 
     use ferret_mvcc::{Applier, MvccConfig, Storage, V3Request};
@@ -518,7 +517,7 @@ mod tests {
         });
         let mut reader = mvcc.snapshot_reader().unwrap();
         let stream = TcpStream::connect(addr).unwrap();
-        let sent = send_on(stream, 0xc1, 1, msg, payload, &mut || {
+        let sent = send_on(Wire::plain(stream), 0xc1, 1, msg, payload, &mut || {
             reader.next_chunk().map_err(|e| e.to_string())
         })
         .unwrap();
@@ -545,7 +544,7 @@ mod tests {
         });
         let (s, _) = l.accept().unwrap();
         let got = receive(
-            s,
+            Wire::plain(s),
             bytes[HELLO_LEN..HELLO_LEN + 100].to_vec(),
             1,
             2,
@@ -648,9 +647,14 @@ mod tests {
         });
         let mut reader = leader.snapshot_reader().unwrap();
         let stream = TcpStream::connect(addr).unwrap();
-        let r = send_on(stream, 0xc1, 1, &snapshot_msg(5), b"x", &mut || {
-            reader.next_chunk().map_err(|e| e.to_string())
-        });
+        let r = send_on(
+            Wire::plain(stream),
+            0xc1,
+            1,
+            &snapshot_msg(5),
+            b"x",
+            &mut || reader.next_chunk().map_err(|e| e.to_string()),
+        );
         peer.join().unwrap();
         assert!(r.is_err());
     }

@@ -171,6 +171,7 @@ use raft::eraftpb::{Message, MessageType};
 
 use crate::inbox::{Inbox, WAKER};
 use crate::peer_request::{self, PeerAnswer, PeerRequest};
+use crate::peer_tls::{PeerAddr, PeerSocket, PeerTls, Wire};
 
 const MAGIC: &[u8; 4] = b"FRFT";
 /// The wire format's version (see the module docs).
@@ -309,13 +310,14 @@ pub enum NetEvent {
         answer: PeerAnswer,
     },
     /// A member about to join asks for the cluster's id and membership:
-    /// its socket, in blocking mode, to write the answer to.
-    ClusterQuery(std::net::TcpStream),
-    /// A peer opened a snapshot stream: its socket, in blocking mode, and
-    /// the bytes already read after the handshake, for a receiver thread.
+    /// its connection, in blocking mode, to write the answer to.
+    ClusterQuery(PeerSocket),
+    /// A peer opened a snapshot stream: its connection, in blocking mode,
+    /// and the bytes already read after the handshake, for a receiver
+    /// thread.
     SnapshotStream {
         from: u64,
-        stream: std::net::TcpStream,
+        stream: PeerSocket,
         buffered: Vec<u8>,
     },
 }
@@ -331,13 +333,31 @@ pub fn hello(cluster_id: u64, from: u64, kind: u8) -> [u8; HELLO_LEN] {
     h
 }
 
+/// A peer listener, and whether it speaks TLS (an https URL).
+pub struct PeerListener {
+    listener: TcpListener,
+    tls: bool,
+}
+
+impl PeerListener {
+    #[cfg(test)]
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
 /// Binds a peer listener (before the Raft thread starts, so a port in use
 /// fails the start).
-pub fn bind(addr: &str) -> io::Result<TcpListener> {
+pub fn bind(addr: &PeerAddr) -> io::Result<PeerListener> {
     let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
-    for a in addr.to_socket_addrs()? {
+    for a in addr.host_port.to_socket_addrs()? {
         match TcpListener::bind(a) {
-            Ok(l) => return Ok(l),
+            Ok(listener) => {
+                return Ok(PeerListener {
+                    listener,
+                    tls: addr.tls,
+                })
+            }
             Err(e) => last = e,
         }
     }
@@ -351,7 +371,9 @@ enum Conn {
     Resolving(Receiver<io::Result<Vec<SocketAddr>>>),
     /// Connecting since `retry_at` (reused as the start time).
     Connecting(TcpStream),
-    Up(TcpStream),
+    /// Connected; under TLS when the peer's URL is https (the handshake
+    /// goes on as the stream is written and read).
+    Up(Wire<TcpStream>),
 }
 
 /// The stream to one peer, and the bytes not yet written to it.
@@ -360,7 +382,12 @@ struct Outbound {
     /// The peer left the cluster: never connected again (its slot stays,
     /// as slots are poll tokens).
     retired: bool,
-    addrs: Vec<String>,
+    addrs: Vec<PeerAddr>,
+    /// The address of the attempt in progress (or the last one).
+    addr: Option<PeerAddr>,
+    /// The last failure logged as a warning (a TLS one), so that a
+    /// peer refusing every attempt logs it once, not every second.
+    warned: Option<String>,
     attempt: usize,
     conn: Conn,
     retry_at: Instant,
@@ -372,7 +399,8 @@ struct Outbound {
 
 /// A stream a peer opened to us.
 struct Inbound {
-    stream: TcpStream,
+    stream: Wire<TcpStream>,
+    from_addr: SocketAddr,
     frames: FrameReader,
 }
 
@@ -413,7 +441,8 @@ pub struct PeerNet {
     events: Events,
     self_id: u64,
     cluster_id: u64,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<PeerListener>,
+    tls: PeerTls,
     outbound: Vec<Outbound>,
     by_peer: HashMap<u64, usize>,
     inbound: HashMap<Token, Inbound>,
@@ -429,13 +458,15 @@ pub struct PeerNet {
 }
 
 impl PeerNet {
-    /// `peers` maps member id to peer URLs; `listeners` accept peer streams.
+    /// `peers` maps member id to peer URLs; `listeners` accept peer
+    /// streams; `tls` speaks to https URLs and on https listeners.
     pub fn new(
         poll: Poll,
         self_id: u64,
         cluster_id: u64,
         peers: &[(u64, Vec<String>)],
-        listeners: Vec<TcpListener>,
+        listeners: Vec<PeerListener>,
+        tls: PeerTls,
         stats: Arc<TransportStats>,
     ) -> io::Result<PeerNet> {
         let mut net = PeerNet {
@@ -444,6 +475,7 @@ impl PeerNet {
             self_id,
             cluster_id,
             listeners: Vec::new(),
+            tls,
             outbound: Vec::new(),
             by_peer: HashMap::new(),
             inbound: HashMap::new(),
@@ -455,9 +487,11 @@ impl PeerNet {
             touched: Vec::new(),
         };
         for (i, mut l) in listeners.into_iter().enumerate() {
-            net.poll
-                .registry()
-                .register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+            net.poll.registry().register(
+                &mut l.listener,
+                Token(FIRST_LISTENER + i),
+                Interest::READABLE,
+            )?;
             net.listeners.push(l);
         }
         for (id, urls) in peers {
@@ -472,7 +506,7 @@ impl PeerNet {
         if id == self.self_id {
             return;
         }
-        let addrs: Vec<String> = urls.iter().filter_map(|u| host_port(u)).collect();
+        let addrs: Vec<PeerAddr> = urls.iter().filter_map(|u| PeerAddr::parse(u)).collect();
         if let Some(&i) = self.by_peer.get(&id) {
             let o = &mut self.outbound[i];
             if o.addrs != addrs {
@@ -489,6 +523,8 @@ impl PeerNet {
             peer: id,
             retired: false,
             addrs,
+            addr: None,
+            warned: None,
             attempt: 0,
             conn: Conn::Idle,
             retry_at: now,
@@ -508,11 +544,7 @@ impl PeerNet {
         self.stats.set_active(id, false);
         o.retired = true;
         o.addrs.clear();
-        if let Conn::Connecting(mut s) | Conn::Up(mut s) =
-            std::mem::replace(&mut o.conn, Conn::Idle)
-        {
-            let _ = self.poll.registry().deregister(&mut s);
-        }
+        deregister(&self.poll, std::mem::replace(&mut o.conn, Conn::Idle));
         o.buf = Vec::new();
         o.sent = 0;
         // Whatever it still sends is not a member's.
@@ -524,7 +556,7 @@ impl PeerNet {
             .collect();
         for t in from_it {
             if let Some(mut c) = self.inbound.remove(&t) {
-                let _ = self.poll.registry().deregister(&mut c.stream);
+                let _ = self.poll.registry().deregister(c.stream.sock_mut());
             }
         }
     }
@@ -624,9 +656,9 @@ impl PeerNet {
         true
     }
 
-    /// The peer URLs' `host:port`s of member `id`, for a connection of
-    /// another kind (a snapshot stream).
-    pub fn peer_addrs(&self, id: u64) -> Vec<String> {
+    /// Where member `id`'s peer URLs point, for a connection of another
+    /// kind (a snapshot stream, a cluster query).
+    pub fn peer_addrs(&self, id: u64) -> Vec<PeerAddr> {
         self.by_peer
             .get(&id)
             .map(|&i| self.outbound[i].addrs.clone())
@@ -635,6 +667,11 @@ impl PeerNet {
 
     pub fn cluster_id(&self) -> u64 {
         self.cluster_id
+    }
+
+    /// The peer TLS, for the connections of other kinds.
+    pub fn tls(&self) -> &PeerTls {
+        &self.tls
     }
 
     /// Waits up to `timeout` for peer traffic or an input, does the socket
@@ -686,6 +723,9 @@ impl PeerNet {
             } else if t >= FIRST_INBOUND {
                 if readable {
                     self.read_inbound(token, out);
+                } else if writable {
+                    // TLS records the socket would not take before.
+                    self.push_inbound(token);
                 }
             } else if t >= FIRST_OUTBOUND {
                 let i = t - FIRST_OUTBOUND;
@@ -721,7 +761,9 @@ impl PeerNet {
                         o.retry_at = now + BACKOFF_MAX;
                         continue;
                     }
-                    let hp = o.addrs[o.attempt % o.addrs.len()].clone();
+                    let to = o.addrs[o.attempt % o.addrs.len()].clone();
+                    let hp = to.host_port.clone();
+                    o.addr = Some(to);
                     o.attempt += 1;
                     match hp.parse::<SocketAddr>() {
                         Ok(a) => Ok(vec![a]),
@@ -800,7 +842,20 @@ impl PeerNet {
                     let Conn::Connecting(s) = std::mem::replace(&mut o.conn, Conn::Idle) else {
                         unreachable!("matched above");
                     };
-                    o.conn = Conn::Up(s);
+                    let session = match o.addr.as_ref().filter(|a| a.tls) {
+                        None => Ok(None),
+                        Some(to) => self.tls.client_session(to).map(Some),
+                    };
+                    match session {
+                        Ok(None) => o.conn = Conn::Up(Wire::plain(s)),
+                        Ok(Some(session)) => o.conn = Conn::Up(Wire::tls(s, session)),
+                        Err(e) => {
+                            // Put back, so that `fail` deregisters it.
+                            o.conn = Conn::Connecting(s);
+                            self.fail(i, &e);
+                            return;
+                        }
+                    }
                     o.backoff = BACKOFF_MIN;
                     self.stats.set_active(o.peer, true);
                     tracing::debug!(peer = %format!("{:x}", o.peer), "connected to peer");
@@ -880,12 +935,22 @@ impl PeerNet {
     fn fail(&mut self, i: usize, why: &dyn std::fmt::Display) {
         let o = &mut self.outbound[i];
         self.stats.set_active(o.peer, false);
-        tracing::debug!(peer = %format!("{:x}", o.peer), error = %why, "peer unreachable");
-        if let Conn::Connecting(mut s) | Conn::Up(mut s) =
-            std::mem::replace(&mut o.conn, Conn::Idle)
-        {
-            let _ = self.poll.registry().deregister(&mut s);
+        let why = why.to_string();
+        // A TLS failure (a refused certificate, no peer TLS for an https
+        // URL) is the operator's to fix: a warning, once until it changes.
+        let tls = why.starts_with("tls: ") || why.contains("no peer TLS");
+        if tls && o.warned.as_deref() != Some(why.as_str()) {
+            tracing::warn!(
+                peer = %format!("{:x}", o.peer),
+                address = %o.addr.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+                error = %why,
+                "cannot connect to the peer"
+            );
+            o.warned = Some(why);
+        } else {
+            tracing::debug!(peer = %format!("{:x}", o.peer), error = %why, "peer unreachable");
         }
+        deregister(&self.poll, std::mem::replace(&mut o.conn, Conn::Idle));
         let everything = o.buf.len();
         compact(&mut o.buf, everything);
         o.sent = 0;
@@ -899,23 +964,38 @@ impl PeerNet {
             return;
         };
         loop {
-            match l.accept() {
-                Ok((mut stream, _)) => {
+            match l.listener.accept() {
+                Ok((mut stream, from_addr)) => {
                     let _ = stream.set_nodelay(true);
                     let token = Token(self.next_inbound);
                     self.next_inbound += 1;
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, token, Interest::READABLE)
-                    {
+                    // A TLS handshake writes too: the socket may be full.
+                    let interest = if l.tls {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
+                    if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
                         tracing::warn!(error = %e, "cannot watch a peer stream");
                         continue;
                     }
+                    let stream = if l.tls {
+                        match self.tls.server_session() {
+                            Ok(session) => Wire::tls(stream, session),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot accept a peer stream");
+                                let _ = self.poll.registry().deregister(&mut stream);
+                                continue;
+                            }
+                        }
+                    } else {
+                        Wire::plain(stream)
+                    };
                     self.inbound.insert(
                         token,
                         Inbound {
                             stream,
+                            from_addr,
                             frames: FrameReader::default(),
                         },
                     );
@@ -967,19 +1047,26 @@ impl PeerNet {
         let handed_over = c.frames.kind;
         let snapshot = handed_over == Some(STREAM_SNAPSHOT);
         if let Err(e) = result {
-            tracing::debug!(error = %e, "peer stream ended");
+            if e.starts_with("tls: ") {
+                // As etcd logs a peer (or client) its TLS refused.
+                tracing::warn!(
+                    "rejected connection from {:?} (error {:?}, ServerName \"\")",
+                    c.from_addr.to_string(),
+                    e
+                );
+            } else {
+                tracing::debug!(error = %e, "peer stream ended");
+            }
             if let Some(mut c) = self.inbound.remove(&token) {
-                let _ = self.poll.registry().deregister(&mut c.stream);
+                let _ = self.poll.registry().deregister(c.stream.sock_mut());
             }
             return;
         }
         if handed_over == Some(STREAM_CLUSTER_QUERY) {
-            let Some(mut c) = self.inbound.remove(&token) else {
+            let Some(c) = self.inbound.remove(&token) else {
                 return;
             };
-            let _ = self.poll.registry().deregister(&mut c.stream);
-            let stream = std::net::TcpStream::from(c.stream);
-            if stream.set_nonblocking(false).is_ok() {
+            if let Some(stream) = self.hand_over(c.stream) {
                 out.push(NetEvent::ClusterQuery(stream));
             }
             return;
@@ -988,19 +1075,61 @@ impl PeerNet {
             let Some(mut c) = self.inbound.remove(&token) else {
                 return;
             };
-            let _ = self.poll.registry().deregister(&mut c.stream);
             let from = c.frames.from.expect("the handshake is read");
             let buffered = c.frames.buf.split_off(c.frames.start);
-            let stream = std::net::TcpStream::from(c.stream);
-            match stream.set_nonblocking(false) {
-                Ok(()) => out.push(NetEvent::SnapshotStream {
+            if let Some(stream) = self.hand_over(c.stream) {
+                out.push(NetEvent::SnapshotStream {
                     from,
                     stream,
                     buffered,
-                }),
-                Err(e) => tracing::warn!(error = %e, "cannot take over a snapshot stream"),
+                });
             }
         }
+    }
+
+    /// Takes an inbound stream off the poller, as a blocking connection
+    /// (with its TLS session) for a thread of its own.
+    fn hand_over(&mut self, mut stream: Wire<TcpStream>) -> Option<PeerSocket> {
+        let _ = self.poll.registry().deregister(stream.sock_mut());
+        let stream = stream.map_sock(std::net::TcpStream::from);
+        match stream.sock().set_nonblocking(false) {
+            Ok(()) => Some(stream),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take over a peer connection");
+                None
+            }
+        }
+    }
+
+    /// Writes the TLS records an inbound stream's socket did not take
+    /// (its handshake's); a failure closes the stream.
+    fn push_inbound(&mut self, token: Token) {
+        let Some(c) = self.inbound.get_mut(&token) else {
+            return;
+        };
+        match c.stream.push() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "peer stream ended");
+                if let Some(mut c) = self.inbound.remove(&token) {
+                    let _ = self.poll.registry().deregister(c.stream.sock_mut());
+                }
+            }
+        }
+    }
+}
+
+/// Takes a connection off the poller, whatever its state.
+fn deregister(poll: &Poll, conn: Conn) {
+    match conn {
+        Conn::Connecting(mut s) => {
+            let _ = poll.registry().deregister(&mut s);
+        }
+        Conn::Up(mut w) => {
+            let _ = poll.registry().deregister(w.sock_mut());
+        }
+        Conn::Idle | Conn::Resolving(_) => {}
     }
 }
 
@@ -1130,31 +1259,25 @@ impl FrameReader {
     }
 }
 
-/// Forgets the first `consumed` bytes of `buf` when that is worth it: all
-/// of it once everything is consumed (and gives back the memory a snapshot
-/// grew it to), or the consumed prefix once it reaches
-/// [`BUFFER_KEEP_BYTES`]. Returns how many bytes were removed from the
-/// front, by which the caller's offsets into `buf` move.
-/// Answers a cluster query (stream kind 3) on its socket: the answer's
-/// length (u32) and the encoded `ferretpb.ClusterInfo`, then closes.
-pub fn answer_cluster_query(mut stream: std::net::TcpStream, info: &[u8]) -> io::Result<()> {
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+/// Answers a cluster query (stream kind 3) on its connection: the
+/// answer's length (u32) and the encoded `ferretpb.ClusterInfo`, then
+/// closes.
+pub fn answer_cluster_query(mut stream: PeerSocket, info: &[u8]) -> io::Result<()> {
+    stream
+        .sock()
+        .set_write_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(&(info.len() as u32).to_le_bytes())?;
     stream.write_all(info)?;
-    stream.flush()
+    stream.close()
 }
 
-/// Asks the member at `addr` (`host:port` of a peer URL) for the
-/// cluster's id and membership: the encoded `ferretpb.ClusterInfo`.
-pub fn query_cluster(addr: &str, timeout: Duration) -> io::Result<Vec<u8>> {
-    let sock = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::other("the name has no address"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
+/// Asks the member at `to` (a peer URL's) for the cluster's id and
+/// membership: the encoded `ferretpb.ClusterInfo`. An https URL is asked
+/// with the peer TLS.
+pub fn query_cluster(to: &PeerAddr, tls: &PeerTls, timeout: Duration) -> io::Result<Vec<u8>> {
+    let mut s = tls.connect(to, timeout)?;
     s.write_all(&hello(0, 0, STREAM_CLUSTER_QUERY))?;
+    s.flush()?;
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len) as usize;
@@ -1166,11 +1289,11 @@ pub fn query_cluster(addr: &str, timeout: Duration) -> io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// `host:port` of a peer URL, for [`query_cluster`].
-pub fn peer_addr(url: &str) -> Option<String> {
-    host_port(url)
-}
-
+/// Forgets the first `consumed` bytes of `buf` when that is worth it: all
+/// of it once everything is consumed (and gives back the memory a snapshot
+/// grew it to), or the consumed prefix once it reaches
+/// [`BUFFER_KEEP_BYTES`]. Returns how many bytes were removed from the
+/// front, by which the caller's offsets into `buf` move.
 fn compact(buf: &mut Vec<u8>, consumed: usize) -> usize {
     if consumed == buf.len() {
         buf.clear();
@@ -1186,19 +1309,16 @@ fn compact(buf: &mut Vec<u8>, consumed: usize) -> usize {
     }
 }
 
-/// `http://host:port` → `host:port`.
-fn host_port(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let hp = rest.split('/').next()?;
-    (!hp.is_empty()).then(|| hp.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::inbox::{channel, InboxSender};
     use crate::peer_request::{LeaderAnswer, LeaderQuery};
     use crate::raft_node::Input;
+    use ferret_testkit::certs::{Issued, Pki};
+    use ferret_testkit::dir::TempDir;
+    use ferret_tls::rustls::pki_types::pem::PemObject;
+    use ferret_tls::TlsFiles;
 
     const CLUSTER: u64 = 0xc1;
 
@@ -1448,13 +1568,22 @@ mod tests {
         events: Vec<NetEvent>,
     }
 
-    fn listener() -> (TcpListener, String) {
-        let l = bind("127.0.0.1:0").unwrap();
+    fn listener() -> (PeerListener, String) {
+        let l = bind(&PeerAddr::parse("127.0.0.1:0").unwrap()).unwrap();
         let addr = l.local_addr().unwrap().to_string();
         (l, addr)
     }
 
-    fn member(id: u64, l: Option<TcpListener>, peers: &[(u64, Vec<String>)]) -> Member {
+    fn member(id: u64, l: Option<PeerListener>, peers: &[(u64, Vec<String>)]) -> Member {
+        member_with(id, l, peers, PeerTls::default())
+    }
+
+    fn member_with(
+        id: u64,
+        l: Option<PeerListener>,
+        peers: &[(u64, Vec<String>)],
+        tls: PeerTls,
+    ) -> Member {
         let (poll, inbox, tx) = channel(16).unwrap();
         let net = PeerNet::new(
             poll,
@@ -1462,6 +1591,7 @@ mod tests {
             CLUSTER,
             peers,
             l.into_iter().collect(),
+            tls,
             Arc::new(TransportStats::default()),
         )
         .unwrap();
@@ -1551,7 +1681,7 @@ mod tests {
 
         // It comes back on the same address: messages and requests flow
         // again.
-        let lb = TcpListener::bind(addr_b.parse().unwrap()).unwrap();
+        let lb = bind(&PeerAddr::parse(&addr_b).unwrap()).unwrap();
         let mut b = member(2, Some(lb), &peers);
         let deadline = Instant::now() + Duration::from_secs(10);
         let request = PeerRequest {
@@ -1615,6 +1745,7 @@ mod tests {
         // The socket blocks now; what the network did not read is still
         // in it.
         stream
+            .sock()
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         while got.len() < b"first bytes".len() {
@@ -1756,6 +1887,189 @@ mod tests {
             .unwrap();
         wait_closed(&mut b, &mut s);
         assert_eq!(indexes(&b.events), vec![1]);
+    }
+
+    /// Peer TLS from test certificates: `cert` as the server's and the
+    /// client's certificate, the CA's certificates required of peers
+    /// (`--peer-client-cert-auth`); `narrow` changes the flags.
+    fn peer_tls(pki: &Pki, cert: &Issued, narrow: impl FnOnce(&mut TlsFiles)) -> PeerTls {
+        let mut files = TlsFiles {
+            cert_file: cert.cert.clone(),
+            key_file: cert.key.clone(),
+            trusted_ca_file: pki.ca_path().to_path_buf(),
+            client_cert_auth: true,
+            ..TlsFiles::default()
+        };
+        narrow(&mut files);
+        PeerTls {
+            server: Some(ferret_tls::server_config(&files, &[], &[]).unwrap()),
+            client: Some(ferret_tls::client_config(&files, &[]).unwrap()),
+        }
+    }
+
+    /// An https listener, and its URL.
+    fn tls_listener() -> (PeerListener, String) {
+        let l = bind(&PeerAddr::parse("https://127.0.0.1:0").unwrap()).unwrap();
+        let url = format!("https://{}", l.local_addr().unwrap());
+        (l, url)
+    }
+
+    /// Whether member 1 (with `tls_a`) gets a heartbeat through to member
+    /// 2 (with `tls_b`, listening on https) within `wait`.
+    fn delivers(tls_a: PeerTls, tls_b: PeerTls, wait: Duration) -> bool {
+        let (lb, url_b) = tls_listener();
+        let peers = [(1, vec![]), (2, vec![url_b])];
+        let mut a = member_with(1, None, &peers, tls_a);
+        let mut b = member_with(2, Some(lb), &peers, tls_b);
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            a.net.send(vec![message(2, 1, MessageType::MsgHeartbeat)]);
+            for _ in 0..4 {
+                a.net
+                    .wait(Duration::from_millis(5), &mut a.inbox, &mut a.events);
+                b.net
+                    .wait(Duration::from_millis(5), &mut b.inbox, &mut b.events);
+            }
+            if !indexes(&b.events).is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn members_stream_over_mutual_tls() {
+        let dir = TempDir::new("peer-tls");
+        let pki = Pki::new(dir.path(), "ca");
+        let (cert_a, cert_b) = (pki.server("a"), pki.server("b"));
+        let (lb, url_b) = tls_listener();
+        let peers = [(1, vec![]), (2, vec![url_b.clone()])];
+        let mut a = member_with(1, None, &peers, peer_tls(&pki, &cert_a, |_| {}));
+        let tls_b = peer_tls(&pki, &cert_b, |_| {});
+        let mut b = member_with(2, Some(lb), &peers, tls_b.clone());
+        // Many small messages and one that fills every buffer on the way
+        // (rustls's, the socket's): all arrive, in order.
+        let mut msgs: Vec<Message> = (0..2000)
+            .map(|i| message(2, i, MessageType::MsgAppend))
+            .collect();
+        let mut big = message(2, 2000, MessageType::MsgAppend);
+        big.context = vec![7u8; 8 << 20].into();
+        msgs.push(big);
+        let mut unreachable = send_and_look(&mut a, msgs);
+        for _ in 0..200 {
+            if !unreachable {
+                break;
+            }
+            pump(&mut a, &mut b, |_| true);
+            unreachable = send_and_look(&mut a, vec![message(2, 0, MessageType::MsgHeartbeat)]);
+        }
+        pump(&mut a, &mut b, |e| indexes(e).contains(&2000));
+        let got: Vec<u64> = indexes(&b.events).into_iter().filter(|&i| i != 0).collect();
+        assert_eq!(got, (1..=2000).collect::<Vec<_>>());
+        let big = b.events.iter().find_map(|e| match e {
+            NetEvent::Step(m) if m.index == 2000 => Some(m.context.len()),
+            _ => None,
+        });
+        assert_eq!(big, Some(8 << 20));
+
+        // A cluster query over TLS: handed over with its session, answered
+        // on a thread, read by a client that proves itself too.
+        let asker = peer_tls(&pki, &pki.client("asker", "asker"), |_| {});
+        let to = PeerAddr::parse(&url_b).unwrap();
+        let query = std::thread::spawn(move || query_cluster(&to, &asker, Duration::from_secs(10)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            assert!(Instant::now() < deadline, "the query never arrived");
+            b.net
+                .wait(Duration::from_millis(5), &mut b.inbox, &mut b.events);
+            if let Some(i) = b
+                .events
+                .iter()
+                .position(|e| matches!(e, NetEvent::ClusterQuery(_)))
+            {
+                let NetEvent::ClusterQuery(stream) = b.events.swap_remove(i) else {
+                    unreachable!()
+                };
+                break stream;
+            }
+        };
+        assert!(stream.is_tls());
+        assert_eq!(stream.peer_common_name().as_deref(), Some("asker"));
+        answer_cluster_query(stream, b"the cluster").unwrap();
+        assert_eq!(query.join().unwrap().unwrap(), b"the cluster");
+    }
+
+    #[test]
+    fn a_peer_that_cannot_prove_itself_never_reaches_raft() {
+        let dir = TempDir::new("peer-tls-refused");
+        let pki = Pki::new(dir.path(), "ca");
+        let other = Pki::new(dir.path(), "other-ca");
+        let (cert_a, cert_b) = (pki.server("a"), pki.server("b"));
+        let ok = Duration::from_secs(10);
+        let refused = Duration::from_millis(1500);
+        let tls_b = || peer_tls(&pki, &cert_b, |_| {});
+
+        // The control: both prove themselves.
+        assert!(delivers(peer_tls(&pki, &cert_a, |_| {}), tls_b(), ok));
+        // A certificate from a CA the listener does not trust. (Its client
+        // side trusts the right CA, so only its own certificate fails.)
+        let stranger = other.server("stranger");
+        let tls = peer_tls(&pki, &stranger, |_| {});
+        assert!(!delivers(tls, tls_b(), refused));
+        // An expired certificate.
+        let expired = pki.expired("expired", "a");
+        assert!(!delivers(
+            peer_tls(&pki, &expired, |_| {}),
+            tls_b(),
+            refused
+        ));
+        // No certificate at all: a client that only checks the server.
+        let mut anonymous = peer_tls(&pki, &cert_a, |_| {});
+        anonymous.client = Some(Arc::new(
+            ferret_tls::rustls::ClientConfig::builder_with_provider(Arc::new(
+                ferret_tls::provider(&[]).unwrap(),
+            ))
+            .with_protocol_versions(ferret_tls::rustls::ALL_VERSIONS)
+            .unwrap()
+            .with_root_certificates({
+                let mut roots = ferret_tls::rustls::RootCertStore::empty();
+                let pem = std::fs::read(pki.ca_path()).unwrap();
+                for c in ferret_tls::rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                roots
+            })
+            .with_no_client_auth(),
+        ));
+        assert!(!delivers(anonymous, tls_b(), refused));
+        // Revoked by the listener's --peer-crl-file.
+        let crl = pki.crl("revoked", &[&cert_a]);
+        let revoking = peer_tls(&pki, &cert_b, |f| f.crl_file = crl.clone());
+        assert!(!delivers(
+            peer_tls(&pki, &cert_a, |_| {}),
+            revoking,
+            refused
+        ));
+        // --peer-cert-allowed-cn: only that name, whatever the CA signed.
+        let only_c = peer_tls(&pki, &cert_b, |f| f.allowed_cn = "c".into());
+        assert!(!delivers(peer_tls(&pki, &cert_a, |_| {}), only_c, refused));
+        let only_a = peer_tls(&pki, &cert_b, |f| f.allowed_cn = "a".into());
+        assert!(delivers(peer_tls(&pki, &cert_a, |_| {}), only_a, ok));
+        // A member with no peer TLS never speaks plain text to an https
+        // URL (and cannot get through either).
+        assert!(!delivers(PeerTls::default(), tls_b(), refused));
+
+        // A forged heartbeat in plain text, claiming a member's id, on the
+        // TLS port: not a TLS handshake, so closed unread.
+        let (lb, url_b) = tls_listener();
+        let mut b = member_with(2, Some(lb), &[(1, vec![]), (2, vec![])], tls_b());
+        let mut s = std::net::TcpStream::connect(url_b.trim_start_matches("https://")).unwrap();
+        s.write_all(&hello(CLUSTER, 1)).unwrap();
+        let mut forged = message(2, 1, MessageType::MsgHeartbeat);
+        forged.term = 1000;
+        s.write_all(&frame(&forged)).unwrap();
+        wait_closed(&mut b, &mut s);
+        assert!(b.events.iter().all(|e| !matches!(e, NetEvent::Step(_))));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Options {
     /// More flags for every member, after the ones above (the binary may
     /// be etcd itself, which takes the same flags).
     pub extra: Vec<String>,
+    /// Peer URLs are https (the `--peer-*` TLS flags go in `extra`).
+    pub peer_tls: bool,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             election_ms: 500,
             snapshot_count: None,
             extra: Vec::new(),
+            peer_tls: false,
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct Member {
     /// A member added at runtime: the `--initial-cluster` it starts with
     /// (`--initial-cluster-state existing`).
     pub join: Option<String>,
+    /// Its peer URL is https.
+    pub peer_tls: bool,
 }
 
 impl Member {
@@ -96,7 +101,8 @@ impl Member {
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://{}", self.peer)
+        let scheme = if self.peer_tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.peer)
     }
 
     /// Whether a process was started and not yet killed or stopped.
@@ -215,6 +221,7 @@ impl Cluster {
                 paused: false,
                 starts: 0,
                 join: None,
+                peer_tls: opts.peer_tls,
             });
         }
         let initial_cluster = members
@@ -262,6 +269,7 @@ impl Cluster {
             paused: false,
             starts: 0,
             join: None,
+            peer_tls: self.opts.peer_tls,
         });
         i
     }

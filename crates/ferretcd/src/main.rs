@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferret_server::compactor::AutoCompaction;
-use ferret_server::{ids, now_ns, InitialMember, Server, ServerConfig, V3Settings};
+use ferret_server::{
+    ids, now_ns, InitialMember, PeerAddr, PeerTls, Server, ServerConfig, V3Settings,
+};
 use ferretcd::api::context::Api;
 use ferretcd::api::{gateway, http, v2, v3};
 use ferretcd::config::{self, CompactionRetention, Config, ConfigOutcome};
@@ -133,8 +135,10 @@ fn server_config(cfg: &Config) -> ServerConfig {
         peer_listen: cfg
             .listen_peer_urls
             .iter()
-            .map(|u| u.authority().to_string())
+            .filter_map(|u| PeerAddr::parse(&u.to_string()))
             .collect(),
+        // Set by `serve`, once read and checked.
+        peer_tls: PeerTls::default(),
         heartbeat: Duration::from_millis(cfg.heartbeat_interval_ms),
         election_timeout: election,
         snapshot_count: cfg.snapshot_count,
@@ -319,14 +323,124 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
         .map_err(|e| e.to_string())
 }
 
+/// The peer side's TLS (etcd's `--peer-cert-file`, `--peer-key-file`,
+/// `--peer-client-cert-auth`, `--peer-trusted-ca-file`, `--peer-crl-file`,
+/// `--peer-cert-allowed-cn`, `--peer-cert-allowed-hostname`,
+/// `--peer-auto-tls`, `--cipher-suites`): a server configuration for https
+/// `--listen-peer-urls`, a client one for https peer URLs. Read and
+/// checked before anything listens, as the client side's: an https peer
+/// URL without a certificate, a file that cannot be read, or peer TLS
+/// flags with no https peer URL to apply them to stop the start.
+fn peer_tls(cfg: &Config) -> Result<PeerTls, String> {
+    let t = &cfg.peer_tls;
+    let mut files = ferret_tls::TlsFiles {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        trusted_ca_file: t.trusted_ca_file.clone(),
+        client_cert_auth: t.client_cert_auth,
+        crl_file: t.crl_file.clone(),
+        self_signed: false,
+        allowed_cn: t.allowed_cn.clone(),
+        allowed_hostname: t.allowed_hostname.clone(),
+    };
+    let https_listen = cfg.listen_peer_urls.iter().find(|u| u.is_tls());
+    let members = cfg.initial_cluster_members();
+    let https_peer = cfg
+        .initial_advertise_peer_urls
+        .iter()
+        .chain(members.values().flatten())
+        .find(|u| u.is_tls());
+    if https_listen.is_none() && https_peer.is_none() {
+        // etcd would ignore them; ferretcd never fails open.
+        let given: Vec<&str> = [
+            ("--peer-cert-file", !t.cert_file.as_os_str().is_empty()),
+            ("--peer-key-file", !t.key_file.as_os_str().is_empty()),
+            ("--peer-client-cert-auth", t.client_cert_auth),
+            (
+                "--peer-trusted-ca-file",
+                !t.trusted_ca_file.as_os_str().is_empty(),
+            ),
+            ("--peer-crl-file", !t.crl_file.as_os_str().is_empty()),
+            ("--peer-cert-allowed-cn", !t.allowed_cn.is_empty()),
+            (
+                "--peer-cert-allowed-hostname",
+                !t.allowed_hostname.is_empty(),
+            ),
+            ("--peer-auto-tls", t.auto_tls),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            return Err(format!(
+                "{} given, but no peer URL (--listen-peer-urls, --initial-advertise-peer-urls, --initial-cluster) is https: peers would talk without TLS (etcd would ignore them); use https:// peer URLs, or drop the flags",
+                given.join(", ")
+            ));
+        }
+        return Ok(PeerTls::default());
+    }
+    if t.auto_tls {
+        if files.is_empty() {
+            let hosts: Vec<String> = cfg
+                .listen_peer_urls
+                .iter()
+                .map(|u| u.authority().to_string())
+                .collect();
+            let dir = cfg.data_dir.join("fixtures").join("peer");
+            let (cert, key) = ferret_tls::self_cert(&dir, &hosts)
+                .map_err(|e| format!("cannot make the peer auto TLS certificate: {e}"))?;
+            files.cert_file = cert;
+            files.key_file = key;
+            files.self_signed = true;
+        } else {
+            tracing::warn!("ignoring peer auto TLS since certs given");
+        }
+    }
+    if files.is_empty() {
+        return Err(match (https_listen, https_peer) {
+            (Some(url), _) => format!(
+                "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                url.authority()
+            ),
+            (None, Some(url)) => format!(
+                "peer URL {url} is https, but no peer certificate is given (--peer-cert-file and --peer-key-file, or --peer-auto-tls)"
+            ),
+            (None, None) => unreachable!("returned above"),
+        });
+    }
+    tracing::info!(
+        "peerTLS: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
+        files.cert_file.display(),
+        files.key_file.display(),
+        files.trusted_ca_file.display(),
+        files.client_cert_auth,
+        files.crl_file.display()
+    );
+    let server = match https_listen {
+        Some(_) => Some(
+            ferret_tls::server_config(&files, &cfg.cipher_suites, &[])
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let client =
+        ferret_tls::client_config(&files, &cfg.cipher_suites).map_err(|e| e.to_string())?;
+    Ok(PeerTls {
+        server,
+        client: Some(client),
+    })
+}
+
 async fn serve(cfg: Config) -> Result<(), String> {
     let started_ns = now_ns();
     // Before anything is created or listens (auto TLS's certificate
     // excepted, which is made under the data dir).
     let client_tls = client_tls(&cfg)?;
+    let peer_tls = peer_tls(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
     let mut server_cfg = server_config(&cfg);
+    server_cfg.peer_tls = peer_tls;
     // An etcd data dir is converted once, into a directory of its own
     // (etcd's files are only read); a converted one runs there.
     // With --wal-dir, etcd's WAL is there, and so is ferretcd's.

@@ -205,6 +205,7 @@ fn k8s_style() {
         election_ms: 1000,
         snapshot_count: cfg.snapshot_count,
         extra,
+        peer_tls: false,
     });
     let addrs: Vec<SocketAddr> = (0..3).map(|i| cluster.client(i)).collect();
     let rt = runtime();

@@ -1161,10 +1161,10 @@ fn config_file_keys_fill_the_new_typed_fields() {
 
 #[test]
 fn refusals_name_the_flag_as_given() {
-    let e = error(&["--peer-cert-file", "/c.pem"], &[]);
+    let e = error(&["--experimental-peer-skip-client-san-verification"], &[]);
     assert_eq!(
         e.to_string(),
-        "ferretcd: --peer-cert-file is not supported yet (peer TLS is not implemented; see README \"Limitations\")"
+        "ferretcd: --experimental-peer-skip-client-san-verification is not supported yet (skipping the SAN check of peer client certificates is not implemented: peers are checked as etcd checks them by default; see README \"Limitations\")"
     );
     assert_eq!(e.exit_code(), 1);
     assert_eq!(
@@ -1179,7 +1179,9 @@ fn refusals_name_the_flag_as_given() {
         error(&["--proxy", "readonly"], &[]).to_string(),
         "ferretcd: --proxy=readonly is not supported (ferretcd has no v2 proxy mode; see README \"Limitations\")"
     );
-    let e = error(
+    // https peer URLs are served (with the peer TLS flags, checked at
+    // start).
+    config(
         &[
             "--listen-peer-urls=https://127.0.0.1:2380",
             "--initial-advertise-peer-urls=https://127.0.0.1:2380",
@@ -1187,27 +1189,20 @@ fn refusals_name_the_flag_as_given() {
         ],
         &[],
     );
-    assert_eq!(
-        e.to_string(),
-        "ferretcd: --listen-peer-urls=https://127.0.0.1:2380 is not supported yet (peer TLS is not implemented; see README \"Limitations\")"
-    );
     // http and https metrics URLs are both served (https with the client
     // TLS flags, checked at start).
     config(
         &["--listen-metrics-urls=http://127.0.0.1:2381,https://127.0.0.1:2382"],
         &[],
     );
+    // The config file's peer TLS block is read (its files are checked at
+    // start).
     let path = temp_file(
-        "refused.yml",
+        "peer-tls.yml",
         "peer-transport-security:\n  key-file: /k.pem\n",
     );
-    assert_eq!(
-        error(&["--config-file", path.to_str().unwrap()], &[]).to_string(),
-        format!(
-            "ferretcd: config key peer-transport-security.key-file in {} is not supported yet (peer TLS is not implemented; see README \"Limitations\")",
-            path.display()
-        )
-    );
+    let cfg = config(&["--config-file", path.to_str().unwrap()], &[]);
+    assert_eq!(cfg.peer_tls.key_file, PathBuf::from("/k.pem"));
     let path = temp_file("refused2.yml", "max-wals: 3\n");
     assert_eq!(
         error(&["--config-file", path.to_str().unwrap()], &[]).to_string(),

@@ -10,8 +10,6 @@
 //! step). Each entry names the issue its work belongs to, or says that
 //! ferretcd will not implement it.
 
-use std::path::Path;
-
 use super::build::table_defaults;
 use super::model::{Config, ConfigError, ProxyMode, PROGRAM};
 use super::sources::{Origin, Settings};
@@ -45,7 +43,7 @@ pub struct Unsupported {
     pub show_value: bool,
 }
 
-const TLS: &str = "peer TLS is not implemented";
+const TLS: &str = "skipping the SAN check of peer client certificates is not implemented: peers are checked as etcd checks them by default";
 const DISCOVERY: &str =
     "ferretcd does not support discovery, list the members with --initial-cluster";
 const PROXY: &str = "ferretcd has no v2 proxy mode";
@@ -78,43 +76,9 @@ const fn refuse_value(
     }
 }
 
-fn set(path: &Path) -> bool {
-    !path.as_os_str().is_empty()
-}
-
 /// Every flag ferretcd refuses today, checked in this order.
 pub const UNSUPPORTED: &[Unsupported] = &[
     // TLS, metrics and logs.
-    refuse_value("listen-peer-urls", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.listen_peer_urls.iter().any(|u| u.is_tls())
-    }),
-    refuse("peer-cert-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.peer_tls.cert_file)
-    }),
-    refuse("peer-key-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.peer_tls.key_file)
-    }),
-    refuse("peer-client-cert-auth", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.peer_tls.client_cert_auth
-    }),
-    refuse("peer-trusted-ca-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.peer_tls.trusted_ca_file)
-    }),
-    refuse("peer-auto-tls", TLS_METRICS_LOGS, TLS, |c, _| {
-        c.peer_tls.auto_tls
-    }),
-    refuse("peer-crl-file", TLS_METRICS_LOGS, TLS, |c, _| {
-        set(&c.peer_tls.crl_file)
-    }),
-    refuse("peer-cert-allowed-cn", TLS_METRICS_LOGS, TLS, |c, _| {
-        !c.peer_tls.allowed_cn.is_empty()
-    }),
-    refuse(
-        "peer-cert-allowed-hostname",
-        TLS_METRICS_LOGS,
-        TLS,
-        |c, _| !c.peer_tls.allowed_hostname.is_empty(),
-    ),
     refuse(
         "experimental-peer-skip-client-san-verification",
         TLS_METRICS_LOGS,
