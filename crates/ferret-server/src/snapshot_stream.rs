@@ -430,6 +430,7 @@ fn receive_inner(
 mod tests {
     use super::*;
     use crate::peer_tls::Wire;
+    use std::io::Read;
     use std::net::{TcpListener, TcpStream};
     use std::time::Instant;
 
@@ -590,6 +591,51 @@ mod tests {
         assert_eq!(restored.leases, 1);
         assert_eq!(restored.current_rev, leader.current_rev());
         assert!(path.exists());
+    }
+
+    #[test]
+    fn a_snapshot_travels_whole_over_tls() {
+        use ferret_testkit::certs::Pki;
+        let dir = Dir::new("tls");
+        let pki = Pki::new(&dir.0, "ca");
+        let cert = pki.server("member");
+        let files = ferret_tls::TlsFiles {
+            cert_file: cert.cert.clone(),
+            key_file: cert.key.clone(),
+            trusted_ca_file: pki.ca_path().to_path_buf(),
+            client_cert_auth: true,
+            ..Default::default()
+        };
+        let tls = PeerTls {
+            server: Some(ferret_tls::server_config(&files, &[], &[]).unwrap()),
+            client: Some(ferret_tls::client_config(&files, &[]).unwrap()),
+        };
+        let leader = leader_store(1000);
+        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = PeerAddr::parse(&format!("https://{}", l.local_addr().unwrap())).unwrap();
+        let path = dir.0.join("backend.redb.recv");
+        let receiver = {
+            let (tls, path) = (tls.clone(), path.clone());
+            std::thread::spawn(move || {
+                let (s, _) = l.accept().unwrap();
+                let mut wire = Wire::tls(s, tls.server_session().unwrap());
+                let mut hello = [0u8; HELLO_LEN];
+                wire.read_exact(&mut hello).unwrap();
+                assert_eq!(wire.peer_common_name().as_deref(), Some("member"));
+                receive(wire, Vec::new(), 1, 2, &path, 2, None)
+            })
+        };
+        let mut reader = leader.snapshot_reader().unwrap();
+        let stream = tls.connect(&to, CONNECT_TIMEOUT).unwrap();
+        let sent = send_on(stream, 0xc1, 1, &snapshot_msg(900), &payload, &mut || {
+            reader.next_chunk().map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let got = receiver.join().unwrap().unwrap();
+        assert_eq!(got.bytes, sent.bytes);
+        assert_eq!(&got.msg.get_snapshot().data[..], &payload[..]);
+        assert_eq!(got.prepared.restored().keys, 1000);
     }
 
     #[test]
