@@ -1626,6 +1626,34 @@ mod tests {
             .any(|e| matches!(e, NetEvent::Unreachable(2)))
     }
 
+    /// Member 1 sends member 2 many small messages and one large enough to
+    /// fill every buffer on the way: all arrive, in order, whole.
+    fn many_messages_arrive_in_order(a: &mut Member, b: &mut Member) {
+        let mut msgs: Vec<Message> = (0..2000)
+            .map(|i| message(2, i, MessageType::MsgAppend))
+            .collect();
+        let mut big = message(2, 2000, MessageType::MsgAppend);
+        big.context = vec![7u8; 8 << 20].into();
+        msgs.push(big);
+        let mut unreachable = send_and_look(a, msgs);
+        for _ in 0..200 {
+            if !unreachable {
+                break;
+            }
+            // Still connecting: raft would retry; so does the test.
+            pump(a, b, |_| true);
+            unreachable = send_and_look(a, vec![message(2, 0, MessageType::MsgHeartbeat)]);
+        }
+        pump(a, b, |e| indexes(e).contains(&2000));
+        let got: Vec<u64> = indexes(&b.events).into_iter().filter(|&i| i != 0).collect();
+        assert_eq!(got, (1..=2000).collect::<Vec<_>>());
+        let big = b.events.iter().find_map(|e| match e {
+            NetEvent::Step(m) if m.index == 2000 => Some(m.context.len()),
+            _ => None,
+        });
+        assert_eq!(big, Some(8 << 20));
+    }
+
     fn url(addr: &str) -> Vec<String> {
         vec![format!("http://{addr}")]
     }
@@ -1637,25 +1665,7 @@ mod tests {
         let mut a = member(1, None, &peers);
         let mut b = member(2, Some(lb), &peers);
         pump(&mut b, &mut a, |_| true);
-        // Many small messages, and one large enough to fill the socket.
-        let mut msgs: Vec<Message> = (0..2000)
-            .map(|i| message(2, i, MessageType::MsgAppend))
-            .collect();
-        let mut big = message(2, 2000, MessageType::MsgAppend);
-        big.context = vec![7u8; 8 << 20].into();
-        msgs.push(big);
-        let mut unreachable = send_and_look(&mut a, msgs);
-        for _ in 0..200 {
-            if !unreachable {
-                break;
-            }
-            // Still connecting: raft would retry; so does the test.
-            pump(&mut a, &mut b, |_| true);
-            unreachable = send_and_look(&mut a, vec![message(2, 0, MessageType::MsgHeartbeat)]);
-        }
-        pump(&mut a, &mut b, |e| indexes(e).contains(&2000));
-        let got: Vec<u64> = indexes(&b.events).into_iter().filter(|&i| i != 0).collect();
-        assert_eq!(got, (1..=2000).collect::<Vec<_>>());
+        many_messages_arrive_in_order(&mut a, &mut b);
         assert_eq!(
             a.net.stats.sent_appends.load(Ordering::Relaxed),
             b.net.stats.received_appends.load(Ordering::Relaxed)
@@ -1947,30 +1957,8 @@ mod tests {
         let mut a = member_with(1, None, &peers, peer_tls(&pki, &cert_a, |_| {}));
         let tls_b = peer_tls(&pki, &cert_b, |_| {});
         let mut b = member_with(2, Some(lb), &peers, tls_b.clone());
-        // Many small messages and one that fills every buffer on the way
-        // (rustls's, the socket's): all arrive, in order.
-        let mut msgs: Vec<Message> = (0..2000)
-            .map(|i| message(2, i, MessageType::MsgAppend))
-            .collect();
-        let mut big = message(2, 2000, MessageType::MsgAppend);
-        big.context = vec![7u8; 8 << 20].into();
-        msgs.push(big);
-        let mut unreachable = send_and_look(&mut a, msgs);
-        for _ in 0..200 {
-            if !unreachable {
-                break;
-            }
-            pump(&mut a, &mut b, |_| true);
-            unreachable = send_and_look(&mut a, vec![message(2, 0, MessageType::MsgHeartbeat)]);
-        }
-        pump(&mut a, &mut b, |e| indexes(e).contains(&2000));
-        let got: Vec<u64> = indexes(&b.events).into_iter().filter(|&i| i != 0).collect();
-        assert_eq!(got, (1..=2000).collect::<Vec<_>>());
-        let big = b.events.iter().find_map(|e| match e {
-            NetEvent::Step(m) if m.index == 2000 => Some(m.context.len()),
-            _ => None,
-        });
-        assert_eq!(big, Some(8 << 20));
+        // Through rustls's buffers as well as the socket's.
+        many_messages_arrive_in_order(&mut a, &mut b);
 
         // A cluster query over TLS: handed over with its session, answered
         // on a thread, read by a client that proves itself too.

@@ -236,14 +236,93 @@ fn http2_settings(cfg: &Config) -> http::Http2Settings {
     }
 }
 
-/// The client listeners' TLS (etcd's `--cert-file`, `--key-file`,
-/// `--client-cert-auth`, `--trusted-ca-file`, `--client-crl-file`,
-/// `--auto-tls`, `--cipher-suites`), if any client or metrics listen URL
-/// is https (etcd serves https metrics URLs with the client TLS). Read and
-/// checked before anything listens: an https URL without a certificate,
-/// or a file that cannot be read, stops the start.
-fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfig>>, String> {
-    let t = &cfg.client_tls;
+/// One side's TLS flags (client or peer), as etcd names them.
+struct TlsSide {
+    /// etcd's log label for the side's settings.
+    label: &'static str,
+    /// Its flags, in this order: certificate, key, client-certificate
+    /// auth, trusted CA, CRL, allowed CN, allowed hostname, auto TLS
+    /// (`""`: the side has no such flag).
+    flags: [&'static str; 8],
+    /// Where the side's URLs are, for the refusal of flags without an
+    /// https URL.
+    urls: &'static str,
+    /// Under the data dir's `fixtures`: auto TLS's certificate.
+    fixtures: &'static str,
+}
+
+const CLIENT_SIDE: TlsSide = TlsSide {
+    label: "ClientTLS",
+    flags: [
+        "--cert-file",
+        "--key-file",
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        "--client-crl-file",
+        "",
+        "--client-cert-allowed-hostname",
+        "--auto-tls",
+    ],
+    urls: "no --listen-client-urls or --listen-metrics-urls URL is https: nothing would be served with TLS",
+    fixtures: "client",
+};
+
+const PEER_SIDE: TlsSide = TlsSide {
+    label: "peerTLS",
+    flags: [
+        "--peer-cert-file",
+        "--peer-key-file",
+        "--peer-client-cert-auth",
+        "--peer-trusted-ca-file",
+        "--peer-crl-file",
+        "--peer-cert-allowed-cn",
+        "--peer-cert-allowed-hostname",
+        "--peer-auto-tls",
+    ],
+    urls: "no peer URL (--listen-peer-urls, --initial-advertise-peer-urls, --initial-cluster) is https: peers would talk without TLS",
+    fixtures: "peer",
+};
+
+/// A side's TLS files from its flags, auto TLS's certificate made (for
+/// the hosts of `listen`) if asked and none is given. `None` when the
+/// side has no https URL (`https` false); its TLS flags are then refused,
+/// where etcd ignores them (with a warning, or silently) and talks plain
+/// text: ferretcd never fails open. The files may still be empty (an
+/// https URL without a certificate: the caller says which).
+fn side_files(
+    cfg: &Config,
+    t: &config::TlsConfig,
+    side: &TlsSide,
+    https: bool,
+    listen: &[config::Url],
+) -> Result<Option<ferret_tls::TlsFiles>, String> {
+    let set = |p: &std::path::Path| !p.as_os_str().is_empty();
+    if !https {
+        let given = [
+            set(&t.cert_file),
+            set(&t.key_file),
+            t.client_cert_auth,
+            set(&t.trusted_ca_file),
+            set(&t.crl_file),
+            !t.allowed_cn.is_empty(),
+            !t.allowed_hostname.is_empty(),
+            t.auto_tls,
+        ];
+        let given: Vec<&str> = side
+            .flags
+            .iter()
+            .zip(given)
+            .filter_map(|(flag, set)| (set && !flag.is_empty()).then_some(*flag))
+            .collect();
+        if given.is_empty() {
+            return Ok(None);
+        }
+        return Err(format!(
+            "{} given, but {} (etcd would ignore them); use https:// URLs, or drop the flags",
+            given.join(", "),
+            side.urls
+        ));
+    }
     let mut files = ferret_tls::TlsFiles {
         cert_file: t.cert_file.clone(),
         key_file: t.key_file.clone(),
@@ -251,53 +330,61 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
         client_cert_auth: t.client_cert_auth,
         crl_file: t.crl_file.clone(),
         self_signed: false,
-        allowed_cn: String::new(),
+        allowed_cn: t.allowed_cn.clone(),
         allowed_hostname: t.allowed_hostname.clone(),
     };
-    let https_client = cfg.listen_client_urls.iter().find(|u| u.is_tls());
-    let https_metrics = cfg.listen_metrics_urls.iter().find(|u| u.is_tls());
-    if https_client.is_none() && https_metrics.is_none() {
-        // etcd ignores them with a warning and serves plain HTTP; ferretcd
-        // never fails open, so it refuses what would not be applied.
-        let given: Vec<&str> = [
-            ("--cert-file", !t.cert_file.as_os_str().is_empty()),
-            ("--key-file", !t.key_file.as_os_str().is_empty()),
-            ("--client-cert-auth", t.client_cert_auth),
-            (
-                "--trusted-ca-file",
-                !t.trusted_ca_file.as_os_str().is_empty(),
-            ),
-            ("--client-crl-file", !t.crl_file.as_os_str().is_empty()),
-            ("--auto-tls", t.auto_tls),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .collect();
-        if !given.is_empty() {
-            return Err(format!(
-                "{} given, but no --listen-client-urls or --listen-metrics-urls URL is https: nothing would be served with TLS (etcd would ignore them); use https:// URLs, or drop the flags",
-                given.join(", ")
-            ));
-        }
-        return Ok(None);
-    }
     if t.auto_tls {
         if files.is_empty() {
-            let hosts: Vec<String> = cfg
-                .listen_client_urls
-                .iter()
-                .map(|u| u.authority().to_string())
-                .collect();
-            let dir = cfg.data_dir.join("fixtures").join("client");
-            let (cert, key) = ferret_tls::self_cert(&dir, &hosts)
-                .map_err(|e| format!("cannot make the auto TLS certificate: {e}"))?;
+            let hosts: Vec<String> = listen.iter().map(|u| u.authority().to_string()).collect();
+            let dir = cfg.data_dir.join("fixtures").join(side.fixtures);
+            let (cert, key) = ferret_tls::self_cert(&dir, &hosts).map_err(|e| {
+                format!(
+                    "cannot make the {} auto TLS certificate: {e}",
+                    side.fixtures
+                )
+            })?;
             files.cert_file = cert;
             files.key_file = key;
             files.self_signed = true;
         } else {
-            tracing::warn!("ignoring client auto TLS since certs given");
+            tracing::warn!("ignoring {} auto TLS since certs given", side.fixtures);
         }
     }
+    if !files.is_empty() {
+        // etcd's `TLSInfo.String()`.
+        tracing::info!(
+            "{}: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
+            side.label,
+            files.cert_file.display(),
+            files.key_file.display(),
+            files.trusted_ca_file.display(),
+            files.client_cert_auth,
+            files.crl_file.display()
+        );
+    }
+    Ok(Some(files))
+}
+
+/// The client listeners' TLS (etcd's `--cert-file`, `--key-file`,
+/// `--client-cert-auth`, `--trusted-ca-file`, `--client-crl-file`,
+/// `--auto-tls`, `--cipher-suites`), if any client or metrics listen URL
+/// is https (etcd serves https metrics URLs with the client TLS). Read and
+/// checked before anything listens: an https URL without a certificate,
+/// or a file that cannot be read, stops the start.
+fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfig>>, String> {
+    let https_client = cfg.listen_client_urls.iter().find(|u| u.is_tls());
+    let https_metrics = cfg.listen_metrics_urls.iter().find(|u| u.is_tls());
+    let https = https_client.is_some() || https_metrics.is_some();
+    let Some(files) = side_files(
+        cfg,
+        &cfg.client_tls,
+        &CLIENT_SIDE,
+        https,
+        &cfg.listen_client_urls,
+    )?
+    else {
+        return Ok(None);
+    };
     if files.is_empty() {
         return Err(match (https_client, https_metrics) {
             (Some(url), _) => format!(
@@ -307,17 +394,9 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
                 "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
                 url.authority()
             ),
-            (None, None) => unreachable!("returned above"),
+            (None, None) => unreachable!("no https URL: no files"),
         });
     }
-    tracing::info!(
-        "ClientTLS: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
-        files.cert_file.display(),
-        files.key_file.display(),
-        files.trusted_ca_file.display(),
-        files.client_cert_auth,
-        files.crl_file.display()
-    );
     ferret_tls::server_config(&files, &cfg.cipher_suites, http::ALPN)
         .map(Some)
         .map_err(|e| e.to_string())
@@ -332,17 +411,6 @@ fn client_tls(cfg: &Config) -> Result<Option<Arc<ferret_tls::rustls::ServerConfi
 /// URL without a certificate, a file that cannot be read, or peer TLS
 /// flags with no https peer URL to apply them to stop the start.
 fn peer_tls(cfg: &Config) -> Result<PeerTls, String> {
-    let t = &cfg.peer_tls;
-    let mut files = ferret_tls::TlsFiles {
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        trusted_ca_file: t.trusted_ca_file.clone(),
-        client_cert_auth: t.client_cert_auth,
-        crl_file: t.crl_file.clone(),
-        self_signed: false,
-        allowed_cn: t.allowed_cn.clone(),
-        allowed_hostname: t.allowed_hostname.clone(),
-    };
     let https_listen = cfg.listen_peer_urls.iter().find(|u| u.is_tls());
     let members = cfg.initial_cluster_members();
     let https_peer = cfg
@@ -350,52 +418,11 @@ fn peer_tls(cfg: &Config) -> Result<PeerTls, String> {
         .iter()
         .chain(members.values().flatten())
         .find(|u| u.is_tls());
-    if https_listen.is_none() && https_peer.is_none() {
-        // etcd would ignore them; ferretcd never fails open.
-        let given: Vec<&str> = [
-            ("--peer-cert-file", !t.cert_file.as_os_str().is_empty()),
-            ("--peer-key-file", !t.key_file.as_os_str().is_empty()),
-            ("--peer-client-cert-auth", t.client_cert_auth),
-            (
-                "--peer-trusted-ca-file",
-                !t.trusted_ca_file.as_os_str().is_empty(),
-            ),
-            ("--peer-crl-file", !t.crl_file.as_os_str().is_empty()),
-            ("--peer-cert-allowed-cn", !t.allowed_cn.is_empty()),
-            (
-                "--peer-cert-allowed-hostname",
-                !t.allowed_hostname.is_empty(),
-            ),
-            ("--peer-auto-tls", t.auto_tls),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .collect();
-        if !given.is_empty() {
-            return Err(format!(
-                "{} given, but no peer URL (--listen-peer-urls, --initial-advertise-peer-urls, --initial-cluster) is https: peers would talk without TLS (etcd would ignore them); use https:// peer URLs, or drop the flags",
-                given.join(", ")
-            ));
-        }
+    let https = https_listen.is_some() || https_peer.is_some();
+    let Some(files) = side_files(cfg, &cfg.peer_tls, &PEER_SIDE, https, &cfg.listen_peer_urls)?
+    else {
         return Ok(PeerTls::default());
-    }
-    if t.auto_tls {
-        if files.is_empty() {
-            let hosts: Vec<String> = cfg
-                .listen_peer_urls
-                .iter()
-                .map(|u| u.authority().to_string())
-                .collect();
-            let dir = cfg.data_dir.join("fixtures").join("peer");
-            let (cert, key) = ferret_tls::self_cert(&dir, &hosts)
-                .map_err(|e| format!("cannot make the peer auto TLS certificate: {e}"))?;
-            files.cert_file = cert;
-            files.key_file = key;
-            files.self_signed = true;
-        } else {
-            tracing::warn!("ignoring peer auto TLS since certs given");
-        }
-    }
+    };
     if files.is_empty() {
         return Err(match (https_listen, https_peer) {
             (Some(url), _) => format!(
@@ -405,17 +432,9 @@ fn peer_tls(cfg: &Config) -> Result<PeerTls, String> {
             (None, Some(url)) => format!(
                 "peer URL {url} is https, but no peer certificate is given (--peer-cert-file and --peer-key-file, or --peer-auto-tls)"
             ),
-            (None, None) => unreachable!("returned above"),
+            (None, None) => unreachable!("no https URL: no files"),
         });
     }
-    tracing::info!(
-        "peerTLS: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
-        files.cert_file.display(),
-        files.key_file.display(),
-        files.trusted_ca_file.display(),
-        files.client_cert_auth,
-        files.crl_file.display()
-    );
     let server = match https_listen {
         Some(_) => Some(
             ferret_tls::server_config(&files, &cfg.cipher_suites, &[])

@@ -76,7 +76,7 @@ fn an_unsupported_flag_is_refused_before_anything_listens() {
         (
             &["--peer-cert-file", "x"],
             "http",
-            "--peer-cert-file given, but no peer URL (--listen-peer-urls, --initial-advertise-peer-urls, --initial-cluster) is https: peers would talk without TLS (etcd would ignore them); use https:// peer URLs, or drop the flags",
+            "--peer-cert-file given, but no peer URL (--listen-peer-urls, --initial-advertise-peer-urls, --initial-cluster) is https: peers would talk without TLS (etcd would ignore them); use https:// URLs, or drop the flags",
         ),
         (
             &[],
