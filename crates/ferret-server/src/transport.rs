@@ -1030,7 +1030,12 @@ impl PeerNet {
                     if let Err(e) = c.frames.push(&self.scratch[..n], &admit, &self.stats, out) {
                         break Err(e);
                     }
-                    if let Some(p) = c.frames.from.and_then(ferret_metrics::peers::peer) {
+                    // Not a cluster query's: its asker is no member (id 0).
+                    let member = c
+                        .frames
+                        .from
+                        .filter(|_| c.frames.kind != Some(STREAM_CLUSTER_QUERY));
+                    if let Some(p) = member.and_then(ferret_metrics::peers::peer) {
                         p.received(n);
                     }
                     if matches!(c.frames.kind, Some(STREAM_SNAPSHOT | STREAM_CLUSTER_QUERY)) {

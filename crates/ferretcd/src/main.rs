@@ -532,6 +532,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         started_ns,
         gateway: Default::default(),
         client_cert_auth: cfg.client_tls.client_cert_auth,
+        enable_ui: cfg.enable_ui,
     });
 
     let mut listeners = Vec::new();

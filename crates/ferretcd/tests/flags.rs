@@ -154,7 +154,8 @@ fn the_help_is_etcds() {
         ours_err.starts_with("Usage:\n\n  ferretcd [flags]\n"),
         "{ours_err}"
     );
-    let trailer = "\nferretcd refuses to start with a flag it does not implement yet, unless the flag has its default value: see \"Limitations\" in README.md.\n";
+    // ferretcd's own flags, then a word on the flags it refuses.
+    let trailer = "\nferretcd's own:\n  --enable-ui 'true'\n    Serve the dashboard (cluster, keys, watch, metrics) at /ui/ on the client URLs.\n\nferretcd refuses to start with a flag it does not implement yet, unless the flag has its default value: see \"Limitations\" in README.md.\n";
     let Some(etcd) = find_etcd() else {
         assert!(
             std::env::var_os("CI").is_none(),

@@ -22,4 +22,6 @@ pub struct Api {
     /// `--client-cert-auth`: v2 auth takes the user from a TLS client
     /// certificate's common name when a request has no `Authorization`.
     pub client_cert_auth: bool,
+    /// `--enable-ui`: serve the dashboard at `/ui/`.
+    pub enable_ui: bool,
 }

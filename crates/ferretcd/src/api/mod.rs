@@ -5,7 +5,8 @@
 //! [`gateway`] is etcd's JSON gateway to it (`/v3/...`), a gRPC client of
 //! the member's own listener; [`context`] is what every handler is given;
 //! [`metrics`] serves `/metrics`, `/livez` and `/readyz`, and the
-//! `--listen-metrics-urls` listener's routes.
+//! `--listen-metrics-urls` listener's routes; [`ui`] serves the
+//! dashboard's static files at `/ui/`.
 //! Dependencies go one way: `v2` uses `http`, `gateway`, `metrics` and
 //! `context`, `metrics` uses `http` and `v2::info` (`/health`),
 //! `gateway` uses `http`, `http` knows no endpoint.
@@ -14,5 +15,6 @@ pub mod context;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod ui;
 pub mod v2;
 pub mod v3;

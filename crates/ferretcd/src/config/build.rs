@@ -74,6 +74,7 @@ fn blank() -> Config {
         auto_compaction_mode: Default::default(),
         auto_compaction_retention: Default::default(),
         enable_v2: Default::default(),
+        enable_ui: Default::default(),
         client_tls: Default::default(),
         peer_tls: Default::default(),
         cipher_suites: Default::default(),

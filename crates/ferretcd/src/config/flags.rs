@@ -206,6 +206,8 @@ pub(super) enum Section {
     Experimental,
     Unsafe,
     Deprecated,
+    /// ferretcd's own flags, after etcd's.
+    Ferretcd,
 }
 
 const SECTIONS: &[(Section, &str, &str)] = &[
@@ -223,6 +225,7 @@ const SECTIONS: &[(Section, &str, &str)] = &[
         "\nCAUTIOUS with unsafe flag! It may break the guarantees given by the consensus protocol!\n",
     ),
     (Section::Deprecated, "TO BE DEPRECATED:\n\n", ""),
+    (Section::Ferretcd, "ferretcd's own:\n", ""),
 ];
 
 /// A flag's `--help` entry, as etcd prints it (`etcdmain/help.go`).
@@ -653,6 +656,18 @@ pub(super) const FLAGS: &[Flag] = &[
         default: "false",
         field: Field::Bool(|c| &mut c.enable_v2),
         help: help(Clustering, "Accept etcd V2 client requests."),
+    },
+    Flag {
+        name: "enable-ui",
+        kind: Bool,
+        go_type: "bool",
+        yaml: Yaml::Key,
+        default: "true",
+        field: Field::Bool(|c| &mut c.enable_ui),
+        help: help(
+            Ferretcd,
+            "Serve the dashboard (cluster, keys, watch, metrics) at /ui/ on the client URLs.",
+        ),
     },
     // Security
     Flag {

@@ -108,6 +108,9 @@ pub struct Config {
     /// `--enable-v2`: serve the v2 API (`/v2/*`). Without it etcd 3.4
     /// answers `404 page not found` there and serves `/version`, `/health`.
     pub enable_v2: bool,
+    /// `--enable-ui` (ferretcd's own): serve the dashboard at `/ui/` on
+    /// the client URLs.
+    pub enable_ui: bool,
 
     // --- Security ---
     /// `--cert-file`, `--key-file`, `--client-cert-auth`, `--client-crl-file`,

@@ -34,6 +34,11 @@ impl Routes for Api {
             // /v2 path is the mux's 404 (`/version`, `/health` stay).
             return wire::text_error(StatusCode::NOT_FOUND, "404 page not found");
         }
+        if self.enable_ui {
+            if let Some(resp) = crate::api::ui::serve(&path, &method) {
+                return resp;
+            }
+        }
         if let Some((probe, only)) = metrics::Probe::of_path(&path) {
             return metrics::probe(server, &req, probe, only).await;
         }

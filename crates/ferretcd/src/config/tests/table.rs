@@ -149,6 +149,7 @@ const CASES: &[Case] = &[
     case("initial-cluster-state", "new", "existing", Field),
     case("strict-reconfig-check", "true", "false", Field),
     case("enable-v2", "false", "true", Field),
+    case("enable-ui", "true", "false", Field),
     // etcd's default is `false`, but ferretcd always runs PreVote: `true`
     // is what it does, an explicit `false` is refused.
     case("pre-vote", "true", "false", Refused),
@@ -250,6 +251,9 @@ const CASES: &[Case] = &[
     case("test.coverprofile", "", "x", Ignored),
     case("test.outputdir", "", "x", Ignored),
 ];
+
+/// ferretcd's own flags (not etcd's).
+const FERRETCD_FLAGS: &[&str] = &["enable-ui"];
 
 /// Flags that are commands rather than configuration.
 const COMMANDS: &[&str] = &["config-file", "version"];
@@ -421,9 +425,13 @@ fn the_list_is_etcd_3_4_23s_flag_set_and_the_table_holds_it() {
     }
     let mut table: Vec<&str> = flags::FLAGS.iter().map(|f| f.name).collect();
     let mut etcd: Vec<&str> = ETCD_3_4_23_FLAGS.to_vec();
+    etcd.extend_from_slice(FERRETCD_FLAGS);
     table.sort();
     etcd.sort();
-    assert_eq!(table, etcd, "the flag table is etcd 3.4.23's flag set");
+    assert_eq!(
+        table, etcd,
+        "the flag table is etcd 3.4.23's flag set and ferretcd's own"
+    );
     let mut cases: Vec<&str> = CASES
         .iter()
         .map(|c| c.flag)
