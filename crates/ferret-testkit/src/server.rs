@@ -45,6 +45,16 @@ impl Server {
     /// Starts `binary` as a new single-member cluster on fresh loopback
     /// ports and waits (at most 30 s) until `/health` says true.
     pub fn start(label: &str, binary: &Path, name: &str) -> Result<Server, String> {
+        Server::start_with(label, binary, name, &[])
+    }
+
+    /// [`Server::start`] with extra flags.
+    pub fn start_with(
+        label: &str,
+        binary: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let ports = free_ports(2);
         let mut s = Server::spawn(&Spec {
             label,
@@ -53,7 +63,7 @@ impl Server {
             client: SocketAddr::from(([127, 0, 0, 1], ports[0])),
             peer: SocketAddr::from(([127, 0, 0, 1], ports[1])),
             initial_cluster: None,
-            extra: &[],
+            extra,
         })?;
         s.wait_healthy(Duration::from_secs(30))?;
         Ok(s)

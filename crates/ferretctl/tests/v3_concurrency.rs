@@ -182,15 +182,34 @@ fn locks_are_handed_over_between_etcdctl_and_ferretctl() {
     if !reference_available(test) {
         return;
     }
-    let ferret = Server::start_ferretcd("v3conc-lock");
-    let ep = endpoint(&ferret);
-    lock_handed_over(&ep, Tool::Ferretctl, Tool::Ferretctl, "ff");
-    lock_handed_over(&ep, Tool::Etcdctl, Tool::Ferretctl, "ef");
-    lock_handed_over(&ep, Tool::Ferretctl, Tool::Etcdctl, "fe");
-    let etcd = Server::start_etcd("v3conc-lock");
-    let ep = endpoint(&etcd);
-    lock_handed_over(&ep, Tool::Etcdctl, Tool::Ferretctl, "ef");
-    lock_handed_over(&ep, Tool::Ferretctl, Tool::Etcdctl, "fe");
+    // ferretcd's cases and etcd's at once, each server's in order.
+    both(
+        || {
+            let ferret = Server::start_ferretcd("v3conc-lock");
+            let ep = endpoint(&ferret);
+            lock_handed_over(&ep, Tool::Ferretctl, Tool::Ferretctl, "ff");
+            lock_handed_over(&ep, Tool::Etcdctl, Tool::Ferretctl, "ef");
+            lock_handed_over(&ep, Tool::Ferretctl, Tool::Etcdctl, "fe");
+        },
+        || {
+            let etcd = Server::start_etcd("v3conc-lock");
+            let ep = endpoint(&etcd);
+            lock_handed_over(&ep, Tool::Etcdctl, Tool::Ferretctl, "ef");
+            lock_handed_over(&ep, Tool::Ferretctl, Tool::Etcdctl, "fe");
+        },
+    );
+}
+
+/// Runs `a` and `b` at once (on servers of their own); a panic in
+/// either is the test's.
+fn both(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+    std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = scope.spawn(b);
+        for h in [a, b] {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+    });
 }
 
 /// A wait for a lock cut by SIGINT or SIGTERM: `context canceled`, exit
@@ -203,29 +222,45 @@ fn an_interrupted_wait_for_a_lock_is_canceled() {
     }
     let ferret = Server::start_ferretcd("v3conc-cancel");
     let etcd = Server::start_etcd("v3conc-cancel");
-    let mut seen = Vec::new();
-    for (server, tool, sig) in [
-        (&etcd, Tool::Etcdctl, libc::SIGINT),
-        (&ferret, Tool::Ferretctl, libc::SIGINT),
-        (&etcd, Tool::Etcdctl, libc::SIGTERM),
-        (&ferret, Tool::Ferretctl, libc::SIGTERM),
-    ] {
-        let ep = endpoint(server);
-        let h = Tool::Ferretctl.start(&ep, &["lock", "c"]);
-        let held = h.wait_printed(|s| s.lines().count() >= 2);
-        let w = tool.start(&ep, &["lock", "c"]);
-        std::thread::sleep(Duration::from_millis(1200));
-        let waited = w.stop(sig);
-        let (keys, _, _) = Tool::Ferretctl.run(&ep, &["get", "--prefix", "c/", "--keys-only"]);
-        assert_eq!(
-            keys.trim_end(),
-            held.trim_end(),
-            "{tool:?}: the waiter's key is left"
-        );
-        let (_, _, code) = h.stop(libc::SIGTERM);
-        assert_eq!(code, 0);
-        seen.push(waited);
-    }
+    // Each server's cases in order, the two servers at once.
+    let cases = |server: &Server, tool: Tool| -> Vec<(String, String, i32)> {
+        let mut seen = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            let ep = endpoint(server);
+            let h = Tool::Ferretctl.start(&ep, &["lock", "c"]);
+            let held = h.wait_printed(|s| s.lines().count() >= 2);
+            let w = tool.start(&ep, &["lock", "c"]);
+            std::thread::sleep(Duration::from_millis(1200));
+            let waited = w.stop(sig);
+            let (keys, _, _) = Tool::Ferretctl.run(&ep, &["get", "--prefix", "c/", "--keys-only"]);
+            assert_eq!(
+                keys.trim_end(),
+                held.trim_end(),
+                "{tool:?}: the waiter's key is left"
+            );
+            let (_, _, code) = h.stop(libc::SIGTERM);
+            assert_eq!(code, 0);
+            seen.push(waited);
+        }
+        seen
+    };
+    let (on_etcd, on_ferret) = std::thread::scope(|scope| {
+        let cases = &cases;
+        let e = scope.spawn(|| cases(&etcd, Tool::Etcdctl));
+        let f = scope.spawn(|| cases(&ferret, Tool::Ferretctl));
+        let join = |h: std::thread::ScopedJoinHandle<'_, Vec<(String, String, i32)>>| {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+        };
+        (join(e), join(f))
+    });
+    // As the cases ran one after the other: etcd's SIGINT, ferretcd's,
+    // then SIGTERM.
+    let seen = [
+        on_etcd[0].clone(),
+        on_ferret[0].clone(),
+        on_etcd[1].clone(),
+        on_ferret[1].clone(),
+    ];
     assert_eq!(seen[0], seen[1], "SIGINT");
     assert_eq!(seen[2], seen[3], "SIGTERM");
     assert_eq!(
@@ -276,13 +311,19 @@ fn elect_listen_follows_the_leaders() {
     if !reference_available(test) {
         return;
     }
-    let ferret = Server::start_ferretcd("v3conc-elect");
-    let ep = endpoint(&ferret);
-    observed(&ep, Tool::Ferretctl, Tool::Etcdctl, Tool::Ferretctl);
-    observed(&ep, Tool::Etcdctl, Tool::Ferretctl, Tool::Etcdctl);
-    let etcd = Server::start_etcd("v3conc-elect");
-    let ep = endpoint(&etcd);
-    observed(&ep, Tool::Ferretctl, Tool::Ferretctl, Tool::Etcdctl);
+    both(
+        || {
+            let ferret = Server::start_ferretcd("v3conc-elect");
+            let ep = endpoint(&ferret);
+            observed(&ep, Tool::Ferretctl, Tool::Etcdctl, Tool::Ferretctl);
+            observed(&ep, Tool::Etcdctl, Tool::Ferretctl, Tool::Etcdctl);
+        },
+        || {
+            let etcd = Server::start_etcd("v3conc-elect");
+            let ep = endpoint(&etcd);
+            observed(&ep, Tool::Ferretctl, Tool::Ferretctl, Tool::Etcdctl);
+        },
+    );
 }
 
 /// `watch -i`: watches added line by line while keys change, and
@@ -295,8 +336,8 @@ fn interactive_watches_follow_their_lines() {
     }
     let ferret = Server::start_ferretcd("v3conc-watch");
     let etcd = Server::start_etcd("v3conc-watch");
-    let mut outputs = Vec::new();
-    for (server, tool) in [(&etcd, Tool::Etcdctl), (&ferret, Tool::Ferretctl)] {
+    // Both sides at once, each on its own server.
+    let side = |server: &Server, tool: Tool| -> (String, String, i32) {
         let ep = endpoint(server);
         let mut c = tool.command(&ep, &["watch", "-i"]);
         c.stdin(Stdio::piped());
@@ -345,8 +386,17 @@ fn interactive_watches_follow_their_lines() {
         r.wait_printed(|s| s.matches("progress notify").count() == 3);
         let (out, err, code) = r.stop(libc::SIGINT);
         drop(sin);
-        outputs.push((out, err, code));
-    }
+        (out, err, code)
+    };
+    let outputs: Vec<(String, String, i32)> = std::thread::scope(|scope| {
+        let side = &side;
+        let handles = [(&etcd, Tool::Etcdctl), (&ferret, Tool::Ferretctl)]
+            .map(|(server, tool)| scope.spawn(move || side(server, tool)));
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     assert_eq!(outputs[0], outputs[1]);
     assert!(outputs[1].0.contains("ran \"c\""), "{:?}", outputs[1]);
 }
@@ -363,20 +413,37 @@ fn a_revoked_session_ends_the_lock_and_the_campaign() {
     }
     let ferret = Server::start_ferretcd("v3conc-expire");
     let etcd = Server::start_etcd("v3conc-expire");
-    let mut seen = Vec::new();
-    for (server, tool) in [(&etcd, Tool::Etcdctl), (&ferret, Tool::Ferretctl)] {
-        let ep = endpoint(server);
-        for args in [&["lock", "--ttl", "3", "rv"][..], &["elect", "ev", "p"][..]] {
-            let r = tool.start(&ep, args);
-            let held = r.wait_printed(|s| s.lines().count() >= 2);
-            let first = held.lines().next().unwrap_or_default();
-            let id = first.rsplit('/').next().unwrap_or_default();
-            let (_, _, code) = tool.run(&ep, &["lease", "revoke", id]);
-            assert_eq!(code, 0, "{tool:?}: revoke {id}");
-            let (_, err, code) = r.finish_within(Duration::from_secs(30));
-            seen.push((args[0], err, code));
-        }
-    }
+    // The four cases (two servers, a lock and a campaign on keys of their
+    // own) at once: `elect` alone waits 20 s for its next keep-alive.
+    let cases: Vec<(&Server, Tool, &[&str])> = [(&etcd, Tool::Etcdctl), (&ferret, Tool::Ferretctl)]
+        .into_iter()
+        .flat_map(|(server, tool)| {
+            [&["lock", "--ttl", "3", "rv"][..], &["elect", "ev", "p"][..]]
+                .map(|args| (server, tool, args))
+        })
+        .collect();
+    let seen: Vec<(&str, String, i32)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(server, tool, args)| {
+                scope.spawn(move || {
+                    let ep = endpoint(server);
+                    let r = tool.start(&ep, args);
+                    let held = r.wait_printed(|s| s.lines().count() >= 2);
+                    let first = held.lines().next().unwrap_or_default();
+                    let id = first.rsplit('/').next().unwrap_or_default();
+                    let (_, _, code) = tool.run(&ep, &["lease", "revoke", id]);
+                    assert_eq!(code, 0, "{tool:?}: revoke {id}");
+                    let (_, err, code) = r.finish_within(Duration::from_secs(30));
+                    (args[0], err, code)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     assert_eq!(seen[..2], seen[2..]);
     assert_eq!(seen[2].1, "Error: session expired\n");
 }

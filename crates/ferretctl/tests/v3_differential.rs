@@ -22,7 +22,7 @@ mod common;
 use common::{reference_available, Run, Server};
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -1826,8 +1826,20 @@ impl Pair {
     }
 
     fn start_as(crossed: bool) -> Pair {
-        let etcd = Server::start_etcd("v3diff");
-        let ferret = Server::start_ferretcd("v3diff");
+        // Both at once. bcrypt at its lowest cost on both: every
+        // `--user` line authenticates (a bcrypt comparison), and what is
+        // compared does not depend on the cost.
+        let flags = ["--bcrypt-cost", "4"];
+        let (etcd, ferret) = std::thread::scope(|scope| {
+            let e = scope
+                .spawn(|| Server::start_with("etcd", Path::new(common::ETCD), "v3diff", &flags));
+            let f = scope
+                .spawn(|| Server::start_with("ferretcd", &common::ferretcd(), "v3diff", &flags));
+            let join = |h: std::thread::ScopedJoinHandle<'_, Server>| {
+                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            };
+            (join(e), join(f))
+        });
         let host = |url: &str| url.trim_start_matches("http://").to_string();
         let etcdctl = |label, endpoint| Side {
             label,
@@ -2394,6 +2406,22 @@ fn lease_commands_without_a_server_match_etcdctl() {
         ids: Vec::new(),
     };
     let mut diffs = Vec::new();
+    // Every command below only waits (for a dial, a timeout): all of them
+    // run at once, each timing its own run.
+    let waiting = [
+        "lease timetolive 1234",
+        "lease list",
+        "lease keep-alive --once 1234",
+    ];
+    let mut running: Vec<(&str, &Side, Running)> = waiting
+        .iter()
+        .flat_map(|line| {
+            sides
+                .iter()
+                .map(move |s| (*line, s, Running::start(s, &words(line))))
+        })
+        .collect();
+    let waiting_since = Instant::now();
     let ending = [
         "--command-timeout 1s lease grant 10",
         "--command-timeout 1s lease revoke 1234",
@@ -2401,14 +2429,31 @@ fn lease_commands_without_a_server_match_etcdctl() {
         "lease keep-alive 1234",
         "--dial-timeout 1s -w json lease keep-alive 1234",
     ];
-    for line in ending {
-        let results: Vec<(std::process::Output, Duration)> = sides
+    let results: Vec<Vec<(std::process::Output, Duration)>> = std::thread::scope(|scope| {
+        let handles: Vec<Vec<_>> = ending
             .iter()
-            .map(|s| {
-                let t = Instant::now();
-                (s.run_raw(&words(line), None), t.elapsed())
+            .map(|line| {
+                sides
+                    .iter()
+                    .map(|s| {
+                        scope.spawn(move || {
+                            let t = Instant::now();
+                            (s.run_raw(&words(line), None), t.elapsed())
+                        })
+                    })
+                    .collect()
             })
             .collect();
+        handles
+            .into_iter()
+            .map(|hs| {
+                hs.into_iter()
+                    .map(|h| h.join().expect("a side's run"))
+                    .collect()
+            })
+            .collect()
+    });
+    for (line, results) in ending.iter().zip(&results) {
         let norm: [(String, String, i32); 2] = [0, 1].map(|i| {
             let r = &results[i].0;
             (
@@ -2426,26 +2471,20 @@ fn lease_commands_without_a_server_match_etcdctl() {
             diffs.push(format!("`{line}`: etcdctl took {a:?}, ferretctl {b:?}"));
         }
     }
-    let waiting = [
-        "lease timetolive 1234",
-        "lease list",
-        "lease keep-alive --once 1234",
-    ];
-    for line in waiting {
-        let mut running: Vec<Running> = sides
-            .iter()
-            .map(|s| Running::start(s, &words(line)))
-            .collect();
-        std::thread::sleep(Duration::from_secs(3));
-        for (r, s) in running.iter_mut().zip(&sides) {
-            if let Some(st) = r.proc.exited() {
-                diffs.push(format!(
-                    "`{line}`: {} ended ({st}) instead of waiting",
-                    s.label
-                ));
-            }
+    // The waiting ones must still be waiting 3 s after they started.
+    let waited = waiting_since.elapsed();
+    if waited < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_secs(3) - waited);
+    }
+    for (line, s, r) in running.iter_mut() {
+        if let Some(st) = r.proc.exited() {
+            diffs.push(format!(
+                "`{line}`: {} ended ({st}) instead of waiting",
+                s.label
+            ));
         }
     }
+    drop(running);
     assert!(diffs.is_empty(), "{test}:\n{}", diffs.join("\n"));
 }
 

@@ -66,7 +66,12 @@ impl Server {
     }
 
     pub fn start(label: &str, bin: &Path, name: &str) -> Server {
-        let proc = ferret_testkit::server::Server::start(label, bin, name)
+        Server::start_with(label, bin, name, &[])
+    }
+
+    /// [`Server::start`] with extra flags.
+    pub fn start_with(label: &str, bin: &Path, name: &str, extra: &[&str]) -> Server {
+        let proc = ferret_testkit::server::Server::start_with(label, bin, name, extra)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut s = Server {
             label: label.to_string(),
