@@ -213,6 +213,8 @@ impl Browser {
         }
         let caps = json!({
             "browserName": "chrome",
+            // A confirm() before a delete, say, is accepted as a user would.
+            "unhandledPromptBehavior": "accept",
             "goog:chromeOptions": {
                 "binary": chromium.to_string_lossy(),
                 "args": opts,
@@ -586,6 +588,21 @@ impl Browser {
         )
     }
 
+    /// Waits until the input or textarea matching `css` holds `want`.
+    pub fn wait_value(&self, css: &str, want: &str) {
+        self.wait_until(&format!("{css} to hold {want:?}"), self.timeout, |b| {
+            let v = b.try_eval(
+                "const e = document.querySelector(arguments[0]); return e ? e.value : null;",
+                vec![json!(css)],
+            )?;
+            match as_text(&v) {
+                Some(v) if v == want => Ok(()),
+                Some(v) => Err(format!("{v:?}")),
+                None => Err("no such element".into()),
+            }
+        })
+    }
+
     /// Waits until exactly `n` elements match `css`.
     pub fn wait_count(&self, css: &str, n: usize) {
         self.wait_until(&format!("{n} elements {css}"), self.timeout, |b| {
@@ -739,6 +756,7 @@ mod tests {
 <form id="login" hidden><input id="user"></form>
 <script>
 document.getElementById('go').addEventListener('click', () => {
+  if (!confirm('sure?')) return;
   const name = document.getElementById('name').value;
   setTimeout(() => {
     const out = document.getElementById('out');
@@ -800,7 +818,8 @@ document.getElementById('go').addEventListener('click', () => {
         assert_eq!(b.value("#name").as_deref(), Some("old"));
         assert!(!b.visible("#login"));
         b.type_into("#name", "ferret");
-        assert_eq!(b.value("#name").as_deref(), Some("ferret"));
+        b.wait_value("#name", "ferret");
+        // The page asks confirm() first: accepted.
         b.click("#go");
         b.wait_text("#out", "hello ferret");
         b.wait_attr("#out", "data-state", "done");
