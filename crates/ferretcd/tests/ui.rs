@@ -658,8 +658,9 @@ fn ui_path_and_disabled() {
     });
     let r = http::get(off.client(0), "/ui/", Duration::from_secs(5)).expect("GET /ui/");
     assert_eq!(
-        (r.status, text(&r)),
-        (404, "404 page not found\n".to_string())
+        (r.status, text(&r).trim_end()),
+        (404, "404 page not found"),
+        "/ui/ with --enable-ui=false is as any unknown path"
     );
     b.goto(&format!("{}/ui/", off.members[0].client_url()));
     assert!(
