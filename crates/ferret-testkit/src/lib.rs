@@ -5,7 +5,9 @@
 //! member of ferretcd or etcd ([`server`]), a multi-member process cluster
 //! ([`cluster`]), a raw HTTP/1.1 client that sends requests byte for
 //! byte as given ([`http`]), and test certificates: a CA, server and
-//! client certificates, expired ones and CRLs, as PEM files ([`certs`]).
+//! client certificates, expired ones and CRLs, as PEM files ([`certs`]),
+//! and a headless Chromium driven over WebDriver for the dashboard's
+//! browser tests ([`browser`]).
 //!
 //! Every process a test starts through this crate is stopped by a `Drop`
 //! guard. What is particular to one suite (corpora, normalisation,
@@ -15,6 +17,7 @@
 //! tool `ferret-jepsen`, which is a test suite itself.
 
 pub mod bin;
+pub mod browser;
 pub mod certs;
 pub mod cluster;
 pub mod dir;
