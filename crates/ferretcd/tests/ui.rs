@@ -9,7 +9,8 @@
 //!   within 3 s, the page (served by a member that was not the leader)
 //!   names another one; the timeline has a leader event.
 //! - `keys_create_edit_delete`: a key created, opened, edited and deleted
-//!   in the page, each step checked with etcdctl; the v2 browser.
+//!   in the page, each step checked with etcdctl; the v2 browser, and a
+//!   v2 key created, edited and deleted in it.
 //! - `watch_shows_events`: a prefix watched in the page; two puts and a
 //!   delete by etcdctl appear as three events, and a key outside the
 //!   prefix does not.
@@ -367,6 +368,30 @@ fn keys_create_edit_delete() {
     b.click("#v2-open");
     b.wait_attr("#v2-list li[data-key=\"/v2dir/leaf\"]", "data-dir", "false");
     b.screenshot("v2");
+
+    // v2 create, edit, delete, each checked through the v2 API.
+    b.type_into("#v2-new-key", "/v2dir/made");
+    b.type_into("#v2-new-value", "made in the page");
+    b.click("#v2-create");
+    b.wait_text_contains("#status", "v2 created /v2dir/made");
+    assert_eq!(
+        c.value(0, "/v2dir/made").as_deref(),
+        Some("made in the page")
+    );
+    b.click("#v2-list li[data-key=\"/v2dir/made\"]");
+    b.wait_value("#v2-edit", "made in the page");
+    b.type_into("#v2-edit", "edited in the page");
+    b.click("#v2-save");
+    b.wait_text_contains("#status", "v2 saved /v2dir/made");
+    assert_eq!(
+        c.value(0, "/v2dir/made").as_deref(),
+        Some("edited in the page")
+    );
+    b.click("#v2-delete");
+    b.wait_text_contains("#status", "v2 deleted /v2dir/made");
+    b.wait_gone("#v2-list li[data-key=\"/v2dir/made\"]");
+    assert_eq!(c.value(0, "/v2dir/made"), None);
+    b.screenshot("v2-edited");
 }
 
 #[test]

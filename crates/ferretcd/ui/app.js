@@ -538,21 +538,39 @@ async function createKey() {
 
 // ------------------------------------------------------------------- v2
 
+const v2Url = (path) => '/v2/keys' + encodeURI(path).replace(/[?#]/g, encodeURIComponent);
+
+// A v2 keys API call: its JSON, or an error with etcd's message.
+async function v2(path, method, form) {
+  const init = { method: method || 'GET' };
+  if (form) {
+    init.body = new URLSearchParams(form);
+    init.headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+  }
+  const r = await fetch(v2Url(path) + (method ? '' : '?sorted=true'), init);
+  const body = await r.json().catch(() => null);
+  if (!r.ok || !body || body.errorCode) {
+    throw new Error(body && body.message ? `${body.message} (${body.cause || path})` : `HTTP ${r.status}`);
+  }
+  return body;
+}
+
 async function openV2(path) {
   path = path || '/';
-  $('v2-path').value = path;
   $('v2-value').textContent = '';
   try {
-    const r = await fetch('/v2/keys' + encodeURI(path).replace(/\?/g, '%3F') + '?sorted=true');
-    const body = await r.json().catch(() => null);
-    if (!r.ok || !body || body.errorCode) {
-      throw new Error(body && body.message ? `${body.message} (${body.cause || path})` : `HTTP ${r.status}`);
-    }
+    const body = await v2(path);
     const node = body.node || {};
     if (!node.dir) {
-      $('v2-value').textContent = `${node.key} = ${node.value}`;
+      $('v2-detail').classList.remove('hidden');
+      $('v2-key').textContent = node.key;
+      $('v2-edit').value = node.value || '';
+      $('v2-value').textContent = `modified index ${node.modifiedIndex}, created index ${node.createdIndex}` +
+        (node.ttl ? `, TTL ${node.ttl} s (expires ${node.expiration})` : '');
       return;
     }
+    $('v2-path').value = path;
+    $('v2-detail').classList.add('hidden');
     const items = [];
     if (path !== '/') {
       const up = path.replace(/\/+$/, '').replace(/\/[^/]*$/, '') || '/';
@@ -564,6 +582,41 @@ async function openV2(path) {
     $('v2-list').replaceChildren();
     if (/HTTP 404/.test(e.message)) $('v2-value').textContent = 'The v2 API is off on this member (--enable-v2).';
     else status(`v2 ${path}: ${e.message}`, true);
+  }
+}
+
+async function v2Write(path, method, form, what) {
+  try {
+    await v2(path, method, form);
+    status(`v2 ${what} ${path}`);
+    return true;
+  } catch (e) {
+    status(`v2 ${path}: ${e.message}`, true);
+    return false;
+  }
+}
+
+async function saveV2() {
+  const key = $('v2-key').textContent;
+  if (key && (await v2Write(key, 'PUT', { value: $('v2-edit').value, prevExist: 'true' }, 'saved'))) openV2(key);
+}
+
+async function deleteV2() {
+  const key = $('v2-key').textContent;
+  if (key && (await v2Write(key, 'DELETE', null, 'deleted'))) {
+    $('v2-detail').classList.add('hidden');
+    openV2($('v2-path').value);
+  }
+}
+
+async function createV2() {
+  let key = $('v2-new-key').value;
+  if (!key) return;
+  if (!key.startsWith('/')) key = '/' + key;
+  if (await v2Write(key, 'PUT', { value: $('v2-new-value').value, prevExist: 'false' }, 'created')) {
+    $('v2-new-key').value = '';
+    $('v2-new-value').value = '';
+    openV2($('v2-path').value);
   }
 }
 
@@ -858,6 +911,9 @@ async function main() {
   $('kv-delete').addEventListener('click', deleteKey);
   $('kv-create').addEventListener('click', createKey);
   $('v2-open').addEventListener('click', () => openV2($('v2-path').value));
+  $('v2-save').addEventListener('click', saveV2);
+  $('v2-delete').addEventListener('click', deleteV2);
+  $('v2-create').addEventListener('click', createV2);
   $('watch-start').addEventListener('click', startWatch);
   $('watch-stop').addEventListener('click', () => stopWatch());
   drawTimeline();
