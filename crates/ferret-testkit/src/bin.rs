@@ -68,3 +68,29 @@ pub fn find_etcd() -> Option<PathBuf> {
     let p = Path::new("/usr/bin/etcd");
     p.is_file().then(|| p.to_path_buf())
 }
+
+/// Runs etcdctl (v3; no `ETCDCTL_*` variable from the environment)
+/// against `endpoint` with `flags` (timeouts, `--user`) and then `args`:
+/// its exit code and output (stdout, then stderr). Killed after 30 s.
+pub fn etcdctl(ctl: &Path, endpoint: &str, flags: &[&str], args: &[&str]) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    let mut p = crate::process::Proc(Some(
+        Command::new(ctl)
+            .env_clear()
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .args(flags)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", ctl.display())),
+    ));
+    let o = p
+        .wait_output(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("etcdctl {args:?} at {endpoint} hung"));
+    let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+    out.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.code(), out)
+}

@@ -29,24 +29,8 @@ use ferret_testkit::process::Proc;
 
 /// etcdctl v3 against one endpoint: exit code and stdout (stderr appended).
 fn etcdctl(etcdctl: &Path, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
-    let mut p = Proc(Some(
-        Command::new(etcdctl)
-            .arg(format!("--endpoints={endpoint}"))
-            .args(["--dial-timeout=2s", "--command-timeout=5s"])
-            .args(args)
-            .env_remove("ETCDCTL_API")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn etcdctl"),
-    ));
-    let o = p
-        .wait_output(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("etcdctl {args:?} hung"));
-    let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
-    out.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code(), out)
+    let timeouts = ["--dial-timeout=2s", "--command-timeout=5s"];
+    ferret_testkit::bin::etcdctl(etcdctl, endpoint, &timeouts, args)
 }
 
 /// The `--peer-*` flags for `cert`, with peer client-certificate auth.

@@ -29,7 +29,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,6 @@ use ferret_testkit::bin::etcd_tools;
 use ferret_testkit::browser::{self, Browser};
 use ferret_testkit::cluster::{text, Cluster, Options};
 use ferret_testkit::http;
-use ferret_testkit::process::Proc;
 use serde_json::{json, Value};
 
 /// How soon after the leader's death the page must name another one.
@@ -51,31 +49,14 @@ fn tools() -> Option<PathBuf> {
     etcd_tools().map(|(_, ctl)| ctl)
 }
 
-/// etcdctl (v3) against `endpoint`, as `user` if given: its exit status
-/// and output (stdout, then stderr). Killed after 30 s.
+/// etcdctl (v3) against `endpoint`, as `user` if given: whether it
+/// succeeded, and its output (stdout, then stderr). Killed after 30 s.
 fn etcdctl_try(ctl: &Path, endpoint: &str, user: Option<&str>, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(ctl);
-    cmd.env_clear()
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoint}"))
-        .args(["--dial-timeout=2s", "--command-timeout=10s"]);
-    if let Some(u) = user {
-        cmd.arg(format!("--user={u}"));
-    }
-    let mut p = Proc(Some(
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn etcdctl"),
-    ));
-    let o = p
-        .wait_output(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("etcdctl {args:?} hung"));
-    let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
-    out.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.success(), out)
+    let user = user.map(|u| format!("--user={u}"));
+    let mut flags = vec!["--dial-timeout=2s", "--command-timeout=10s"];
+    flags.extend(user.as_deref());
+    let (code, out) = ferret_testkit::bin::etcdctl(ctl, endpoint, &flags, args);
+    (code == Some(0), out)
 }
 
 /// etcdctl that must succeed; its output.
