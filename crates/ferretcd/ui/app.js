@@ -422,7 +422,9 @@ async function listKeys(fresh) {
       S.kv.cursor = bytesToB64(next); // just after the last key
     }
     $('kv-next').disabled = !r.more;
-    $('kv-count').textContent = `${S.kv.listed} keys listed${r.more ? `, ${num(r.count) - kvs.length} more` : ''}`;
+    const more = num(r.count) - kvs.length;
+    $('kv-count').textContent =
+      `${S.kv.listed} key${S.kv.listed === 1 ? '' : 's'} listed` + (r.more ? `, ${more} more` : '');
   } catch (e) {
     if (!authFailed(e)) status(`listing "${S.kv.prefix}": ${e.message}`, true);
   }
