@@ -349,8 +349,8 @@ pub enum ConfigError {
     Fatal(String),
     /// A flag etcd accepts but ferretcd does not implement (yet), given a
     /// value other than its default; see [`unsupported`]. One line, e.g.
-    /// `ferretcd: --peer-cert-file is not supported yet (peer TLS is not implemented;
-    /// see README "Limitations")`; exit status 1.
+    /// `ferretcd: --enable-pprof is not supported yet (there is no profiling
+    /// endpoint; see README "Limitations")`; exit status 1.
     Unsupported {
         /// The flag, as etcd names it (`cert-file`).
         flag: &'static str,
