@@ -374,7 +374,7 @@ impl StateMachines {
 
     /// The entries a leader proposes because time passed or the cluster
     /// lacks something, every housekeeping round: v2 TTL expiry (with the
-    /// leader's clock, `now_ns`), the cluster version if missing, revoking
+    /// leader's clock, `now_ns`), revoking
     /// the leases that ran out and, when checkpoints are on, checkpoints of
     /// remaining TTLs. Time enters the replicated state only through these.
     pub fn due_proposals(&self, now_ns: i64, now: Instant) -> Vec<InternalRaftRequest> {
@@ -382,7 +382,6 @@ impl StateMachines {
         if self.v2.next_expiry_ns().is_some_and(|t| t <= now_ns) {
             due.push(entry::v2_expire(now_ns));
         }
-        due.extend(self.cluster_version_proposal(now_ns));
         let (expired, checkpoints) = {
             let mut le = self.v3.store().lessor();
             (

@@ -188,6 +188,10 @@ const LEARNER_READY_SHARE: f64 = 0.9;
 /// Snapshot files kept on disk (etcd keeps 5).
 const SNAPSHOTS_KEPT: usize = 5;
 
+/// How long a leader waits before proposing a missing cluster version
+/// again (etcd's `monitorVersionInterval`).
+const VERSION_RETRY: Duration = Duration::from_secs(4);
+
 /// How often housekeeping runs (publishing attributes, TTL expiry, dropping
 /// waiters whose client gave up).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
@@ -353,6 +357,12 @@ pub struct RaftNode {
     /// The proposal id of this start's attribute publication, once applied.
     published: bool,
     publish_attempt: Option<(u64, Instant)>,
+    /// When this leader last proposed the cluster version, which it does
+    /// again only after [`VERSION_RETRY`] if the cluster still has none:
+    /// proposing it every round would write it twice whenever the first
+    /// proposal takes a round to apply (a slow disk), and shift every
+    /// index after it.
+    version_proposed: Option<Instant>,
     /// Whether `enabled capabilities for version` was logged (once per
     /// start, as etcd's).
     capabilities_logged: bool,
@@ -884,6 +894,7 @@ pub fn start(
         client_urls: cfg.client_urls,
         published: false,
         publish_attempt: None,
+        version_proposed: None,
         capabilities_logged: false,
         last_housekeeping: Instant::now(),
         heartbeat_sent: HashMap::new(),
@@ -2128,14 +2139,22 @@ impl RaftNode {
             }
         }
         if !self.published {
+            // Again after the request timeout, as etcd publishes: sooner,
+            // a slow disk would see the attributes written twice.
             let due = self
                 .publish_attempt
-                .is_none_or(|(_, at)| at.elapsed() > Duration::from_secs(2));
+                .is_none_or(|(_, at)| at.elapsed() > self.shared.request_timeout);
             if due {
                 self.publish_attributes();
             }
         }
         if self.node.raft.state == StateRole::Leader {
+            if self
+                .version_proposed
+                .is_none_or(|at| at.elapsed() >= VERSION_RETRY)
+            {
+                self.propose_cluster_version();
+            }
             let due = self.shared.state().due_proposals(now_ns(), Instant::now());
             for req in due {
                 self.propose_internal(req);
@@ -2165,10 +2184,7 @@ impl RaftNode {
     /// same first indexes as etcd's.
     fn on_new_leader(&mut self, leading: bool) {
         if leading {
-            let version = self.shared.state().cluster_version_proposal(now_ns());
-            if let Some(req) = version {
-                self.propose_internal(req);
-            }
+            self.propose_cluster_version();
         }
         if !self.published {
             self.publish_attributes();
@@ -2243,6 +2259,15 @@ impl RaftNode {
             capnslog_msg = %format!("enabled capabilities for version {major_minor}"),
             "enabled capabilities for version"
         );
+    }
+
+    /// The leader sets the cluster version if the cluster has none yet.
+    fn propose_cluster_version(&mut self) {
+        let version = self.shared.state().cluster_version_proposal(now_ns());
+        if let Some(req) = version {
+            self.propose_internal(req);
+            self.version_proposed = Some(Instant::now());
+        }
     }
 
     fn publish_attributes(&mut self) {
