@@ -167,6 +167,18 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session; `test` names
     /// the screenshots (`<test>-<step>.png`). Check [`available`] first.
     pub fn start(test: &str) -> Browser {
+        Browser::start_with(test, false)
+    }
+
+    /// As [`Browser::start`], for pages over https with certificates no
+    /// CA of the browser's vouches for (`--auto-tls`, a test CA): WebDriver's
+    /// `acceptInsecureCerts`, so a self-signed certificate is taken as a
+    /// user clicking through the warning would. The page is still TLS.
+    pub fn start_accepting_any_certificate(test: &str) -> Browser {
+        Browser::start_with(test, true)
+    }
+
+    fn start_with(test: &str, accept_insecure_certs: bool) -> Browser {
         let (chromium, chromedriver) =
             tools().expect("chromium and chromedriver (check browser::available() first)");
         let dir = TempDir::new("ferret-browser");
@@ -215,6 +227,7 @@ impl Browser {
             "browserName": "chrome",
             // A confirm() before a delete, say, is accepted as a user would.
             "unhandledPromptBehavior": "accept",
+            "acceptInsecureCerts": accept_insecure_certs,
             "goog:chromeOptions": {
                 "binary": chromium.to_string_lossy(),
                 "args": opts,

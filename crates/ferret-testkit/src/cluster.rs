@@ -50,6 +50,10 @@ pub struct Options {
     pub extra: Vec<String>,
     /// Peer URLs are https (the `--peer-*` TLS flags go in `extra`).
     pub peer_tls: bool,
+    /// Each member also listens on, and advertises after its http client
+    /// URL, an https one (`Member::https_client`; the client TLS flags,
+    /// `--auto-tls` say, go in `extra`). The harness itself keeps to http.
+    pub https_client: bool,
 }
 
 impl Default for Options {
@@ -62,6 +66,7 @@ impl Default for Options {
             snapshot_count: None,
             extra: Vec::new(),
             peer_tls: false,
+            https_client: false,
         }
     }
 }
@@ -93,11 +98,18 @@ pub struct Member {
     pub join: Option<String>,
     /// Its peer URL is https.
     pub peer_tls: bool,
+    /// Its https client address, with `Options::https_client`.
+    pub https_client: Option<SocketAddr>,
 }
 
 impl Member {
     pub fn client_url(&self) -> String {
         format!("http://{}", self.client)
+    }
+
+    /// Its https client URL, with `Options::https_client`.
+    pub fn https_client_url(&self) -> Option<String> {
+        self.https_client.map(|a| format!("https://{a}"))
     }
 
     pub fn peer_url(&self) -> String {
@@ -207,13 +219,15 @@ impl Cluster {
 
     fn spawn(opts: Options) -> Cluster {
         let dir = TempDir::new("ferret-cluster");
-        let ports = free_ports(2 * opts.size);
+        let ports = free_ports(3 * opts.size);
         let mut members = Vec::new();
         for i in 0..opts.size {
             let name = format!("m{i}");
+            let https = opts.https_client.then(|| ports[3 * i + 2]);
             members.push(Member {
-                client: format!("127.0.0.1:{}", ports[2 * i]).parse().unwrap(),
-                peer: format!("127.0.0.1:{}", ports[2 * i + 1]).parse().unwrap(),
+                client: format!("127.0.0.1:{}", ports[3 * i]).parse().unwrap(),
+                peer: format!("127.0.0.1:{}", ports[3 * i + 1]).parse().unwrap(),
+                https_client: https.map(|p| format!("127.0.0.1:{p}").parse().unwrap()),
                 data_dir: dir.0.join(format!("{name}.etcd")),
                 log: dir.0.join(format!("{name}.log")),
                 name,
@@ -257,11 +271,13 @@ impl Cluster {
     /// a member to add at runtime. `start_joining` starts it.
     pub fn new_member(&mut self) -> usize {
         let i = self.members.len();
-        let ports = free_ports(2);
+        let ports = free_ports(3);
         let name = format!("m{i}");
+        let https = self.opts.https_client.then(|| ports[2]);
         self.members.push(Member {
             client: format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
             peer: format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+            https_client: https.map(|p| format!("127.0.0.1:{p}").parse().unwrap()),
             data_dir: self.dir.0.join(format!("{name}.etcd")),
             log: self.dir.0.join(format!("{name}.log")),
             name,
@@ -313,7 +329,10 @@ impl Cluster {
             "=== cluster test: start #{} of {} ===",
             m.starts, m.name
         );
-        let (curl, purl) = (m.client_url(), m.peer_url());
+        let (mut curl, purl) = (m.client_url(), m.peer_url());
+        if let Some(https) = m.https_client_url() {
+            curl = format!("{curl},{https}");
+        }
         let mut cmd = Command::new(&opts.binary);
         // As etcd 3.4, ferretcd serves the v2 API only with --enable-v2.
         cmd.arg("--enable-v2")

@@ -22,6 +22,12 @@
 //!   the next 50.
 //! - `ui_path_and_disabled`: `/ui` leads to `/ui/`; `--enable-ui=false`
 //!   makes `/ui/` a 404.
+//! - `page_over_https`: members with `--auto-tls` and an https client URL
+//!   beside the http one; the page over https shows every member healthy
+//!   (their status asked over https) and writes a key etcdctl then reads.
+//! - `charts_follow_the_load`: with `--metrics=extensive`, puts at 40/s
+//!   show as a Put rate within 40% of the rate sent; latency, fsync and
+//!   peer round-trip charts get values; the Put rate falls to 0 after.
 //!
 //! Screenshots go to `target/ui-screenshots/<test>-<step>.png` (CI keeps
 //! them). Without chromium and chromedriver (or etcd's tools) each test is
@@ -99,6 +105,8 @@ struct Row {
     behind: String,
     client_urls: String,
     peer_urls: String,
+    /// Where the page asked for its status (`data-status-url`).
+    status_url: String,
 }
 
 fn rows(b: &Browser) -> Result<Vec<Row>, String> {
@@ -106,6 +114,7 @@ fn rows(b: &Browser) -> Result<Vec<Row>, String> {
         "return Array.from(document.querySelectorAll('#members tr[data-member-id]')).map(r => {
            const cell = c => { const e = r.querySelector(c); return e ? e.innerText.trim() : null; };
            return { id: r.getAttribute('data-member-id'), name: r.getAttribute('data-name'),
+                    status_url: r.getAttribute('data-status-url'),
                     role: cell('.role'), health: cell('.health'), behind: cell('.behind'),
                     client: cell('.client-urls'), peer: cell('.peer-urls') };
          });",
@@ -123,6 +132,7 @@ fn rows(b: &Browser) -> Result<Vec<Row>, String> {
             behind: field(r, "behind"),
             client_urls: field(r, "client"),
             peer_urls: field(r, "peer"),
+            status_url: field(r, "status_url"),
         })
         .collect())
 }
@@ -673,5 +683,189 @@ fn ui_path_and_disabled() {
         b.page_text().contains("404 page not found"),
         "{}",
         b.page_text()
+    );
+}
+
+#[test]
+fn page_over_https() {
+    let Some(ctl) = tools() else { return };
+    // Each member listens on an http client URL (for the harness and
+    // etcdctl) and an https one with a certificate of its own
+    // (`--auto-tls`), and advertises both.
+    let c = Cluster::start(Options {
+        https_client: true,
+        extra: vec!["--auto-tls".into()],
+        ..Options::default()
+    });
+    let ep = c.members[0].client_url();
+    let https = c.members[0]
+        .https_client_url()
+        .expect("an https client URL");
+    let b = Browser::start_accepting_any_certificate("https");
+    b.goto(&format!("{https}/ui/"));
+    b.wait_exists("#members");
+    assert!(b.url().starts_with("https://"), "{}", b.url());
+
+    // Every member healthy, the leader the cluster's: the other members'
+    // status came over https (a page over https may not fetch http).
+    let leader = c.members[c.leader()].name.clone();
+    let seen = b.wait_until(
+        "three healthy members over https, one of them leader",
+        b.timeout(),
+        |b| {
+            let rows = rows(b)?;
+            if rows.len() != 3 || rows.iter().any(|r| r.health != "healthy") {
+                return Err(format!("rows {rows:?}"));
+            }
+            if leaders(&rows) != [leader.clone()] {
+                return Err(format!("leaders {:?}: {rows:?}", leaders(&rows)));
+            }
+            Ok(rows)
+        },
+    );
+    // Chromium lets an https page fetch http from loopback, so a healthy
+    // row alone does not show the scheme: the row says where it asked.
+    for (r, m) in seen.iter().zip(&c.members) {
+        let want = m.https_client_url().unwrap();
+        assert!(r.client_urls.contains(&want), "{r:?} lacks {want}");
+        assert_eq!(r.status_url, want, "{r:?}");
+    }
+
+    // A write through the page, over TLS, seen by etcdctl over http.
+    b.type_into("#kv-new-key", "tls/made");
+    b.type_into("#kv-new-value", "over https");
+    b.click("#kv-create");
+    b.wait_text_contains("#status", "created tls/made");
+    await_value(&ctl, &ep, "tls/made", Some("over https"));
+    b.screenshot("members");
+
+    // The https port speaks only TLS: plain HTTP gets no page.
+    let addr = c.members[0].https_client.unwrap();
+    if let Ok(r) = http::get(addr, "/ui/", Duration::from_secs(5)) {
+        assert_ne!(r.status, 200, "plain HTTP on the https port: {}", text(&r));
+    }
+}
+
+/// The value of `chart`'s series `series` in its legend (`data-last`):
+/// `None` before it has one.
+fn chart_value(b: &Browser, chart: &str, series: &str) -> Result<Option<f64>, String> {
+    let v = b.try_eval(
+        "const e = document.querySelector(`#chart-${arguments[0]} text.legend[data-series=\"${arguments[1]}\"]`);
+         return e ? e.getAttribute('data-last') : null;",
+        vec![json!(chart), json!(series)],
+    )?;
+    match v.as_str() {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{chart}/{series}: {t:?}: {e}")),
+    }
+}
+
+#[test]
+fn charts_follow_the_load() {
+    if tools().is_none() {
+        return;
+    }
+    // Latency needs etcd's extensive metrics (the gRPC histograms).
+    let c = Cluster::start(Options {
+        extra: vec!["--metrics=extensive".into()],
+        ..Options::default()
+    });
+    // The leader's page: only the leader times peer round trips.
+    let leader = c.leader();
+    let ep = c.members[leader].client_url();
+    let peers: Vec<String> = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| c.members[i].name.clone())
+        .collect();
+    let b = Browser::start("charts");
+    b.goto(&format!("{ep}/ui/"));
+    b.wait_exists("#chart-requests");
+
+    // Puts at a steady rate, one at a time, to the member that served the
+    // page (its /metrics is what the page charts).
+    const RATE: f64 = 40.0;
+    const LOAD: Duration = Duration::from_secs(9);
+    let load = {
+        let ep = ep.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async {
+                let mut client = etcd_client::Client::connect([ep], None)
+                    .await
+                    .expect("etcd-client connect");
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / RATE));
+                let start = Instant::now();
+                let mut n = 0u64;
+                while start.elapsed() < LOAD {
+                    tick.tick().await;
+                    client
+                        .put(format!("load/{n}"), "v", None)
+                        .await
+                        .expect("put");
+                    n += 1;
+                }
+                n as f64 / start.elapsed().as_secs_f64()
+            })
+        })
+    };
+
+    // The Put rate the page shows, every half second, while the load runs.
+    let mut puts = Vec::new();
+    let until = Instant::now() + LOAD;
+    while Instant::now() < until {
+        if let Ok(Some(v)) = chart_value(&b, "requests", "Put") {
+            puts.push(v);
+        }
+        sleep(Duration::from_millis(500));
+    }
+    let sent = load.join().expect("the load thread");
+    b.screenshot("under-load");
+    let shown = puts.iter().copied().fold(0.0, f64::max);
+    assert!(
+        shown > 0.6 * sent && shown < 1.4 * sent,
+        "the page's Put rate {shown:.1}/s against {sent:.1}/s sent (all shown: {puts:?})"
+    );
+
+    // The latency, fsync and peer round-trip charts have values, in ms.
+    for (chart, series) in [
+        ("latency", "p50"),
+        ("latency", "p99"),
+        ("fsync", "p99"),
+        ("peer-rtt", peers[0].as_str()),
+        ("peer-rtt", peers[1].as_str()),
+    ] {
+        b.wait_until(
+            &format!("#chart-{chart} {series} to have a value"),
+            b.timeout(),
+            |b| match chart_value(b, chart, series)? {
+                Some(ms) if ms > 0.0 && ms < 1000.0 => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+    }
+    assert_eq!(b.text("#charts-note").as_deref().map(str::trim), Some(""));
+
+    // And the Put rate falls back to 0 once the load stopped.
+    b.wait_until(
+        "the Put rate to fall to 0",
+        b.timeout(),
+        |b| match chart_value(b, "requests", "Put")? {
+            Some(v) if v == 0.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    // A follower's page says why its round-trip chart is empty.
+    let follower = c.follower_of(leader);
+    b.goto(&format!("{}/ui/", c.members[follower].client_url()));
+    b.wait_text_contains(
+        "#charts-note",
+        "peer round trips are measured by the leader",
     );
 }

@@ -249,13 +249,17 @@ function drawTimeline() {
 // --------------------------------------------------------------- cluster
 
 async function memberStatus(m) {
-  const base = m.self ? '' : (m.clientURLs || [])[0];
-  if (base === undefined) return { error: 'no client URL' };
+  // A member's URL of the page's own scheme where it has one: a page
+  // served over https may not fetch plain http (mixed content).
+  const urls = m.clientURLs || [];
+  const base = m.self ? '' : urls.find((u) => u.startsWith(location.protocol + '//')) || urls[0];
+  if (base === undefined) return { error: 'no client URL', url: '' };
   const [st, health] = await Promise.allSettled([
     v3('/v3/maintenance/status', {}, base, 900),
     fetch(base + '/health', { signal: AbortSignal.timeout(900) }).then((r) => r.json()),
   ]);
   return {
+    url: base || location.origin,
     status: st.status === 'fulfilled' ? st.value : null,
     error: st.status === 'rejected' ? st.reason.message : null,
     healthy: health.status === 'fulfilled' && health.value.health === 'true',
@@ -323,7 +327,12 @@ async function refreshCluster() {
     const health = m.result.healthy ? 'healthy' : 'unhealthy';
     const tr = el(
       'tr',
-      { 'data-member-id': hexId(m.ID).padStart(16, '0'), 'data-name': m.name || '', 'data-role': role },
+      {
+        'data-member-id': hexId(m.ID).padStart(16, '0'),
+        'data-name': m.name || '',
+        'data-role': role,
+        'data-status-url': m.result.url,
+      },
       el('td', { class: 'name' + (m.self ? ' self' : ''), title: m.self ? 'this page comes from this member' : '' }, m.name || '(unstarted)'),
       el('td', { class: 'id' }, hexId(m.ID)),
       el('td', { class: 'role' }, role),
@@ -820,19 +829,24 @@ async function refreshMetrics() {
     const unary = (l) => l.grpc_type === 'unary';
     record('latency', 'p50', ms(quantile(0.5, lat, before.get('grpc_server_handling_seconds_bucket'), unary)));
     record('latency', 'p99', ms(quantile(0.99, lat, before.get('grpc_server_handling_seconds_bucket'), unary)));
-    $('charts-note').textContent = '';
-  } else {
-    $('charts-note').textContent = 'request latency needs --metrics extensive';
   }
+  const notes = [];
+  if (!lat) notes.push('request latency needs --metrics extensive');
   const fs = 'etcd_disk_wal_fsync_duration_seconds_bucket';
   record('fsync', 'p50', ms(quantile(0.5, now.get(fs), before.get(fs))));
   record('fsync', 'p99', ms(quantile(0.99, now.get(fs), before.get(fs))));
   const rtt = 'etcd_network_peer_round_trip_time_seconds_bucket';
   const peers = new Set((now.get(rtt) || []).map((s) => s.labels.To));
+  let timed = false;
   for (const p of peers) {
     const member = S.members.find((m) => hexId(m.ID).padStart(16, '0') === p.padStart(16, '0'));
-    record('peer-rtt', member ? member.name : p, ms(quantile(0.99, now.get(rtt), before.get(rtt), (l) => l.To === p)));
+    const p99 = ms(quantile(0.99, now.get(rtt), before.get(rtt), (l) => l.To === p));
+    timed = timed || p99 !== null;
+    record('peer-rtt', member ? member.name : p, p99);
   }
+  // The leader times its heartbeats; a follower measures no round trips.
+  if (!timed && S.members.length > 1) notes.push('peer round trips are measured by the leader');
+  $('charts-note').textContent = notes.join('; ');
   for (const chart of ['requests', 'latency', 'fsync', 'peer-rtt']) drawChart(chart);
 }
 
@@ -874,7 +888,14 @@ function drawChart(chart) {
     parts.push(svgEl('polyline', { points: coords.join(' '), fill: 'none', stroke: color, 'stroke-width': 1.5 }));
     const last = pts.filter((v) => v !== null).slice(-1)[0];
     parts.push(
-      svgEl('text', { x: L + 6 + (i % 3) * 118, y: 20 + Math.floor(i / 3) * 12, fill: color },
+      svgEl('text', {
+        x: L + 6 + (i % 3) * 118,
+        y: 20 + Math.floor(i / 3) * 12,
+        fill: color,
+        class: 'legend',
+        'data-series': n,
+        'data-last': last === undefined ? '' : String(last),
+      },
         `${n}: ${last === undefined ? '-' : last >= 100 ? last.toFixed(0) : last.toPrecision(3)}`),
     );
   });
