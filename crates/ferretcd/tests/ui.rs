@@ -28,6 +28,10 @@
 //! - `charts_follow_the_load`: with `--metrics=extensive`, puts at 40/s
 //!   show as a Put rate within 40% of the rate sent; latency, fsync and
 //!   peer round-trip charts get values; the Put rate falls to 0 after.
+//! - `v2_auth_in_the_page`: with v2 auth on and the guest role revoked,
+//!   the v2 tree asks for credentials; a wrong password is refused; bob
+//!   lists `/app` and writes in it (root reads it back), and a write
+//!   outside it is refused and not made.
 //!
 //! Screenshots go to `target/ui-screenshots/<test>-<step>.png` (CI keeps
 //! them). Without chromium and chromedriver (or etcd's tools) each test is
@@ -868,4 +872,158 @@ fn charts_follow_the_load() {
         "#charts-note",
         "peer round trips are measured by the leader",
     );
+}
+
+/// A v2 request to `c`'s member 0 with a JSON or form body, as `user`
+/// (`name:password`, basic auth) if given.
+fn v2_call(
+    c: &Cluster,
+    method: &str,
+    target: &str,
+    user: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> http::Response {
+    use base64::Engine as _;
+    let mut headers = Vec::new();
+    if let Some(u) = user {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(u);
+        headers.push(("Authorization".to_string(), format!("Basic {b64}")));
+    }
+    if let Some((ctype, _)) = body {
+        headers.push(("Content-Type".to_string(), ctype.to_string()));
+    }
+    let req = http::Request {
+        method: method.into(),
+        target: target.as_bytes().to_vec(),
+        headers,
+        body: body.map(|(_, b)| b.as_bytes().to_vec()),
+    };
+    http::send(
+        c.client(0),
+        &req,
+        http::BodyMode::Full,
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+}
+
+#[test]
+fn v2_auth_in_the_page() {
+    if tools().is_none() {
+        return;
+    }
+    let c = Cluster::start(Options::default());
+    let ep = c.members[0].client_url();
+    // v2 auth: root; bob may read /app (to list it) and read and write
+    // /app/* (keys under it: `/app/*` is not `/app` itself); the guest role
+    // (which may do anything by default) may do nothing.
+    const JSON: &str = "application/json";
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let root = Some("root:rootpw");
+    let steps: [(&str, &str, Option<&str>, Option<(&str, &str)>); 6] = [
+        ("PUT", "/v2/keys/app/x", None, Some((FORM, "value=for bob"))),
+        (
+            "PUT",
+            "/v2/keys/other/y",
+            None,
+            Some((FORM, "value=not for bob")),
+        ),
+        (
+            "PUT",
+            "/v2/auth/users/root",
+            None,
+            Some((JSON, r#"{"user":"root","password":"rootpw"}"#)),
+        ),
+        (
+            "PUT",
+            "/v2/auth/roles/app",
+            None,
+            Some((
+                JSON,
+                r#"{"role":"app","permissions":{"kv":{"read":["/app","/app/*"],"write":["/app/*"]}}}"#,
+            )),
+        ),
+        (
+            "PUT",
+            "/v2/auth/users/bob",
+            None,
+            Some((JSON, r#"{"user":"bob","password":"bobpw","roles":["app"]}"#)),
+        ),
+        ("PUT", "/v2/auth/enable", None, None),
+    ];
+    for (method, target, user, body) in steps {
+        let r = v2_call(&c, method, target, user, body);
+        assert!(
+            r.status < 300,
+            "{method} {target}: {} {}",
+            r.status,
+            text(&r)
+        );
+    }
+    let r = v2_call(
+        &c,
+        "PUT",
+        "/v2/auth/roles/guest",
+        root,
+        Some((
+            JSON,
+            r#"{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}"#,
+        )),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+
+    let b = Browser::start("v2-auth");
+    b.goto(&format!("{ep}/ui/"));
+    // Without credentials, the v2 tree is refused and the v2 login shows.
+    b.wait_visible("#v2-login");
+    b.wait_text_contains("#status", "The request requires user authentication");
+
+    // bob, with a wrong password: still refused.
+    b.type_into("#v2-user", "bob");
+    b.type_into("#v2-password", "wrong");
+    b.click("#v2-login-submit");
+    b.wait_text("#v2-whoami", "as bob");
+    b.type_into("#v2-path", "/app");
+    b.click("#v2-open");
+    b.wait_text_contains(
+        "#status",
+        "v2 /app: The request requires user authentication",
+    );
+    assert!(b.visible("#v2-login"));
+
+    // bob, with his password: /app is listed, the login hides.
+    b.type_into("#v2-user", "bob");
+    b.type_into("#v2-password", "bobpw");
+    b.click("#v2-login-submit");
+    b.wait_attr("#v2-list li[data-key=\"/app/x\"]", "data-dir", "false");
+    b.wait_hidden("#v2-login");
+
+    // A key made in the page is bob's write, as root reads it.
+    b.type_into("#v2-new-key", "/app/made");
+    b.type_into("#v2-new-value", "by bob");
+    b.click("#v2-create");
+    b.wait_text_contains("#status", "v2 created /app/made");
+    let r = v2_call(&c, "GET", "/v2/keys/app/made", root, None);
+    assert_eq!(
+        json_value(&text(&r))["node"]["value"],
+        json!("by bob"),
+        "{}",
+        text(&r)
+    );
+    b.screenshot("bob");
+
+    // Outside /app bob is refused, and nothing is written there.
+    b.type_into("#v2-new-key", "/other/made");
+    b.type_into("#v2-new-value", "by bob");
+    b.click("#v2-create");
+    b.wait_text_contains(
+        "#status",
+        "v2 /other/made: The request requires user authentication",
+    );
+    let r = v2_call(&c, "GET", "/v2/keys/other/made", root, None);
+    assert_eq!(r.status, 404, "{}", text(&r));
+}
+
+fn json_value(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }

@@ -14,6 +14,9 @@ const TIMELINE_KEY = 'ferretcd-ui-timeline';
 
 const S = {
   token: sessionStorage.getItem('ferretcd-token') || '',
+  // v2 auth is etcd 3.4's other auth store, with basic auth on every
+  // request: its credentials live in this page only, never in storage.
+  v2auth: '',
   user: sessionStorage.getItem('ferretcd-user') || '',
   authNeeded: false,
   selfId: '', // decimal, as the gateway writes uint64s
@@ -552,18 +555,35 @@ async function createKey() {
 const v2Url = (path) => '/v2/keys' + encodeURI(path).replace(/[?#]/g, encodeURIComponent);
 
 // A v2 keys API call: its JSON, or an error with etcd's message.
+// A 401 (v2 auth on, and these credentials, or none, may not) shows the
+// v2 login; a success with credentials hides it.
 async function v2(path, method, form) {
-  const init = { method: method || 'GET' };
+  const init = { method: method || 'GET', headers: {} };
   if (form) {
     init.body = new URLSearchParams(form);
-    init.headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    init.headers['Content-Type'] = 'application/x-www-form-urlencoded';
   }
+  if (S.v2auth) init.headers.Authorization = S.v2auth;
   const r = await fetch(v2Url(path) + (method ? '' : '?sorted=true'), init);
   const body = await r.json().catch(() => null);
+  if (r.status === 401) $('v2-login').classList.remove('hidden');
   if (!r.ok || !body || body.errorCode) {
-    throw new Error(body && body.message ? `${body.message} (${body.cause || path})` : `HTTP ${r.status}`);
+    const msg = body && body.message ? `${body.message} (${body.cause || path})` : `HTTP ${r.status}`;
+    throw new ApiError(msg, body && body.errorCode, r.status);
   }
+  if (S.v2auth) $('v2-login').classList.add('hidden');
   return body;
+}
+
+// v2 has no login call: the credentials are kept and sent with every v2
+// request, and the next request tells whether they may.
+function v2Login(ev) {
+  ev.preventDefault();
+  const user = $('v2-user').value;
+  S.v2auth = 'Basic ' + bytesToB64(enc.encode(user + ':' + $('v2-password').value));
+  $('v2-password').value = '';
+  $('v2-whoami').textContent = 'as ' + user;
+  openV2($('v2-path').value);
 }
 
 async function openV2(path) {
@@ -934,6 +954,7 @@ async function main() {
   $('kv-delete').addEventListener('click', deleteKey);
   $('kv-create').addEventListener('click', createKey);
   $('v2-open').addEventListener('click', () => openV2($('v2-path').value));
+  $('v2-login').addEventListener('submit', v2Login);
   $('v2-save').addEventListener('click', saveV2);
   $('v2-delete').addEventListener('click', deleteV2);
   $('v2-create').addEventListener('click', createV2);
