@@ -28,6 +28,10 @@
 //! - `charts_follow_the_load`: with `--metrics=extensive`, puts at 40/s
 //!   show as a Put rate within 40% of the rate sent; latency, fsync and
 //!   peer round-trip charts get values; the Put rate falls to 0 after.
+//! - `edits_never_overwrite_what_changed_meanwhile`: a create of an
+//!   existing key, a save and a delete of a key changed since it was
+//!   opened (v3 and v2) are refused and write nothing; a binary value is
+//!   edited as hex, and bad hex is refused.
 //! - `v2_auth_in_the_page`: with v2 auth on and the guest role revoked,
 //!   the v2 tree asks for credentials; a wrong password is refused; bob
 //!   lists `/app` and writes in it (root reads it back), and a write
@@ -1026,4 +1030,102 @@ fn v2_auth_in_the_page() {
 
 fn json_value(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// One etcd-client call against `endpoint`, on a runtime of its own.
+fn with_client<T>(
+    endpoint: &str,
+    f: impl AsyncFnOnce(&mut etcd_client::Client) -> Result<T, etcd_client::Error>,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let mut client = etcd_client::Client::connect([endpoint], None)
+            .await
+            .expect("etcd-client connect");
+        f(&mut client).await.expect("an etcd-client call")
+    })
+}
+
+/// A key's value as bytes (`None`: absent).
+fn value_bytes(endpoint: &str, key: &str) -> Option<Vec<u8>> {
+    let key = key.to_string();
+    with_client(endpoint, async move |c| {
+        let r = c.get(key, None).await?;
+        Ok(r.kvs().first().map(|kv| kv.value().to_vec()))
+    })
+}
+
+#[test]
+fn edits_never_overwrite_what_changed_meanwhile() {
+    let Some(ctl) = tools() else { return };
+    let c = Cluster::start(Options::default());
+    let ep = c.members[0].client_url();
+    let b = Browser::start("conflicts");
+    b.goto(&format!("{ep}/ui/"));
+
+    // Creating a key that exists leaves it as it is.
+    etcdctl(&ctl, &ep, None, &["put", "c/one", "first"]);
+    b.type_into("#kv-new-key", "c/one");
+    b.type_into("#kv-new-value", "would overwrite");
+    b.click("#kv-create");
+    b.wait_text_contains("#status", "c/one exists already");
+    assert_eq!(ctl_value(&ctl, &ep, "c/one").as_deref(), Some("first"));
+
+    // Opened, changed by someone else, then saved in the page: refused.
+    b.type_into("#kv-prefix", "c/");
+    b.click("#kv-search");
+    b.click("#kv-list li[data-key=\"c/one\"]");
+    b.wait_value("#kv-value", "first");
+    etcdctl(&ctl, &ep, None, &["put", "c/one", "changed elsewhere"]);
+    b.type_into("#kv-value", "stale edit");
+    b.click("#kv-save");
+    b.wait_text_contains("#status", "c/one changed since it was opened");
+    assert_eq!(
+        ctl_value(&ctl, &ep, "c/one").as_deref(),
+        Some("changed elsewhere")
+    );
+    // ... and so is a delete; opened again, both go through.
+    b.click("#kv-delete");
+    b.wait_text_contains("#status", "c/one changed since it was opened");
+    b.click("#kv-list li[data-key=\"c/one\"]");
+    b.wait_value("#kv-value", "changed elsewhere");
+    b.type_into("#kv-value", "fresh edit");
+    b.click("#kv-save");
+    b.wait_text_contains("#status", "saved c/one");
+    await_value(&ctl, &ep, "c/one", Some("fresh edit"));
+
+    // A value that is not UTF-8 is shown and edited as hex.
+    with_client(&ep, async |c| {
+        c.put("c/bin", vec![0xff, 0x00, 0x41], None).await.map(drop)
+    });
+    b.click("#kv-search");
+    b.click("#kv-list li[data-key=\"c/bin\"]");
+    b.wait_value("#kv-value", "0xff0041");
+    b.type_into("#kv-value", "not hex");
+    b.click("#kv-save");
+    b.wait_text_contains("#status", "it is edited as hex");
+    assert_eq!(value_bytes(&ep, "c/bin"), Some(vec![0xff, 0x00, 0x41]));
+    b.type_into("#kv-value", "0xfe01");
+    b.click("#kv-save");
+    b.wait_text_contains("#status", "saved c/bin");
+    assert_eq!(value_bytes(&ep, "c/bin"), Some(vec![0xfe, 0x01]));
+    b.screenshot("binary");
+
+    // v2: a save after someone else's write is etcd's "Compare failed".
+    c.put_ok(0, "/cv2/k", "first");
+    b.type_into("#v2-path", "/cv2");
+    b.click("#v2-open");
+    b.click("#v2-list li[data-key=\"/cv2/k\"]");
+    b.wait_value("#v2-edit", "first");
+    c.put_ok(0, "/cv2/k", "changed elsewhere");
+    b.type_into("#v2-edit", "stale edit");
+    b.click("#v2-save");
+    b.wait_text_contains("#status", "v2 /cv2/k: Compare failed");
+    assert_eq!(c.value(0, "/cv2/k").as_deref(), Some("changed elsewhere"));
+    b.click("#v2-delete");
+    b.wait_text_contains("#status", "v2 /cv2/k: Compare failed");
+    assert_eq!(c.value(0, "/cv2/k").as_deref(), Some("changed elsewhere"));
 }

@@ -26,7 +26,8 @@ const S = {
   leaderTerm: 0,
   alarms: null,
   compactRev: null,
-  kv: { prefix: '', cursor: null, listed: 0, selected: null },
+  kv: { prefix: '', cursor: null, listed: 0, selected: null, binary: false },
+  v2: { key: '', index: 0 }, // the open v2 key and its modifiedIndex
   watch: { ctl: null, prefix: '', rev: 0, on: false },
   metrics: { last: null, at: 0, series: {} },
 };
@@ -54,6 +55,22 @@ function b64ToBytes(b64) {
 }
 
 const textB64 = (text) => bytesToB64(enc.encode(text));
+
+function isText(b64) {
+  try {
+    dec.decode(b64ToBytes(b64));
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
+// "0x" and hex digits as bytes; null for anything else.
+function parseHex(text) {
+  const m = /^0x((?:[0-9a-fA-F]{2})*)$/.exec(text.trim());
+  if (!m) return null;
+  return Uint8Array.from(m[1].match(/../g) || [], (h) => parseInt(h, 16));
+}
 
 // A key or value as text: UTF-8 when it is, else hex.
 function show(b64) {
@@ -452,9 +469,12 @@ async function openKey(keyB64, li) {
       return;
     }
     S.kv.selected = kv;
+    // A value that is not UTF-8 is shown, and edited, as hex.
+    S.kv.binary = !isText(kv.value);
     $('kv-detail').classList.remove('hidden');
     $('kv-key').textContent = show(kv.key);
     $('kv-value').value = show(kv.value);
+    $('kv-value').title = S.kv.binary ? 'not UTF-8: edit it as hex, 0x followed by two digits a byte' : '';
     $('kv-view').textContent = prettyValue(kv.value);
     $('kv-meta').textContent =
       `create revision ${num(kv.create_revision)}, mod revision ${num(kv.mod_revision)}, ` +
@@ -505,22 +525,44 @@ async function history(kv) {
   }
 }
 
-async function putKey(keyText, valueText, what, keepLease) {
+// `op` (a txn request) on the open key only if nobody changed it since it
+// was opened (its mod revision is the same): true if done, else the
+// reason is in #status.
+async function ifUnchanged(kv, op) {
+  const keyText = show(kv.key);
   try {
-    await v3('/v3/kv/put', { key: textB64(keyText), value: textB64(valueText), ignore_lease: !!keepLease });
-    status(`${what} ${keyText}`);
-    return true;
+    const r = await v3('/v3/kv/txn', {
+      compare: [{ key: kv.key, result: 'EQUAL', target: 'MOD', mod_revision: kv.mod_revision }],
+      success: [op],
+      failure: [{ request_range: { key: kv.key } }],
+    });
+    if (r.succeeded) return true;
+    const now = (((r.responses || [])[0] || {}).response_range || {}).kvs || [];
+    const was = now.length ? `now at mod revision ${num(now[0].mod_revision)}` : 'deleted';
+    status(`${keyText} changed since it was opened (${was}): open it again`, true);
   } catch (e) {
     if (!authFailed(e)) status(`${keyText}: ${e.message}`, true);
-    return false;
   }
+  return false;
 }
 
 async function saveKey() {
   const kv = S.kv.selected;
   if (!kv) return;
   const keyText = show(kv.key);
-  if (await putKey(keyText, $('kv-value').value, 'saved', kv.lease && kv.lease !== '0')) {
+  let value = enc.encode($('kv-value').value);
+  if (S.kv.binary) {
+    value = parseHex($('kv-value').value);
+    if (value === null) {
+      status(`${keyText}: not saved: its value is not UTF-8, so it is edited as hex (0x, two digits a byte)`, true);
+      return;
+    }
+  }
+  // Its key as it is (not as shown), the lease it has kept.
+  const keepLease = !!kv.lease && kv.lease !== '0';
+  const put = { request_put: { key: kv.key, value: bytesToB64(value), ignore_lease: keepLease } };
+  if (await ifUnchanged(kv, put)) {
+    status(`saved ${keyText}`);
     const li = Array.from($('kv-list').children).find((x) => x.dataset.b64 === kv.key);
     openKey(kv.key, li);
   }
@@ -529,21 +571,30 @@ async function saveKey() {
 async function deleteKey() {
   const kv = S.kv.selected;
   if (!kv) return;
-  try {
-    await v3('/v3/kv/deleterange', { key: kv.key });
+  if (await ifUnchanged(kv, { request_delete_range: { key: kv.key } })) {
     status(`deleted ${show(kv.key)}`);
     S.kv.selected = null;
     $('kv-detail').classList.add('hidden');
     for (const li of Array.from($('kv-list').children)) if (li.dataset.b64 === kv.key) li.remove();
-  } catch (e) {
-    if (!authFailed(e)) status(`${show(kv.key)}: ${e.message}`, true);
   }
 }
 
+// A new key only: one that exists is left as it is.
 async function createKey() {
   const key = $('kv-new-key').value;
   if (!key) return;
-  if (await putKey(key, $('kv-new-value').value, 'created')) {
+  let made = false;
+  try {
+    const r = await v3('/v3/kv/txn', {
+      compare: [{ key: textB64(key), result: 'EQUAL', target: 'CREATE', create_revision: '0' }],
+      success: [{ request_put: { key: textB64(key), value: textB64($('kv-new-value').value) } }],
+    });
+    made = !!r.succeeded;
+    status(made ? `created ${key}` : `${key} exists already: open it to edit it`, !made);
+  } catch (e) {
+    if (!authFailed(e)) status(`${key}: ${e.message}`, true);
+  }
+  if (made) {
     $('kv-new-key').value = '';
     $('kv-new-value').value = '';
     listKeys(true);
@@ -557,14 +608,14 @@ const v2Url = (path) => '/v2/keys' + encodeURI(path).replace(/[?#]/g, encodeURIC
 // A v2 keys API call: its JSON, or an error with etcd's message.
 // A 401 (v2 auth on, and these credentials, or none, may not) shows the
 // v2 login; a success with credentials hides it.
-async function v2(path, method, form) {
+async function v2(path, method, form, query) {
   const init = { method: method || 'GET', headers: {} };
   if (form) {
     init.body = new URLSearchParams(form);
     init.headers['Content-Type'] = 'application/x-www-form-urlencoded';
   }
   if (S.v2auth) init.headers.Authorization = S.v2auth;
-  const r = await fetch(v2Url(path) + (method ? '' : '?sorted=true'), init);
+  const r = await fetch(v2Url(path) + (query || (method ? '' : '?sorted=true')), init);
   const body = await r.json().catch(() => null);
   if (r.status === 401) $('v2-login').classList.remove('hidden');
   if (!r.ok || !body || body.errorCode) {
@@ -593,6 +644,7 @@ async function openV2(path) {
     const body = await v2(path);
     const node = body.node || {};
     if (!node.dir) {
+      S.v2 = { key: node.key, index: node.modifiedIndex };
       $('v2-detail').classList.remove('hidden');
       $('v2-key').textContent = node.key;
       $('v2-edit').value = node.value || '';
@@ -616,9 +668,9 @@ async function openV2(path) {
   }
 }
 
-async function v2Write(path, method, form, what) {
+async function v2Write(path, method, form, what, query) {
   try {
-    await v2(path, method, form);
+    await v2(path, method, form, query);
     status(`v2 ${what} ${path}`);
     return true;
   } catch (e) {
@@ -627,14 +679,16 @@ async function v2Write(path, method, form, what) {
   }
 }
 
+// Saved and deleted only if unchanged since opened (prevIndex: etcd's
+// "Compare failed" otherwise).
 async function saveV2() {
-  const key = $('v2-key').textContent;
-  if (key && (await v2Write(key, 'PUT', { value: $('v2-edit').value, prevExist: 'true' }, 'saved'))) openV2(key);
+  const { key, index } = S.v2;
+  if (key && (await v2Write(key, 'PUT', { value: $('v2-edit').value, prevIndex: String(index) }, 'saved'))) openV2(key);
 }
 
 async function deleteV2() {
-  const key = $('v2-key').textContent;
-  if (key && (await v2Write(key, 'DELETE', null, 'deleted'))) {
+  const { key, index } = S.v2;
+  if (key && (await v2Write(key, 'DELETE', null, 'deleted', `?prevIndex=${index}`))) {
     $('v2-detail').classList.add('hidden');
     openV2($('v2-path').value);
   }
