@@ -15,7 +15,8 @@ pub struct Request {
     /// Request target as sent on the request line (path + query), raw bytes.
     pub target: Vec<u8>,
     /// Extra headers, in order. A header with an empty value is not sent
-    /// (that is how a step suppresses the default form Content-Type).
+    /// (that is how a step suppresses the default form Content-Type, or,
+    /// with `Host`, the default `Host: <address>`).
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
 }
@@ -56,7 +57,14 @@ pub fn encode(req: &Request, addr: SocketAddr) -> Vec<u8> {
     out.push(b' ');
     out.extend_from_slice(&req.target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    out.extend_from_slice(format!("Host: {addr}\r\n").as_bytes());
+    // `Host: <addr>` unless the request names its own (an empty one: none).
+    if !req
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+    {
+        out.extend_from_slice(format!("Host: {addr}\r\n").as_bytes());
+    }
     for (n, v) in &req.headers {
         if !v.is_empty() {
             out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());

@@ -533,6 +533,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         gateway: Default::default(),
         client_cert_auth: cfg.client_tls.client_cert_auth,
         enable_ui: cfg.enable_ui,
+        access: http::access::Access::new(&cfg.cors, &cfg.host_whitelist),
     });
 
     let mut listeners = Vec::new();

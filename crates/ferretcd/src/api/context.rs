@@ -24,4 +24,6 @@ pub struct Api {
     pub client_cert_auth: bool,
     /// `--enable-ui`: serve the dashboard at `/ui/`.
     pub enable_ui: bool,
+    /// `--host-whitelist` and `--cors`.
+    pub access: crate::api::http::access::Access,
 }

@@ -86,18 +86,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         |c, _| c.peer_tls.skip_client_san_verification,
     ),
     refuse(
-        "cors",
-        TLS_METRICS_LOGS,
-        "the CORS whitelist is not applied: every origin is allowed",
-        |c, d| c.cors != d.cors,
-    ),
-    refuse(
-        "host-whitelist",
-        TLS_METRICS_LOGS,
-        "Host headers are not checked",
-        |c, d| c.host_whitelist != d.host_whitelist,
-    ),
-    refuse(
         "enable-pprof",
         TLS_METRICS_LOGS,
         "there is no profiling endpoint",

@@ -4,13 +4,15 @@
 //! HTTP/1.1, served as etcd 3.4's Go HTTP server behaves: each
 //! connection on its own task, Go's answers before any handler runs
 //! (`OPTIONS *`, a bad escape in the path), `ServeMux`'s path rules
-//! (unclean paths redirected with 301), CORS headers on every response.
+//! (unclean paths redirected with 301), and etcd's access controller
+//! ([`access`]: the `Host` check of a plaintext request, CORS headers).
 //! Which handler serves a clean path is the [`Routes`] table's business
 //! (`api::v2` today); this module knows nothing of the endpoints, logs or
 //! disks.
 //!
 //! Errors become HTTP in one place, [`wire`].
 
+pub mod access;
 pub mod body;
 pub mod form;
 pub mod request;
@@ -28,6 +30,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::api::http::access::Access;
 use crate::api::http::body::Body;
 
 /// How long a client may take to send its request head. A slow or stalled
@@ -42,6 +45,12 @@ pub trait Routes: Send + Sync + 'static {
         req: Request<Incoming>,
         path: Vec<u8>,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// The `--host-whitelist` and `--cors` rules of these routes' listener
+    /// (by default, etcd's: every host and every origin).
+    fn access(&self) -> &Access {
+        &Access::ALLOW_ALL
+    }
 }
 
 /// HTTP/2 settings of the gRPC side (etcd's `--grpc-keepalive-*` and
@@ -169,7 +178,7 @@ pub async fn serve<R, G>(
                     Ok(Err(_)) | Err(_) => return,
                 }
             }
-            serve_http1(stream, routes, None).await;
+            serve_http1(stream, routes, None, false).await;
         });
     }
 }
@@ -221,7 +230,7 @@ async fn serve_tls<R, G>(
     });
     let http2 = conn.alpn_protocol() == Some(b"h2");
     match h2 {
-        _ if !http2 => serve_http1(tls, routes, cert).await,
+        _ if !http2 => serve_http1(tls, routes, cert, true).await,
         Some((grpc, settings)) => serve_http2_mixed(tls, Some(grpc), routes, cert, &settings).await,
         // A listener without gRPC (metrics): HTTP/2 requests to the routes.
         None => {
@@ -240,8 +249,9 @@ fn reject(remote: std::net::SocketAddr, error: &str, server_name: &str) {
     );
 }
 
-/// HTTP/1.1 on one connection, every request to `routes`.
-async fn serve_http1<R, I>(io: I, routes: Arc<R>, cert: Option<ClientCertificate>)
+/// HTTP/1.1 on one connection (`tls`: inside a TLS session), every
+/// request to `routes`.
+async fn serve_http1<R, I>(io: I, routes: Arc<R>, cert: Option<ClientCertificate>, tls: bool)
 where
     R: Routes,
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -251,7 +261,7 @@ where
         if let Some(c) = &cert {
             req.extensions_mut().insert(c.clone());
         }
-        async move { Ok::<_, Infallible>(handle(&*routes, req).await) }
+        async move { Ok::<_, Infallible>(handle(&*routes, req, tls).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -299,7 +309,7 @@ async fn serve_http2_mixed<R, G, I>(
                     let Ok(resp) = tower::Service::call(grpc, req).await;
                     resp.map(Either::Left)
                 }
-                None => handle(&*routes, req).await.map(Either::Right),
+                None => handle(&*routes, req, true).await.map(Either::Right),
             };
             Ok::<_, Infallible>(resp)
         }
@@ -359,24 +369,40 @@ where
     }
 }
 
-/// Serves one request: CORS, path cleaning, routing.
-pub async fn handle<R: Routes>(routes: &R, req: Request<Incoming>) -> Response<Body> {
-    // Two answers Go's HTTP server gives before any handler runs, so
-    // without CORS headers: `OPTIONS *`, and a request path with a bad
-    // percent escape.
+/// Serves one request (`tls`: it came over TLS): the host check, CORS,
+/// path cleaning, routing.
+pub async fn handle<R: Routes>(routes: &R, req: Request<Incoming>, tls: bool) -> Response<Body> {
+    // Three answers Go's HTTP server gives before any handler runs, so
+    // without CORS headers: an HTTP/1.1 request without a `Host` header,
+    // `OPTIONS *`, and a request path with a bad percent escape.
+    if req.version() == hyper::Version::HTTP_11 && !req.headers().contains_key(hyper::header::HOST)
+    {
+        return go_bad_request(": missing required Host header");
+    }
     if req.uri() == "*" && req.method() == Method::OPTIONS {
         return Response::new(Body::empty());
     }
     if url::path_unescape(req.uri().path().as_bytes()).is_err() {
-        return go_bad_request();
+        return go_bad_request("");
     }
+    let access = routes.access();
+    if !tls {
+        // A plaintext request for a host not whitelisted may be a DNS
+        // rebinding attack (CVE-2018-5702).
+        if let Err(refused) = access.check_host(&req) {
+            return refused;
+        }
+    }
+    let origin = access.allowed_origin(&req);
     let mut resp = if req.method() == Method::OPTIONS {
         // CORS preflight: etcd answers every OPTIONS with an empty 200.
         Response::new(Body::empty())
     } else {
         serve_mux(routes, req).await
     };
-    add_cors(&mut resp);
+    if let Some(origin) = origin {
+        add_cors(&mut resp, origin);
+    }
     sort_headers(&mut resp);
     resp
 }
@@ -395,10 +421,10 @@ fn sort_headers(resp: &mut Response<Body>) {
     }
 }
 
-/// Go's server-level `400 Bad Request`: a fixed text, no newline, and the
-/// connection closed.
-fn go_bad_request() -> Response<Body> {
-    let mut resp = Response::new(Body::full("400 Bad Request"));
+/// Go's server-level `400 Bad Request`: a fixed text and `detail` (empty,
+/// or `: ` and why), no newline, and the connection closed.
+fn go_bad_request(detail: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::full(format!("400 Bad Request{detail}")));
     *resp.status_mut() = StatusCode::BAD_REQUEST;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, wire::TEXT);
@@ -406,7 +432,7 @@ fn go_bad_request() -> Response<Body> {
     resp
 }
 
-fn add_cors(resp: &mut Response<Body>) {
+fn add_cors(resp: &mut Response<Body>, origin: HeaderValue) {
     let h = resp.headers_mut();
     h.insert(
         HeaderName::from_static("access-control-allow-headers"),
@@ -418,7 +444,7 @@ fn add_cors(resp: &mut Response<Body>) {
     );
     h.insert(
         HeaderName::from_static("access-control-allow-origin"),
-        HeaderValue::from_static("*"),
+        origin,
     );
 }
 
@@ -427,7 +453,7 @@ fn add_cors(resp: &mut Response<Body>) {
 async fn serve_mux<R: Routes>(routes: &R, req: Request<Incoming>) -> Response<Body> {
     let raw_path = req.uri().path().as_bytes().to_vec();
     let Ok(path) = url::path_unescape(&raw_path) else {
-        return go_bad_request();
+        return go_bad_request("");
     };
     let clean = ferret_gocompat::path::clean_url_path(&path);
     if clean != path {

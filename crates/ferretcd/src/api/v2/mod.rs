@@ -16,6 +16,10 @@ use crate::api::http::{wire, Routes};
 use crate::api::metrics;
 
 impl Routes for Api {
+    fn access(&self) -> &crate::api::http::access::Access {
+        &self.access
+    }
+
     async fn route(&self, req: Request<Incoming>, path: Vec<u8>) -> Response<Body> {
         let method = req.method().clone();
         let server = &self.server;
