@@ -188,7 +188,10 @@ fn host_whitelist_and_cors_as_etcd() {
     expect(3, &refused);
     expect(4, &refused);
     // Go's server refuses an HTTP/1.1 request without a Host first.
-    expect(5, &["400\n", "400 Bad Request: missing required Host header"]);
+    expect(
+        5,
+        &["400\n", "400 Bad Request: missing required Host header"],
+    );
     expect(
         6,
         &[
