@@ -70,6 +70,7 @@ impl Tools {
             snapshot_count: None,
             extra: Vec::new(),
             peer_tls: false,
+            https_client: false,
         });
         Etcd {
             tools: self,

@@ -206,6 +206,7 @@ fn k8s_style() {
         snapshot_count: cfg.snapshot_count,
         extra,
         peer_tls: false,
+        https_client: false,
     });
     let addrs: Vec<SocketAddr> = (0..3).map(|i| cluster.client(i)).collect();
     let rt = runtime();

@@ -864,7 +864,7 @@ fn charts_follow_the_load() {
         "the Put rate to fall to 0",
         b.timeout(),
         |b| match chart_value(b, "requests", "Put")? {
-            Some(v) if v == 0.0 => Ok(()),
+            Some(v) if v.abs() < 1e-9 => Ok(()),
             other => Err(format!("{other:?}")),
         },
     );
@@ -924,7 +924,14 @@ fn v2_auth_in_the_page() {
     const JSON: &str = "application/json";
     const FORM: &str = "application/x-www-form-urlencoded";
     let root = Some("root:rootpw");
-    let steps: [(&str, &str, Option<&str>, Option<(&str, &str)>); 6] = [
+    // Method, target, user, body.
+    type Step<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<(&'a str, &'a str)>,
+    );
+    let steps: [Step; 6] = [
         ("PUT", "/v2/keys/app/x", None, Some((FORM, "value=for bob"))),
         (
             "PUT",

@@ -55,21 +55,20 @@ impl Access {
         }
     }
 
-    /// A plaintext request's host check: `Err` is the answer to give.
-    pub fn check_host<B>(&self, req: &Request<B>) -> Result<(), Response<Body>> {
-        let Some(hosts) = &self.hosts else {
-            return Ok(());
-        };
+    /// A plaintext request's host check: the refusal to answer with, if
+    /// its host is not whitelisted.
+    pub fn refuse_host<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        let hosts = self.hosts.as_ref()?;
         let host = hostname(req);
         if hosts.contains(host) {
-            return Ok(());
+            return None;
         }
         tracing::warn!(
             host,
             capnslog_msg = %format!("rejecting HTTP request from {host:?} to prevent DNS rebinding attacks"),
             "rejecting HTTP request to prevent DNS rebinding attacks"
         );
-        Err(wire::text_error(
+        Some(wire::text_error(
             StatusCode::MISDIRECTED_REQUEST,
             &unrecognized_host(host),
         ))
@@ -179,7 +178,9 @@ mod tests {
             Access::new(&s(&["*"]), &s(&["*"])),
             Access::new(&[], &[]),
         ] {
-            assert!(a.check_host(&req(Some("evil.example:2379"), None)).is_ok());
+            assert!(a
+                .refuse_host(&req(Some("evil.example:2379"), None))
+                .is_none());
             assert_eq!(
                 a.allowed_origin(&req(None, Some("https://x.example"))),
                 Some(HeaderValue::from_static("*"))
@@ -194,21 +195,21 @@ mod tests {
     #[test]
     fn a_host_whitelist_refuses_other_hosts_with_etcds_text() {
         let a = Access::new(&[], &s(&["localhost", "127.0.0.1", "::1"]));
-        assert!(a.check_host(&req(Some("localhost:2379"), None)).is_ok());
-        assert!(a.check_host(&req(Some("127.0.0.1:2379"), None)).is_ok());
-        assert!(a.check_host(&req(Some("[::1]:2379"), None)).is_ok());
-        assert!(a.check_host(&req(Some("localhost"), None)).is_ok());
+        assert!(a.refuse_host(&req(Some("localhost:2379"), None)).is_none());
+        assert!(a.refuse_host(&req(Some("127.0.0.1:2379"), None)).is_none());
+        assert!(a.refuse_host(&req(Some("[::1]:2379"), None)).is_none());
+        assert!(a.refuse_host(&req(Some("localhost"), None)).is_none());
         let refused = a
-            .check_host(&req(Some("rebound.example:2379"), None))
-            .unwrap_err();
+            .refuse_host(&req(Some("rebound.example:2379"), None))
+            .expect("refused");
         assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
         assert!(unrecognized_host("rebound.example")
             .contains("  - e.g. etcd --host-whitelist \"rebound.example\"\n"));
         // No Host at all (HTTP/1.0) is the empty host.
-        assert!(a.check_host(&req(None, None)).is_err());
+        assert!(a.refuse_host(&req(None, None)).is_some());
         assert!(Access::new(&[], &s(&[""]))
-            .check_host(&req(None, None))
-            .is_ok());
+            .refuse_host(&req(None, None))
+            .is_none());
     }
 
     #[test]

@@ -389,7 +389,7 @@ pub async fn handle<R: Routes>(routes: &R, req: Request<Incoming>, tls: bool) ->
     if !tls {
         // A plaintext request for a host not whitelisted may be a DNS
         // rebinding attack (CVE-2018-5702).
-        if let Err(refused) = access.check_host(&req) {
+        if let Some(refused) = access.refuse_host(&req) {
             return refused;
         }
     }
