@@ -50,6 +50,21 @@ pub fn etcd_tools() -> Option<(PathBuf, PathBuf)> {
     found
 }
 
+/// The reference etcd for a differential test (see [`find_etcd`]), or
+/// `None` with a loud line naming `what` is skipped; under CI (`CI` set)
+/// a missing etcd fails the test instead.
+pub fn reference_etcd(what: &str) -> Option<PathBuf> {
+    let found = find_etcd();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but no etcd was found (set ETCD_BIN or install etcd)"
+        );
+        eprintln!("SKIPPED: etcd not found, so {what}");
+    }
+    found
+}
+
 /// Where the reference etcd lives: $ETCD_BIN, else `etcd` on PATH, else
 /// /usr/bin/etcd.
 pub fn find_etcd() -> Option<PathBuf> {

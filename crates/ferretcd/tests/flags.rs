@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ferret_testkit::bin::find_etcd;
 use ferret_testkit::dir::TempDir;
 use ferret_testkit::ports::free_ports;
 
@@ -156,12 +155,8 @@ fn the_help_is_etcds() {
     );
     // ferretcd's own flags, then a word on the flags it refuses.
     let trailer = "\nferretcd's own:\n  --enable-ui 'true'\n    Serve the dashboard (cluster, keys, watch, metrics) at /ui/ on the client URLs.\n\nferretcd refuses to start with a flag it does not implement yet, unless the flag has its default value: see \"Limitations\" in README.md.\n";
-    let Some(etcd) = find_etcd() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but no etcd was found (set ETCD_BIN or install etcd)"
-        );
-        eprintln!("etcd not found: skipping the comparison of --help with etcd's");
+    let Some(etcd) = ferret_testkit::bin::reference_etcd("no comparison of --help with etcd's")
+    else {
         return;
     };
     let theirs = run(&etcd, &["--help"], Duration::from_secs(10));
