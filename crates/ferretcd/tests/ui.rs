@@ -590,6 +590,22 @@ fn load_keys(endpoint: &str, prefix: &str, n: usize) {
     });
 }
 
+/// Waits until `#kv-count` says `n` keys were listed.
+fn wait_listed(b: &Browser, n: u64) {
+    b.wait_until(&format!("#kv-count to say {n}"), b.timeout(), |b| {
+        let t = b.try_eval(
+            "const e = document.querySelector('#kv-count'); return e ? e.innerText : '';",
+            vec![],
+        )?;
+        let t = t.as_str().unwrap_or("").to_string();
+        if first_number(&t) == Some(n) {
+            Ok(())
+        } else {
+            Err(format!("{t:?}"))
+        }
+    });
+}
+
 #[test]
 fn key_list_pages_through_100k_keys() {
     let Some(ctl) = tools() else { return };
@@ -623,36 +639,14 @@ fn key_list_pages_through_100k_keys() {
     b.wait_count("#kv-list li[data-key]", 50);
     b.wait_exists("#kv-list li[data-key=\"big/000000\"]");
     assert_eq!(b.attrs("#kv-list li[data-key]", "data-key"), page(0));
-    b.wait_until("#kv-count to say 50", b.timeout(), |b| {
-        let t = b.try_eval(
-            "const e = document.querySelector('#kv-count'); return e ? e.innerText : '';",
-            vec![],
-        )?;
-        let t = t.as_str().unwrap_or("").to_string();
-        if first_number(&t) == Some(50) {
-            Ok(())
-        } else {
-            Err(format!("{t:?}"))
-        }
-    });
+    wait_listed(&b, 50);
     b.screenshot("first-page");
 
     b.click("#kv-next");
     b.wait_exists("#kv-list li[data-key=\"big/000050\"]");
     b.wait_count("#kv-list li[data-key]", 50);
     assert_eq!(b.attrs("#kv-list li[data-key]", "data-key"), page(50));
-    b.wait_until("#kv-count to say 100", b.timeout(), |b| {
-        let t = b.try_eval(
-            "const e = document.querySelector('#kv-count'); return e ? e.innerText : '';",
-            vec![],
-        )?;
-        let t = t.as_str().unwrap_or("").to_string();
-        if first_number(&t) == Some(100) {
-            Ok(())
-        } else {
-            Err(format!("{t:?}"))
-        }
-    });
+    wait_listed(&b, 100);
     b.screenshot("second-page");
 }
 
